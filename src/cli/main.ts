@@ -1,0 +1,112 @@
+// The `mcplex` command: serve (HTTP), stdio (for desktop clients) and import (desktop-client config → mcplex).
+import { readFile } from 'node:fs/promises';
+import { Command, InvalidArgumentError } from 'commander';
+import { loadConfig } from '../config/load-config.js';
+import { importDesktopConfig } from '../config/import-desktop.js';
+import type { Config } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { createLogger } from '../log/logger.js';
+import type { Logger } from '../log/logger.js';
+import { startHttp, startStdio } from '../main.js';
+import { VERSION } from '../version.js';
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new InvalidArgumentError('expected a port number between 0 and 65535');
+  }
+  return port;
+}
+
+/** Prints a clear message and exits non-zero; used for every start-up failure. */
+function fail(message: string): never {
+  process.stderr.write(`mcplex: ${message}\n`);
+  process.exit(1);
+}
+
+async function load(path: string): Promise<Config> {
+  try {
+    return await loadConfig(path);
+  } catch (error) {
+    fail(errorMessage(error));
+  }
+}
+
+/** SIGTERM/SIGINT close upstreams (children get SIGTERM, then SIGKILL) before the process exits. */
+function onShutdown(logger: Logger, close: () => Promise<void>): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+const program = new Command().name('mcplex').description('Many MCP servers behind one endpoint.').version(VERSION);
+
+program
+  .command('serve')
+  .description('serve the aggregated MCP endpoint over HTTP at /mcp')
+  .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
+  .option('--host <host>', 'address to listen on (overrides server.host)')
+  .option('-p, --port <port>', 'port to listen on (overrides server.port)', parsePort)
+  .action(async (options: { config: string; host?: string; port?: number }) => {
+    const loaded = await load(options.config);
+    const config: Config = {
+      ...loaded,
+      server: {
+        ...loaded.server,
+        ...(options.host === undefined ? {} : { host: options.host }),
+        ...(options.port === undefined ? {} : { port: options.port }),
+      },
+    };
+    const logger = createLogger(config.logLevel);
+    try {
+      const running = await startHttp(config, logger);
+      onShutdown(logger, running.close);
+    } catch (error) {
+      fail(errorMessage(error));
+    }
+  });
+
+program
+  .command('stdio')
+  .description('serve the aggregated MCP server on stdin/stdout (for desktop MCP clients)')
+  .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
+  .action(async (options: { config: string }) => {
+    const config = await load(options.config);
+    const logger = createLogger(config.logLevel);
+    const running = startStdio(config, logger);
+    onShutdown(logger, running.close);
+    process.stdin.on('end', () => void running.close().then(() => process.exit(0)));
+  });
+
+program
+  .command('import')
+  .description("print an mcplex configuration equivalent to a desktop client's MCP configuration")
+  .argument('<file>', 'desktop client configuration (Claude Desktop, Cursor, VS Code)')
+  .action(async (file: string) => {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await readFile(file, 'utf8'));
+    } catch (error) {
+      fail(`cannot read ${file}: ${errorMessage(error)}`);
+    }
+    try {
+      const { config, warnings } = importDesktopConfig(raw);
+      for (const warning of warnings) process.stderr.write(`mcplex: warning: ${warning}\n`);
+      process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+    } catch (error) {
+      fail(errorMessage(error));
+    }
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => fail(errorMessage(error)));

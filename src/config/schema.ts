@@ -1,0 +1,209 @@
+// The mcplex configuration schema: one zod schema with defaults, strict objects everywhere,
+// and a normalised server shape (`transport` discriminant) for downstream code.
+import * as z from 'zod';
+
+/** Server keys and tool-name prefixes: they end up in tool names, so keep them short and plain. */
+export const SERVER_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+const SERVER_KEY_RULE = 'must be 1-32 letters, digits, "_" or "-", starting with a letter or digit';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Run a refinement whenever the value is an object, even if some of its fields failed (so every problem is reported). */
+const whenObject = { when: (payload: { value: unknown }) => isRecord(payload.value) };
+
+const ms = (what: string) =>
+  z.number().int(`${what} must be a whole number of milliseconds`).positive(`${what} must be > 0`);
+
+const toolPattern = z
+  .string()
+  .min(1, 'tool pattern must not be empty')
+  .regex(/^[^[\]{}]+$/, {
+    error: (issue) => `invalid tool pattern "${String(issue.input)}": only "*" and "?" wildcards are supported`,
+  });
+
+const stringMap = z.record(z.string(), z.string());
+
+const serverInputSchema = z
+  .strictObject({
+    type: z.enum(['stdio', 'streamable-http', 'http', 'sse']).optional(),
+    // stdio
+    command: z.string().min(1, 'command must not be empty').optional(),
+    args: z.array(z.string()).optional(),
+    env: stringMap.optional(),
+    cwd: z.string().min(1, 'cwd must not be empty').optional(),
+    // remote
+    url: z.url({ protocol: /^https?$/, error: 'must be a valid http:// or https:// URL' }).optional(),
+    headers: stringMap.optional(),
+    // mcplex extras
+    prefix: z
+      .string()
+      .regex(SERVER_KEY_PATTERN, { error: (issue) => `invalid prefix "${String(issue.input)}": ${SERVER_KEY_RULE}` })
+      .optional(),
+    tools: z
+      .strictObject({ allow: z.array(toolPattern).optional(), deny: z.array(toolPattern).optional() })
+      .prefault({}),
+    timeouts: z
+      .strictObject({ startup: ms('startup').default(30_000), call: ms('call').default(300_000) })
+      .prefault({}),
+    disabled: z.boolean().default(false),
+    restart: z
+      .strictObject({ initialDelay: ms('initialDelay').default(500), maxDelay: ms('maxDelay').default(30_000) })
+      .superRefine((restart, ctx) => {
+        if (restart.initialDelay > restart.maxDelay) {
+          ctx.addIssue({ code: 'custom', path: ['initialDelay'], message: 'initialDelay must not exceed maxDelay' });
+        }
+      })
+      .prefault({}),
+  })
+  .superRefine((server, ctx) => {
+    const has = (key: string) => (server as Record<string, unknown>)[key] !== undefined;
+    const hasCommand = has('command');
+    const hasUrl = has('url');
+    if (hasCommand && hasUrl) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'has both "command" and "url"; a server is either stdio ("command") or remote ("url")',
+      });
+      return;
+    }
+    if (!hasCommand && !hasUrl) {
+      ctx.addIssue({ code: 'custom', message: 'needs either "command" (stdio server) or "url" (remote server)' });
+      return;
+    }
+    const type = server.type;
+    if (hasCommand && type !== undefined && type !== 'stdio') {
+      ctx.addIssue({ code: 'custom', path: ['type'], message: `type "${type}" needs "url", not "command"` });
+    }
+    if (hasUrl && type === 'stdio') {
+      ctx.addIssue({ code: 'custom', path: ['type'], message: 'type "stdio" needs "command", not "url"' });
+    }
+    const misplaced = hasCommand ? (['headers'] as const) : (['args', 'env', 'cwd'] as const);
+    for (const key of misplaced) {
+      if (has(key)) {
+        const kind = hasCommand ? 'remote ("url")' : 'stdio ("command")';
+        ctx.addIssue({ code: 'custom', path: [key], message: `"${key}" only applies to ${kind} servers` });
+      }
+    }
+  }, whenObject);
+
+type ServerInput = z.output<typeof serverInputSchema>;
+
+/** Fields every server has after parsing, whatever its transport. */
+export interface CommonServerConfig {
+  /** Tool name prefix; defaults to the server key. */
+  prefix: string;
+  tools: { allow?: string[]; deny?: string[] };
+  timeouts: { startup: number; call: number };
+  disabled: boolean;
+  restart: { initialDelay: number; maxDelay: number };
+}
+
+export interface StdioServerConfig extends CommonServerConfig {
+  transport: 'stdio';
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd?: string;
+}
+
+export interface RemoteServerConfig extends CommonServerConfig {
+  transport: 'streamable-http' | 'sse';
+  url: string;
+  headers: Record<string, string>;
+}
+
+export type ServerConfig = StdioServerConfig | RemoteServerConfig;
+export type ServerTransport = ServerConfig['transport'];
+
+function toServerConfig(key: string, input: ServerInput): ServerConfig {
+  const common: CommonServerConfig = {
+    prefix: input.prefix ?? key,
+    tools: input.tools,
+    timeouts: input.timeouts,
+    disabled: input.disabled,
+    restart: input.restart,
+  };
+  if (input.command !== undefined) {
+    return {
+      transport: 'stdio',
+      command: input.command,
+      args: input.args ?? [],
+      env: input.env ?? {},
+      ...(input.cwd !== undefined ? { cwd: input.cwd } : {}),
+      ...common,
+    };
+  }
+  if (input.url === undefined) throw new Error(`server "${key}" has neither command nor url`); // unreachable: refined above
+  return {
+    transport: input.type === 'sse' ? 'sse' : 'streamable-http',
+    url: input.url,
+    headers: input.headers ?? {},
+    ...common,
+  };
+}
+
+const mcpServersSchema = z
+  .record(z.string(), serverInputSchema)
+  .superRefine((servers, ctx) => {
+    const prefixOwner = new Map<string, string>();
+    for (const [key, server] of Object.entries(servers)) {
+      if (!SERVER_KEY_PATTERN.test(key)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `invalid server key "${key}": ${SERVER_KEY_RULE} (it becomes the tool name prefix; set "prefix" if you need a different one)`,
+        });
+        continue;
+      }
+      const explicit = isRecord(server) && typeof server.prefix === 'string' ? server.prefix : undefined;
+      const prefix = explicit ?? key;
+      const owner = prefixOwner.get(prefix);
+      if (owner === undefined) prefixOwner.set(prefix, key);
+      else {
+        const path = explicit === undefined ? [key] : [key, 'prefix'];
+        ctx.addIssue({ code: 'custom', path, message: `prefix "${prefix}" is already used by server "${owner}"` });
+      }
+    }
+  }, whenObject)
+  .transform((servers): Record<string, ServerConfig> => {
+    const result: Record<string, ServerConfig> = {};
+    for (const [key, server] of Object.entries(servers)) result[key] = toServerConfig(key, server);
+    return result;
+  });
+
+const httpServerSchema = z.strictObject({
+  host: z.string().min(1, 'host must not be empty').default('127.0.0.1'),
+  port: z
+    .number()
+    .int('port must be an integer')
+    .min(0, 'port must be 0-65535')
+    .max(65_535, 'port must be 0-65535')
+    .default(7070),
+  maxBodyBytes: z
+    .number()
+    .int('maxBodyBytes must be an integer')
+    .positive('maxBodyBytes must be > 0')
+    .default(4_194_304),
+  allowedOrigins: z.array(z.string()).default([]),
+  allowedHosts: z.array(z.string()).default([]),
+  /** Items per page in merged tools/resources/prompts lists. */
+  pageSize: z.number().int('pageSize must be an integer').positive('pageSize must be > 0').default(500),
+});
+
+export const configSchema = z.strictObject({
+  mcpServers: mcpServersSchema.prefault({}),
+  server: httpServerSchema.prefault({}),
+  logLevel: z.enum(LOG_LEVELS).default('info'),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type HttpServerConfig = Config['server'];
+export type LogLevel = Config['logLevel'];
+/** What a config file may contain before defaults are applied. */
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Keys a server entry accepts (used by the desktop-config importer). */
+export const SERVER_KEYS: readonly string[] = Object.keys(serverInputSchema.shape);

@@ -1,0 +1,39 @@
+// The one error family of mcplex: a stable string code, an HTTP status and an optional cause.
+// Callers decide by `code`, never by message text; wire formats (JSON-RPC, OpenAI JSON) are produced at the edges.
+
+export type McplexErrorCode =
+  | 'CONFIG_INVALID'
+  | 'CONFIG_READ'
+  | 'CONFIG_PARSE'
+  | 'LISTEN_REFUSED'
+  | 'UNKNOWN_TOOL'
+  | 'UNKNOWN_RESOURCE'
+  | 'UNKNOWN_PROMPT'
+  | 'UPSTREAM_UNAVAILABLE'
+  | 'UPSTREAM_TIMEOUT'
+  | 'UPSTREAM_ERROR'
+  | 'INVALID_CURSOR'
+  | 'BODY_TOO_LARGE'
+  | 'PARSE_ERROR'
+  | 'FORBIDDEN';
+
+export class McplexError extends Error {
+  readonly code: McplexErrorCode;
+  readonly status: number;
+
+  constructor(code: McplexErrorCode, message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'McplexError';
+    this.code = code;
+    this.status = options.status ?? 500;
+  }
+}
+
+export function isMcplexError(error: unknown, code?: McplexErrorCode): error is McplexError {
+  return error instanceof McplexError && (code === undefined || error.code === code);
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

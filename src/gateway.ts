@@ -1,0 +1,57 @@
+// The MCP side of mcplex that every front end shares: the upstream connections, the merged catalog,
+// and the factory of aggregated server instances.
+import type { Server } from '@modelcontextprotocol/server';
+import type { Config } from './config/schema.js';
+import type { Logger } from './log/logger.js';
+import { Catalog } from './mcp/catalog/catalog.js';
+import { createAggregateServer } from './mcp/downstream/aggregate-server.js';
+import { Upstream } from './mcp/upstream/upstream.js';
+import type { UpstreamStatus } from './mcp/upstream/upstream.js';
+import { VERSION } from './version.js';
+
+export interface Gateway {
+  readonly upstreams: readonly Upstream[];
+  readonly catalog: Catalog;
+  /** A fresh aggregated server instance (one per legacy session, per modern request, per stdio connection). */
+  createServer(): Server;
+  /** Starts every enabled upstream in the background. */
+  start(): void;
+  /** Resolves when every upstream's first connection attempt has settled. */
+  whenSettled(): Promise<void>;
+  status(): { settled: boolean; servers: UpstreamStatus[] };
+  close(): Promise<void>;
+}
+
+export function createGateway(config: Config, logger: Logger): Gateway {
+  // Upstreams report changes to the catalog, which is built from the upstreams: the holder breaks the cycle.
+  const holder: { catalog?: Catalog } = {};
+  const upstreams = Object.entries(config.mcpServers).map(
+    ([key, serverConfig]) =>
+      new Upstream(key, serverConfig, {
+        logger,
+        clientInfo: { name: 'mcplex', version: VERSION },
+        onChange: () => holder.catalog?.rebuild(),
+      }),
+  );
+  const merged = new Catalog(upstreams);
+  holder.catalog = merged;
+  let settled = false;
+  const settledPromise = Promise.all(upstreams.map((u) => u.whenSettled())).then(() => {
+    settled = true;
+  });
+
+  return {
+    upstreams,
+    catalog: merged,
+    createServer: () =>
+      createAggregateServer(merged, { name: 'mcplex', version: VERSION, pageSize: config.server.pageSize }),
+    start() {
+      for (const upstream of upstreams) upstream.start();
+    },
+    whenSettled: () => settledPromise,
+    status: () => ({ settled, servers: upstreams.map((u) => u.status()) }),
+    async close() {
+      await Promise.allSettled(upstreams.map((u) => u.close()));
+    },
+  };
+}

@@ -1,0 +1,84 @@
+// The HTTP ingress: routes /mcp, /healthz and /readyz, applies the Host/Origin guards and the body limit,
+// and turns every failure into a response in one place. The process never goes down on bad input.
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import { hostHeaderValidation, originValidation } from '@modelcontextprotocol/node';
+import { localhostAllowedHostnames, localhostAllowedOrigins } from '@modelcontextprotocol/server';
+import type { Logger } from '../log/logger.js';
+import { McplexError, errorMessage } from '../errors.js';
+import type { McpHttpEndpoint } from '../mcp/downstream/http-endpoint.js';
+import { readBody } from './body.js';
+
+export interface HttpServerOptions {
+  maxBodyBytes: number;
+  allowedHosts: readonly string[];
+  allowedOrigins: readonly string[];
+  logger: Logger;
+  mcp: McpHttpEndpoint;
+  /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
+  readiness: () => { ready: boolean; body: unknown };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function jsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
+  sendJson(res, status, { jsonrpc: '2.0', error: { code, message }, id: null });
+}
+
+export function createHttpServer(options: HttpServerOptions): HttpServer {
+  const { logger, mcp } = options;
+  const validHost = hostHeaderValidation([...localhostAllowedHostnames(), ...options.allowedHosts]);
+  const validOrigin = originValidation([...localhostAllowedOrigins(), ...options.allowedOrigins]);
+
+  async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Both guards answer 403 themselves when they refuse.
+    if (!validHost(req, res) || !validOrigin(req, res)) return;
+    if (req.method === 'GET' || req.method === 'DELETE') {
+      await mcp.sessionRequest(req, res);
+      return;
+    }
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'GET, POST, DELETE');
+      jsonRpcError(res, 405, -32000, `method ${req.method} is not allowed on /mcp`);
+      return;
+    }
+    const raw = await readBody(req, options.maxBodyBytes);
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch (error) {
+      jsonRpcError(res, 400, -32700, `Parse error: ${errorMessage(error)}`);
+      return;
+    }
+    await mcp.post(req, res, body);
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (path === '/mcp') return handleMcp(req, res);
+    if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
+    if (path === '/readyz' && req.method === 'GET') {
+      const { ready, body } = options.readiness();
+      return sendJson(res, ready ? 200 : 503, body);
+    }
+    sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${path}` } });
+  }
+
+  return createServer((req, res) => {
+    route(req, res).catch((error: unknown) => {
+      if (error instanceof McplexError && error.code === 'BODY_TOO_LARGE') {
+        // Stop reading: the client gets its answer and the connection is not reused for the rest of the body.
+        res.setHeader('connection', 'close');
+        jsonRpcError(res, 413, -32600, error.message);
+        return;
+      }
+      logger.error({ err: errorMessage(error), url: req.url }, 'request failed');
+      if (!res.headersSent) jsonRpcError(res, 500, -32603, 'Internal error');
+      else res.end();
+    });
+  });
+}

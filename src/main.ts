@@ -1,0 +1,111 @@
+// Composition root: config → upstream connections → aggregated server → HTTP listener or stdio.
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import { serveStdio } from '@modelcontextprotocol/server/stdio';
+import type { Server } from '@modelcontextprotocol/server';
+import type { Config } from './config/schema.js';
+import type { Logger } from './log/logger.js';
+import { McplexError } from './errors.js';
+import { createGateway } from './gateway.js';
+import type { Gateway } from './gateway.js';
+import { createHttpServer } from './http/server.js';
+import { createMcpHttpEndpoint } from './mcp/downstream/http-endpoint.js';
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '[::1]']);
+
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK.has(host) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** Until API keys exist, anything but loopback would expose every configured server to the network. */
+export function assertListenAllowed(host: string): void {
+  if (!isLoopbackHost(host)) {
+    throw new McplexError(
+      'LISTEN_REFUSED',
+      `refusing to listen on ${host}: mcplex has no authentication configured, so it only listens on loopback ` +
+        `(127.0.0.1, ::1, localhost). Put it behind an authenticating proxy bound to loopback instead.`,
+      { status: 500 },
+    );
+  }
+}
+
+export interface RunningServer {
+  gateway: Gateway;
+  http: HttpServer;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startHttp(config: Config, logger: Logger): Promise<RunningServer> {
+  assertListenAllowed(config.server.host);
+  const gateway = createGateway(config, logger);
+  const mcp = createMcpHttpEndpoint({ createServer: () => gateway.createServer(), logger });
+  const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
+  const http = createHttpServer({
+    ...config.server,
+    logger,
+    mcp,
+    readiness: () => {
+      const { settled, servers } = gateway.status();
+      return { ready: settled, body: { ready: settled, sessions: mcp.sessionCount(), servers } };
+    },
+  });
+  gateway.start();
+  http.listen(config.server.port, config.server.host);
+  await once(http, 'listening');
+  const address = http.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  logger.info({ url: `${url}/mcp` }, `listening on ${url}/mcp`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    gateway,
+    http,
+    url,
+    close() {
+      closing ??= (async () => {
+        unsubscribe();
+        http.close();
+        await mcp.close();
+        http.closeAllConnections();
+        await gateway.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+export interface RunningStdio {
+  gateway: Gateway;
+  close(): Promise<void>;
+}
+
+/** Serves the aggregated server on this process's stdin/stdout (for desktop clients). */
+export function startStdio(config: Config, logger: Logger): RunningStdio {
+  const gateway = createGateway(config, logger);
+  const servers = new Set<Server>();
+  const unsubscribe = gateway.catalog.onChange((_view, changes) => {
+    for (const server of servers) {
+      if (changes.tools) void server.sendToolListChanged().catch(() => {});
+      if (changes.resources) void server.sendResourceListChanged().catch(() => {});
+      if (changes.prompts) void server.sendPromptListChanged().catch(() => {});
+    }
+  });
+  gateway.start();
+  const handle = serveStdio(() => {
+    const server = gateway.createServer();
+    servers.add(server);
+    server.onclose = () => servers.delete(server);
+    return server;
+  });
+  return {
+    gateway,
+    async close() {
+      unsubscribe();
+      await handle.close();
+      await gateway.close();
+    },
+  };
+}

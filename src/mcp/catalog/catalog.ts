@@ -1,0 +1,166 @@
+// The merged, namespaced view of every ready upstream's tools, resources, resource templates and prompts,
+// and the routing tables that send a call, read or get back to the server that owns it.
+import type { Prompt, Resource, ResourceTemplateType as ResourceTemplate, Tool } from '@modelcontextprotocol/client';
+import { McplexError } from '../../errors.js';
+import type { Upstream } from '../upstream/upstream.js';
+import { createToolFilter } from './glob.js';
+import type { ToolFilter } from './glob.js';
+import { assignNames } from './naming.js';
+import type { NameRequest } from './naming.js';
+
+export const RESOURCE_SCHEME = 'mcplex:';
+
+export interface Routed {
+  upstream: Upstream;
+  /** The name or URI as the upstream knows it. */
+  original: string;
+}
+
+/** Which merged lists differ from the previous view. */
+export interface ListChanges {
+  tools: boolean;
+  resources: boolean;
+  prompts: boolean;
+}
+
+export interface CatalogView {
+  readonly version: number;
+  readonly tools: readonly Tool[];
+  readonly resources: readonly Resource[];
+  readonly resourceTemplates: readonly ResourceTemplate[];
+  readonly prompts: readonly Prompt[];
+}
+
+/** `mcplex://<server>/<original uri>`: readable, and routable without a lookup table for templates. */
+export function exposeUri(serverKey: string, uri: string): string {
+  return `mcplex://${serverKey}/${uri}`;
+}
+
+export function parseExposedUri(uri: string): { serverKey: string; original: string } | undefined {
+  if (!uri.startsWith('mcplex://')) return undefined;
+  const rest = uri.slice('mcplex://'.length);
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return undefined;
+  return { serverKey: rest.slice(0, slash), original: rest.slice(slash + 1) };
+}
+
+export class Catalog {
+  private readonly upstreams: ReadonlyMap<string, Upstream>;
+  private readonly filters = new Map<string, ToolFilter>();
+  private toolRoutes = new Map<string, Routed>();
+  private promptRoutes = new Map<string, Routed>();
+  private viewValue: CatalogView = { version: 0, tools: [], resources: [], resourceTemplates: [], prompts: [] };
+  private readonly listeners = new Set<(view: CatalogView, changes: ListChanges) => void>();
+
+  constructor(upstreams: readonly Upstream[]) {
+    this.upstreams = new Map(upstreams.map((u) => [u.key, u]));
+    for (const upstream of upstreams) this.filters.set(upstream.key, createToolFilter(upstream.config.tools));
+    this.rebuild();
+  }
+
+  get view(): CatalogView {
+    return this.viewValue;
+  }
+
+  onChange(listener: (view: CatalogView, changes: ListChanges) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Recomputes the merged view from the upstreams' current catalogs; cheap enough to run on every change. */
+  rebuild(): void {
+    const ready = [...this.upstreams.values()].filter((u) => u.isReady).sort((a, b) => compare(a.key, b.key));
+
+    const toolRequests: { request: NameRequest; tool: Tool; upstream: Upstream }[] = [];
+    const promptRequests: { request: NameRequest; prompt: Prompt; upstream: Upstream }[] = [];
+    const resources: Resource[] = [];
+    const resourceTemplates: ResourceTemplate[] = [];
+    for (const upstream of ready) {
+      const prefix = upstream.config.prefix ?? upstream.key;
+      const filter = this.filters.get(upstream.key)!;
+      const { catalog } = upstream;
+      for (const tool of catalog.tools) {
+        if (!filter(tool.name)) continue;
+        toolRequests.push({ request: { serverKey: upstream.key, prefix, name: tool.name }, tool, upstream });
+      }
+      for (const prompt of catalog.prompts) {
+        promptRequests.push({ request: { serverKey: upstream.key, prefix, name: prompt.name }, prompt, upstream });
+      }
+      for (const resource of catalog.resources)
+        resources.push({ ...resource, uri: exposeUri(upstream.key, resource.uri) });
+      for (const template of catalog.resourceTemplates) {
+        resourceTemplates.push({ ...template, uriTemplate: exposeUri(upstream.key, template.uriTemplate) });
+      }
+    }
+
+    const toolNames = assignNames(toolRequests.map((t) => t.request));
+    const toolRoutes = new Map<string, Routed>();
+    const tools: Tool[] = [];
+    for (const { request, tool, upstream } of toolRequests) {
+      const name = toolNames.get(request)!;
+      toolRoutes.set(name, { upstream, original: tool.name });
+      tools.push({ ...tool, name });
+    }
+    const promptNames = assignNames(promptRequests.map((p) => p.request));
+    const promptRoutes = new Map<string, Routed>();
+    const prompts: Prompt[] = [];
+    for (const { request, prompt, upstream } of promptRequests) {
+      const name = promptNames.get(request)!;
+      promptRoutes.set(name, { upstream, original: prompt.name });
+      prompts.push({ ...prompt, name });
+    }
+
+    tools.sort((a, b) => compare(a.name, b.name));
+    prompts.sort((a, b) => compare(a.name, b.name));
+    resources.sort((a, b) => compare(a.uri, b.uri));
+    resourceTemplates.sort((a, b) => compare(a.uriTemplate, b.uriTemplate));
+
+    const previous = this.viewValue;
+    const changes: ListChanges = {
+      tools: !sameJson(previous.tools, tools),
+      resources: !sameJson(previous.resources, resources) || !sameJson(previous.resourceTemplates, resourceTemplates),
+      prompts: !sameJson(previous.prompts, prompts),
+    };
+    if (!changes.tools && !changes.resources && !changes.prompts && previous.version > 0) return;
+    this.toolRoutes = toolRoutes;
+    this.promptRoutes = promptRoutes;
+    this.viewValue = Object.freeze({
+      version: this.viewValue.version + 1,
+      tools: Object.freeze(tools),
+      resources: Object.freeze(resources),
+      resourceTemplates: Object.freeze(resourceTemplates),
+      prompts: Object.freeze(prompts),
+    });
+    for (const listener of this.listeners) listener(this.viewValue, changes);
+  }
+
+  resolveTool(name: string): Routed {
+    const route = this.toolRoutes.get(name);
+    if (!route) throw new McplexError('UNKNOWN_TOOL', `unknown tool "${name}"`, { status: 404 });
+    return route;
+  }
+
+  resolvePrompt(name: string): Routed {
+    const route = this.promptRoutes.get(name);
+    if (!route) throw new McplexError('UNKNOWN_PROMPT', `unknown prompt "${name}"`, { status: 404 });
+    return route;
+  }
+
+  /** Resources and template instances route by the server key inside the exposed URI. */
+  resolveResource(uri: string): Routed {
+    const parsed = parseExposedUri(uri);
+    const upstream = parsed && this.upstreams.get(parsed.serverKey);
+    if (!parsed || !upstream || !upstream.isReady) {
+      throw new McplexError('UNKNOWN_RESOURCE', `unknown resource "${uri}"`, { status: 404 });
+    }
+    return { upstream, original: parsed.original };
+  }
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,145 @@
+// The aggregated server over Streamable HTTP in both protocol eras: 2025-11-25 clients get sessions
+// (Mcp-Session-Id, GET stream, DELETE, resumable SSE); 2026-07-28 clients are served statelessly per request.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { NodeStreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
+import { classifyInboundRequest, createMcpHandler, isInitializeRequest } from '@modelcontextprotocol/server';
+import type { Server } from '@modelcontextprotocol/server';
+import type { Logger } from '../../log/logger.js';
+import type { ListChanges } from '../catalog/catalog.js';
+import { createMemoryEventStore } from './event-store.js';
+
+export interface McpHttpEndpointOptions {
+  createServer: () => Server;
+  logger: Logger;
+  /** Legacy sessions idle longer than this are closed. */
+  sessionIdleMs?: number;
+  maxSessions?: number;
+}
+
+interface LegacySession {
+  transport: NodeStreamableHTTPServerTransport;
+  server: Server;
+  lastSeen: number;
+}
+
+export interface McpHttpEndpoint {
+  /** Serves POST /mcp with an already parsed body. */
+  post(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void>;
+  /** Serves GET (standalone stream, resume) and DELETE (end session) /mcp. */
+  sessionRequest(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  notifyListChanged(changes: ListChanges): void;
+  sessionCount(): number;
+  close(): Promise<void>;
+}
+
+function sendJsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpEndpoint {
+  const { logger } = options;
+  const sessionIdleMs = options.sessionIdleMs ?? 30 * 60_000;
+  const maxSessions = options.maxSessions ?? 10_000;
+  const sessions = new Map<string, LegacySession>();
+  const modern = createMcpHandler(() => options.createServer(), { legacy: 'reject' });
+  const modernNode = toNodeHandler(modern);
+
+  const sweep = setInterval(
+    () => {
+      const cutoff = Date.now() - sessionIdleMs;
+      for (const [id, session] of sessions) {
+        if (session.lastSeen < cutoff) {
+          logger.debug({ session: id }, 'closing idle session');
+          void session.transport.close();
+        }
+      }
+    },
+    Math.min(sessionIdleMs, 60_000),
+  );
+  sweep.unref();
+
+  async function openSession(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+    if (sessions.size >= maxSessions) {
+      sendJsonRpcError(res, 503, -32000, `too many open sessions (${maxSessions}); try again later`);
+      return;
+    }
+    const server = options.createServer();
+    const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      eventStore: createMemoryEventStore(),
+      onsessioninitialized: (id) => {
+        sessions.set(id, { transport, server, lastSeen: Date.now() });
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) sessions.delete(transport.sessionId);
+    };
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  }
+
+  async function legacy(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+    const sessionId = header(req, 'mcp-session-id');
+    if (sessionId !== undefined) {
+      const session = sessions.get(sessionId);
+      if (!session) {
+        // 404 tells a legacy client that its session is gone and it should initialise again.
+        sendJsonRpcError(res, 404, -32001, 'Session not found');
+        return;
+      }
+      session.lastSeen = Date.now();
+      await session.transport.handleRequest(req, res, body);
+      return;
+    }
+    if (req.method === 'POST' && isInitializeRequest(body)) {
+      await openSession(req, res, body);
+      return;
+    }
+    sendJsonRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+  }
+
+  return {
+    async post(req, res, body) {
+      const outcome = classifyInboundRequest({
+        httpMethod: 'POST',
+        body,
+        protocolVersionHeader: header(req, 'mcp-protocol-version'),
+        mcpMethodHeader: header(req, 'mcp-method'),
+        mcpNameHeader: header(req, 'mcp-name'),
+      });
+      if (outcome.kind === 'legacy') {
+        await legacy(req, res, body);
+        return;
+      }
+      // Modern requests, and malformed ones, which the modern entry answers with the right error.
+      await modernNode(req, res, body);
+    },
+    async sessionRequest(req, res) {
+      await legacy(req, res, undefined);
+    },
+    notifyListChanged(changes) {
+      if (changes.tools) modern.notify.toolsChanged();
+      if (changes.resources) modern.notify.resourcesChanged();
+      if (changes.prompts) modern.notify.promptsChanged();
+      for (const { server } of sessions.values()) {
+        if (changes.tools) void server.sendToolListChanged().catch(() => {});
+        if (changes.resources) void server.sendResourceListChanged().catch(() => {});
+        if (changes.prompts) void server.sendPromptListChanged().catch(() => {});
+      }
+    },
+    sessionCount: () => sessions.size,
+    async close() {
+      clearInterval(sweep);
+      await Promise.allSettled([...sessions.values()].map((s) => s.transport.close()));
+      sessions.clear();
+      await modern.close();
+    },
+  };
+}

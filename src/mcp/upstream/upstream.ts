@@ -1,0 +1,363 @@
+// One long-lived connection to one configured MCP server: connect (era negotiated), list its catalog,
+// watch for list changes, reconnect with backoff when it drops, and forward calls with timeouts.
+import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from '@modelcontextprotocol/client';
+import type {
+  CallToolRequest,
+  CallToolResult,
+  CompleteRequest,
+  CompleteResult,
+  GetPromptRequest,
+  GetPromptResult,
+  PriorDiscovery,
+  Progress,
+  Prompt,
+  ReadResourceRequest,
+  ReadResourceResult,
+  Resource,
+  ResourceTemplateType as ResourceTemplate,
+  Tool,
+} from '@modelcontextprotocol/client';
+import type { Logger } from '../../log/logger.js';
+import type { ServerConfig } from '../../config/schema.js';
+import { McplexError, errorMessage } from '../../errors.js';
+import { backoffDelay } from './backoff.js';
+import { createUpstreamTransport } from './transport.js';
+import type { UpstreamTransport } from './transport.js';
+
+export type UpstreamState = 'connecting' | 'ready' | 'failed' | 'restarting' | 'disabled' | 'closed';
+
+export interface UpstreamCatalog {
+  readonly tools: readonly Tool[];
+  readonly resources: readonly Resource[];
+  readonly resourceTemplates: readonly ResourceTemplate[];
+  readonly prompts: readonly Prompt[];
+}
+
+export interface UpstreamStatus {
+  name: string;
+  transport: ServerConfig['transport'];
+  state: UpstreamState;
+  era: 'legacy' | 'modern' | null;
+  protocolVersion: string | null;
+  tools: number;
+  resources: number;
+  prompts: number;
+  restarts: number;
+  lastError: string | null;
+  pid: number | null;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  onprogress?: (progress: Progress) => void;
+}
+
+export interface UpstreamOptions {
+  logger: Logger;
+  clientInfo: { name: string; version: string };
+  /** Called whenever state or catalog changes. */
+  onChange: (upstream: Upstream) => void;
+}
+
+const EMPTY_CATALOG: UpstreamCatalog = Object.freeze({ tools: [], resources: [], resourceTemplates: [], prompts: [] });
+
+export class Upstream {
+  readonly key: string;
+  readonly config: ServerConfig;
+  private readonly logger: Logger;
+  private readonly options: UpstreamOptions;
+  private state: UpstreamState = 'connecting';
+  private client: Client | undefined;
+  private connection: UpstreamTransport | undefined;
+  private catalogValue: UpstreamCatalog = EMPTY_CATALOG;
+  private prior: PriorDiscovery | undefined;
+  private attempt = 0;
+  private restarts = 0;
+  private lastError: string | null = null;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closing = false;
+  private connecting: Promise<void> | undefined;
+  private firstSettled: Promise<void>;
+  private settleFirst!: () => void;
+  private generation = 0;
+
+  constructor(key: string, config: ServerConfig, options: UpstreamOptions) {
+    this.key = key;
+    this.config = config;
+    this.options = options;
+    this.logger = options.logger.child({ server: key });
+    this.firstSettled = new Promise((resolve) => (this.settleFirst = resolve));
+    if (config.disabled) {
+      this.state = 'disabled';
+      this.settleFirst();
+    }
+  }
+
+  get catalog(): UpstreamCatalog {
+    return this.catalogValue;
+  }
+
+  get isReady(): boolean {
+    return this.state === 'ready';
+  }
+
+  /** Starts connecting in the background; never throws. */
+  start(): void {
+    if (this.state === 'disabled' || this.closing) return;
+    void this.connect();
+  }
+
+  /** Resolves once the first connection attempt has succeeded or failed. */
+  whenSettled(): Promise<void> {
+    return this.firstSettled;
+  }
+
+  status(): UpstreamStatus {
+    return {
+      name: this.key,
+      transport: this.config.transport,
+      state: this.state,
+      era: this.client?.getProtocolEra() ?? null,
+      protocolVersion: this.client?.getNegotiatedProtocolVersion() ?? null,
+      tools: this.catalogValue.tools.length,
+      resources: this.catalogValue.resources.length + this.catalogValue.resourceTemplates.length,
+      prompts: this.catalogValue.prompts.length,
+      restarts: this.restarts,
+      lastError: this.lastError,
+      pid: this.connection?.pid() ?? null,
+    };
+  }
+
+  private connect(): Promise<void> {
+    this.connecting ??= this.doConnect().finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
+  private async doConnect(): Promise<void> {
+    const generation = ++this.generation;
+    const startup = this.config.timeouts.startup;
+    const connection = createUpstreamTransport(this.config);
+    connection.onStderr((line) => this.logger.debug({ stderr: line }, 'upstream stderr'));
+    const client = this.createClient();
+    this.connection = connection;
+    this.client = client;
+    this.logger.info({ transport: this.config.transport }, 'connecting');
+    try {
+      const signal = AbortSignal.timeout(startup);
+      await client.connect(connection.transport, {
+        timeout: startup,
+        signal,
+        ...(this.prior === undefined ? {} : { prior: this.prior }),
+      });
+      const discover = client.getDiscoverResult();
+      this.prior = discover ? { kind: 'modern', discover } : { kind: 'legacy' };
+      this.catalogValue = await this.fetchCatalog(client, startup);
+      if (this.closing || generation !== this.generation) return;
+      client.onclose = () => this.handleDisconnect(generation, 'connection closed');
+      this.state = 'ready';
+      this.attempt = 0;
+      this.lastError = null;
+      this.logger.info(
+        { era: client.getProtocolEra(), tools: this.catalogValue.tools.length, pid: connection.pid() },
+        'ready',
+      );
+    } catch (error) {
+      this.lastError = describeConnectError(error, startup);
+      this.logger.warn({ err: this.lastError }, 'failed');
+      this.catalogValue = EMPTY_CATALOG;
+      this.state = 'failed';
+      await this.dispose(client);
+      this.scheduleReconnect();
+    } finally {
+      this.settleFirst();
+      if (!this.closing) this.options.onChange(this);
+    }
+  }
+
+  private createClient(): Client {
+    const client = new Client(this.options.clientInfo, {
+      capabilities: {
+        sampling: { tools: {} },
+        elicitation: { form: {}, url: {} },
+        roots: { listChanged: true },
+      },
+      versionNegotiation: { mode: 'auto', probe: { timeoutMs: Math.min(this.config.timeouts.startup, 5000) } },
+      listChanged: {
+        tools: { autoRefresh: false, onChanged: () => void this.refresh() },
+        resources: { autoRefresh: false, onChanged: () => void this.refresh() },
+        prompts: { autoRefresh: false, onChanged: () => void this.refresh() },
+      },
+    });
+    // Until a downstream client can answer them, server-to-client requests get a clear answer instead of silence.
+    client.setRequestHandler('roots/list', async () => ({ roots: [] }));
+    client.setRequestHandler('sampling/createMessage', async () => {
+      throw new ProtocolError(-32601, `mcplex cannot answer sampling for server "${this.key}" yet`);
+    });
+    client.setRequestHandler('elicitation/create', async () => {
+      throw new ProtocolError(-32601, `mcplex cannot relay elicitation for server "${this.key}" yet`);
+    });
+    return client;
+  }
+
+  private async fetchCatalog(client: Client, timeout: number): Promise<UpstreamCatalog> {
+    const caps = client.getServerCapabilities() ?? {};
+    const options = { timeout, cacheMode: 'bypass' as const };
+    const [tools, resources, resourceTemplates, prompts] = await Promise.all([
+      caps.tools ? client.listTools(undefined, options).then((r) => r.tools) : [],
+      caps.resources ? client.listResources(undefined, options).then((r) => r.resources) : [],
+      caps.resources ? client.listResourceTemplates(undefined, options).then((r) => r.resourceTemplates) : [],
+      caps.prompts ? client.listPrompts(undefined, options).then((r) => r.prompts) : [],
+    ]);
+    return Object.freeze({ tools, resources, resourceTemplates, prompts });
+  }
+
+  /** Re-reads the catalog after a list-changed notification; a failure keeps the previous view. */
+  async refresh(): Promise<void> {
+    const client = this.client;
+    if (!client || this.state !== 'ready') return;
+    try {
+      this.catalogValue = await this.fetchCatalog(client, this.config.timeouts.startup);
+      this.options.onChange(this);
+    } catch (error) {
+      this.logger.warn({ err: errorMessage(error) }, 'catalog refresh failed');
+    }
+  }
+
+  private handleDisconnect(generation: number, reason: string): void {
+    if (this.closing || generation !== this.generation) return;
+    this.logger.warn({ reason }, 'disconnected');
+    this.lastError = reason;
+    this.state = 'restarting';
+    this.catalogValue = EMPTY_CATALOG;
+    this.client = undefined;
+    this.connection = undefined;
+    this.options.onChange(this);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closing) return;
+    const delay = backoffDelay(this.attempt++, this.config.restart);
+    this.logger.info({ delayMs: delay }, 'reconnecting');
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.restarts++;
+      if (this.state !== 'failed') this.state = 'restarting';
+      void this.connect();
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  private async dispose(client: Client | undefined): Promise<void> {
+    if (!client) return;
+    client.onclose = undefined;
+    await client.close().catch(() => {});
+  }
+
+  private requireClient(): Client {
+    if (this.state !== 'ready' || !this.client) {
+      throw new McplexError('UPSTREAM_UNAVAILABLE', `server "${this.key}" is ${this.state}`, { status: 503 });
+    }
+    return this.client;
+  }
+
+  /**
+   * Runs a request against the live client. An expired Streamable HTTP session (404) is re-initialised once,
+   * transparently; protocol errors from the server pass through as they are.
+   */
+  private async withClient<T>(run: (client: Client) => Promise<T>): Promise<T> {
+    const client = this.requireClient();
+    try {
+      return await run(client);
+    } catch (error) {
+      if (isSessionExpired(error) && !this.closing) {
+        this.logger.info('upstream session expired; re-initialising');
+        this.generation++;
+        await this.dispose(client);
+        this.client = undefined;
+        this.state = 'restarting';
+        await this.connect();
+        return await run(this.requireClient()).catch((retryError: unknown) => {
+          throw mapUpstreamError(this.key, retryError);
+        });
+      }
+      throw mapUpstreamError(this.key, error);
+    }
+  }
+
+  private requestOptions(options: CallOptions) {
+    return {
+      timeout: this.config.timeouts.call,
+      resetTimeoutOnProgress: true,
+      // Always ask for progress so that a long call that reports progress is not cut off by the timeout.
+      onprogress: options.onprogress ?? (() => {}),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    };
+  }
+
+  callTool(params: CallToolRequest['params'], options: CallOptions = {}): Promise<CallToolResult> {
+    return this.withClient((client) => client.callTool(params, this.requestOptions(options)));
+  }
+
+  readResource(params: ReadResourceRequest['params'], options: CallOptions = {}): Promise<ReadResourceResult> {
+    return this.withClient((client) =>
+      client.readResource(params, { ...this.requestOptions(options), cacheMode: 'bypass' }),
+    );
+  }
+
+  getPrompt(params: GetPromptRequest['params'], options: CallOptions = {}): Promise<GetPromptResult> {
+    return this.withClient((client) => client.getPrompt(params, this.requestOptions(options)));
+  }
+
+  complete(params: CompleteRequest['params'], options: CallOptions = {}): Promise<CompleteResult> {
+    return this.withClient((client) => client.complete(params, this.requestOptions(options)));
+  }
+
+  /** Stops reconnecting and closes the connection (stdio children: stdin closed, then SIGTERM, then SIGKILL). */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.retryTimer);
+    const client = this.client;
+    this.client = undefined;
+    this.state = 'closed';
+    this.catalogValue = EMPTY_CATALOG;
+    await this.connecting?.catch(() => {});
+    await this.dispose(client);
+    await this.dispose(this.client);
+  }
+}
+
+function isSessionExpired(error: unknown): boolean {
+  return error instanceof SdkHttpError && error.status === 404;
+}
+
+function describeConnectError(error: unknown, startup: number): string {
+  if (error instanceof SdkError && error.code === SdkErrorCode.RequestTimeout) {
+    return `no answer within the startup timeout (${startup} ms)`;
+  }
+  if (error instanceof Error && error.name === 'TimeoutError') {
+    return `no answer within the startup timeout (${startup} ms)`;
+  }
+  const code = (error as { code?: unknown }).code;
+  if (code === 'ENOENT') return `command not found: ${errorMessage(error)}`;
+  return errorMessage(error);
+}
+
+/** Protocol errors pass through unchanged; local failures become McplexErrors with a stable code. */
+function mapUpstreamError(key: string, error: unknown): unknown {
+  if (error instanceof ProtocolError || error instanceof McplexError) return error;
+  if (error instanceof SdkError && error.code === SdkErrorCode.RequestTimeout) {
+    return new McplexError('UPSTREAM_TIMEOUT', `server "${key}" did not answer in time`, { status: 504, cause: error });
+  }
+  if (error instanceof SdkError && error.code === SdkErrorCode.ConnectionClosed) {
+    return new McplexError('UPSTREAM_UNAVAILABLE', `server "${key}" closed the connection`, {
+      status: 503,
+      cause: error,
+    });
+  }
+  if (error instanceof Error && error.name === 'AbortError') return error;
+  return new McplexError('UPSTREAM_ERROR', `server "${key}" failed: ${errorMessage(error)}`, {
+    status: 502,
+    cause: error,
+  });
+}
