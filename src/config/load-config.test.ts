@@ -38,7 +38,14 @@ describe('parseConfig', () => {
   it('fills defaults for an empty config', () => {
     expect(parseConfig({}, {})).toEqual({
       mcpServers: {},
-      server: { host: '127.0.0.1', port: 7070, maxBodyBytes: 4_194_304, allowedOrigins: [], allowedHosts: [] },
+      server: {
+        host: '127.0.0.1',
+        port: 7070,
+        maxBodyBytes: 4_194_304,
+        allowedOrigins: [],
+        allowedHosts: [],
+        pageSize: 500,
+      },
       logLevel: 'info',
     });
   });

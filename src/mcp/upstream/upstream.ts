@@ -80,6 +80,8 @@ export class Upstream {
   private firstSettled: Promise<void>;
   private settleFirst!: () => void;
   private generation = 0;
+  /** Aborts the connection attempt in progress (on close). */
+  private attemptAbort = new AbortController();
 
   constructor(key: string, config: ServerConfig, options: UpstreamOptions) {
     this.key = key;
@@ -141,9 +143,10 @@ export class Upstream {
     const client = this.createClient();
     this.connection = connection;
     this.client = client;
-    this.logger.info({ transport: this.config.transport }, 'connecting');
+    this.logger.info({ transport: this.config.transport }, `${this.key}: connecting (${this.config.transport})`);
     try {
-      const signal = AbortSignal.timeout(startup);
+      this.attemptAbort = new AbortController();
+      const signal = AbortSignal.any([AbortSignal.timeout(startup), this.attemptAbort.signal]);
       await client.connect(connection.transport, {
         timeout: startup,
         signal,
@@ -157,13 +160,12 @@ export class Upstream {
       this.state = 'ready';
       this.attempt = 0;
       this.lastError = null;
-      this.logger.info(
-        { era: client.getProtocolEra(), tools: this.catalogValue.tools.length, pid: connection.pid() },
-        'ready',
-      );
+      const era = client.getProtocolEra();
+      const tools = this.catalogValue.tools.length;
+      this.logger.info({ era, tools, pid: connection.pid() }, `${this.key}: ready with ${tools} tools (${era} era)`);
     } catch (error) {
-      this.lastError = describeConnectError(error, startup);
-      this.logger.warn({ err: this.lastError }, 'failed');
+      this.lastError = describeConnectError(error, startup, this.closing);
+      this.logger.warn({ err: this.lastError }, `${this.key}: failed: ${this.lastError}`);
       this.catalogValue = EMPTY_CATALOG;
       this.state = 'failed';
       await this.dispose(client);
@@ -181,6 +183,8 @@ export class Upstream {
         elicitation: { form: {}, url: {} },
         roots: { listChanged: true },
       },
+      // The SDK walks list pages for us; allow long catalogs rather than its default of 64 pages.
+      listMaxPages: 1000,
       versionNegotiation: { mode: 'auto', probe: { timeoutMs: Math.min(this.config.timeouts.startup, 5000) } },
       listChanged: {
         tools: { autoRefresh: false, onChanged: () => void this.refresh() },
@@ -225,7 +229,7 @@ export class Upstream {
 
   private handleDisconnect(generation: number, reason: string): void {
     if (this.closing || generation !== this.generation) return;
-    this.logger.warn({ reason }, 'disconnected');
+    this.logger.warn({ reason }, `${this.key}: disconnected (${reason})`);
     this.lastError = reason;
     this.state = 'restarting';
     this.catalogValue = EMPTY_CATALOG;
@@ -238,7 +242,7 @@ export class Upstream {
   private scheduleReconnect(): void {
     if (this.closing) return;
     const delay = backoffDelay(this.attempt++, this.config.restart);
-    this.logger.info({ delayMs: delay }, 'reconnecting');
+    this.logger.info({ delayMs: delay }, `${this.key}: reconnecting in ${delay} ms`);
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       this.restarts++;
@@ -317,13 +321,14 @@ export class Upstream {
   async close(): Promise<void> {
     this.closing = true;
     clearTimeout(this.retryTimer);
+    this.attemptAbort.abort(new Error('mcplex is shutting down'));
     const client = this.client;
     this.client = undefined;
     this.state = 'closed';
     this.catalogValue = EMPTY_CATALOG;
-    await this.connecting?.catch(() => {});
+    // Closing the client also ends a connection attempt still in progress, so shutdown never waits for a startup timeout.
     await this.dispose(client);
-    await this.dispose(this.client);
+    await this.connecting?.catch(() => {});
   }
 }
 
@@ -331,7 +336,8 @@ function isSessionExpired(error: unknown): boolean {
   return error instanceof SdkHttpError && error.status === 404;
 }
 
-function describeConnectError(error: unknown, startup: number): string {
+function describeConnectError(error: unknown, startup: number, closing: boolean): string {
+  if (closing) return 'closed while connecting';
   if (error instanceof SdkError && error.code === SdkErrorCode.RequestTimeout) {
     return `no answer within the startup timeout (${startup} ms)`;
   }
