@@ -40,7 +40,7 @@ export interface RunningServer {
 export async function startHttp(config: Config, logger: Logger): Promise<RunningServer> {
   assertListenAllowed(config.server.host);
   const gateway = createGateway(config, logger);
-  const mcp = createMcpHttpEndpoint({ createServer: () => gateway.createServer(), logger });
+  const mcp = createMcpHttpEndpoint({ createServer: () => gateway.createServer(), catalog: gateway.catalog, logger });
   const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
   const http = createHttpServer({
     ...config.server,

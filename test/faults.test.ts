@@ -179,3 +179,14 @@ describe('shutdown', () => {
     }
   });
 });
+
+describe('closing while a server is still starting', () => {
+  it('ends the attempt and leaves no child behind', async () => {
+    const mcplex = await startMcplex({ mcpServers: { slowpoke: { ...HANG, timeouts: { startup: 60_000 } } } });
+    const pid = await waitFor(() => statusOf(mcplex, 'slowpoke').pid ?? undefined, 'the child to start');
+    expect(statusOf(mcplex, 'slowpoke').state).toBe('connecting');
+    expect(processAlive(pid)).toBe(true);
+    await mcplex.close();
+    expect(processAlive(pid)).toBe(false);
+  });
+});

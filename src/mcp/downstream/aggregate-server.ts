@@ -2,7 +2,8 @@
 // answer lists from the catalog and forward calls, reads, gets and completions to the owning upstream.
 import { ProtocolError, Server } from '@modelcontextprotocol/server';
 import type { ServerContext } from '@modelcontextprotocol/server';
-import type { Progress } from '@modelcontextprotocol/client';
+import type { CallToolRequest, CallToolResult, Progress } from '@modelcontextprotocol/client';
+import type { CallOptions } from '../upstream/upstream.js';
 import { McplexError } from '../../errors.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { paginate } from './paginate.js';
@@ -26,7 +27,7 @@ const WIRE_CODES: Partial<Record<McplexError['code'], number>> = {
 };
 
 /** Maps errors to JSON-RPC errors once, at the boundary; upstream protocol errors pass through untouched. */
-function toWireError(error: unknown): unknown {
+export function toWireError(error: unknown): unknown {
   if (error instanceof McplexError) {
     return new ProtocolError(WIRE_CODES[error.code] ?? -32603, error.message, { code: error.code });
   }
@@ -48,6 +49,31 @@ function progressRelay(ctx: ServerContext): ((progress: Progress) => void) | und
       .notify({ method: 'notifications/progress', params: { ...progress, progressToken: token } })
       .catch(() => {});
   };
+}
+
+/**
+ * The downstream client's `_meta` minus what belongs to its own hop: the protocol envelope
+ * (`io.modelcontextprotocol/*`: its version, capabilities, identity) and its progress token.
+ */
+export function forwardableParams<T extends { _meta?: Record<string, unknown> }>(params: T): T {
+  const meta = params._meta;
+  if (meta === undefined) return params;
+  const kept: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(meta)) {
+    if (key !== 'progressToken' && !key.startsWith('io.modelcontextprotocol/')) kept[key] = value;
+  }
+  const { _meta: _dropped, ...rest } = params;
+  return (Object.keys(kept).length === 0 ? rest : { ...rest, _meta: kept }) as T;
+}
+
+/** Routes a tools/call to the owning upstream under the tool's original name. */
+export function callRoutedTool(
+  catalog: Catalog,
+  params: CallToolRequest['params'],
+  options: CallOptions,
+): Promise<CallToolResult> {
+  const route = catalog.resolveTool(params.name);
+  return route.upstream.callTool({ ...forwardableParams(params), name: route.original }, options);
 }
 
 function callOptions(ctx: ServerContext) {
@@ -77,10 +103,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     }),
   );
   server.setRequestHandler('tools/call', async (request, ctx) =>
-    wrap(async () => {
-      const route = catalog.resolveTool(request.params.name);
-      return route.upstream.callTool({ ...request.params, name: route.original }, callOptions(ctx));
-    }),
+    wrap(() => callRoutedTool(catalog, request.params, callOptions(ctx))),
   );
   server.setRequestHandler('resources/list', async (request) =>
     wrap(async () => {
@@ -98,7 +121,8 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
   server.setRequestHandler('resources/read', async (request, ctx) =>
     wrap(async () => {
       const route = catalog.resolveResource(request.params.uri);
-      const result = await route.upstream.readResource({ ...request.params, uri: route.original }, callOptions(ctx));
+      const params = { ...forwardableParams(request.params), uri: route.original };
+      const result = await route.upstream.readResource(params, callOptions(ctx));
       // Contents carry the URI the client asked for, so that it can match them to its request.
       const prefix = request.params.uri.slice(0, request.params.uri.length - route.original.length);
       return { ...result, contents: result.contents.map((c) => ({ ...c, uri: prefix + c.uri })) };
@@ -113,7 +137,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
   server.setRequestHandler('prompts/get', async (request, ctx) =>
     wrap(async () => {
       const route = catalog.resolvePrompt(request.params.name);
-      return route.upstream.getPrompt({ ...request.params, name: route.original }, callOptions(ctx));
+      return route.upstream.getPrompt({ ...forwardableParams(request.params), name: route.original }, callOptions(ctx));
     }),
   );
   server.setRequestHandler('completion/complete', async (request, ctx) =>
@@ -121,10 +145,12 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
       const ref = request.params.ref;
       if (ref.type === 'ref/prompt') {
         const route = catalog.resolvePrompt(ref.name);
-        return route.upstream.complete({ ...request.params, ref: { ...ref, name: route.original } }, callOptions(ctx));
+        const params = { ...forwardableParams(request.params), ref: { ...ref, name: route.original } };
+        return route.upstream.complete(params, callOptions(ctx));
       }
       const route = catalog.resolveResource(ref.uri);
-      return route.upstream.complete({ ...request.params, ref: { ...ref, uri: route.original } }, callOptions(ctx));
+      const params = { ...forwardableParams(request.params), ref: { ...ref, uri: route.original } };
+      return route.upstream.complete(params, callOptions(ctx));
     }),
   );
   return server;

@@ -6,11 +6,13 @@ import { NodeStreamableHTTPServerTransport, toNodeHandler } from '@modelcontextp
 import { classifyInboundRequest, createMcpHandler, isInitializeRequest } from '@modelcontextprotocol/server';
 import type { Server } from '@modelcontextprotocol/server';
 import type { Logger } from '../../log/logger.js';
-import type { ListChanges } from '../catalog/catalog.js';
+import type { Catalog, ListChanges } from '../catalog/catalog.js';
 import { createMemoryEventStore } from './event-store.js';
+import { fastToolCall, serveFastToolCall } from './fast-tool-call.js';
 
 export interface McpHttpEndpointOptions {
   createServer: () => Server;
+  catalog: Catalog;
   logger: Logger;
   /** Legacy sessions idle longer than this are closed. */
   sessionIdleMs?: number;
@@ -21,6 +23,8 @@ interface LegacySession {
   transport: NodeStreamableHTTPServerTransport;
   server: Server;
   lastSeen: number;
+  /** Calls in flight on the fast path, by request id, so that notifications/cancelled can reach them. */
+  inflight: Map<string | number, AbortController>;
 }
 
 export interface McpHttpEndpoint {
@@ -36,6 +40,14 @@ export interface McpHttpEndpoint {
 function sendJsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
+}
+
+function cancelledRequestId(body: unknown): string | number | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const message = body as { method?: unknown; params?: { requestId?: unknown } };
+  if (message.method !== 'notifications/cancelled') return undefined;
+  const id = message.params?.requestId;
+  return typeof id === 'string' || typeof id === 'number' ? id : undefined;
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -75,7 +87,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       sessionIdGenerator: () => randomUUID(),
       eventStore: createMemoryEventStore(),
       onsessioninitialized: (id) => {
-        sessions.set(id, { transport, server, lastSeen: Date.now() });
+        sessions.set(id, { transport, server, lastSeen: Date.now(), inflight: new Map() });
       },
     });
     transport.onclose = () => {
@@ -83,6 +95,33 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     };
     await server.connect(transport);
     await transport.handleRequest(req, res, body);
+  }
+
+  /** Serves a plain tools/call, or a cancellation of one, without the SDK server; false when it cannot. */
+  async function serveLegacyFast(
+    session: LegacySession,
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: unknown,
+  ): Promise<boolean> {
+    const cancelled = cancelledRequestId(body);
+    if (cancelled !== undefined) {
+      const inflight = session.inflight.get(cancelled);
+      if (!inflight) return false;
+      inflight.abort(new Error('cancelled by the client'));
+      res.writeHead(202).end();
+      return true;
+    }
+    const call = fastToolCall(req, body, 'legacy');
+    if (!call) return false;
+    const cancel = new AbortController();
+    session.inflight.set(call.id, cancel);
+    try {
+      await serveFastToolCall(options.catalog, call, 'legacy', res, cancel);
+    } finally {
+      session.inflight.delete(call.id);
+    }
+    return true;
   }
 
   async function legacy(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
@@ -95,6 +134,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
         return;
       }
       session.lastSeen = Date.now();
+      if (req.method === 'POST' && (await serveLegacyFast(session, req, res, body))) return;
       await session.transport.handleRequest(req, res, body);
       return;
     }
@@ -118,7 +158,14 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
         await legacy(req, res, body);
         return;
       }
-      // Modern requests, and malformed ones, which the modern entry answers with the right error.
+      if (outcome.kind === 'modern' && outcome.messageKind === 'request') {
+        const call = fastToolCall(req, body, 'modern');
+        if (call) {
+          await serveFastToolCall(options.catalog, call, 'modern', res, new AbortController());
+          return;
+        }
+      }
+      // Other modern requests, and malformed ones, which the modern entry answers with the right error.
       await modernNode(req, res, body);
     },
     async sessionRequest(req, res) {

@@ -12,10 +12,17 @@ export interface UpstreamTransport {
   onStderr(listener: (line: string) => void): void;
 }
 
+/**
+ * The SDK probes the era of a plain StdioClientTransport in a second, short-lived child process; a subclass is
+ * probed in place on the one child. That keeps one process per server, and closing the transport really ends
+ * the connection attempt (a sibling probe outlives close() by up to its timeout).
+ */
+class InPlaceStdioClientTransport extends StdioClientTransport {}
+
 export function createUpstreamTransport(config: ServerConfig): UpstreamTransport {
   switch (config.transport) {
     case 'stdio': {
-      const transport = new StdioClientTransport({
+      const transport = new InPlaceStdioClientTransport({
         command: config.command,
         args: [...config.args],
         env: { ...config.env },

@@ -1,6 +1,7 @@
 // One long-lived connection to one configured MCP server: connect (era negotiated), list its catalog,
 // watch for list changes, reconnect with backoff when it drops, and forward calls with timeouts.
 import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from '@modelcontextprotocol/client';
+import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type {
   CallToolRequest,
   CallToolResult,
@@ -21,6 +22,8 @@ import type { Logger } from '../../log/logger.js';
 import type { ServerConfig } from '../../config/schema.js';
 import { McplexError, errorMessage } from '../../errors.js';
 import { backoffDelay } from './backoff.js';
+import { createHttpForwarder } from './http-forwarder.js';
+import type { ForwardSession, HttpForwarder } from './http-forwarder.js';
 import { createUpstreamTransport } from './transport.js';
 import type { UpstreamTransport } from './transport.js';
 
@@ -59,6 +62,16 @@ export interface UpstreamOptions {
   onChange: (upstream: Upstream) => void;
 }
 
+/** The SDK client, with the modern-era request envelope readable for the fast path. */
+class UpstreamClient extends Client {
+  envelope(): Readonly<Record<string, unknown>> | undefined {
+    return this._outboundMetaEnvelope();
+  }
+}
+
+/** Tool names the fast path can put in an `Mcp-Name` header as they are. */
+const PLAIN_NAME = /^[A-Za-z0-9._/-]{1,128}$/;
+
 const EMPTY_CATALOG: UpstreamCatalog = Object.freeze({ tools: [], resources: [], resourceTemplates: [], prompts: [] });
 
 export class Upstream {
@@ -67,7 +80,10 @@ export class Upstream {
   private readonly logger: Logger;
   private readonly options: UpstreamOptions;
   private state: UpstreamState = 'connecting';
-  private client: Client | undefined;
+  private client: UpstreamClient | undefined;
+  private readonly forwarder: HttpForwarder | undefined;
+  /** Tools the fast path may call: plain names and no `x-mcp-header` argument mapping. */
+  private fastTools = new Set<string>();
   private connection: UpstreamTransport | undefined;
   private catalogValue: UpstreamCatalog = EMPTY_CATALOG;
   private prior: PriorDiscovery | undefined;
@@ -92,6 +108,13 @@ export class Upstream {
     if (config.disabled) {
       this.state = 'disabled';
       this.settleFirst();
+    }
+    if (config.transport === 'streamable-http') {
+      this.forwarder = createHttpForwarder({
+        url: config.url,
+        headers: config.headers,
+        answerServerRequest: (method, params) => this.answerServerRequest(method, params),
+      });
     }
   }
 
@@ -154,7 +177,7 @@ export class Upstream {
       });
       const discover = client.getDiscoverResult();
       this.prior = discover ? { kind: 'modern', discover } : { kind: 'legacy' };
-      this.catalogValue = await this.fetchCatalog(client, startup);
+      this.setCatalog(await this.fetchCatalog(client, startup));
       if (this.closing || generation !== this.generation) return;
       client.onclose = () => this.handleDisconnect(generation, 'connection closed');
       this.state = 'ready';
@@ -176,8 +199,8 @@ export class Upstream {
     }
   }
 
-  private createClient(): Client {
-    const client = new Client(this.options.clientInfo, {
+  private createClient(): UpstreamClient {
+    const client = new UpstreamClient(this.options.clientInfo, {
       capabilities: {
         sampling: { tools: {} },
         elicitation: { form: {}, url: {} },
@@ -192,15 +215,36 @@ export class Upstream {
         prompts: { autoRefresh: false, onChanged: () => void this.refresh() },
       },
     });
-    // Until a downstream client can answer them, server-to-client requests get a clear answer instead of silence.
-    client.setRequestHandler('roots/list', async () => ({ roots: [] }));
-    client.setRequestHandler('sampling/createMessage', async () => {
-      throw new ProtocolError(-32601, `mcplex cannot answer sampling for server "${this.key}" yet`);
-    });
-    client.setRequestHandler('elicitation/create', async () => {
-      throw new ProtocolError(-32601, `mcplex cannot relay elicitation for server "${this.key}" yet`);
-    });
+    client.setRequestHandler(
+      'roots/list',
+      async (request) => this.answerServerRequest('roots/list', request.params) as never,
+    );
+    client.setRequestHandler(
+      'sampling/createMessage',
+      async (request) => this.answerServerRequest('sampling/createMessage', request.params) as never,
+    );
+    client.setRequestHandler(
+      'elicitation/create',
+      async (request) => this.answerServerRequest('elicitation/create', request.params) as never,
+    );
     return client;
+  }
+
+  /**
+   * Answers what the server asks of its client. Until a downstream client can answer them, roots are empty and
+   * sampling and elicitation get a clear error instead of silence.
+   */
+  private async answerServerRequest(method: string, _params: unknown): Promise<unknown> {
+    switch (method) {
+      case 'roots/list':
+        return { roots: [] };
+      case 'sampling/createMessage':
+        throw new ProtocolError(-32601, `mcplex cannot answer sampling for server "${this.key}" yet`);
+      case 'elicitation/create':
+        throw new ProtocolError(-32601, `mcplex cannot relay elicitation for server "${this.key}" yet`);
+      default:
+        throw new ProtocolError(-32601, `method ${method} is not supported`);
+    }
   }
 
   private async fetchCatalog(client: Client, timeout: number): Promise<UpstreamCatalog> {
@@ -215,12 +259,21 @@ export class Upstream {
     return Object.freeze({ tools, resources, resourceTemplates, prompts });
   }
 
+  private setCatalog(catalog: UpstreamCatalog): void {
+    this.catalogValue = catalog;
+    this.fastTools = new Set(
+      catalog.tools
+        .filter((tool) => PLAIN_NAME.test(tool.name) && !JSON.stringify(tool.inputSchema).includes('x-mcp-header'))
+        .map((tool) => tool.name),
+    );
+  }
+
   /** Re-reads the catalog after a list-changed notification; a failure keeps the previous view. */
   async refresh(): Promise<void> {
     const client = this.client;
     if (!client || this.state !== 'ready') return;
     try {
-      this.catalogValue = await this.fetchCatalog(client, this.config.timeouts.startup);
+      this.setCatalog(await this.fetchCatalog(client, this.config.timeouts.startup));
       this.options.onChange(this);
     } catch (error) {
       this.logger.warn({ err: errorMessage(error) }, 'catalog refresh failed');
@@ -258,7 +311,7 @@ export class Upstream {
     await client.close().catch(() => {});
   }
 
-  private requireClient(): Client {
+  private requireClient(): UpstreamClient {
     if (this.state !== 'ready' || !this.client) {
       throw new McplexError('UPSTREAM_UNAVAILABLE', `server "${this.key}" is ${this.state}`, { status: 503 });
     }
@@ -269,7 +322,7 @@ export class Upstream {
    * Runs a request against the live client. An expired Streamable HTTP session (404) is re-initialised once,
    * transparently; protocol errors from the server pass through as they are.
    */
-  private async withClient<T>(run: (client: Client) => Promise<T>): Promise<T> {
+  private async withClient<T>(run: (client: UpstreamClient) => Promise<T>): Promise<T> {
     const client = this.requireClient();
     try {
       return await run(client);
@@ -299,8 +352,64 @@ export class Upstream {
     };
   }
 
-  callTool(params: CallToolRequest['params'], options: CallOptions = {}): Promise<CallToolResult> {
+  async callTool(params: CallToolRequest['params'], options: CallOptions = {}): Promise<CallToolResult> {
+    if (options.onprogress === undefined) {
+      const fast = await this.fastCall('tools/call', params, params.name, options.signal);
+      if (fast !== undefined) return fast as CallToolResult;
+    }
     return this.withClient((client) => client.callTool(params, this.requestOptions(options)));
+  }
+
+  /** What the fast path needs from the live SDK session, or undefined when there is none to use. */
+  private forwardSession(): ForwardSession | undefined {
+    const client = this.client;
+    const era = client?.getProtocolEra();
+    const protocolVersion = client?.getNegotiatedProtocolVersion();
+    if (!client || this.state !== 'ready' || era === undefined || protocolVersion === undefined) return undefined;
+    const sessionId = (this.connection?.transport as StreamableHTTPClientTransport | undefined)?.sessionId;
+    if (era === 'legacy' && sessionId === undefined) return undefined;
+    return { era, protocolVersion, sessionId, envelope: era === 'modern' ? client.envelope() : undefined };
+  }
+
+  /**
+   * One request over the pooled HTTP fast path. Returns undefined when the SDK client path must take over
+   * (not an HTTP upstream, an expired session, an input-required result, a transport failure).
+   */
+  private async fastCall(
+    method: string,
+    params: Record<string, unknown>,
+    name: string,
+    signal: AbortSignal | undefined,
+  ): Promise<Record<string, unknown> | undefined> {
+    const session = this.forwarder && this.fastTools.has(name) ? this.forwardSession() : undefined;
+    if (!session) return undefined;
+    // The call timeout starts again whenever the server reports progress.
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), this.config.timeouts.call);
+    const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
+    let outcome;
+    try {
+      outcome = await this.forwarder!.call(method, params, {
+        session,
+        signal: combined,
+        name,
+        onProgress: () => timer.refresh(),
+      });
+    } catch (error) {
+      if (timeout.signal.aborted) {
+        throw new McplexError('UPSTREAM_TIMEOUT', `server "${this.key}" did not answer in time`, { status: 504 });
+      }
+      if (signal?.aborted) throw error;
+      this.logger.debug({ err: errorMessage(error) }, 'fast path failed; using the SDK client');
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (outcome.kind === 'result') return outcome.result;
+    if (outcome.kind === 'error')
+      throw new ProtocolError(outcome.error.code, outcome.error.message, outcome.error.data);
+    this.logger.debug({ reason: outcome.reason }, 'fast path declined; using the SDK client');
+    return undefined;
   }
 
   readResource(params: ReadResourceRequest['params'], options: CallOptions = {}): Promise<ReadResourceResult> {
@@ -323,12 +432,16 @@ export class Upstream {
     clearTimeout(this.retryTimer);
     this.attemptAbort.abort(new Error('mcplex is shutting down'));
     const client = this.client;
+    const connection = this.connection;
     this.client = undefined;
+    this.connection = undefined;
     this.state = 'closed';
     this.catalogValue = EMPTY_CATALOG;
-    // Closing the client also ends a connection attempt still in progress, so shutdown never waits for a startup timeout.
-    await this.dispose(client);
+    // Closing the transport as well ends a connection attempt still in progress (the client only owns the
+    // transport once connected), so shutdown never waits for a startup timeout and no child outlives it.
+    await Promise.all([this.dispose(client), connection?.transport.close().catch(() => {})]);
     await this.connecting?.catch(() => {});
+    await this.forwarder?.close().catch(() => {});
   }
 }
 

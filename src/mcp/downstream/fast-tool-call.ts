@@ -1,0 +1,77 @@
+// The hot path of the aggregated endpoint: a plain `tools/call` (no progress token) from a known legacy session
+// or a modern request is answered with one JSON body, without building a per-request SDK server or converting
+// to web streams. Everything else, and anything unusual about this request, goes through the SDK server.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ProtocolError, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server';
+import type { CallToolRequest } from '@modelcontextprotocol/client';
+import type { Catalog } from '../catalog/catalog.js';
+import { callRoutedTool, toWireError } from './aggregate-server.js';
+
+type RequestId = string | number;
+
+export interface FastToolCall {
+  id: RequestId;
+  params: CallToolRequest['params'];
+}
+
+/** The request when the fast path can serve it, else undefined. */
+export function fastToolCall(req: IncomingMessage, body: unknown, era: 'legacy' | 'modern'): FastToolCall | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  const message = body as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
+  if (message.jsonrpc !== '2.0' || message.method !== 'tools/call') return undefined;
+  if (typeof message.id !== 'string' && typeof message.id !== 'number') return undefined;
+  const params = message.params as { name?: unknown; arguments?: unknown; _meta?: { progressToken?: unknown } };
+  if (typeof params !== 'object' || params === null || typeof params.name !== 'string') return undefined;
+  if (params.arguments !== undefined && (typeof params.arguments !== 'object' || params.arguments === null)) {
+    return undefined;
+  }
+  // Progress needs a streamed response: the SDK server does that.
+  if (params._meta?.progressToken !== undefined) return undefined;
+  const accept = req.headers.accept ?? '';
+  if (!accept.includes('application/json') && !accept.includes('*/*')) return undefined;
+  // Modern requests were classified (envelope and headers checked) already; legacy ones name a 2025 version.
+  const version = req.headers['mcp-protocol-version'];
+  if (era === 'legacy' && typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+    return undefined;
+  }
+  return { id: message.id, params: params as CallToolRequest['params'] };
+}
+
+function send(res: ServerResponse, payload: unknown): void {
+  const text = JSON.stringify(payload);
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/**
+ * Runs the call and writes the JSON-RPC answer. `signal` is aborted by a legacy cancellation; a client that
+ * closes the connection (the modern way to cancel) aborts it as well.
+ */
+export async function serveFastToolCall(
+  catalog: Catalog,
+  call: FastToolCall,
+  era: 'legacy' | 'modern',
+  res: ServerResponse,
+  cancel: AbortController,
+): Promise<void> {
+  res.once('close', () => {
+    if (!res.writableFinished) cancel.abort(new Error('client closed the connection'));
+  });
+  try {
+    const result = await callRoutedTool(catalog, call.params, { signal: cancel.signal });
+    if (cancel.signal.aborted) return;
+    send(res, {
+      jsonrpc: '2.0',
+      id: call.id,
+      result: era === 'modern' ? { ...result, resultType: 'complete' } : result,
+    });
+  } catch (error) {
+    if (cancel.signal.aborted && res.destroyed) return;
+    const wire = toWireError(error);
+    const payload =
+      wire instanceof ProtocolError
+        ? { code: wire.code, message: wire.message, ...(wire.data === undefined ? {} : { data: wire.data }) }
+        : { code: -32603, message: wire instanceof Error ? wire.message : String(wire) };
+    send(res, { jsonrpc: '2.0', id: call.id, error: payload });
+  }
+}
