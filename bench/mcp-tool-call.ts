@@ -1,6 +1,8 @@
 // Benchmark: one tool call through mcplex versus straight to the same Streamable HTTP upstream, at 1 and 16
-// concurrent clients. Prints throughput, p50 and p99 for both paths and the ratios, in one run.
-// Run with `npm run bench` (builds first). Upstream and mcplex each run in their own process, as deployed.
+// concurrent clients, in both protocol eras. Prints throughput, p50 and p99 of both paths and their ratios.
+// Run with `npm run bench` (builds first). The upstream and mcplex each run in their own process, as deployed;
+// mcplex speaks to the upstream in the same era as the clients, so both paths exercise the same upstream code.
+// Direct and mcplex runs alternate in rounds so that drift on a shared machine affects both alike.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,16 +17,20 @@ const FIXTURE = join(ROOT, 'test', 'fixtures', 'fixture-server.ts');
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '5' },
+    seconds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '1,16' },
-    era: { type: 'string', default: 'legacy' },
+    eras: { type: 'string', default: 'legacy,modern' },
   },
 });
 const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds);
 const WARMUP = Number(values.warmup);
 const LEVELS = values.concurrency.split(',').map(Number);
-const ERA = values.era === 'modern' ? 'modern' : 'legacy';
+const ERAS = values.eras.split(',').filter((e): e is Era => e === 'legacy' || e === 'modern');
+
+type Era = 'legacy' | 'modern';
 
 /** Starts a child process and resolves with the first stdout/stderr match of `pattern`. */
 function startProcess(args: string[], pattern: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
@@ -42,33 +48,27 @@ function startProcess(args: string[], pattern: RegExp): Promise<{ child: ChildPr
   });
 }
 
-async function connect(url: string): Promise<Client> {
+async function connect(url: string, era: Era): Promise<Client> {
   const client = new Client(
     { name: 'bench', version: '1.0.0' },
-    { versionNegotiation: ERA === 'modern' ? { mode: { pin: '2026-07-28' } } : { mode: 'legacy' } },
+    { versionNegotiation: era === 'modern' ? { mode: { pin: '2026-07-28' } } : { mode: 'legacy' } },
   );
   await client.connect(new StreamableHTTPClientTransport(new URL(url)));
   return client;
 }
 
-interface Result {
-  rps: number;
-  p50: number;
-  p99: number;
+interface Sample {
+  calls: number;
+  latencies: number[];
   errors: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
-
-/** Each client runs calls back to back; latencies are recorded only after the warm-up. */
-async function run(url: string, tool: string, concurrency: number): Promise<Result> {
-  const clients = await Promise.all(Array.from({ length: concurrency }, () => connect(url)));
+/** Each client calls back to back for `SECONDS`; the first `WARMUP` seconds are not recorded. */
+async function run(url: string, tool: string, era: Era, concurrency: number, warmup: number): Promise<Sample> {
+  const clients = await Promise.all(Array.from({ length: concurrency }, () => connect(url, era)));
   const latencies: number[] = [];
   let errors = 0;
-  const start = performance.now();
-  const measureFrom = start + WARMUP * 1000;
+  const measureFrom = performance.now() + warmup * 1000;
   const end = measureFrom + SECONDS * 1000;
   await Promise.all(
     clients.map(async (client, i) => {
@@ -79,14 +79,50 @@ async function run(url: string, tool: string, concurrency: number): Promise<Resu
         } catch {
           errors++;
         }
-        const t1 = performance.now();
-        if (t0 >= measureFrom) latencies.push(t1 - t0);
+        if (t0 >= measureFrom) latencies.push(performance.now() - t0);
       }
     }),
   );
   await Promise.all(clients.map((c) => c.close()));
-  latencies.sort((a, b) => a - b);
-  return { rps: latencies.length / SECONDS, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
+  return { calls: latencies.length, latencies, errors };
+}
+
+function summarise(samples: Sample[]) {
+  const latencies = samples.flatMap((s) => s.latencies).sort((a, b) => a - b);
+  const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
+  const calls = samples.reduce((n, s) => n + s.calls, 0);
+  return {
+    rps: calls / (SECONDS * samples.length),
+    p50: at(0.5),
+    p99: at(0.99),
+    errors: samples.reduce((n, s) => n + s.errors, 0),
+  };
+}
+
+async function startMcplex(dir: string, upstreamUrl: string, era: Era): Promise<{ child: ChildProcess; url: string }> {
+  const config = join(dir, `mcplex-${era}.json`);
+  writeFileSync(
+    config,
+    JSON.stringify({ mcpServers: { up: { url: upstreamUrl, protocol: era } }, server: { port: 0 }, logLevel: 'info' }),
+  );
+  const { child, match } = await startProcess(
+    // MCPLEX_NODE_ARGS passes profiler flags (e.g. --cpu-prof) to the mcplex process only.
+    [
+      ...(process.env.MCPLEX_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      join(ROOT, 'bin', 'mcplex.js'),
+      'serve',
+      '--config',
+      config,
+    ],
+    /listening on (http:\/\/\S+\/mcp)/,
+  );
+  const url = match[1]!;
+  const probe = await connect(url, era);
+  for (let i = 0; i < 100 && !(await probe.listTools()).tools.some((t) => t.name === 'up__echo'); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await probe.close();
+  return { child, url };
 }
 
 async function main(): Promise<void> {
@@ -96,63 +132,54 @@ async function main(): Promise<void> {
     const upstream = await startProcess(['--import', 'tsx', FIXTURE, '--transport', 'http'], /LISTENING (\S+)/);
     children.push(upstream.child);
     const upstreamUrl = upstream.match[1]!;
-    const config = join(dir, 'mcplex.json');
-    writeFileSync(
-      config,
-      JSON.stringify({ mcpServers: { up: { url: upstreamUrl } }, server: { port: 0 }, logLevel: 'info' }),
-    );
-    const mcplex = await startProcess(
-      // MCPLEX_NODE_ARGS passes profiler flags (e.g. --cpu-prof) to the mcplex process only.
-      [
-        ...(process.env.MCPLEX_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-        join(ROOT, 'bin', 'mcplex.js'),
-        'serve',
-        '--config',
-        config,
-      ],
-      /listening on (http:\/\/\S+\/mcp)/,
-    );
-    children.push(mcplex.child);
-    const mcplexUrl = mcplex.match[1]!;
-    // Wait until mcplex lists the upstream's tools.
-    const probe = await connect(mcplexUrl);
-    for (let i = 0; i < 100 && !(await probe.listTools()).tools.some((t) => t.name === 'up__echo'); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    await probe.close();
 
-    console.log(`mcplex MCP tool-call benchmark: ${ERA} clients, ${SECONDS}s per run after ${WARMUP}s warm-up`);
-    console.log('upstream: the project fixture (SDK v2, Streamable HTTP) in its own process; tool: echo\n');
-    const rows: string[][] = [
-      ['clients', 'path', 'calls/s', 'p50 ms', 'p99 ms', 'errors', 'throughput ratio', 'p50 added ms'],
-    ];
-    for (const concurrency of LEVELS) {
-      const direct = await run(upstreamUrl, 'echo', concurrency);
-      const through = await run(mcplexUrl, 'up__echo', concurrency);
-      const fmt = (n: number) => n.toFixed(2);
-      rows.push([
-        String(concurrency),
-        'direct',
-        direct.rps.toFixed(0),
-        fmt(direct.p50),
-        fmt(direct.p99),
-        String(direct.errors),
-        '',
-        '',
-      ]);
-      rows.push([
-        String(concurrency),
-        'mcplex',
-        through.rps.toFixed(0),
-        fmt(through.p50),
-        fmt(through.p99),
-        String(through.errors),
-        `${((through.rps / direct.rps) * 100).toFixed(1)} %`,
-        fmt(through.p50 - direct.p50),
-      ]);
+    console.log(`mcplex MCP tool-call benchmark: ${ROUNDS} rounds x ${SECONDS}s per path and level (after warm-up)`);
+    console.log('upstream: the project fixture (SDK v2, Streamable HTTP) in its own process; tool: echo');
+    console.log('clients: the official SDK v2 client, one connection per concurrent client\n');
+    const header = ['era', 'clients', 'path', 'calls/s', 'p50 ms', 'p99 ms', 'errors', 'throughput', 'p50 added ms'];
+    const rows: string[][] = [header];
+    for (const era of ERAS) {
+      const mcplex = await startMcplex(dir, upstreamUrl, era);
+      children.push(mcplex.child);
+      for (const concurrency of LEVELS) {
+        const direct: Sample[] = [];
+        const through: Sample[] = [];
+        for (let round = 0; round < ROUNDS; round++) {
+          const warmup = round === 0 ? WARMUP : 0.2;
+          direct.push(await run(upstreamUrl, 'echo', era, concurrency, warmup));
+          through.push(await run(mcplex.url, 'up__echo', era, concurrency, warmup));
+        }
+        const d = summarise(direct);
+        const m = summarise(through);
+        const fmt = (n: number) => n.toFixed(2);
+        rows.push([
+          era,
+          String(concurrency),
+          'direct',
+          d.rps.toFixed(0),
+          fmt(d.p50),
+          fmt(d.p99),
+          String(d.errors),
+          '',
+          '',
+        ]);
+        rows.push([
+          era,
+          String(concurrency),
+          'mcplex',
+          m.rps.toFixed(0),
+          fmt(m.p50),
+          fmt(m.p99),
+          String(m.errors),
+          `${((m.rps / d.rps) * 100).toFixed(1)} %`,
+          fmt(m.p50 - d.p50),
+        ]);
+      }
+      mcplex.child.kill('SIGTERM');
     }
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     for (const row of rows) console.log(row.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
+    console.log('\nthroughput = mcplex calls/s as a share of direct; p50 added = mcplex p50 minus direct p50');
   } finally {
     for (const child of children) child.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });

@@ -11,6 +11,7 @@ const DEFAULT_EXTRAS = {
   tools: {},
   timeouts: { startup: 30_000, call: 300_000 },
   disabled: false,
+  protocol: 'auto',
   restart: { initialDelay: 500, maxDelay: 30_000 },
 };
 
@@ -75,6 +76,7 @@ describe('parseConfig', () => {
             tools: { allow: ['read_*'], deny: ['*delete?'] },
             timeouts: { call: 1000 },
             disabled: true,
+            protocol: 'legacy',
             restart: { maxDelay: 5000 },
           },
         },
@@ -93,6 +95,7 @@ describe('parseConfig', () => {
       tools: { allow: ['read_*'], deny: ['*delete?'] },
       timeouts: { startup: 30_000, call: 1000 },
       disabled: true,
+      protocol: 'legacy',
       restart: { initialDelay: 500, maxDelay: 5000 },
     });
     expect(config.server.port).toBe(0);

@@ -49,6 +49,8 @@ const serverInputSchema = z
       .strictObject({ startup: ms('startup').default(30_000), call: ms('call').default(300_000) })
       .prefault({}),
     disabled: z.boolean().default(false),
+    /** Protocol era to speak upstream: negotiated ("auto"), or pinned for servers whose probe misbehaves. */
+    protocol: z.enum(['auto', 'legacy', 'modern']).default('auto'),
     restart: z
       .strictObject({ initialDelay: ms('initialDelay').default(500), maxDelay: ms('maxDelay').default(30_000) })
       .superRefine((restart, ctx) => {
@@ -98,6 +100,7 @@ export interface CommonServerConfig {
   tools: { allow?: string[]; deny?: string[] };
   timeouts: { startup: number; call: number };
   disabled: boolean;
+  protocol: 'auto' | 'legacy' | 'modern';
   restart: { initialDelay: number; maxDelay: number };
 }
 
@@ -124,6 +127,7 @@ function toServerConfig(key: string, input: ServerInput): ServerConfig {
     tools: input.tools,
     timeouts: input.timeouts,
     disabled: input.disabled,
+    protocol: input.protocol,
     restart: input.restart,
   };
   if (input.command !== undefined) {

@@ -147,6 +147,12 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
 
   return {
     async post(req, res, body) {
+      // Only 2025-era clients carry a session id: skip classification for the sessions we know.
+      const sessionId = header(req, 'mcp-session-id');
+      if (sessionId !== undefined && sessions.has(sessionId)) {
+        await legacy(req, res, body);
+        return;
+      }
       const outcome = classifyInboundRequest({
         httpMethod: 'POST',
         body,

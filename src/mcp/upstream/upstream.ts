@@ -17,6 +17,7 @@ import type {
   Resource,
   ResourceTemplateType as ResourceTemplate,
   Tool,
+  VersionNegotiationOptions,
 } from '@modelcontextprotocol/client';
 import type { Logger } from '../../log/logger.js';
 import type { ServerConfig } from '../../config/schema.js';
@@ -208,7 +209,7 @@ export class Upstream {
       },
       // The SDK walks list pages for us; allow long catalogs rather than its default of 64 pages.
       listMaxPages: 1000,
-      versionNegotiation: { mode: 'auto', probe: { timeoutMs: Math.min(this.config.timeouts.startup, 5000) } },
+      versionNegotiation: this.versionNegotiation(),
       listChanged: {
         tools: { autoRefresh: false, onChanged: () => void this.refresh() },
         resources: { autoRefresh: false, onChanged: () => void this.refresh() },
@@ -228,6 +229,17 @@ export class Upstream {
       async (request) => this.answerServerRequest('elicitation/create', request.params) as never,
     );
     return client;
+  }
+
+  private versionNegotiation(): VersionNegotiationOptions {
+    switch (this.config.protocol) {
+      case 'legacy':
+        return { mode: 'legacy' };
+      case 'modern':
+        return { mode: { pin: '2026-07-28' } };
+      case 'auto':
+        return { mode: 'auto', probe: { timeoutMs: Math.min(this.config.timeouts.startup, 5000) } };
+    }
   }
 
   /**
@@ -383,20 +395,25 @@ export class Upstream {
   ): Promise<Record<string, unknown> | undefined> {
     const session = this.forwarder && this.fastTools.has(name) ? this.forwardSession() : undefined;
     if (!session) return undefined;
-    // The call timeout starts again whenever the server reports progress.
-    const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(), this.config.timeouts.call);
-    const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
+    // One controller for the caller's cancellation and the call timeout, which starts again on every progress report.
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort(new Error('call timeout'));
+    }, this.config.timeouts.call);
+    const onCancel = () => abort.abort(signal?.reason);
+    signal?.addEventListener('abort', onCancel, { once: true });
     let outcome;
     try {
       outcome = await this.forwarder!.call(method, params, {
         session,
-        signal: combined,
+        signal: abort.signal,
         name,
         onProgress: () => timer.refresh(),
       });
     } catch (error) {
-      if (timeout.signal.aborted) {
+      if (timedOut) {
         throw new McplexError('UPSTREAM_TIMEOUT', `server "${this.key}" did not answer in time`, { status: 504 });
       }
       if (signal?.aborted) throw error;
@@ -404,6 +421,7 @@ export class Upstream {
       return undefined;
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onCancel);
     }
     if (outcome.kind === 'result') return outcome.result;
     if (outcome.kind === 'error')
