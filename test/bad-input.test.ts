@@ -12,7 +12,9 @@ let endpoint: string;
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
 /** Reads a JSON-RPC answer whether it came as a JSON body or as an SSE event. */
-async function jsonRpc(response: Response): Promise<{ id?: unknown; error?: { code: number; message: string } }> {
+async function jsonRpc(
+  response: Response,
+): Promise<{ id?: unknown; result?: unknown; error?: { code: number; message: string } }> {
   const text = await response.text();
   if ((response.headers.get('content-type') ?? '').includes('text/event-stream')) {
     const data = text.split('\n').find((line) => line.startsWith('data: {'));
@@ -118,10 +120,10 @@ describe.each<Era>(['legacy', 'modern'])('unknown names with a %s client', (era)
     await client?.close();
   });
 
-  it('names the unknown tool', async () => {
-    await expect(client.callTool({ name: 'nowhere__nothing', arguments: {} })).rejects.toThrow(
-      /unknown tool "nowhere__nothing"/,
-    );
+  it('names the unknown tool with an invalid-params error', async () => {
+    const failure = client.callTool({ name: 'nowhere__nothing', arguments: {} });
+    await expect(failure).rejects.toThrow(/unknown tool "nowhere__nothing"/);
+    await expect(failure).rejects.toMatchObject({ code: -32602 });
   });
 
   it('names the unknown resource', async () => {
@@ -175,6 +177,54 @@ describe('HTTP guards', () => {
     expect(response.status).toBe(413);
     expect(response.body).toMatch(/exceeds the limit of 2048 bytes/);
     expect(await healthy()).toBe(true);
+  });
+
+  it('refuses /readyz to a foreign Host', async () => {
+    const url = new URL(`${mcplex.url}/readyz`);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(
+        { host: url.hostname, port: url.port, path: url.pathname, headers: { host: 'evil.example' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(403);
+  });
+
+  it('leaves a modern tools/call whose headers disagree with its body to the SDK checks', async () => {
+    const envelope = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientCapabilities': {},
+      'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+    };
+    const call = (headers: Record<string, string>) =>
+      fetch(endpoint, {
+        method: 'POST',
+        headers: { ...JSON_HEADERS, ...headers },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 9,
+          method: 'tools/call',
+          params: { name: 'fixture__echo', arguments: { message: 'm' }, _meta: envelope },
+        }),
+      });
+    const agreeing = { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'fixture__echo' };
+    const ok = await call(agreeing);
+    expect(ok.status).toBe(200);
+    expect(await jsonRpc(ok)).toMatchObject({ id: 9, result: { content: [{ type: 'text', text: 'm' }] } });
+    for (const headers of [
+      { ...agreeing, 'mcp-name': 'fixture__pid' },
+      { 'mcp-protocol-version': '2026-07-28' },
+      { ...agreeing, 'mcp-protocol-version': '2025-11-25' },
+    ]) {
+      const response = await call(headers);
+      expect(response.status).toBe(400);
+      expect((await jsonRpc(response)).error).toBeDefined();
+    }
   });
 
   it('answers other methods with 405', async () => {

@@ -190,3 +190,36 @@ describe('closing while a server is still starting', () => {
     expect(processAlive(pid)).toBe(false);
   });
 });
+
+describe('fast path and SDK path on one upstream session', () => {
+  let fixture: FixtureHandle;
+  let mcplex: RunningServer;
+  beforeAll(async () => {
+    fixture = await startFixtureHttp({ legacyOnly: true });
+    mcplex = await startMcplex({ mcpServers: { web: { url: fixture.url } } });
+    await mcplex.gateway.whenSettled();
+  });
+  afterAll(async () => {
+    await mcplex?.close();
+    await fixture?.close();
+  });
+
+  it('keep their request ids apart (regression: fast-path ids collided with the SDK client ids)', async () => {
+    const client = await connectHttp(`${mcplex.url}/mcp`, 'legacy');
+    const progress: number[] = [];
+    // With a progress token the call takes the SDK client path; the echo calls take the fast path.
+    const slow = client.callTool(
+      { name: 'web__slow', arguments: { ms: 600, steps: 4 } },
+      { onprogress: (p) => progress.push(p.progress) },
+    );
+    const echoes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => client.callTool({ name: 'web__echo', arguments: { message: `m${i}` } })),
+    );
+    expect(echoes.map((r) => (r.content as { text: string }[])[0]!.text)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `m${i}`),
+    );
+    expect((await slow).content).toEqual([{ type: 'text', text: 'done' }]);
+    expect(progress).toEqual([1, 2, 3, 4]);
+    await client.close();
+  });
+});

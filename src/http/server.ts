@@ -10,6 +10,8 @@ import type { McpHttpEndpoint } from '../mcp/downstream/http-endpoint.js';
 import { readBody } from './body.js';
 
 export interface HttpServerOptions {
+  /** The address mcplex listens on; it is always an acceptable Host. */
+  host: string;
   maxBodyBytes: number;
   allowedHosts: readonly string[];
   allowedOrigins: readonly string[];
@@ -31,7 +33,8 @@ function jsonRpcError(res: ServerResponse, status: number, code: number, message
 
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { logger, mcp } = options;
-  const validHost = hostHeaderValidation([...localhostAllowedHostnames(), ...options.allowedHosts]);
+  const boundHost = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
+  const validHost = hostHeaderValidation([...localhostAllowedHostnames(), boundHost, ...options.allowedHosts]);
   const validOrigin = originValidation([...localhostAllowedOrigins(), ...options.allowedOrigins]);
 
   async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -62,6 +65,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     if (path === '/mcp') return handleMcp(req, res);
     if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz' && req.method === 'GET') {
+      // Server names, pids and errors are for this host's operators, not for a rebinding web page.
+      if (!validHost(req, res)) return;
       const { ready, body } = options.readiness();
       return sendJson(res, ready ? 200 : 503, body);
     }

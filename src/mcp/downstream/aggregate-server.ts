@@ -34,10 +34,13 @@ export function toWireError(error: unknown): unknown {
   return error;
 }
 
-function wrap<T>(run: () => Promise<T>): Promise<T> {
-  return run().catch((error: unknown) => {
+async function wrap<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    // Awaited here so that a synchronous throw in `run` is mapped as well.
+    return await run();
+  } catch (error) {
     throw toWireError(error);
-  });
+  }
 }
 
 /** Relays upstream progress to the downstream caller under the caller's own progress token. */

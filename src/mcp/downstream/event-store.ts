@@ -6,18 +6,29 @@ interface StoredEvent {
   id: string;
   streamId: string;
   message: JSONRPCMessage;
+  size: number;
 }
 
-/** Keeps the newest `maxEvents` events of one session; older ones can no longer be replayed. */
-export function createMemoryEventStore(maxEvents = 1000): EventStore {
+/**
+ * Keeps the newest events of one session, at most `maxEvents` and about `maxBytes` of JSON; older ones can no
+ * longer be replayed (the client then gets an error and starts a fresh stream).
+ */
+export function createMemoryEventStore(maxEvents = 200, maxBytes = 1_048_576): EventStore {
   const events: StoredEvent[] = [];
   const byId = new Map<string, StoredEvent>();
+  let bytes = 0;
   return {
     async storeEvent(streamId, message) {
-      const event = { id: `${streamId}_${randomUUID()}`, streamId, message };
+      const size = JSON.stringify(message).length;
+      const event = { id: `${streamId}_${randomUUID()}`, streamId, message, size };
       events.push(event);
       byId.set(event.id, event);
-      if (events.length > maxEvents) byId.delete(events.shift()!.id);
+      bytes += size;
+      while (events.length > 1 && (events.length > maxEvents || bytes > maxBytes)) {
+        const dropped = events.shift()!;
+        byId.delete(dropped.id);
+        bytes -= dropped.size;
+      }
       return event.id;
     },
     async getStreamIdForEventId(eventId) {

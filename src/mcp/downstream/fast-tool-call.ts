@@ -9,6 +9,9 @@ import { callRoutedTool, toWireError } from './aggregate-server.js';
 
 type RequestId = string | number;
 
+/** Revisions the modern fast path answers; others go to the SDK, which knows what it supports. */
+const MODERN_VERSIONS = new Set(['2026-07-28']);
+
 export interface FastToolCall {
   id: RequestId;
   params: CallToolRequest['params'];
@@ -29,10 +32,17 @@ export function fastToolCall(req: IncomingMessage, body: unknown, era: 'legacy' 
   if (params._meta?.progressToken !== undefined) return undefined;
   const accept = req.headers.accept ?? '';
   if (!accept.includes('application/json') && !accept.includes('*/*')) return undefined;
-  // Modern requests were classified (envelope and headers checked) already; legacy ones name a 2025 version.
   const version = req.headers['mcp-protocol-version'];
-  if (era === 'legacy' && typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
-    return undefined;
+  if (era === 'legacy') {
+    if (typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) return undefined;
+  } else {
+    // The SDK's modern entry checks that the headers agree with the body; the fast path takes only requests
+    // where they plainly do, and leaves every other case (and its error answer) to the SDK.
+    const envelope = params._meta as Record<string, unknown> | undefined;
+    if (typeof version !== 'string' || envelope?.['io.modelcontextprotocol/protocolVersion'] !== version)
+      return undefined;
+    if (!MODERN_VERSIONS.has(version)) return undefined;
+    if (req.headers['mcp-method'] !== 'tools/call' || req.headers['mcp-name'] !== params.name) return undefined;
   }
   return { id: message.id, params: params as CallToolRequest['params'] };
 }

@@ -1,7 +1,8 @@
 // The fast path to a Streamable HTTP upstream: forwards one JSON-RPC request over a pooled keep-alive
 // connection (undici) on the session the SDK client negotiated, and reads the answer from a JSON body or an
-// SSE stream. Anything it does not handle (an expired session, input-required results) is reported as
-// `fallback`, and the caller takes the SDK client path, which covers the whole protocol.
+// SSE stream. It reports `fallback` only when the server provably did not run the request (an expired session,
+// a refused connection) or asks for input first, so that the caller can take the SDK client path without
+// running a tool twice.
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 
@@ -25,12 +26,17 @@ export interface ForwardSession {
   envelope: Readonly<Record<string, unknown>> | undefined;
 }
 
+export interface ForwardOptions {
+  session: ForwardSession;
+  signal: AbortSignal;
+  /** The `Mcp-Name` of a modern request (the tool name). */
+  name?: string;
+  /** Called for each progress notification the server sends for this request. */
+  onProgress?: (progress: unknown) => void;
+}
+
 export interface HttpForwarder {
-  call(
-    method: string,
-    params: Record<string, unknown>,
-    options: { session: ForwardSession; signal: AbortSignal; name?: string; onProgress?: (progress: unknown) => void },
-  ): Promise<ForwardOutcome>;
+  call(method: string, params: Record<string, unknown>, options: ForwardOptions): Promise<ForwardOutcome>;
   close(): Promise<void>;
 }
 
@@ -40,6 +46,11 @@ export interface HttpForwarderOptions {
   /** Answers a request the server sends on the response stream (roots, sampling, elicitation). */
   answerServerRequest: (method: string, params: unknown) => Promise<unknown>;
   connections?: number;
+}
+
+/** Raised when the upstream answered in a way that is neither a result nor a JSON-RPC error. */
+export class ForwardError extends Error {
+  override readonly name = 'ForwardError';
 }
 
 interface JsonRpcMessage {
@@ -52,9 +63,13 @@ interface JsonRpcMessage {
 }
 
 const ACCEPT = 'application/json, text/event-stream';
+const EVENT_BOUNDARY = /\r\n\r\n|\n\n|\r\r|\r\n\n|\n\r\n/;
+/** Errors that mean the request never reached the server, so running it again cannot run it twice. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 
-function progressTokenFor(id: number): string {
-  return `mcplex-${id}`;
+function isJsonRpcError(value: unknown): value is JsonRpcError {
+  const error = value as JsonRpcError | undefined;
+  return typeof error?.code === 'number' && typeof error.message === 'string';
 }
 
 export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarder {
@@ -62,11 +77,15 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
   const pool = new Pool(url.origin, {
     connections: options.connections ?? 64,
     keepAliveTimeout: 30_000,
+    // The caller owns the call timeout (restarted by progress); undici's own 300 s limits would cut long calls.
+    headersTimeout: 0,
+    bodyTimeout: 0,
   });
   const path = `${url.pathname}${url.search}`;
-  let nextId = 1;
+  // String ids in a namespace of their own: the SDK client uses numbers on the same session.
+  let counter = 0;
 
-  function headersFor(session: ForwardSession, method: string, name: string | undefined): Record<string, string> {
+  function headersFor(session: ForwardSession, method: string | undefined, name: string | undefined) {
     const headers: Record<string, string> = {
       ...options.headers,
       'content-type': 'application/json',
@@ -74,42 +93,40 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
       'mcp-protocol-version': session.protocolVersion,
     };
     if (session.sessionId !== undefined) headers['mcp-session-id'] = session.sessionId;
-    if (session.era === 'modern') {
+    if (session.era === 'modern' && method !== undefined) {
       headers['mcp-method'] = method;
       if (name !== undefined) headers['mcp-name'] = name;
     }
     return headers;
   }
 
-  /** Sends the answer to a server-to-client request back to the server (legacy era, same session). */
-  async function reply(session: ForwardSession, message: JsonRpcMessage): Promise<void> {
-    let answer: JsonRpcMessage;
-    try {
-      answer = {
-        jsonrpc: '2.0',
-        id: message.id,
-        result: (await options.answerServerRequest(message.method!, message.params)) as Record<string, unknown>,
-      };
-    } catch (error) {
-      const code = typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : -32603;
-      answer = {
-        jsonrpc: '2.0',
-        id: message.id,
-        error: { code, message: error instanceof Error ? error.message : String(error) },
-      };
-    }
+  async function post(session: ForwardSession, message: JsonRpcMessage): Promise<void> {
     const response = await pool.request({
       method: 'POST',
       path,
-      headers: headersFor(session, 'response', undefined),
-      body: JSON.stringify(answer),
+      headers: headersFor(session, message.method, undefined),
+      body: JSON.stringify(message),
     });
     await response.body.dump();
   }
 
+  /** Answers a server-to-client request that arrived on the response stream (legacy era, same session). */
+  async function reply(session: ForwardSession, message: JsonRpcMessage): Promise<void> {
+    let answer: JsonRpcMessage;
+    try {
+      const result = (await options.answerServerRequest(message.method!, message.params)) as Record<string, unknown>;
+      answer = { jsonrpc: '2.0', id: message.id, result };
+    } catch (error) {
+      const code = typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : -32603;
+      const text = error instanceof Error ? error.message : String(error);
+      answer = { jsonrpc: '2.0', id: message.id, error: { code, message: text } };
+    }
+    await post(session, answer);
+  }
+
   async function readSse(
     body: Dispatcher.ResponseData['body'],
-    id: number,
+    id: string,
     session: ForwardSession,
     onProgress: ((progress: unknown) => void) | undefined,
   ): Promise<ForwardOutcome> {
@@ -117,12 +134,12 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
     body.setEncoding('utf8');
     for await (const chunk of body as AsyncIterable<string>) {
       buffer += chunk;
-      let boundary: number;
-      while ((boundary = buffer.search(/\r?\n\r?\n/)) >= 0) {
-        const event = buffer.slice(0, boundary);
-        buffer = buffer.slice(boundary + (buffer[boundary] === '\r' ? 4 : 2));
+      let match: RegExpExecArray | null;
+      while ((match = EVENT_BOUNDARY.exec(buffer)) !== null) {
+        const event = buffer.slice(0, match.index);
+        buffer = buffer.slice(match.index + match[0].length);
         const data = event
-          .split(/\r?\n/)
+          .split(/\r\n|\n|\r/)
           .filter((line) => line.startsWith('data:'))
           .map((line) => line.slice(line[5] === ' ' ? 6 : 5))
           .join('\n');
@@ -135,21 +152,24 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
         }
         if (message.method !== undefined && message.id !== undefined && message.id !== null) {
           void reply(session, message).catch(() => {});
-        }
-        if (message.method === 'notifications/progress' && onProgress) {
+        } else if (message.method === 'notifications/progress' && onProgress) {
           const params = message.params as { progressToken?: unknown } | undefined;
-          if (params?.progressToken === progressTokenFor(id)) onProgress(params);
+          if (params?.progressToken === id) onProgress(params);
         }
         // Other notifications for this request (logging) are not relayed on the fast path.
       }
     }
-    return { kind: 'fallback', reason: 'stream ended without a response' };
+    throw new ForwardError('the server ended the response stream without answering');
   }
 
   function settle(message: JsonRpcMessage): ForwardOutcome {
-    if (message.error) return { kind: 'error', error: message.error };
+    if (message.error !== undefined) {
+      if (!isJsonRpcError(message.error)) throw new ForwardError('the server sent a malformed error');
+      return { kind: 'error', error: message.error };
+    }
     const result = message.result ?? {};
     if (result.resultType !== undefined && result.resultType !== 'complete') {
+      // An input-required result: the server asks before it runs anything, so the SDK path may ask again.
       return { kind: 'fallback', reason: `result type ${String(result.resultType)}` };
     }
     return { kind: 'result', result };
@@ -157,33 +177,58 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
 
   return {
     async call(method, params, { session, signal, name, onProgress }) {
-      const id = nextId++;
-      // A progress token lets the server report progress, which keeps a long call inside its timeout.
+      const id = `mcplex-${++counter}`;
+      // The request id doubles as progress token: progress keeps a long call inside its timeout.
       const meta = {
         ...(params._meta as Record<string, unknown> | undefined),
-        ...(onProgress ? { progressToken: progressTokenFor(id) } : {}),
+        ...(onProgress ? { progressToken: id } : {}),
         ...(session.era === 'modern' ? session.envelope : undefined),
       };
       const sent = Object.keys(meta).length === 0 ? params : { ...params, _meta: meta };
-      const response = await pool.request({
-        method: 'POST',
-        path,
-        headers: headersFor(session, method, name),
-        body: JSON.stringify({ jsonrpc: '2.0', id, method, params: sent }),
-        signal,
-      });
-      const type = String(response.headers['content-type'] ?? '');
-      if (response.statusCode === 404) {
-        await response.body.dump();
-        return { kind: 'fallback', reason: 'session expired' };
+      // In the legacy era closing a stream does not cancel: the server is told explicitly.
+      const onAbort = () => {
+        if (session.era !== 'legacy') return;
+        const notice = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id } };
+        void post(session, notice).catch(() => {});
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        let response: Dispatcher.ResponseData;
+        try {
+          response = await pool.request({
+            method: 'POST',
+            path,
+            headers: headersFor(session, method, name),
+            body: JSON.stringify({ jsonrpc: '2.0', id, method, params: sent }),
+            signal,
+          });
+        } catch (error) {
+          const code = (error as { code?: unknown }).code;
+          if (typeof code === 'string' && NOT_SENT.has(code)) return { kind: 'fallback', reason: code };
+          throw error;
+        }
+        const type = String(response.headers['content-type'] ?? '');
+        if (response.statusCode === 404) {
+          await response.body.dump();
+          return { kind: 'fallback', reason: 'session expired' };
+        }
+        if (response.statusCode >= 200 && response.statusCode < 300 && type.includes('text/event-stream')) {
+          return await readSse(response.body, id, session, onProgress);
+        }
+        const text = await response.body.text();
+        let message: JsonRpcMessage | undefined;
+        try {
+          message = type.includes('application/json') && text !== '' ? (JSON.parse(text) as JsonRpcMessage) : undefined;
+        } catch {
+          message = undefined;
+        }
+        if (message && (message.id === id || (message.id === null && isJsonRpcError(message.error)))) {
+          return settle(message);
+        }
+        throw new ForwardError(`unexpected answer: HTTP ${response.statusCode} ${type}`.trim());
+      } finally {
+        signal.removeEventListener('abort', onAbort);
       }
-      if (type.includes('text/event-stream')) return readSse(response.body, id, session, onProgress);
-      const text = await response.body.text();
-      if (type.includes('application/json') && text !== '') {
-        const message = JSON.parse(text) as JsonRpcMessage;
-        if (message.id === id || message.error) return settle(message);
-      }
-      return { kind: 'fallback', reason: `unexpected answer: HTTP ${response.statusCode} ${type}` };
     },
     close: () => pool.close(),
   };

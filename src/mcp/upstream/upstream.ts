@@ -73,6 +73,9 @@ class UpstreamClient extends Client {
 /** Tool names the fast path can put in an `Mcp-Name` header as they are. */
 const PLAIN_NAME = /^[A-Za-z0-9._/-]{1,128}$/;
 
+/** A connection that lasted this long resets the reconnect backoff when it drops. */
+const STABLE_AFTER_MS = 10_000;
+
 const EMPTY_CATALOG: UpstreamCatalog = Object.freeze({ tools: [], resources: [], resourceTemplates: [], prompts: [] });
 
 export class Upstream {
@@ -97,6 +100,10 @@ export class Upstream {
   private firstSettled: Promise<void>;
   private settleFirst!: () => void;
   private generation = 0;
+  /** A transparent re-initialisation after an expired session, awaited by requests that arrive meanwhile. */
+  private reinitializing: Promise<void> | undefined;
+  private readySince = 0;
+  private refreshSeq = 0;
   /** Aborts the connection attempt in progress (on close). */
   private attemptAbort = new AbortController();
 
@@ -160,6 +167,7 @@ export class Upstream {
   }
 
   private async doConnect(): Promise<void> {
+    if (this.closing) return;
     const generation = ++this.generation;
     const startup = this.config.timeouts.startup;
     const connection = createUpstreamTransport(this.config);
@@ -179,10 +187,13 @@ export class Upstream {
       const discover = client.getDiscoverResult();
       this.prior = discover ? { kind: 'modern', discover } : { kind: 'legacy' };
       this.setCatalog(await this.fetchCatalog(client, startup));
-      if (this.closing || generation !== this.generation) return;
+      if (this.closing || generation !== this.generation) {
+        await this.dispose(client);
+        return;
+      }
       client.onclose = () => this.handleDisconnect(generation, 'connection closed');
       this.state = 'ready';
-      this.attempt = 0;
+      this.readySince = Date.now();
       this.lastError = null;
       const era = client.getProtocolEra();
       const tools = this.catalogValue.tools.length;
@@ -192,6 +203,8 @@ export class Upstream {
       this.logger.warn({ err: this.lastError }, `${this.key}: failed: ${this.lastError}`);
       this.catalogValue = EMPTY_CATALOG;
       this.state = 'failed';
+      // A server that changed (upgraded, replaced) must be probed afresh next time.
+      this.prior = undefined;
       await this.dispose(client);
       this.scheduleReconnect();
     } finally {
@@ -284,8 +297,12 @@ export class Upstream {
   async refresh(): Promise<void> {
     const client = this.client;
     if (!client || this.state !== 'ready') return;
+    const seq = ++this.refreshSeq;
     try {
-      this.setCatalog(await this.fetchCatalog(client, this.config.timeouts.startup));
+      const catalog = await this.fetchCatalog(client, this.config.timeouts.startup);
+      // A later refresh (or a reconnect) has the newer view.
+      if (seq !== this.refreshSeq || client !== this.client) return;
+      this.setCatalog(catalog);
       this.options.onChange(this);
     } catch (error) {
       this.logger.warn({ err: errorMessage(error) }, 'catalog refresh failed');
@@ -300,6 +317,9 @@ export class Upstream {
     this.catalogValue = EMPTY_CATALOG;
     this.client = undefined;
     this.connection = undefined;
+    this.prior = undefined;
+    // Backoff starts over only for a server that stayed up a while; a crash loop keeps backing off.
+    if (Date.now() - this.readySince >= STABLE_AFTER_MS) this.attempt = 0;
     this.options.onChange(this);
     this.scheduleReconnect();
   }
@@ -335,23 +355,30 @@ export class Upstream {
    * transparently; protocol errors from the server pass through as they are.
    */
   private async withClient<T>(run: (client: UpstreamClient) => Promise<T>): Promise<T> {
+    if (this.reinitializing) await this.reinitializing;
     const client = this.requireClient();
     try {
       return await run(client);
     } catch (error) {
-      if (isSessionExpired(error) && !this.closing) {
-        this.logger.info('upstream session expired; re-initialising');
-        this.generation++;
-        await this.dispose(client);
-        this.client = undefined;
-        this.state = 'restarting';
-        await this.connect();
-        return await run(this.requireClient()).catch((retryError: unknown) => {
-          throw mapUpstreamError(this.key, retryError);
-        });
-      }
-      throw mapUpstreamError(this.key, error);
+      if (!isSessionExpired(error) || this.closing) throw mapUpstreamError(this.key, error);
+      await this.reinitialize(client);
+      return await run(this.requireClient()).catch((retryError: unknown) => {
+        throw mapUpstreamError(this.key, retryError);
+      });
     }
+  }
+
+  /** Replaces a client whose session expired; concurrent callers share one re-initialisation. */
+  private reinitialize(failed: UpstreamClient): Promise<void> {
+    if (this.client !== failed) return this.reinitializing ?? Promise.resolve();
+    this.reinitializing ??= (async () => {
+      this.logger.info(`${this.key}: upstream session expired; re-initialising`);
+      // The old client's close must not count as a disconnect.
+      this.generation++;
+      await this.dispose(failed);
+      await this.connect();
+    })().finally(() => (this.reinitializing = undefined));
+    return this.reinitializing;
   }
 
   private requestOptions(options: CallOptions) {
@@ -417,8 +444,11 @@ export class Upstream {
         throw new McplexError('UPSTREAM_TIMEOUT', `server "${this.key}" did not answer in time`, { status: 504 });
       }
       if (signal?.aborted) throw error;
-      this.logger.debug({ err: errorMessage(error) }, 'fast path failed; using the SDK client');
-      return undefined;
+      // The request may have run: trying again through the SDK client could run a tool twice.
+      throw new McplexError('UPSTREAM_ERROR', `server "${this.key}" failed: ${errorMessage(error)}`, {
+        status: 502,
+        cause: error,
+      });
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onCancel);
