@@ -17,8 +17,8 @@ const FIXTURE = join(ROOT, 'test', 'fixtures', 'fixture-server.ts');
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '3' },
-    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '5' },
     warmup: { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '1,16' },
     eras: { type: 'string', default: 'legacy,modern' },

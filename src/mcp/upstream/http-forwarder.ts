@@ -124,42 +124,74 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
     await post(session, answer);
   }
 
-  async function readSse(
+  /**
+   * Reads SSE events until the response to `id` arrives. The rest of the stream is consumed in the background
+   * (the server ends it after the response) so that the connection goes back to the pool; stopping early would
+   * destroy the socket and cost an error with a stack trace on every call.
+   */
+  function readSse(
     body: Dispatcher.ResponseData['body'],
     id: string,
     session: ForwardSession,
     onProgress: ((progress: unknown) => void) | undefined,
   ): Promise<ForwardOutcome> {
-    let buffer = '';
-    body.setEncoding('utf8');
-    for await (const chunk of body as AsyncIterable<string>) {
-      buffer += chunk;
-      let match: RegExpExecArray | null;
-      while ((match = EVENT_BOUNDARY.exec(buffer)) !== null) {
-        const event = buffer.slice(0, match.index);
-        buffer = buffer.slice(match.index + match[0].length);
-        const data = event
-          .split(/\r\n|\n|\r/)
-          .filter((line) => line.startsWith('data:'))
-          .map((line) => line.slice(line[5] === ' ' ? 6 : 5))
-          .join('\n');
-        if (data === '') continue;
-        const message = JSON.parse(data) as JsonRpcMessage;
-        if (message.id === id && (message.result !== undefined || message.error !== undefined)) {
-          // The server ends the stream after the response; drain it so the connection goes back to the pool.
-          void body.dump().catch(() => {});
-          return settle(message);
+    return new Promise((resolve, reject) => {
+      let buffer = '';
+      let settled = false;
+      const finish = (run: () => ForwardOutcome) => {
+        if (settled) return;
+        settled = true;
+        try {
+          resolve(run());
+        } catch (error) {
+          reject(error);
         }
-        if (message.method !== undefined && message.id !== undefined && message.id !== null) {
-          void reply(session, message).catch(() => {});
-        } else if (message.method === 'notifications/progress' && onProgress) {
-          const params = message.params as { progressToken?: unknown } | undefined;
-          if (params?.progressToken === id) onProgress(params);
+      };
+      body.setEncoding('utf8');
+      body.on('data', (chunk: string) => {
+        if (settled) return;
+        buffer += chunk;
+        let match: RegExpExecArray | null;
+        while (!settled && (match = EVENT_BOUNDARY.exec(buffer)) !== null) {
+          const event = buffer.slice(0, match.index);
+          buffer = buffer.slice(match.index + match[0].length);
+          const data = event
+            .split(/\r\n|\n|\r/)
+            .filter((line) => line.startsWith('data:'))
+            .map((line) => line.slice(line[5] === ' ' ? 6 : 5))
+            .join('\n');
+          if (data === '') continue;
+          let message: JsonRpcMessage;
+          try {
+            message = JSON.parse(data) as JsonRpcMessage;
+          } catch {
+            finish(() => {
+              throw new ForwardError('the server sent an event that is not JSON');
+            });
+            return;
+          }
+          if (message.id === id && (message.result !== undefined || message.error !== undefined)) {
+            finish(() => settle(message));
+          } else if (message.method !== undefined && message.id !== undefined && message.id !== null) {
+            void reply(session, message).catch(() => {});
+          } else if (message.method === 'notifications/progress' && onProgress) {
+            const params = message.params as { progressToken?: unknown } | undefined;
+            if (params?.progressToken === id) onProgress(params);
+          }
+          // Other notifications for this request (logging) are not relayed on the fast path.
         }
-        // Other notifications for this request (logging) are not relayed on the fast path.
-      }
-    }
-    throw new ForwardError('the server ended the response stream without answering');
+      });
+      body.once('end', () =>
+        finish(() => {
+          throw new ForwardError('the server ended the response stream without answering');
+        }),
+      );
+      body.once('error', (error) =>
+        finish(() => {
+          throw error;
+        }),
+      );
+    });
   }
 
   function settle(message: JsonRpcMessage): ForwardOutcome {
