@@ -3,7 +3,8 @@
 import { ProtocolError, Server } from '@modelcontextprotocol/server';
 import type { ServerContext } from '@modelcontextprotocol/server';
 import type { CallToolRequest, CallToolResult, Progress } from '@modelcontextprotocol/client';
-import type { CallOptions } from '../upstream/upstream.js';
+import type { ClientCapabilities } from '@modelcontextprotocol/client';
+import type { CallOptions, DownstreamRelay } from '../upstream/upstream.js';
 import { McplexError } from '../../errors.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { paginate } from './paginate.js';
@@ -79,9 +80,27 @@ export function callRoutedTool(
   return route.upstream.callTool({ ...forwardableParams(params), name: route.original }, options);
 }
 
-function callOptions(ctx: ServerContext) {
+/** The capabilities of the client behind a request: from its envelope (modern) or its initialize (legacy). */
+export function callerCapabilities(server: Server, ctx: ServerContext): ClientCapabilities | undefined {
+  const fromEnvelope = ctx.mcpReq._meta?.['io.modelcontextprotocol/clientCapabilities'];
+  return (fromEnvelope as ClientCapabilities | undefined) ?? server.getClientCapabilities();
+}
+
+type RelayedMethod = 'elicitation/create' | 'sampling/createMessage' | 'roots/list';
+
+/** Lets the upstream ask this request's client (elicitation, sampling, roots) in the context of the request. */
+function relayFor(server: Server, ctx: ServerContext): DownstreamRelay {
+  return {
+    capabilities: callerCapabilities(server, ctx),
+    // Only the three client methods reach here (checked against the capabilities first).
+    request: (method, params) =>
+      ctx.mcpReq.send({ method: method as RelayedMethod, params: params as Record<string, unknown> | undefined }),
+  };
+}
+
+function callOptions(server: Server, ctx: ServerContext): CallOptions {
   const onprogress = progressRelay(ctx);
-  return { signal: ctx.mcpReq.signal, ...(onprogress ? { onprogress } : {}) };
+  return { signal: ctx.mcpReq.signal, relay: relayFor(server, ctx), ...(onprogress ? { onprogress } : {}) };
 }
 
 export function createAggregateServer(catalog: Catalog, options: AggregateServerOptions): Server {
@@ -106,7 +125,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     }),
   );
   server.setRequestHandler('tools/call', async (request, ctx) =>
-    wrap(() => callRoutedTool(catalog, request.params, callOptions(ctx))),
+    wrap(() => callRoutedTool(catalog, request.params, callOptions(server, ctx))),
   );
   server.setRequestHandler('resources/list', async (request) =>
     wrap(async () => {
@@ -125,7 +144,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     wrap(async () => {
       const route = catalog.resolveResource(request.params.uri);
       const params = { ...forwardableParams(request.params), uri: route.original };
-      const result = await route.upstream.readResource(params, callOptions(ctx));
+      const result = await route.upstream.readResource(params, callOptions(server, ctx));
       // Contents carry the URI the client asked for, so that it can match them to its request.
       const prefix = request.params.uri.slice(0, request.params.uri.length - route.original.length);
       return { ...result, contents: result.contents.map((c) => ({ ...c, uri: prefix + c.uri })) };
@@ -140,7 +159,10 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
   server.setRequestHandler('prompts/get', async (request, ctx) =>
     wrap(async () => {
       const route = catalog.resolvePrompt(request.params.name);
-      return route.upstream.getPrompt({ ...forwardableParams(request.params), name: route.original }, callOptions(ctx));
+      return route.upstream.getPrompt(
+        { ...forwardableParams(request.params), name: route.original },
+        callOptions(server, ctx),
+      );
     }),
   );
   server.setRequestHandler('completion/complete', async (request, ctx) =>
@@ -149,11 +171,11 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
       if (ref.type === 'ref/prompt') {
         const route = catalog.resolvePrompt(ref.name);
         const params = { ...forwardableParams(request.params), ref: { ...ref, name: route.original } };
-        return route.upstream.complete(params, callOptions(ctx));
+        return route.upstream.complete(params, callOptions(server, ctx));
       }
       const route = catalog.resolveResource(ref.uri);
       const params = { ...forwardableParams(request.params), ref: { ...ref, uri: route.original } };
-      return route.upstream.complete(params, callOptions(ctx));
+      return route.upstream.complete(params, callOptions(server, ctx));
     }),
   );
   return server;

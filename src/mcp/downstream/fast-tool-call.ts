@@ -3,7 +3,7 @@
 // to web streams. Everything else, and anything unusual about this request, goes through the SDK server.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProtocolError, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server';
-import type { CallToolRequest } from '@modelcontextprotocol/client';
+import type { CallToolRequest, ClientCapabilities } from '@modelcontextprotocol/client';
 import type { Catalog } from '../catalog/catalog.js';
 import { callRoutedTool, toWireError } from './aggregate-server.js';
 
@@ -15,10 +15,21 @@ const MODERN_VERSIONS = new Set(['2026-07-28']);
 export interface FastToolCall {
   id: RequestId;
   params: CallToolRequest['params'];
+  /** What the caller declared: never elicitation, sampling or roots on this path. */
+  capabilities: ClientCapabilities | undefined;
 }
 
-/** The request when the fast path can serve it, else undefined. */
-export function fastToolCall(req: IncomingMessage, body: unknown, era: 'legacy' | 'modern'): FastToolCall | undefined {
+/**
+ * The request when the fast path can serve it, else undefined. A client that can answer elicitation, sampling
+ * or roots goes through the SDK server, which can put the upstream's questions to it during the call;
+ * `legacyCapabilities` are those a legacy session declared (modern requests carry theirs in the envelope).
+ */
+export function fastToolCall(
+  req: IncomingMessage,
+  body: unknown,
+  era: 'legacy' | 'modern',
+  legacyCapabilities?: ClientCapabilities,
+): FastToolCall | undefined {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
   const message = body as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
   if (message.jsonrpc !== '2.0' || message.method !== 'tools/call') return undefined;
@@ -30,6 +41,12 @@ export function fastToolCall(req: IncomingMessage, body: unknown, era: 'legacy' 
   }
   // Progress needs a streamed response: the SDK server does that.
   if (params._meta?.progressToken !== undefined) return undefined;
+  const capabilities =
+    era === 'legacy'
+      ? legacyCapabilities
+      : ((params._meta as Record<string, unknown> | undefined)?.['io.modelcontextprotocol/clientCapabilities'] as
+          ClientCapabilities | undefined);
+  if (capabilities?.elicitation || capabilities?.sampling || capabilities?.roots) return undefined;
   const accept = req.headers.accept ?? '';
   if (!accept.includes('application/json') && !accept.includes('*/*')) return undefined;
   const version = req.headers['mcp-protocol-version'];
@@ -44,7 +61,7 @@ export function fastToolCall(req: IncomingMessage, body: unknown, era: 'legacy' 
     if (!MODERN_VERSIONS.has(version)) return undefined;
     if (req.headers['mcp-method'] !== 'tools/call' || req.headers['mcp-name'] !== params.name) return undefined;
   }
-  return { id: message.id, params: params as CallToolRequest['params'] };
+  return { id: message.id, params: params as CallToolRequest['params'], capabilities };
 }
 
 function send(res: ServerResponse, payload: unknown): void {
@@ -68,7 +85,12 @@ export async function serveFastToolCall(
     if (!res.writableFinished) cancel.abort(new Error('client closed the connection'));
   });
   try {
-    const result = await callRoutedTool(catalog, call.params, { signal: cancel.signal });
+    // The caller cannot answer questions from the upstream: saying so lets the upstream report it clearly.
+    const relay = {
+      capabilities: call.capabilities,
+      request: () => Promise.reject(new Error('the client cannot answer requests during this call')),
+    };
+    const result = await callRoutedTool(catalog, call.params, { signal: cancel.signal, relay });
     if (cancel.signal.aborted) return;
     send(res, {
       jsonrpc: '2.0',

@@ -112,7 +112,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       res.writeHead(202).end();
       return true;
     }
-    const call = fastToolCall(req, body, 'legacy');
+    const call = fastToolCall(req, body, 'legacy', session.server.getClientCapabilities());
     if (!call) return false;
     const cancel = new AbortController();
     session.inflight.set(call.id, cancel);

@@ -33,6 +33,8 @@ export interface ForwardOptions {
   name?: string;
   /** Called for each progress notification the server sends for this request. */
   onProgress?: (progress: unknown) => void;
+  /** Answers a request the server sends on this request's response stream. */
+  answer?: (method: string, params: unknown) => Promise<unknown>;
 }
 
 export interface HttpForwarder {
@@ -111,10 +113,15 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
   }
 
   /** Answers a server-to-client request that arrived on the response stream (legacy era, same session). */
-  async function reply(session: ForwardSession, message: JsonRpcMessage): Promise<void> {
+  async function reply(
+    session: ForwardSession,
+    message: JsonRpcMessage,
+    answerFor: ForwardOptions['answer'],
+  ): Promise<void> {
     let answer: JsonRpcMessage;
     try {
-      const result = (await options.answerServerRequest(message.method!, message.params)) as Record<string, unknown>;
+      const answering = answerFor ?? options.answerServerRequest;
+      const result = (await answering(message.method!, message.params)) as Record<string, unknown>;
       answer = { jsonrpc: '2.0', id: message.id, result };
     } catch (error) {
       const code = typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : -32603;
@@ -134,6 +141,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
     id: string,
     session: ForwardSession,
     onProgress: ((progress: unknown) => void) | undefined,
+    answer: ForwardOptions['answer'],
   ): Promise<ForwardOutcome> {
     return new Promise((resolve, reject) => {
       let buffer = '';
@@ -173,7 +181,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
           if (message.id === id && (message.result !== undefined || message.error !== undefined)) {
             finish(() => settle(message));
           } else if (message.method !== undefined && message.id !== undefined && message.id !== null) {
-            void reply(session, message).catch(() => {});
+            void reply(session, message, answer).catch(() => {});
           } else if (message.method === 'notifications/progress' && onProgress) {
             const params = message.params as { progressToken?: unknown } | undefined;
             if (params?.progressToken === id) onProgress(params);
@@ -208,7 +216,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
   }
 
   return {
-    async call(method, params, { session, signal, name, onProgress }) {
+    async call(method, params, { session, signal, name, onProgress, answer }) {
       const id = `mcplex-${++counter}`;
       // The request id doubles as progress token: progress keeps a long call inside its timeout.
       const meta = {
@@ -245,7 +253,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
           return { kind: 'fallback', reason: 'session expired' };
         }
         if (response.statusCode >= 200 && response.statusCode < 300 && type.includes('text/event-stream')) {
-          return await readSse(response.body, id, session, onProgress);
+          return await readSse(response.body, id, session, onProgress, answer);
         }
         const text = await response.body.text();
         let message: JsonRpcMessage | undefined;

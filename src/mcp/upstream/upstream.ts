@@ -18,6 +18,7 @@ import type {
   ResourceTemplateType as ResourceTemplate,
   Tool,
   VersionNegotiationOptions,
+  ClientCapabilities,
 } from '@modelcontextprotocol/client';
 import type { Logger } from '../../log/logger.js';
 import type { ServerConfig } from '../../config/schema.js';
@@ -51,9 +52,18 @@ export interface UpstreamStatus {
   pid: number | null;
 }
 
+/** The downstream client of one call, for the requests the upstream server sends back during that call. */
+export interface DownstreamRelay {
+  /** What that client declared it can do; requests it cannot answer get a clear error instead. */
+  capabilities: ClientCapabilities | undefined;
+  /** Sends a request to that client, in the context of its call. */
+  request(method: string, params: unknown): Promise<unknown>;
+}
+
 export interface CallOptions {
   signal?: AbortSignal;
   onprogress?: (progress: Progress) => void;
+  relay?: DownstreamRelay;
 }
 
 export interface UpstreamOptions {
@@ -86,6 +96,8 @@ export class Upstream {
   private state: UpstreamState = 'connecting';
   private client: UpstreamClient | undefined;
   private readonly forwarder: HttpForwarder | undefined;
+  /** Downstream clients of the calls in flight, newest last: who answers what the server asks meanwhile. */
+  private readonly relays: DownstreamRelay[] = [];
   /** Tools the fast path may call: plain names and no `x-mcp-header` argument mapping. */
   private fastTools = new Set<string>();
   private connection: UpstreamTransport | undefined;
@@ -256,19 +268,32 @@ export class Upstream {
   }
 
   /**
-   * Answers what the server asks of its client. Until a downstream client can answer them, roots are empty and
-   * sampling and elicitation get a clear error instead of silence.
+   * Answers what the server asks of its client (roots, sampling, elicitation) by asking the downstream client
+   * of the call in flight: the one the request came with when the transport tells (HTTP response streams), else
+   * the newest call on this server. With no call in flight there is nobody to ask: roots are empty, the rest
+   * is refused with a clear error.
    */
-  private async answerServerRequest(method: string, _params: unknown): Promise<unknown> {
-    switch (method) {
-      case 'roots/list':
-        return { roots: [] };
-      case 'sampling/createMessage':
-        throw new ProtocolError(-32601, `mcplex cannot answer sampling for server "${this.key}" yet`);
-      case 'elicitation/create':
-        throw new ProtocolError(-32601, `mcplex cannot relay elicitation for server "${this.key}" yet`);
-      default:
-        throw new ProtocolError(-32601, `method ${method} is not supported`);
+  private async answerServerRequest(method: string, params: unknown, relay?: DownstreamRelay): Promise<unknown> {
+    const target = relay ?? this.relays.at(-1);
+    if (!target) {
+      if (method === 'roots/list') return { roots: [] };
+      throw new ProtocolError(-32603, `server "${this.key}" asked for ${method} outside of a client request`);
+    }
+    const missing = missingCapability(method, params, target.capabilities);
+    if (missing !== undefined) {
+      throw new ProtocolError(-32601, `the client calling server "${this.key}" does not support ${missing}`);
+    }
+    return target.request(method, params);
+  }
+
+  /** Runs `work` with the caller's relay registered as the one to ask. */
+  private async withRelay<T>(relay: DownstreamRelay | undefined, work: () => Promise<T>): Promise<T> {
+    if (!relay) return work();
+    this.relays.push(relay);
+    try {
+      return await work();
+    } finally {
+      this.relays.splice(this.relays.lastIndexOf(relay), 1);
     }
   }
 
@@ -391,12 +416,14 @@ export class Upstream {
     };
   }
 
-  async callTool(params: CallToolRequest['params'], options: CallOptions = {}): Promise<CallToolResult> {
-    if (options.onprogress === undefined) {
-      const fast = await this.fastCall('tools/call', params, params.name, options.signal);
-      if (fast !== undefined) return fast as CallToolResult;
-    }
-    return this.withClient((client) => client.callTool(params, this.requestOptions(options)));
+  callTool(params: CallToolRequest['params'], options: CallOptions = {}): Promise<CallToolResult> {
+    return this.withRelay(options.relay, async () => {
+      if (options.onprogress === undefined) {
+        const fast = await this.fastCall('tools/call', params, params.name, options);
+        if (fast !== undefined) return fast as CallToolResult;
+      }
+      return this.withClient((client) => client.callTool(params, this.requestOptions(options)));
+    });
   }
 
   /** What the fast path needs from the live SDK session, or undefined when there is none to use. */
@@ -418,7 +445,7 @@ export class Upstream {
     method: string,
     params: Record<string, unknown>,
     name: string,
-    signal: AbortSignal | undefined,
+    { signal, relay }: CallOptions,
   ): Promise<Record<string, unknown> | undefined> {
     const session = this.forwarder && this.fastTools.has(name) ? this.forwardSession() : undefined;
     if (!session) return undefined;
@@ -438,6 +465,8 @@ export class Upstream {
         signal: abort.signal,
         name,
         onProgress: () => timer.refresh(),
+        // Requests on this call's response stream belong to this call's client.
+        answer: (requestMethod, requestParams) => this.answerServerRequest(requestMethod, requestParams, relay),
       });
     } catch (error) {
       if (timedOut) {
@@ -461,13 +490,17 @@ export class Upstream {
   }
 
   readResource(params: ReadResourceRequest['params'], options: CallOptions = {}): Promise<ReadResourceResult> {
-    return this.withClient((client) =>
-      client.readResource(params, { ...this.requestOptions(options), cacheMode: 'bypass' }),
+    return this.withRelay(options.relay, () =>
+      this.withClient((client) =>
+        client.readResource(params, { ...this.requestOptions(options), cacheMode: 'bypass' }),
+      ),
     );
   }
 
   getPrompt(params: GetPromptRequest['params'], options: CallOptions = {}): Promise<GetPromptResult> {
-    return this.withClient((client) => client.getPrompt(params, this.requestOptions(options)));
+    return this.withRelay(options.relay, () =>
+      this.withClient((client) => client.getPrompt(params, this.requestOptions(options))),
+    );
   }
 
   complete(params: CompleteRequest['params'], options: CallOptions = {}): Promise<CompleteResult> {
@@ -490,6 +523,27 @@ export class Upstream {
     await Promise.all([this.dispose(client), connection?.transport.close().catch(() => {})]);
     await this.connecting?.catch(() => {});
     await this.forwarder?.close().catch(() => {});
+  }
+}
+
+/** The capability a client needs to answer `method`, when it lacks it. */
+function missingCapability(method: string, params: unknown, capabilities: ClientCapabilities | undefined) {
+  const p = (params ?? {}) as { mode?: unknown; tools?: unknown };
+  switch (method) {
+    case 'roots/list':
+      return capabilities?.roots ? undefined : 'roots';
+    case 'sampling/createMessage':
+      if (!capabilities?.sampling) return 'sampling';
+      return p.tools !== undefined && !capabilities.sampling.tools ? 'sampling with tools' : undefined;
+    case 'elicitation/create': {
+      const elicitation = capabilities?.elicitation as { form?: unknown; url?: unknown } | undefined;
+      if (!elicitation) return 'elicitation';
+      // A client that declares elicitation without modes supports form mode (the 2025-06-18 shape).
+      if (p.mode === 'url') return elicitation.url ? undefined : 'URL-mode elicitation';
+      return elicitation.form || !elicitation.url ? undefined : 'form-mode elicitation';
+    }
+    default:
+      return method;
   }
 }
 
