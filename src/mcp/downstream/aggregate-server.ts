@@ -44,17 +44,6 @@ async function wrap<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Relays upstream progress to the downstream caller under the caller's own progress token. */
-function progressRelay(ctx: ServerContext): ((progress: Progress) => void) | undefined {
-  const token = ctx.mcpReq._meta?.progressToken;
-  if (token === undefined) return undefined;
-  return (progress) => {
-    void ctx.mcpReq
-      .notify({ method: 'notifications/progress', params: { ...progress, progressToken: token } })
-      .catch(() => {});
-  };
-}
-
 /**
  * The downstream client's `_meta` minus what belongs to its own hop: the protocol envelope
  * (`io.modelcontextprotocol/*`: its version, capabilities, identity) and its progress token.
@@ -98,9 +87,28 @@ function relayFor(server: Server, ctx: ServerContext): DownstreamRelay {
   };
 }
 
-function callOptions(server: Server, ctx: ServerContext): CallOptions {
-  const onprogress = progressRelay(ctx);
-  return { signal: ctx.mcpReq.signal, relay: relayFor(server, ctx), ...(onprogress ? { onprogress } : {}) };
+/**
+ * Runs a forwarded request with the caller's cancellation, its relay for upstream questions, and upstream
+ * progress relayed under the caller's own token. Progress sent before the result reaches the caller before it:
+ * a 2026-07-28 response stream ends with the result, and a late notification would be lost.
+ */
+async function forward<T>(server: Server, ctx: ServerContext, run: (options: CallOptions) => Promise<T>): Promise<T> {
+  const token = ctx.mcpReq._meta?.progressToken;
+  let sent: Promise<unknown> = Promise.resolve();
+  const onprogress =
+    token === undefined
+      ? undefined
+      : (progress: Progress) => {
+          const params = { ...progress, progressToken: token };
+          sent = sent.then(() => ctx.mcpReq.notify({ method: 'notifications/progress', params }).catch(() => {}));
+        };
+  const result = await run({
+    signal: ctx.mcpReq.signal,
+    relay: relayFor(server, ctx),
+    ...(onprogress ? { onprogress } : {}),
+  });
+  await sent;
+  return result;
 }
 
 export function createAggregateServer(catalog: Catalog, options: AggregateServerOptions): Server {
@@ -125,7 +133,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     }),
   );
   server.setRequestHandler('tools/call', async (request, ctx) =>
-    wrap(() => callRoutedTool(catalog, request.params, callOptions(server, ctx))),
+    wrap(() => forward(server, ctx, (options) => callRoutedTool(catalog, request.params, options))),
   );
   server.setRequestHandler('resources/list', async (request) =>
     wrap(async () => {
@@ -144,7 +152,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     wrap(async () => {
       const route = catalog.resolveResource(request.params.uri);
       const params = { ...forwardableParams(request.params), uri: route.original };
-      const result = await route.upstream.readResource(params, callOptions(server, ctx));
+      const result = await forward(server, ctx, (options) => route.upstream.readResource(params, options));
       // Contents carry the URI the client asked for, so that it can match them to its request.
       const prefix = request.params.uri.slice(0, request.params.uri.length - route.original.length);
       return { ...result, contents: result.contents.map((c) => ({ ...c, uri: prefix + c.uri })) };
@@ -159,10 +167,8 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
   server.setRequestHandler('prompts/get', async (request, ctx) =>
     wrap(async () => {
       const route = catalog.resolvePrompt(request.params.name);
-      return route.upstream.getPrompt(
-        { ...forwardableParams(request.params), name: route.original },
-        callOptions(server, ctx),
-      );
+      const params = { ...forwardableParams(request.params), name: route.original };
+      return forward(server, ctx, (options) => route.upstream.getPrompt(params, options));
     }),
   );
   server.setRequestHandler('completion/complete', async (request, ctx) =>
@@ -171,11 +177,11 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
       if (ref.type === 'ref/prompt') {
         const route = catalog.resolvePrompt(ref.name);
         const params = { ...forwardableParams(request.params), ref: { ...ref, name: route.original } };
-        return route.upstream.complete(params, callOptions(server, ctx));
+        return forward(server, ctx, (options) => route.upstream.complete(params, options));
       }
       const route = catalog.resolveResource(ref.uri);
       const params = { ...forwardableParams(request.params), ref: { ...ref, uri: route.original } };
-      return route.upstream.complete(params, callOptions(server, ctx));
+      return forward(server, ctx, (options) => route.upstream.complete(params, options));
     }),
   );
   return server;
