@@ -3,6 +3,7 @@
 import type { Server } from '@modelcontextprotocol/server';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log/logger.js';
+import { createInputRounds } from './mcp/bridge/input-rounds.js';
 import { Catalog } from './mcp/catalog/catalog.js';
 import { createAggregateServer } from './mcp/downstream/aggregate-server.js';
 import { Upstream } from './mcp/upstream/upstream.js';
@@ -34,6 +35,7 @@ export function createGateway(config: Config, logger: Logger): Gateway {
       }),
   );
   const merged = new Catalog(upstreams);
+  const rounds = createInputRounds();
   holder.catalog = merged;
   let settled = false;
   const settledPromise = Promise.all(upstreams.map((u) => u.whenSettled())).then(() => {
@@ -44,13 +46,14 @@ export function createGateway(config: Config, logger: Logger): Gateway {
     upstreams,
     catalog: merged,
     createServer: () =>
-      createAggregateServer(merged, { name: 'mcplex', version: VERSION, pageSize: config.server.pageSize }),
+      createAggregateServer(merged, { name: 'mcplex', version: VERSION, pageSize: config.server.pageSize, rounds }),
     start() {
       for (const upstream of upstreams) upstream.start();
     },
     whenSettled: () => settledPromise,
     status: () => ({ settled, servers: upstreams.map((u) => u.status()) }),
     async close() {
+      rounds.close();
       await Promise.allSettled(upstreams.map((u) => u.close()));
     },
   };

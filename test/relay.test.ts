@@ -3,33 +3,44 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { RunningServer } from '../src/main.js';
-import { everythingStdio, startMcplex } from './support/harness.js';
+import { startFixtureHttp } from './fixtures/fixture-server.js';
+import type { FixtureHandle } from './fixtures/fixture-server.js';
+import { clientOptions, everythingStdio, startMcplex } from './support/harness.js';
+import type { Era } from './support/harness.js';
 
 let mcplex: RunningServer;
+let modernUpstream: FixtureHandle;
 
 beforeAll(async () => {
-  mcplex = await startMcplex({ mcpServers: { everything: everythingStdio() } });
+  modernUpstream = await startFixtureHttp();
+  mcplex = await startMcplex({
+    mcpServers: { everything: everythingStdio(), modern: { url: modernUpstream.url, protocol: 'modern' } },
+  });
   await mcplex.gateway.whenSettled();
 });
 afterAll(async () => {
   await mcplex?.close();
+  await modernUpstream?.close();
 });
 
 function text(result: { content?: unknown }): string {
   return (result.content as { type: string; text?: string }[]).map((c) => c.text ?? '').join('\n');
 }
 
-describe('a legacy client with elicitation and roots', () => {
+describe.each<Era>(['legacy', 'modern'])('a %s client with elicitation and roots', (era) => {
   let client: Client;
   const elicited: unknown[] = [];
   beforeAll(async () => {
     client = new Client(
       { name: 'relay-test', version: '1.0.0' },
-      { capabilities: { elicitation: { form: {} }, roots: { listChanged: true } } },
+      { ...clientOptions(era), capabilities: { elicitation: { form: {} }, roots: { listChanged: true } } },
     );
     client.setRequestHandler('elicitation/create', async (request) => {
       elicited.push(request.params);
-      return { action: 'accept', content: { name: 'Ada Lovelace', check: true } };
+      const ok = (request.params as { requestedSchema?: { properties?: object } }).requestedSchema?.properties;
+      const content: Record<string, string | boolean> =
+        ok && 'ok' in ok ? { ok: true } : { name: 'Ada Lovelace', check: true };
+      return { action: 'accept', content };
     });
     client.setRequestHandler('roots/list', async () => ({
       roots: [{ uri: 'file:///work/project', name: 'project' }],
@@ -40,12 +51,19 @@ describe('a legacy client with elicitation and roots', () => {
     await client?.close();
   });
 
-  it('answers an upstream elicitation request', async () => {
+  it('answers an elicitation request of a legacy upstream', async () => {
+    expect(client.getProtocolEra()).toBe(era);
     const result = await client.callTool({ name: 'everything__trigger-elicitation-request', arguments: {} });
     expect(elicited).toHaveLength(1);
     expect(elicited[0]).toMatchObject({ message: expect.stringContaining('Please provide inputs') });
     expect(result.isError ?? false).toBe(false);
     expect(text(result)).toContain('Ada Lovelace');
+  });
+
+  it('answers the input-required elicitation of a modern upstream', async () => {
+    const result = await client.callTool({ name: 'modern__confirm', arguments: { question: 'Ship it?' } });
+    expect(elicited.at(-1)).toMatchObject({ message: 'Ship it?' });
+    expect(result.content).toEqual([{ type: 'text', text: 'confirmed' }]);
   });
 
   it("returns the client's roots to the upstream", async () => {

@@ -1,7 +1,14 @@
 // The aggregated MCP server that downstream clients talk to: one low-level SDK Server whose handlers
 // answer lists from the catalog and forward calls, reads, gets and completions to the owning upstream.
-import { ProtocolError, Server } from '@modelcontextprotocol/server';
-import type { ServerContext } from '@modelcontextprotocol/server';
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  PROTOCOL_VERSION_META_KEY,
+  ProtocolError,
+  Server,
+  isInputRequiredResult,
+} from '@modelcontextprotocol/server';
+import type { InputRequiredResult, ServerContext } from '@modelcontextprotocol/server';
+import type { InputRounds } from '../bridge/input-rounds.js';
 import type { CallToolRequest, CallToolResult, Progress } from '@modelcontextprotocol/client';
 import type { ClientCapabilities } from '@modelcontextprotocol/client';
 import type { CallOptions, DownstreamRelay } from '../upstream/upstream.js';
@@ -13,6 +20,8 @@ export interface AggregateServerOptions {
   name: string;
   version: string;
   pageSize: number;
+  /** Input-required rounds for 2026-07-28 clients; without it they cannot be asked anything. */
+  rounds?: InputRounds;
   instructions?: string;
 }
 
@@ -71,8 +80,10 @@ export function callRoutedTool(
 
 /** The capabilities of the client behind a request: from its envelope (modern) or its initialize (legacy). */
 export function callerCapabilities(server: Server, ctx: ServerContext): ClientCapabilities | undefined {
-  const fromEnvelope = ctx.mcpReq._meta?.['io.modelcontextprotocol/clientCapabilities'];
-  return (fromEnvelope as ClientCapabilities | undefined) ?? server.getClientCapabilities();
+  // The SDK lifts the 2026-07-28 envelope off `_meta` into `ctx.mcpReq.envelope`.
+  const envelope = ctx.mcpReq.envelope as Record<string, unknown> | undefined;
+  const fromEnvelope = envelope?.[CLIENT_CAPABILITIES_META_KEY] as ClientCapabilities | undefined;
+  return fromEnvelope ?? server.getClientCapabilities();
 }
 
 type RelayedMethod = 'elicitation/create' | 'sampling/createMessage' | 'roots/list';
@@ -93,6 +104,19 @@ function relayFor(server: Server, ctx: ServerContext): DownstreamRelay {
  * a 2026-07-28 response stream ends with the result, and a late notification would be lost.
  */
 async function forward<T>(server: Server, ctx: ServerContext, run: (options: CallOptions) => Promise<T>): Promise<T> {
+  return forwardRequest(server, ctx, undefined, run) as Promise<T>;
+}
+
+/**
+ * Like `forward`, for the requests that may ask the client for input (tools/call, prompts/get, resources/read):
+ * a 2026-07-28 client gets the upstream's questions as input-required rounds.
+ */
+async function forwardRequest<T>(
+  server: Server,
+  ctx: ServerContext,
+  rounds: InputRounds | undefined,
+  run: (options: CallOptions) => Promise<T>,
+): Promise<T | InputRequiredResult> {
   const token = ctx.mcpReq._meta?.progressToken;
   let sent: Promise<unknown> = Promise.resolve();
   const onprogress =
@@ -102,11 +126,11 @@ async function forward<T>(server: Server, ctx: ServerContext, run: (options: Cal
           const params = { ...progress, progressToken: token };
           sent = sent.then(() => ctx.mcpReq.notify({ method: 'notifications/progress', params }).catch(() => {}));
         };
-  const result = await run({
-    signal: ctx.mcpReq.signal,
-    relay: relayFor(server, ctx),
-    ...(onprogress ? { onprogress } : {}),
-  });
+  const progress = onprogress ? { onprogress } : {};
+  const result =
+    rounds && (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META_KEY] !== undefined
+      ? await rounds.run(ctx, callerCapabilities(server, ctx), (relay, signal) => run({ signal, relay, ...progress }))
+      : await run({ signal: ctx.mcpReq.signal, relay: relayFor(server, ctx), ...progress });
   await sent;
   return result;
 }
@@ -122,9 +146,10 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
         completions: {},
       },
       ...(options.instructions === undefined ? {} : { instructions: options.instructions }),
+      ...(options.rounds ? { requestState: { verify: options.rounds.verify } } : {}),
     },
   );
-  const { pageSize } = options;
+  const { pageSize, rounds } = options;
 
   server.setRequestHandler('tools/list', async (request) =>
     wrap(async () => {
@@ -133,7 +158,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     }),
   );
   server.setRequestHandler('tools/call', async (request, ctx) =>
-    wrap(() => forward(server, ctx, (options) => callRoutedTool(catalog, request.params, options))),
+    wrap(() => forwardRequest(server, ctx, rounds, (options) => callRoutedTool(catalog, request.params, options))),
   );
   server.setRequestHandler('resources/list', async (request) =>
     wrap(async () => {
@@ -152,7 +177,10 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     wrap(async () => {
       const route = catalog.resolveResource(request.params.uri);
       const params = { ...forwardableParams(request.params), uri: route.original };
-      const result = await forward(server, ctx, (options) => route.upstream.readResource(params, options));
+      const result = await forwardRequest(server, ctx, rounds, (options) =>
+        route.upstream.readResource(params, options),
+      );
+      if (isInputRequiredResult(result)) return result;
       // Contents carry the URI the client asked for, so that it can match them to its request.
       const prefix = request.params.uri.slice(0, request.params.uri.length - route.original.length);
       return { ...result, contents: result.contents.map((c) => ({ ...c, uri: prefix + c.uri })) };
@@ -168,7 +196,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     wrap(async () => {
       const route = catalog.resolvePrompt(request.params.name);
       const params = { ...forwardableParams(request.params), name: route.original };
-      return forward(server, ctx, (options) => route.upstream.getPrompt(params, options));
+      return forwardRequest(server, ctx, rounds, (options) => route.upstream.getPrompt(params, options));
     }),
   );
   server.setRequestHandler('completion/complete', async (request, ctx) =>

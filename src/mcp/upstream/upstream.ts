@@ -270,13 +270,14 @@ export class Upstream {
   /**
    * Answers what the server asks of its client (roots, sampling, elicitation) by asking the downstream client
    * of the call in flight: the one the request came with when the transport tells (HTTP response streams), else
-   * the newest call on this server. With no call in flight there is nobody to ask: roots are empty, the rest
-   * is refused with a clear error.
+   * the newest call on this server. With no call in flight there is nobody to ask, and the request is refused
+   * with a clear error.
    */
   private async answerServerRequest(method: string, params: unknown, relay?: DownstreamRelay): Promise<unknown> {
     const target = relay ?? this.relays.at(-1);
     if (!target) {
-      if (method === 'roots/list') return { roots: [] };
+      // Roots belong to a client; with none in the conversation there are none to give. An error (rather than
+      // an empty list) lets servers that cache roots ask again during a call, where a client can answer.
       throw new ProtocolError(-32603, `server "${this.key}" asked for ${method} outside of a client request`);
     }
     const missing = missingCapability(method, params, target.capabilities);

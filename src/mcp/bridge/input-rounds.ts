@@ -1,0 +1,162 @@
+// Server-to-client requests for 2026-07-28 clients: while an upstream call waits for an answer (elicitation,
+// sampling, roots), mcplex returns an input-required result carrying the questions and an integrity-protected
+// requestState; the client's retry delivers the answers to the waiting upstream call, which then finishes or
+// asks again. The upstream call stays parked in this process between rounds.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { ProtocolError, createRequestStateCodec, inputRequired } from '@modelcontextprotocol/server';
+import type {
+  InputRequiredResult,
+  InputRequests,
+  RequestStateCodec,
+  ServerContext,
+} from '@modelcontextprotocol/server';
+import type { ClientCapabilities } from '@modelcontextprotocol/client';
+import type { DownstreamRelay } from '../upstream/upstream.js';
+
+interface Question {
+  key: string;
+  method: string;
+  params: unknown;
+  resolve(answer: unknown): void;
+  reject(error: Error): void;
+}
+
+interface ParkedCall {
+  id: string;
+  outcome: Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }>;
+  /** Questions asked and not yet handed to the client. */
+  pending: Question[];
+  /** Questions handed to the client in the last round, answered by the next one. */
+  asked: Question[];
+  /** Wakes the round in progress when a question arrives. */
+  wake: (() => void) | undefined;
+  abort: AbortController;
+  expiry: NodeJS.Timeout;
+}
+
+export interface InputRounds {
+  /** The `requestState` verifier to give the SDK server (HMAC, expiry). */
+  verify: (state: string, ctx: ServerContext) => Promise<unknown>;
+  /**
+   * Runs (or resumes) a forwarded request for a 2026-07-28 client. `start` begins the upstream call with a relay
+   * that turns upstream questions into input-required rounds, and the signal that cancels it.
+   */
+  run<T>(
+    ctx: ServerContext,
+    capabilities: ClientCapabilities | undefined,
+    start: (relay: DownstreamRelay, signal: AbortSignal) => Promise<T>,
+  ): Promise<T | InputRequiredResult>;
+  close(): void;
+}
+
+interface State {
+  call: string;
+}
+
+export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } = {}): InputRounds {
+  const ttlMs = options.ttlMs ?? 600_000;
+  const codec: RequestStateCodec<State> = createRequestStateCodec<State>({
+    key: options.key ?? randomBytes(32),
+    ttlSeconds: Math.ceil(ttlMs / 1000),
+  });
+  const parked = new Map<string, ParkedCall>();
+  let counter = 0;
+
+  function drop(call: ParkedCall): void {
+    clearTimeout(call.expiry);
+    parked.delete(call.id);
+  }
+
+  function park(call: ParkedCall): void {
+    clearTimeout(call.expiry);
+    parked.set(call.id, call);
+    // A client that never comes back must not keep the upstream call (or its child's work) alive.
+    call.expiry = setTimeout(() => {
+      drop(call);
+      call.abort.abort(new Error('the client did not answer in time'));
+      for (const question of [...call.asked, ...call.pending]) question.reject(new Error('the client did not answer'));
+    }, ttlMs);
+    call.expiry.unref();
+  }
+
+  function start(
+    capabilities: ClientCapabilities | undefined,
+    begin: (relay: DownstreamRelay, signal: AbortSignal) => Promise<unknown>,
+  ): ParkedCall {
+    const call: ParkedCall = {
+      id: randomUUID(),
+      outcome: undefined as never,
+      pending: [],
+      asked: [],
+      wake: undefined,
+      abort: new AbortController(),
+      expiry: setTimeout(() => {}, 0),
+    };
+    const relay: DownstreamRelay = {
+      capabilities,
+      request: (method, params) =>
+        new Promise((resolve, reject) => {
+          call.pending.push({ key: `q${++counter}`, method, params, resolve, reject });
+          call.wake?.();
+        }),
+    };
+    call.outcome = begin(relay, call.abort.signal).then(
+      (value) => ({ ok: true as const, value }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+    return call;
+  }
+
+  return {
+    verify: (state, ctx) => codec.verify(state, ctx),
+    async run(ctx, capabilities, begin) {
+      const state = ctx.mcpReq.requestState<State>();
+      let call: ParkedCall;
+      if (state?.call !== undefined) {
+        const found = parked.get(state.call);
+        if (!found) throw new ProtocolError(-32602, 'the call this requestState belongs to is no longer waiting');
+        call = found;
+        const answers = (ctx.mcpReq.inputResponses ?? {}) as Record<string, unknown>;
+        for (const question of call.asked) {
+          if (question.key in answers) question.resolve(answers[question.key]);
+          else question.reject(new Error('the client did not answer'));
+        }
+        call.asked = [];
+      } else {
+        call = start(capabilities, begin);
+      }
+      // Until the call finishes or asks, this round waits; a cancelled round cancels the call.
+      const onAbort = () => call.abort.abort(ctx.mcpReq.signal.reason);
+      ctx.mcpReq.signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        const asked = new Promise<'asked'>((resolve) => {
+          call.wake = () => setImmediate(() => resolve('asked'));
+          if (call.pending.length > 0) call.wake();
+        });
+        const next = await Promise.race([call.outcome, asked]);
+        if (next !== 'asked') {
+          drop(call);
+          if (next.ok) return next.value as Awaited<ReturnType<typeof begin>>;
+          throw next.error;
+        }
+      } finally {
+        call.wake = undefined;
+        ctx.mcpReq.signal.removeEventListener('abort', onAbort);
+      }
+      call.asked = call.pending;
+      call.pending = [];
+      park(call);
+      const inputRequests: InputRequests = {};
+      for (const question of call.asked) {
+        inputRequests[question.key] = { method: question.method, params: question.params } as InputRequests[string];
+      }
+      return inputRequired({ inputRequests, requestState: await codec.mint({ call: call.id }, ctx) });
+    },
+    close() {
+      for (const call of parked.values()) {
+        drop(call);
+        call.abort.abort(new Error('mcplex is shutting down'));
+      }
+    },
+  };
+}
