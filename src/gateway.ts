@@ -5,6 +5,8 @@ import type { Config } from './config/schema.js';
 import type { Logger } from './log/logger.js';
 import { createInputRounds } from './mcp/bridge/input-rounds.js';
 import { Catalog } from './mcp/catalog/catalog.js';
+import { createSubscriptions } from './mcp/downstream/subscriptions.js';
+import type { Subscriptions } from './mcp/downstream/subscriptions.js';
 import { createAggregateServer } from './mcp/downstream/aggregate-server.js';
 import { Upstream } from './mcp/upstream/upstream.js';
 import type { UpstreamStatus } from './mcp/upstream/upstream.js';
@@ -25,17 +27,20 @@ export interface Gateway {
 
 export function createGateway(config: Config, logger: Logger): Gateway {
   // Upstreams report changes to the catalog, which is built from the upstreams: the holder breaks the cycle.
-  const holder: { catalog?: Catalog } = {};
+  const holder: { catalog?: Catalog; subscriptions?: Subscriptions } = {};
   const upstreams = Object.entries(config.mcpServers).map(
     ([key, serverConfig]) =>
       new Upstream(key, serverConfig, {
         logger,
         clientInfo: { name: 'mcplex', version: VERSION },
         onChange: () => holder.catalog?.rebuild(),
+        onResourceUpdated: (upstream, uri) => holder.subscriptions?.updated(upstream, uri),
       }),
   );
   const merged = new Catalog(upstreams);
   const rounds = createInputRounds();
+  const subscriptions = createSubscriptions(merged);
+  holder.subscriptions = subscriptions;
   holder.catalog = merged;
   let settled = false;
   const settledPromise = Promise.all(upstreams.map((u) => u.whenSettled())).then(() => {
@@ -46,7 +51,13 @@ export function createGateway(config: Config, logger: Logger): Gateway {
     upstreams,
     catalog: merged,
     createServer: () =>
-      createAggregateServer(merged, { name: 'mcplex', version: VERSION, pageSize: config.server.pageSize, rounds }),
+      createAggregateServer(merged, {
+        name: 'mcplex',
+        version: VERSION,
+        pageSize: config.server.pageSize,
+        rounds,
+        subscriptions,
+      }),
     start() {
       for (const upstream of upstreams) upstream.start();
     },

@@ -97,7 +97,11 @@ export function startStdio(config: Config, logger: Logger): RunningStdio {
   const handle = serveStdio(() => {
     const server = gateway.createServer();
     servers.add(server);
-    server.onclose = () => servers.delete(server);
+    const previous = server.onclose;
+    server.onclose = () => {
+      servers.delete(server);
+      previous?.();
+    };
     return server;
   });
   return {

@@ -9,6 +9,7 @@ import {
 } from '@modelcontextprotocol/server';
 import type { InputRequiredResult, ServerContext } from '@modelcontextprotocol/server';
 import type { InputRounds } from '../bridge/input-rounds.js';
+import type { Subscriptions } from './subscriptions.js';
 import type { CallToolRequest, CallToolResult, Progress } from '@modelcontextprotocol/client';
 import type { ClientCapabilities } from '@modelcontextprotocol/client';
 import type { CallOptions, DownstreamRelay } from '../upstream/upstream.js';
@@ -22,6 +23,8 @@ export interface AggregateServerOptions {
   pageSize: number;
   /** Input-required rounds for 2026-07-28 clients; without it they cannot be asked anything. */
   rounds?: InputRounds;
+  /** Resource subscriptions of legacy clients; without it subscribing is not offered. */
+  subscriptions?: Subscriptions;
   instructions?: string;
 }
 
@@ -141,7 +144,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     {
       capabilities: {
         tools: { listChanged: true },
-        resources: { listChanged: true },
+        resources: { listChanged: true, ...(options.subscriptions ? { subscribe: true } : {}) },
         prompts: { listChanged: true },
         completions: {},
       },
@@ -149,7 +152,28 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
       ...(options.rounds ? { requestState: { verify: options.rounds.verify } } : {}),
     },
   );
-  const { pageSize, rounds } = options;
+  const { pageSize, rounds, subscriptions } = options;
+  if (subscriptions) {
+    // This server instance is the subscriber: one per legacy session or stdio connection.
+    const subscriber = { notifyUpdated: (uri: string) => void server.sendResourceUpdated({ uri }).catch(() => {}) };
+    server.setRequestHandler('resources/subscribe', async (request) =>
+      wrap(async () => {
+        await subscriptions.subscribe(request.params.uri, subscriber);
+        return {};
+      }),
+    );
+    server.setRequestHandler('resources/unsubscribe', async (request) =>
+      wrap(async () => {
+        await subscriptions.unsubscribe(request.params.uri, subscriber);
+        return {};
+      }),
+    );
+    const previous = server.onclose;
+    server.onclose = () => {
+      subscriptions.drop(subscriber);
+      previous?.();
+    };
+  }
 
   server.setRequestHandler('tools/list', async (request) =>
     wrap(async () => {

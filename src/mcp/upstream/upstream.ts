@@ -71,6 +71,8 @@ export interface UpstreamOptions {
   clientInfo: { name: string; version: string };
   /** Called whenever state or catalog changes. */
   onChange: (upstream: Upstream) => void;
+  /** Called when the server reports that a subscribed resource changed. */
+  onResourceUpdated?: (upstream: Upstream, uri: string) => void;
 }
 
 /** The SDK client, with the modern-era request envelope readable for the fast path. */
@@ -96,6 +98,8 @@ export class Upstream {
   private state: UpstreamState = 'connecting';
   private client: UpstreamClient | undefined;
   private readonly forwarder: HttpForwarder | undefined;
+  /** Resource subscriptions held on this server, by URI, with how many downstream subscribers want each. */
+  private readonly subscribed = new Map<string, number>();
   /** Downstream clients of the calls in flight, newest last: who answers what the server asks meanwhile. */
   private readonly relays: DownstreamRelay[] = [];
   /** Tools the fast path may call: plain names and no `x-mcp-header` argument mapping. */
@@ -204,6 +208,12 @@ export class Upstream {
         return;
       }
       client.onclose = () => this.handleDisconnect(generation, 'connection closed');
+      // A new connection (after a restart or an expired session) starts with no subscriptions on the server.
+      for (const uri of this.subscribed.keys()) {
+        await client.subscribeResource({ uri }).catch((error: unknown) => {
+          this.logger.warn({ uri, err: errorMessage(error) }, 'could not renew a resource subscription');
+        });
+      }
       this.state = 'ready';
       this.readySince = Date.now();
       this.lastError = null;
@@ -240,6 +250,9 @@ export class Upstream {
         resources: { autoRefresh: false, onChanged: () => void this.refresh() },
         prompts: { autoRefresh: false, onChanged: () => void this.refresh() },
       },
+    });
+    client.setNotificationHandler('notifications/resources/updated', (notification) => {
+      this.options.onResourceUpdated?.(this, notification.params.uri);
     });
     client.setRequestHandler(
       'roots/list',
@@ -506,6 +519,31 @@ export class Upstream {
 
   complete(params: CompleteRequest['params'], options: CallOptions = {}): Promise<CompleteResult> {
     return this.withClient((client) => client.complete(params, this.requestOptions(options)));
+  }
+
+  /** Subscribes to a resource on the server, once however many downstream clients ask for it. */
+  async subscribe(uri: string): Promise<void> {
+    const count = this.subscribed.get(uri) ?? 0;
+    this.subscribed.set(uri, count + 1);
+    if (count > 0) return;
+    try {
+      await this.withClient((client) => client.subscribeResource({ uri }, { timeout: this.config.timeouts.call }));
+    } catch (error) {
+      this.subscribed.delete(uri);
+      throw error;
+    }
+  }
+
+  async unsubscribe(uri: string): Promise<void> {
+    const count = this.subscribed.get(uri) ?? 0;
+    if (count > 1) {
+      this.subscribed.set(uri, count - 1);
+      return;
+    }
+    this.subscribed.delete(uri);
+    if (count === 1 && this.state === 'ready') {
+      await this.withClient((client) => client.unsubscribeResource({ uri }, { timeout: this.config.timeouts.call }));
+    }
   }
 
   /** Stops reconnecting and closes the connection (stdio children: stdin closed, then SIGTERM, then SIGKILL). */
