@@ -1,7 +1,6 @@
 // The bundled example (what `npm start` runs): three reference servers from npm over stdio, nothing fetched.
 import { afterAll, describe, expect, it } from 'vitest';
-import type { UpstreamStatus } from '../src/mcp/upstream/upstream.js';
-import { connectHttp, spawnMcplex, tempDir, waitFor } from './support/harness.js';
+import { allReady, connectHttp, listeningUrl, spawnMcplex, tempDir } from './support/harness.js';
 
 const dir = tempDir();
 afterAll(() => dir.remove());
@@ -12,14 +11,8 @@ describe('examples/mcplex.json', () => {
       env: { TMPDIR: dir.path },
     });
     try {
-      const url = await waitFor(
-        () => /listening on (http:\/\/\S+)\/mcp/.exec(mcplex.stderr())?.[1],
-        'mcplex to listen',
-      );
-      const servers = await waitFor(async () => {
-        const body = (await (await fetch(`${url}/readyz`)).json()) as { servers: UpstreamStatus[] };
-        return body.servers.every((s) => s.state === 'ready') && body.servers;
-      }, 'every server to be ready');
+      const url = await listeningUrl(mcplex);
+      const servers = await allReady(url);
       expect(Object.fromEntries(servers.map((s) => [s.name, s.tools]))).toEqual({
         everything: 17,
         memory: 9,

@@ -10,6 +10,8 @@ import {
   connectHttp,
   everythingStdio,
   fixtureStdio,
+  allReady,
+  listeningUrl,
   processAlive,
   spawnMcplex,
   startMcplex,
@@ -162,14 +164,8 @@ describe('shutdown', () => {
     });
     const mcplex = spawnMcplex(['serve', '--config', config]);
     try {
-      const url = await waitFor(
-        () => /listening on (http:\/\/\S+)\/mcp/.exec(mcplex.stderr())?.[1],
-        'mcplex to listen',
-      );
-      const servers = await waitFor(async () => {
-        const body = (await (await fetch(`${url}/readyz`)).json()) as { servers: UpstreamStatus[] };
-        return body.servers.every((s) => s.state === 'ready') && body.servers;
-      }, 'every server to be ready');
+      const url = await listeningUrl(mcplex);
+      const servers = await allReady(url);
       const pids = servers.map((s) => s.pid!);
       expect(pids.every((pid) => pid > 0 && processAlive(pid))).toBe(true);
       expect(await mcplex.stop('SIGTERM')).toBe(0);

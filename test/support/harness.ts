@@ -13,6 +13,7 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startHttp } from '../../src/main.js';
 import type { RunningServer } from '../../src/main.js';
+import type { UpstreamStatus } from '../../src/mcp/upstream/upstream.js';
 
 const require = createRequire(import.meta.url);
 
@@ -110,6 +111,19 @@ export function spawnMcplex(args: string[], options: { env?: NodeJS.ProcessEnv }
       return exited;
     },
   };
+}
+
+/** The base URL a spawned `mcplex serve` announced it listens on. */
+export function listeningUrl(mcplex: SpawnedMcplex): Promise<string> {
+  return waitFor(() => /listening on (http:\/\/\S+)\/mcp/.exec(mcplex.stderr())?.[1], 'mcplex to listen');
+}
+
+/** Waits until /readyz reports every server ready, and returns their states. */
+export function allReady(baseUrl: string): Promise<UpstreamStatus[]> {
+  return waitFor(async () => {
+    const body = (await (await fetch(`${baseUrl}/readyz`)).json()) as { servers: UpstreamStatus[] };
+    return body.servers.every((s) => s.state === 'ready') && body.servers;
+  }, 'every server to be ready');
 }
 
 /** True while a process with this pid exists (and is not a zombie waiting to be reaped). */
