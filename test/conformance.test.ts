@@ -54,6 +54,8 @@ beforeAll(async () => {
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   exitCode = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   report = JSON.parse(readFileSync(out, 'utf8')) as ConformanceReport;
+  // The summary table belongs in the CI output.
+  console.log(output);
 }, 300_000);
 
 const key = (s: { specVersion: string; scenario: string }) => `${s.specVersion} ${s.scenario}`;
