@@ -20,12 +20,19 @@ export type McplexErrorCode =
 export class McplexError extends Error {
   readonly code: McplexErrorCode;
   readonly status: number;
+  /** Details for the wire error (for example the `uri` of a resource that was not found). */
+  readonly data: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(code: McplexErrorCode, message: string, options: { status?: number; cause?: unknown } = {}) {
+  constructor(
+    code: McplexErrorCode,
+    message: string,
+    options: { status?: number; cause?: unknown; data?: Record<string, unknown> } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'McplexError';
     this.code = code;
     this.status = options.status ?? 500;
+    this.data = options.data;
   }
 }
 

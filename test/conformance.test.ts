@@ -17,14 +17,10 @@ const KNOWN_MCPLEX_GAPS: Record<string, string> = {
   '2025-11-25 logging-set-level':
     'logging/setLevel answers -32601: mcplex needs a setLevel handler (and the capability)',
   '2025-11-25 tools-call-with-logging': 'the same, plus relaying upstream notifications/message to the calling session',
-  '2025-11-25 resources-subscribe':
-    'routed to the upstream as resources/subscribe, which its 2026-07-28 session does not have: use subscriptions/listen there',
-  '2025-11-25 resources-unsubscribe': 'fails at its resources/subscribe step, as above',
   '2025-11-25 server-sse-polling':
-    'no retry field in the priming event, and the upstream closing its stream mid-call is not mirrored downstream',
+    'the upstream closing its stream mid-call (SSE polling) is not mirrored downstream: mcplex waits for the result',
   '2026-07-28 server-stateless':
     "test_missing_capability runs although the client declared no sampling: pass the request's clientCapabilities upstream",
-  '2026-07-28 sep-2164-resource-not-found': "mcplex's own resources/read not-found error lacks data.uri (SEP-2164)",
   '2026-07-28 http-custom-header-server-validation':
     'Mcp-Param-* headers of x-mcp-header tools are not checked against the arguments (no -32020 / HTTP 400)',
   // mcplex re-keys the upstream's input requests (user_name becomes q1) and keeps one requestState for the call.

@@ -151,7 +151,7 @@ export class Catalog {
     const parsed = parseExposedUri(uri);
     const upstream = parsed && this.upstreams.get(parsed.serverKey);
     if (!parsed || !upstream || !upstream.isReady) {
-      throw new McplexError('UNKNOWN_RESOURCE', `unknown resource "${uri}"`, { status: 404 });
+      throw new McplexError('UNKNOWN_RESOURCE', `unknown resource "${uri}"`, { status: 404, data: { uri } });
     }
     return { upstream, original: parsed.original };
   }

@@ -42,7 +42,7 @@ const WIRE_CODES: Partial<Record<McplexError['code'], number>> = {
 /** Maps errors to JSON-RPC errors once, at the boundary; upstream protocol errors pass through untouched. */
 export function toWireError(error: unknown): unknown {
   if (error instanceof McplexError) {
-    return new ProtocolError(WIRE_CODES[error.code] ?? -32603, error.message, { code: error.code });
+    return new ProtocolError(WIRE_CODES[error.code] ?? -32603, error.message, { code: error.code, ...error.data });
   }
   return error;
 }

@@ -86,6 +86,8 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       eventStore: createMemoryEventStore(),
+      // Tells clients how soon to reconnect when a stream ends before its response (SSE polling).
+      retryInterval: 1000,
       onsessioninitialized: (id) => {
         sessions.set(id, { transport, server, lastSeen: Date.now(), inflight: new Map() });
       },

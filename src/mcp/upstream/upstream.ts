@@ -19,6 +19,7 @@ import type {
   Tool,
   VersionNegotiationOptions,
   ClientCapabilities,
+  McpSubscription,
 } from '@modelcontextprotocol/client';
 import type { Logger } from '../../log/logger.js';
 import type { ServerConfig } from '../../config/schema.js';
@@ -100,6 +101,8 @@ export class Upstream {
   private readonly forwarder: HttpForwarder | undefined;
   /** Resource subscriptions held on this server, by URI, with how many downstream subscribers want each. */
   private readonly subscribed = new Map<string, number>();
+  /** 2026-07-28 servers have no resources/subscribe: one subscriptions/listen stream per subscribed URI. */
+  private readonly listens = new Map<string, McpSubscription>();
   /** Downstream clients of the calls in flight, newest last: who answers what the server asks meanwhile. */
   private readonly relays: DownstreamRelay[] = [];
   /** Tools the fast path may call: plain names and no `x-mcp-header` argument mapping. */
@@ -209,8 +212,9 @@ export class Upstream {
       }
       client.onclose = () => this.handleDisconnect(generation, 'connection closed');
       // A new connection (after a restart or an expired session) starts with no subscriptions on the server.
+      this.listens.clear();
       for (const uri of this.subscribed.keys()) {
-        await client.subscribeResource({ uri }).catch((error: unknown) => {
+        await this.subscribeOn(client, uri).catch((error: unknown) => {
           this.logger.warn({ uri, err: errorMessage(error) }, 'could not renew a resource subscription');
         });
       }
@@ -527,11 +531,19 @@ export class Upstream {
     this.subscribed.set(uri, count + 1);
     if (count > 0) return;
     try {
-      await this.withClient((client) => client.subscribeResource({ uri }, { timeout: this.config.timeouts.call }));
+      await this.withClient((client) => this.subscribeOn(client, uri));
     } catch (error) {
       this.subscribed.delete(uri);
       throw error;
     }
+  }
+
+  private async subscribeOn(client: UpstreamClient, uri: string): Promise<void> {
+    if (client.getProtocolEra() === 'modern') {
+      this.listens.set(uri, await client.listen({ resourceSubscriptions: [uri] }));
+      return;
+    }
+    await client.subscribeResource({ uri }, { timeout: this.config.timeouts.call });
   }
 
   async unsubscribe(uri: string): Promise<void> {
@@ -541,7 +553,11 @@ export class Upstream {
       return;
     }
     this.subscribed.delete(uri);
-    if (count === 1 && this.state === 'ready') {
+    const listen = this.listens.get(uri);
+    if (listen) {
+      this.listens.delete(uri);
+      await listen.close();
+    } else if (count === 1 && this.state === 'ready') {
       await this.withClient((client) => client.unsubscribeResource({ uri }, { timeout: this.config.timeouts.call }));
     }
   }
