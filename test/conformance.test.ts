@@ -14,9 +14,6 @@ import { ROOT, tempDir } from './support/harness.js';
  * a new gap fails this test, and so does a closed one until it is taken off the list.
  */
 const KNOWN_MCPLEX_GAPS: Record<string, string> = {
-  '2025-11-25 logging-set-level':
-    'logging/setLevel answers -32601: mcplex needs a setLevel handler (and the capability)',
-  '2025-11-25 tools-call-with-logging': 'the same, plus relaying upstream notifications/message to the calling session',
   '2025-11-25 server-sse-polling':
     'the upstream closing its stream mid-call (SSE polling) is not mirrored downstream: mcplex waits for the result',
   '2026-07-28 server-stateless':

@@ -12,7 +12,7 @@ import type { InputRounds } from '../bridge/input-rounds.js';
 import type { Subscriptions } from './subscriptions.js';
 import type { CallToolRequest, CallToolResult, Progress } from '@modelcontextprotocol/client';
 import type { ClientCapabilities } from '@modelcontextprotocol/client';
-import type { CallOptions, DownstreamRelay } from '../upstream/upstream.js';
+import type { CallOptions, DownstreamRelay, LogMessage } from '../upstream/upstream.js';
 import { McplexError } from '../../errors.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { paginate } from './paginate.js';
@@ -92,9 +92,10 @@ export function callerCapabilities(server: Server, ctx: ServerContext): ClientCa
 type RelayedMethod = 'elicitation/create' | 'sampling/createMessage' | 'roots/list';
 
 /** Lets the upstream ask this request's client (elicitation, sampling, roots) in the context of the request. */
-function relayFor(server: Server, ctx: ServerContext): DownstreamRelay {
+function relayFor(server: Server, ctx: ServerContext, log: (message: LogMessage) => void): DownstreamRelay {
   return {
     capabilities: callerCapabilities(server, ctx),
+    log,
     // Only the three client methods reach here (checked against the capabilities first).
     request: (method, params) =>
       ctx.mcpReq.send({ method: method as RelayedMethod, params: params as Record<string, unknown> | undefined }),
@@ -130,10 +131,16 @@ async function forwardRequest<T>(
           sent = sent.then(() => ctx.mcpReq.notify({ method: 'notifications/progress', params }).catch(() => {}));
         };
   const progress = onprogress ? { onprogress } : {};
+  // The SDK's log() applies the client's level (its setLevel, or the level in a 2026-07-28 request).
+  const log = (message: LogMessage) => {
+    sent = sent.then(() => ctx.mcpReq.log(message.level, message.data, message.logger).catch(() => {}));
+  };
   const result =
     rounds && (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META_KEY] !== undefined
-      ? await rounds.run(ctx, callerCapabilities(server, ctx), (relay, signal) => run({ signal, relay, ...progress }))
-      : await run({ signal: ctx.mcpReq.signal, relay: relayFor(server, ctx), ...progress });
+      ? await rounds.run(ctx, callerCapabilities(server, ctx), (relay, signal) =>
+          run({ signal, relay: { ...relay, log }, ...progress }),
+        )
+      : await run({ signal: ctx.mcpReq.signal, relay: relayFor(server, ctx, log), ...progress });
   await sent;
   return result;
 }
@@ -147,6 +154,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
         resources: { listChanged: true, ...(options.subscriptions ? { subscribe: true } : {}) },
         prompts: { listChanged: true },
         completions: {},
+        logging: {},
       },
       ...(options.instructions === undefined ? {} : { instructions: options.instructions }),
       ...(options.rounds ? { requestState: { verify: options.rounds.verify } } : {}),

@@ -2,7 +2,8 @@
 // or a modern request is answered with one JSON body, without building a per-request SDK server or converting
 // to web streams. Everything else, and anything unusual about this request, goes through the SDK server.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ProtocolError, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server';
+import { LOG_LEVEL_META_KEY, ProtocolError, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server';
+import type { DownstreamRelay } from '../upstream/upstream.js';
 import type { CallToolRequest, ClientCapabilities } from '@modelcontextprotocol/client';
 import type { Catalog } from '../catalog/catalog.js';
 import { callRoutedTool, toWireError } from './aggregate-server.js';
@@ -64,10 +65,40 @@ export function fastToolCall(
   return { id: message.id, params: params as CallToolRequest['params'], capabilities };
 }
 
-function send(res: ServerResponse, payload: unknown): void {
-  const text = JSON.stringify(payload);
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+const SEVERITY = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+/**
+ * One JSON body, unless a notification (a log message) must go out before the result: then the answer
+ * becomes an SSE stream, as the SDK's own per-request transport does it.
+ */
+function createAnswer(res: ServerResponse) {
+  let streaming = false;
+  const event = (message: unknown) => `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+  return {
+    notify(message: unknown): void {
+      if (res.writableEnded) return;
+      if (!streaming) {
+        streaming = true;
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      }
+      res.write(event(message));
+    },
+    finish(payload: unknown): void {
+      if (streaming) {
+        res.end(event(payload));
+        return;
+      }
+      const text = JSON.stringify(payload);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    },
+  };
+}
+
+/** Whether a message at `level` passes the client's threshold (no threshold: legacy sends all, modern none). */
+function passes(level: string, threshold: string | undefined, era: 'legacy' | 'modern'): boolean {
+  if (threshold === undefined) return era === 'legacy';
+  return SEVERITY.indexOf(level) >= SEVERITY.indexOf(threshold);
 }
 
 /**
@@ -80,19 +111,30 @@ export async function serveFastToolCall(
   era: 'legacy' | 'modern',
   res: ServerResponse,
   cancel: AbortController,
+  logLevel?: string,
 ): Promise<void> {
   res.once('close', () => {
     if (!res.writableFinished) cancel.abort(new Error('client closed the connection'));
   });
+  const answer = createAnswer(res);
+  const threshold =
+    era === 'legacy'
+      ? logLevel
+      : ((call.params._meta as Record<string, unknown> | undefined)?.[LOG_LEVEL_META_KEY] as string | undefined);
   try {
     // The caller cannot answer questions from the upstream: saying so lets the upstream report it clearly.
-    const relay = {
+    const relay: DownstreamRelay = {
       capabilities: call.capabilities,
       request: () => Promise.reject(new Error('the client cannot answer requests during this call')),
+      log: (message) => {
+        if (passes(message.level, threshold, era)) {
+          answer.notify({ jsonrpc: '2.0', method: 'notifications/message', params: message });
+        }
+      },
     };
     const result = await callRoutedTool(catalog, call.params, { signal: cancel.signal, relay });
     if (cancel.signal.aborted) return;
-    send(res, {
+    answer.finish({
       jsonrpc: '2.0',
       id: call.id,
       result: era === 'modern' ? { ...result, resultType: 'complete' } : result,
@@ -104,6 +146,6 @@ export async function serveFastToolCall(
       wire instanceof ProtocolError
         ? { code: wire.code, message: wire.message, ...(wire.data === undefined ? {} : { data: wire.data }) }
         : { code: -32603, message: wire instanceof Error ? wire.message : String(wire) };
-    send(res, { jsonrpc: '2.0', id: call.id, error: payload });
+    answer.finish({ jsonrpc: '2.0', id: call.id, error: payload });
   }
 }

@@ -25,6 +25,8 @@ interface LegacySession {
   lastSeen: number;
   /** Calls in flight on the fast path, by request id, so that notifications/cancelled can reach them. */
   inflight: Map<string | number, AbortController>;
+  /** The level the client set with logging/setLevel (the SDK server records it too, for its own path). */
+  logLevel?: string;
 }
 
 export interface McpHttpEndpoint {
@@ -40,6 +42,12 @@ export interface McpHttpEndpoint {
 function sendJsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
+}
+
+function requestedLogLevel(body: unknown): string | undefined {
+  const message = body as { method?: unknown; params?: { level?: unknown } } | null;
+  if (message?.method !== 'logging/setLevel') return undefined;
+  return typeof message.params?.level === 'string' ? message.params.level : undefined;
 }
 
 function cancelledRequestId(body: unknown): string | number | undefined {
@@ -106,6 +114,8 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     res: ServerResponse,
     body: unknown,
   ): Promise<boolean> {
+    const level = requestedLogLevel(body);
+    if (level !== undefined) session.logLevel = level;
     const cancelled = cancelledRequestId(body);
     if (cancelled !== undefined) {
       const inflight = session.inflight.get(cancelled);
@@ -119,7 +129,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     const cancel = new AbortController();
     session.inflight.set(call.id, cancel);
     try {
-      await serveFastToolCall(options.catalog, call, 'legacy', res, cancel);
+      await serveFastToolCall(options.catalog, call, 'legacy', res, cancel, session.logLevel);
     } finally {
       session.inflight.delete(call.id);
     }

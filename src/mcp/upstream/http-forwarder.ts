@@ -3,6 +3,7 @@
 // SSE stream. It reports `fallback` only when the server provably did not run the request (an expired session,
 // a refused connection) or asks for input first, so that the caller can take the SDK client path without
 // running a tool twice.
+import { LOG_LEVEL_META_KEY } from '@modelcontextprotocol/client';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 
@@ -35,6 +36,8 @@ export interface ForwardOptions {
   onProgress?: (progress: unknown) => void;
   /** Answers a request the server sends on this request's response stream. */
   answer?: (method: string, params: unknown) => Promise<unknown>;
+  /** Called for each log message the server sends on this request's response stream. */
+  onLog?: (params: unknown) => void;
 }
 
 export interface HttpForwarder {
@@ -142,6 +145,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
     session: ForwardSession,
     onProgress: ((progress: unknown) => void) | undefined,
     answer: ForwardOptions['answer'],
+    onLog: ForwardOptions['onLog'],
   ): Promise<ForwardOutcome> {
     return new Promise((resolve, reject) => {
       let buffer = '';
@@ -185,8 +189,9 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
           } else if (message.method === 'notifications/progress' && onProgress) {
             const params = message.params as { progressToken?: unknown } | undefined;
             if (params?.progressToken === id) onProgress(params);
+          } else if (message.method === 'notifications/message') {
+            onLog?.(message.params);
           }
-          // Other notifications for this request (logging) are not relayed on the fast path.
         }
       });
       body.once('end', () =>
@@ -216,13 +221,15 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
   }
 
   return {
-    async call(method, params, { session, signal, name, onProgress, answer }) {
+    async call(method, params, { session, signal, name, onProgress, answer, onLog }) {
       const id = `mcplex-${++counter}`;
       // The request id doubles as progress token: progress keeps a long call inside its timeout.
       const meta = {
         ...(params._meta as Record<string, unknown> | undefined),
         ...(onProgress ? { progressToken: id } : {}),
         ...(session.era === 'modern' ? session.envelope : undefined),
+        // A 2026-07-28 server logs only for requests that name a level; the caller filters by its client's level.
+        ...(session.era === 'modern' && onLog ? { [LOG_LEVEL_META_KEY]: 'debug' } : {}),
       };
       const sent = Object.keys(meta).length === 0 ? params : { ...params, _meta: meta };
       // In the legacy era closing a stream does not cancel: the server is told explicitly.
@@ -253,7 +260,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
           return { kind: 'fallback', reason: 'session expired' };
         }
         if (response.statusCode >= 200 && response.statusCode < 300 && type.includes('text/event-stream')) {
-          return await readSse(response.body, id, session, onProgress, answer);
+          return await readSse(response.body, id, session, onProgress, answer, onLog);
         }
         const text = await response.body.text();
         let message: JsonRpcMessage | undefined;

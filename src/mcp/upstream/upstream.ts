@@ -1,6 +1,13 @@
 // One long-lived connection to one configured MCP server: connect (era negotiated), list its catalog,
 // watch for list changes, reconnect with backoff when it drops, and forward calls with timeouts.
-import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from '@modelcontextprotocol/client';
+import {
+  Client,
+  LOG_LEVEL_META_KEY,
+  ProtocolError,
+  SdkError,
+  SdkErrorCode,
+  SdkHttpError,
+} from '@modelcontextprotocol/client';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type {
   CallToolRequest,
@@ -20,6 +27,7 @@ import type {
   VersionNegotiationOptions,
   ClientCapabilities,
   McpSubscription,
+  LoggingLevel,
 } from '@modelcontextprotocol/client';
 import type { Logger } from '../../log/logger.js';
 import type { ServerConfig } from '../../config/schema.js';
@@ -59,6 +67,14 @@ export interface DownstreamRelay {
   capabilities: ClientCapabilities | undefined;
   /** Sends a request to that client, in the context of its call. */
   request(method: string, params: unknown): Promise<unknown>;
+  /** Passes a log message the server sent during the call (the client's level decides whether it goes out). */
+  log?(params: LogMessage): void;
+}
+
+export interface LogMessage {
+  level: LoggingLevel;
+  data?: unknown;
+  logger?: string;
 }
 
 export interface CallOptions {
@@ -255,6 +271,10 @@ export class Upstream {
         prompts: { autoRefresh: false, onChanged: () => void this.refresh() },
       },
     });
+    // Log messages belong to the client of the call in flight (the newest, as for server requests).
+    client.setNotificationHandler('notifications/message', (notification) => {
+      this.relays.at(-1)?.log?.(notification.params as LogMessage);
+    });
     client.setNotificationHandler('notifications/resources/updated', (notification) => {
       this.options.onResourceUpdated?.(this, notification.params.uri);
     });
@@ -440,7 +460,7 @@ export class Upstream {
         const fast = await this.fastCall('tools/call', params, params.name, options);
         if (fast !== undefined) return fast as CallToolResult;
       }
-      return this.withClient((client) => client.callTool(params, this.requestOptions(options)));
+      return this.withClient((client) => client.callTool(withLogLevel(client, params), this.requestOptions(options)));
     });
   }
 
@@ -485,6 +505,7 @@ export class Upstream {
         onProgress: () => timer.refresh(),
         // Requests on this call's response stream belong to this call's client.
         answer: (requestMethod, requestParams) => this.answerServerRequest(requestMethod, requestParams, relay),
+        onLog: (message) => relay?.log?.(message as LogMessage),
       });
     } catch (error) {
       if (timedOut) {
@@ -510,14 +531,14 @@ export class Upstream {
   readResource(params: ReadResourceRequest['params'], options: CallOptions = {}): Promise<ReadResourceResult> {
     return this.withRelay(options.relay, () =>
       this.withClient((client) =>
-        client.readResource(params, { ...this.requestOptions(options), cacheMode: 'bypass' }),
+        client.readResource(withLogLevel(client, params), { ...this.requestOptions(options), cacheMode: 'bypass' }),
       ),
     );
   }
 
   getPrompt(params: GetPromptRequest['params'], options: CallOptions = {}): Promise<GetPromptResult> {
     return this.withRelay(options.relay, () =>
-      this.withClient((client) => client.getPrompt(params, this.requestOptions(options))),
+      this.withClient((client) => client.getPrompt(withLogLevel(client, params), this.requestOptions(options))),
     );
   }
 
@@ -579,6 +600,15 @@ export class Upstream {
     await this.connecting?.catch(() => {});
     await this.forwarder?.close().catch(() => {});
   }
+}
+
+/**
+ * A 2026-07-28 server sends log messages only for requests that name a level; mcplex asks for all of them and
+ * applies each downstream client's own level when it passes them on.
+ */
+function withLogLevel<T extends { _meta?: Record<string, unknown> }>(client: Client, params: T): T {
+  if (client.getProtocolEra() !== 'modern') return params;
+  return { ...params, _meta: { ...params._meta, [LOG_LEVEL_META_KEY]: 'debug' } };
 }
 
 /** The capability a client needs to answer `method`, when it lacks it. */
