@@ -215,7 +215,15 @@ describe('HTTP guards', () => {
     const agreeing = { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'fixture__echo' };
     const ok = await call(agreeing);
     expect(ok.status).toBe(200);
-    expect(await jsonRpc(ok)).toMatchObject({ id: 9, result: { content: [{ type: 'text', text: 'm' }] } });
+    // The result names mcplex as its server, not the upstream behind it.
+    expect(await jsonRpc(ok)).toMatchObject({
+      id: 9,
+      result: {
+        content: [{ type: 'text', text: 'm' }],
+        resultType: 'complete',
+        _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'mcplex' } },
+      },
+    });
     for (const headers of [
       { ...agreeing, 'mcp-name': 'fixture__pid' },
       { 'mcp-protocol-version': '2026-07-28' },

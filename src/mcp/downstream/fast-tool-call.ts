@@ -2,7 +2,13 @@
 // or a modern request is answered with one JSON body, without building a per-request SDK server or converting
 // to web streams. Everything else, and anything unusual about this request, goes through the SDK server.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { LOG_LEVEL_META_KEY, ProtocolError, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/server';
+import {
+  LOG_LEVEL_META_KEY,
+  ProtocolError,
+  SERVER_INFO_META_KEY,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from '@modelcontextprotocol/server';
+import { VERSION } from '../../version.js';
 import type { DownstreamRelay } from '../upstream/upstream.js';
 import type { CallToolRequest, ClientCapabilities } from '@modelcontextprotocol/client';
 import type { Catalog } from '../catalog/catalog.js';
@@ -63,6 +69,21 @@ export function fastToolCall(
     if (req.headers['mcp-method'] !== 'tools/call' || req.headers['mcp-name'] !== params.name) return undefined;
   }
   return { id: message.id, params: params as CallToolRequest['params'], capabilities };
+}
+
+const SERVER_INFO = { name: 'mcplex', version: VERSION };
+
+/**
+ * The upstream's result as mcplex's own: a 2026-07-28 result names its server in `_meta`, which must be mcplex
+ * (as on the SDK path), not the upstream behind it; legacy results carry no server identity.
+ */
+function asOwnResult(result: Record<string, unknown>, era: 'legacy' | 'modern'): Record<string, unknown> {
+  const { [SERVER_INFO_META_KEY]: _upstreamInfo, ...meta } = (result._meta ?? {}) as Record<string, unknown>;
+  if (era === 'legacy') {
+    const { _meta: _dropped, ...rest } = result;
+    return Object.keys(meta).length === 0 ? rest : { ...rest, _meta: meta };
+  }
+  return { ...result, _meta: { ...meta, [SERVER_INFO_META_KEY]: SERVER_INFO }, resultType: 'complete' };
 }
 
 const SEVERITY = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
@@ -137,7 +158,7 @@ export async function serveFastToolCall(
     answer.finish({
       jsonrpc: '2.0',
       id: call.id,
-      result: era === 'modern' ? { ...result, resultType: 'complete' } : result,
+      result: asOwnResult(result, era),
     });
   } catch (error) {
     if (cancel.signal.aborted && res.destroyed) return;
