@@ -33,7 +33,7 @@ export function createGateway(config: Config, logger: Logger): Gateway {
       new Upstream(key, serverConfig, {
         logger,
         clientInfo: { name: 'mcplex', version: VERSION },
-        onChange: () => holder.catalog?.rebuild(),
+        onChange: (_upstream, announced) => holder.catalog?.rebuild(announced),
         onResourceUpdated: (upstream, uri) => holder.subscriptions?.updated(upstream, uri),
       }),
   );

@@ -16,15 +16,11 @@ import { ROOT, tempDir } from './support/harness.js';
 const KNOWN_MCPLEX_GAPS: Record<string, string> = {
   '2025-11-25 server-sse-polling':
     'the upstream closing its stream mid-call (SSE polling) is not mirrored downstream: mcplex waits for the result',
-  '2026-07-28 server-stateless':
-    "test_missing_capability runs although the client declared no sampling: pass the request's clientCapabilities upstream",
   '2026-07-28 http-custom-header-server-validation':
     'Mcp-Param-* headers of x-mcp-header tools are not checked against the arguments (no -32020 / HTTP 400)',
   // mcplex re-keys the upstream's input requests (user_name becomes q1) and keeps one requestState for the call.
   '2026-07-28 input-required-result-basic-elicitation': 'inputRequests keys are not the upstream ones (user_name)',
   '2026-07-28 input-required-result-multi-round': 'the second round returns the same requestState as the first',
-  '2026-07-28 input-required-result-capability-check':
-    "mcplex refuses the upstream's elicitation instead of letting the upstream see the client's capabilities",
   '2026-07-28 input-required-result-ignore-extra-params':
     'inputResponses of a retry without requestState are not passed upstream, so the call asks again',
 };

@@ -68,7 +68,11 @@ export class Catalog {
   }
 
   /** Recomputes the merged view from the upstreams' current catalogs; cheap enough to run on every change. */
-  rebuild(): void {
+  /**
+   * `announced` names lists an upstream said changed: clients hear of them even when the merged view looks the
+   * same (a server may know of changes its listing does not show, such as new content behind the same names).
+   */
+  rebuild(announced: Partial<ListChanges> = {}): void {
     const ready = [...this.upstreams.values()].filter((u) => u.isReady).sort((a, b) => compare(a.key, b.key));
 
     const toolRequests: { request: NameRequest; tool: Tool; upstream: Upstream }[] = [];
@@ -117,9 +121,12 @@ export class Catalog {
 
     const previous = this.viewValue;
     const changes: ListChanges = {
-      tools: !sameJson(previous.tools, tools),
-      resources: !sameJson(previous.resources, resources) || !sameJson(previous.resourceTemplates, resourceTemplates),
-      prompts: !sameJson(previous.prompts, prompts),
+      tools: announced.tools === true || !sameJson(previous.tools, tools),
+      resources:
+        announced.resources === true ||
+        !sameJson(previous.resources, resources) ||
+        !sameJson(previous.resourceTemplates, resourceTemplates),
+      prompts: announced.prompts === true || !sameJson(previous.prompts, prompts),
     };
     if (!changes.tools && !changes.resources && !changes.prompts && previous.version > 0) return;
     this.toolRoutes = toolRoutes;

@@ -86,6 +86,8 @@ function asOwnResult(result: Record<string, unknown>, era: 'legacy' | 'modern'):
   return { ...result, _meta: { ...meta, [SERVER_INFO_META_KEY]: SERVER_INFO }, resultType: 'complete' };
 }
 
+const MISSING_CAPABILITY = -32021;
+
 const SEVERITY = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
 
 /**
@@ -104,13 +106,13 @@ function createAnswer(res: ServerResponse) {
       }
       res.write(event(message));
     },
-    finish(payload: unknown): void {
+    finish(payload: unknown, status = 200): void {
       if (streaming) {
         res.end(event(payload));
         return;
       }
       const text = JSON.stringify(payload);
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     },
   };
@@ -167,6 +169,9 @@ export async function serveFastToolCall(
       wire instanceof ProtocolError
         ? { code: wire.code, message: wire.message, ...(wire.data === undefined ? {} : { data: wire.data }) }
         : { code: -32603, message: wire instanceof Error ? wire.message : String(wire) };
-    answer.finish({ jsonrpc: '2.0', id: call.id, error: payload });
+    // A handler's error is in-band (HTTP 200), except a missing client capability, whose 400 the 2026-07-28
+    // specification requires whatever produced it.
+    const status = era === 'modern' && payload.code === MISSING_CAPABILITY ? 400 : 200;
+    answer.finish({ jsonrpc: '2.0', id: call.id, error: payload }, status);
   }
 }

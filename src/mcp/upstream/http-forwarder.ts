@@ -3,7 +3,7 @@
 // SSE stream. It reports `fallback` only when the server provably did not run the request (an expired session,
 // a refused connection) or asks for input first, so that the caller can take the SDK client path without
 // running a tool twice.
-import { LOG_LEVEL_META_KEY } from '@modelcontextprotocol/client';
+import { CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY } from '@modelcontextprotocol/client';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 
@@ -38,6 +38,8 @@ export interface ForwardOptions {
   answer?: (method: string, params: unknown) => Promise<unknown>;
   /** Called for each log message the server sends on this request's response stream. */
   onLog?: (params: unknown) => void;
+  /** The client capabilities to declare in a 2026-07-28 request (those of the client behind the call). */
+  capabilities?: Record<string, unknown>;
 }
 
 export interface HttpForwarder {
@@ -221,7 +223,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
   }
 
   return {
-    async call(method, params, { session, signal, name, onProgress, answer, onLog }) {
+    async call(method, params, { session, signal, name, onProgress, answer, onLog, capabilities }) {
       const id = `mcplex-${++counter}`;
       // The request id doubles as progress token: progress keeps a long call inside its timeout.
       const meta = {
@@ -230,6 +232,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
         ...(session.era === 'modern' ? session.envelope : undefined),
         // A 2026-07-28 server logs only for requests that name a level; the caller filters by its client's level.
         ...(session.era === 'modern' && onLog ? { [LOG_LEVEL_META_KEY]: 'debug' } : {}),
+        ...(session.era === 'modern' && capabilities ? { [CLIENT_CAPABILITIES_META_KEY]: capabilities } : {}),
       };
       const sent = Object.keys(meta).length === 0 ? params : { ...params, _meta: meta };
       // In the legacy era closing a stream does not cancel: the server is told explicitly.

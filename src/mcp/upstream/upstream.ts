@@ -2,6 +2,7 @@
 // watch for list changes, reconnect with backoff when it drops, and forward calls with timeouts.
 import {
   Client,
+  CLIENT_CAPABILITIES_META_KEY,
   LOG_LEVEL_META_KEY,
   ProtocolError,
   SdkError,
@@ -37,6 +38,7 @@ import { createHttpForwarder } from './http-forwarder.js';
 import type { ForwardSession, HttpForwarder } from './http-forwarder.js';
 import { createUpstreamTransport } from './transport.js';
 import type { UpstreamTransport } from './transport.js';
+import type { ListChanges } from '../catalog/catalog.js';
 
 export type UpstreamState = 'connecting' | 'ready' | 'failed' | 'restarting' | 'disabled' | 'closed';
 
@@ -87,7 +89,7 @@ export interface UpstreamOptions {
   logger: Logger;
   clientInfo: { name: string; version: string };
   /** Called whenever state or catalog changes. */
-  onChange: (upstream: Upstream) => void;
+  onChange: (upstream: Upstream, announced?: Partial<ListChanges>) => void;
   /** Called when the server reports that a subscribed resource changed. */
   onResourceUpdated?: (upstream: Upstream, uri: string) => void;
 }
@@ -266,9 +268,9 @@ export class Upstream {
       listMaxPages: 1000,
       versionNegotiation: this.versionNegotiation(),
       listChanged: {
-        tools: { autoRefresh: false, onChanged: () => void this.refresh() },
-        resources: { autoRefresh: false, onChanged: () => void this.refresh() },
-        prompts: { autoRefresh: false, onChanged: () => void this.refresh() },
+        tools: { autoRefresh: false, onChanged: () => void this.refresh({ tools: true }) },
+        resources: { autoRefresh: false, onChanged: () => void this.refresh({ resources: true }) },
+        prompts: { autoRefresh: false, onChanged: () => void this.refresh({ prompts: true }) },
       },
     });
     // Log messages belong to the client of the call in flight (the newest, as for server requests).
@@ -357,7 +359,7 @@ export class Upstream {
   }
 
   /** Re-reads the catalog after a list-changed notification; a failure keeps the previous view. */
-  async refresh(): Promise<void> {
+  async refresh(announced: Partial<ListChanges> = {}): Promise<void> {
     const client = this.client;
     if (!client || this.state !== 'ready') return;
     const seq = ++this.refreshSeq;
@@ -366,7 +368,7 @@ export class Upstream {
       // A later refresh (or a reconnect) has the newer view.
       if (seq !== this.refreshSeq || client !== this.client) return;
       this.setCatalog(catalog);
-      this.options.onChange(this);
+      this.options.onChange(this, announced);
     } catch (error) {
       this.logger.warn({ err: errorMessage(error) }, 'catalog refresh failed');
     }
@@ -460,7 +462,9 @@ export class Upstream {
         const fast = await this.fastCall('tools/call', params, params.name, options);
         if (fast !== undefined) return fast as CallToolResult;
       }
-      return this.withClient((client) => client.callTool(withLogLevel(client, params), this.requestOptions(options)));
+      return this.withClient((client) =>
+        client.callTool(modernMeta(client, params, options.relay), this.requestOptions(options)),
+      );
     });
   }
 
@@ -506,6 +510,7 @@ export class Upstream {
         // Requests on this call's response stream belong to this call's client.
         answer: (requestMethod, requestParams) => this.answerServerRequest(requestMethod, requestParams, relay),
         onLog: (message) => relay?.log?.(message as LogMessage),
+        ...(relay ? { capabilities: relayedCapabilities(relay.capabilities) } : {}),
       });
     } catch (error) {
       if (timedOut) {
@@ -531,14 +536,19 @@ export class Upstream {
   readResource(params: ReadResourceRequest['params'], options: CallOptions = {}): Promise<ReadResourceResult> {
     return this.withRelay(options.relay, () =>
       this.withClient((client) =>
-        client.readResource(withLogLevel(client, params), { ...this.requestOptions(options), cacheMode: 'bypass' }),
+        client.readResource(modernMeta(client, params, options.relay), {
+          ...this.requestOptions(options),
+          cacheMode: 'bypass',
+        }),
       ),
     );
   }
 
   getPrompt(params: GetPromptRequest['params'], options: CallOptions = {}): Promise<GetPromptResult> {
     return this.withRelay(options.relay, () =>
-      this.withClient((client) => client.getPrompt(withLogLevel(client, params), this.requestOptions(options))),
+      this.withClient((client) =>
+        client.getPrompt(modernMeta(client, params, options.relay), this.requestOptions(options)),
+      ),
     );
   }
 
@@ -603,12 +613,29 @@ export class Upstream {
 }
 
 /**
- * A 2026-07-28 server sends log messages only for requests that name a level; mcplex asks for all of them and
- * applies each downstream client's own level when it passes them on.
+ * What a 2026-07-28 server learns per request about the client: the capabilities of the downstream client behind
+ * the call (so that the server asks only what that client can answer; a legacy server only sees mcplex's, once),
+ * and a log level: such a server sends log messages only for requests that name one, so mcplex asks for all of
+ * them and applies each downstream client's own level when it passes them on.
  */
-function withLogLevel<T extends { _meta?: Record<string, unknown> }>(client: Client, params: T): T {
+function modernMeta<T extends { _meta?: Record<string, unknown> }>(
+  client: Client,
+  params: T,
+  relay?: DownstreamRelay,
+): T {
   if (client.getProtocolEra() !== 'modern') return params;
-  return { ...params, _meta: { ...params._meta, [LOG_LEVEL_META_KEY]: 'debug' } };
+  const capabilities = relay ? { [CLIENT_CAPABILITIES_META_KEY]: relayedCapabilities(relay.capabilities) } : {};
+  return { ...params, _meta: { ...params._meta, [LOG_LEVEL_META_KEY]: 'debug', ...capabilities } };
+}
+
+/** The part of a downstream client's capabilities that mcplex can put to it on an upstream's behalf. */
+export function relayedCapabilities(capabilities: ClientCapabilities | undefined): ClientCapabilities {
+  const { sampling, elicitation, roots } = capabilities ?? {};
+  return {
+    ...(sampling === undefined ? {} : { sampling }),
+    ...(elicitation === undefined ? {} : { elicitation }),
+    ...(roots === undefined ? {} : { roots }),
+  };
 }
 
 /** The capability a client needs to answer `method`, when it lacks it. */
