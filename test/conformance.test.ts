@@ -18,9 +18,8 @@ const KNOWN_MCPLEX_GAPS: Record<string, string> = {
     'the upstream closing its stream mid-call (SSE polling) is not mirrored downstream: mcplex waits for the result',
   '2026-07-28 http-custom-header-server-validation':
     'Mcp-Param-* headers of x-mcp-header tools are not checked against the arguments (no -32020 / HTTP 400)',
-  // mcplex re-keys the upstream's input requests (user_name becomes q1) and keeps one requestState for the call.
+  // mcplex re-keys the upstream's input requests (user_name becomes q1): its rounds are its own.
   '2026-07-28 input-required-result-basic-elicitation': 'inputRequests keys are not the upstream ones (user_name)',
-  '2026-07-28 input-required-result-multi-round': 'the second round returns the same requestState as the first',
   '2026-07-28 input-required-result-ignore-extra-params':
     'inputResponses of a retry without requestState are not passed upstream, so the call asks again',
 };

@@ -32,6 +32,8 @@ interface ParkedCall {
   wake: (() => void) | undefined;
   abort: AbortController;
   expiry: NodeJS.Timeout;
+  /** Rounds handed to the client so far. */
+  round: number;
 }
 
 export interface InputRounds {
@@ -51,6 +53,8 @@ export interface InputRounds {
 
 interface State {
   call: string;
+  /** Which round this state answers: each round's state is its own, and only the latest is accepted. */
+  round: number;
 }
 
 export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } = {}): InputRounds {
@@ -91,6 +95,7 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
       wake: undefined,
       abort: new AbortController(),
       expiry: setTimeout(() => {}, 0),
+      round: 0,
     };
     const relay: DownstreamRelay = {
       capabilities,
@@ -114,7 +119,9 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
       let call: ParkedCall;
       if (state?.call !== undefined) {
         const found = parked.get(state.call);
-        if (!found) throw new ProtocolError(-32602, 'the call this requestState belongs to is no longer waiting');
+        if (!found || found.round !== state.round) {
+          throw new ProtocolError(-32602, 'the call this requestState belongs to is no longer waiting for it');
+        }
         call = found;
         const answers = (ctx.mcpReq.inputResponses ?? {}) as Record<string, unknown>;
         for (const question of call.asked) {
@@ -150,7 +157,11 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
       for (const question of call.asked) {
         inputRequests[question.key] = { method: question.method, params: question.params } as InputRequests[string];
       }
-      return inputRequired({ inputRequests, requestState: await codec.mint({ call: call.id }, ctx) });
+      call.round++;
+      return inputRequired({
+        inputRequests,
+        requestState: await codec.mint({ call: call.id, round: call.round }, ctx),
+      });
     },
     close() {
       for (const call of parked.values()) {
