@@ -16,7 +16,7 @@ export interface Gateway {
   readonly upstreams: readonly Upstream[];
   readonly catalog: Catalog;
   /** A fresh aggregated server instance (one per legacy session, per modern request, per stdio connection). */
-  createServer(): Server;
+  createServer(era: 'legacy' | 'modern'): Server;
   /** Starts every enabled upstream in the background. */
   start(): void;
   /** Resolves when every upstream's first connection attempt has settled. */
@@ -50,13 +50,15 @@ export function createGateway(config: Config, logger: Logger): Gateway {
   return {
     upstreams,
     catalog: merged,
-    createServer: () =>
+    createServer: (era) =>
       createAggregateServer(merged, {
         name: 'mcplex',
         version: VERSION,
         pageSize: config.server.pageSize,
         rounds,
-        subscriptions,
+        // 2026-07-28 clients subscribe through subscriptions/listen, which mcplex does not feed yet: offering
+        // resources.subscribe to them would promise updates that never come.
+        ...(era === 'legacy' ? { subscriptions } : {}),
       }),
     start() {
       for (const upstream of upstreams) upstream.start();

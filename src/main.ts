@@ -40,7 +40,11 @@ export interface RunningServer {
 export async function startHttp(config: Config, logger: Logger): Promise<RunningServer> {
   assertListenAllowed(config.server.host);
   const gateway = createGateway(config, logger);
-  const mcp = createMcpHttpEndpoint({ createServer: () => gateway.createServer(), catalog: gateway.catalog, logger });
+  const mcp = createMcpHttpEndpoint({
+    createServer: (era) => gateway.createServer(era),
+    catalog: gateway.catalog,
+    logger,
+  });
   const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
   const http = createHttpServer({
     ...config.server,
@@ -94,8 +98,8 @@ export function startStdio(config: Config, logger: Logger): RunningStdio {
     }
   });
   gateway.start();
-  const handle = serveStdio(() => {
-    const server = gateway.createServer();
+  const handle = serveStdio(({ era }) => {
+    const server = gateway.createServer(era);
     servers.add(server);
     const previous = server.onclose;
     server.onclose = () => {

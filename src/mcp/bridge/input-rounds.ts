@@ -45,6 +45,7 @@ export interface InputRounds {
    */
   run<T>(
     ctx: ServerContext,
+    target: string,
     capabilities: ClientCapabilities | undefined,
     start: (relay: DownstreamRelay, signal: AbortSignal) => Promise<T>,
   ): Promise<T | InputRequiredResult>;
@@ -53,6 +54,8 @@ export interface InputRounds {
 
 interface State {
   call: string;
+  /** The request the call answers (method and tool name or URI): a state is good for that request only. */
+  target: string;
   /** Which round this state answers: each round's state is its own, and only the latest is accepted. */
   round: number;
 }
@@ -114,14 +117,16 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
 
   return {
     verify: (state, ctx) => codec.verify(state, ctx),
-    async run(ctx, capabilities, begin) {
+    async run(ctx, target, capabilities, begin) {
       const state = ctx.mcpReq.requestState<State>();
       let call: ParkedCall;
       if (state?.call !== undefined) {
         const found = parked.get(state.call);
-        if (!found || found.round !== state.round) {
+        if (!found || found.round !== state.round || state.target !== target) {
           throw new ProtocolError(-32602, 'the call this requestState belongs to is no longer waiting for it');
         }
+        // Taken: a second retry with the same state finds nothing, and the expiry stops while the call runs on.
+        drop(found);
         call = found;
         const answers = (ctx.mcpReq.inputResponses ?? {}) as Record<string, unknown>;
         for (const question of call.asked) {
@@ -160,7 +165,7 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
       call.round++;
       return inputRequired({
         inputRequests,
-        requestState: await codec.mint({ call: call.id, round: call.round }, ctx),
+        requestState: await codec.mint({ call: call.id, round: call.round, target }, ctx),
       });
     },
     close() {

@@ -118,7 +118,7 @@ async function forward<T>(server: Server, ctx: ServerContext, run: (options: Cal
 async function forwardRequest<T>(
   server: Server,
   ctx: ServerContext,
-  rounds: InputRounds | undefined,
+  rounds: { engine: InputRounds; subject: string } | undefined,
   run: (options: CallOptions) => Promise<T>,
 ): Promise<T | InputRequiredResult> {
   const token = ctx.mcpReq._meta?.progressToken;
@@ -137,8 +137,11 @@ async function forwardRequest<T>(
   };
   const result =
     rounds && (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META_KEY] !== undefined
-      ? await rounds.run(ctx, callerCapabilities(server, ctx), (relay, signal) =>
-          run({ signal, relay: { ...relay, log }, ...progress }),
+      ? await rounds.engine.run(
+          ctx,
+          `${ctx.mcpReq.method} ${rounds.subject}`,
+          callerCapabilities(server, ctx),
+          (relay, signal) => run({ signal, relay: { ...relay, log }, ...progress }),
         )
       : await run({ signal: ctx.mcpReq.signal, relay: relayFor(server, ctx, log), ...progress });
   await sent;
@@ -161,6 +164,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     },
   );
   const { pageSize, rounds, subscriptions } = options;
+  const withRounds = (subject: string) => (rounds ? { engine: rounds, subject } : undefined);
   if (subscriptions) {
     // This server instance is the subscriber: one per legacy session or stdio connection.
     const subscriber = { notifyUpdated: (uri: string) => void server.sendResourceUpdated({ uri }).catch(() => {}) };
@@ -190,7 +194,11 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     }),
   );
   server.setRequestHandler('tools/call', async (request, ctx) =>
-    wrap(() => forwardRequest(server, ctx, rounds, (options) => callRoutedTool(catalog, request.params, options))),
+    wrap(() =>
+      forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
+        callRoutedTool(catalog, request.params, options),
+      ),
+    ),
   );
   server.setRequestHandler('resources/list', async (request) =>
     wrap(async () => {
@@ -209,7 +217,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     wrap(async () => {
       const route = catalog.resolveResource(request.params.uri);
       const params = { ...forwardableParams(request.params), uri: route.original };
-      const result = await forwardRequest(server, ctx, rounds, (options) =>
+      const result = await forwardRequest(server, ctx, withRounds(request.params.uri), (options) =>
         route.upstream.readResource(params, options),
       );
       if (isInputRequiredResult(result)) return result;
@@ -228,7 +236,9 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     wrap(async () => {
       const route = catalog.resolvePrompt(request.params.name);
       const params = { ...forwardableParams(request.params), name: route.original };
-      return forwardRequest(server, ctx, rounds, (options) => route.upstream.getPrompt(params, options));
+      return forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
+        route.upstream.getPrompt(params, options),
+      );
     }),
   );
   server.setRequestHandler('completion/complete', async (request, ctx) =>

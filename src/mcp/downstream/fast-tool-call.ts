@@ -48,6 +48,8 @@ export function fastToolCall(
   }
   // Progress needs a streamed response: the SDK server does that.
   if (params._meta?.progressToken !== undefined) return undefined;
+  // A retry of an input-required round belongs to the round engine of the SDK path.
+  if ('requestState' in params || 'inputResponses' in params) return undefined;
   const capabilities =
     era === 'legacy'
       ? legacyCapabilities
@@ -106,6 +108,12 @@ function createAnswer(res: ServerResponse) {
       }
       res.write(event(message));
     },
+    /** A cancelled call gets no response; the HTTP exchange still ends, as an empty, closed stream. */
+    abandon(): void {
+      if (res.writableEnded || res.destroyed) return;
+      if (!streaming) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.end();
+    },
     finish(payload: unknown, status = 200): void {
       if (streaming) {
         res.end(event(payload));
@@ -156,14 +164,20 @@ export async function serveFastToolCall(
       },
     };
     const result = await callRoutedTool(catalog, call.params, { signal: cancel.signal, relay });
-    if (cancel.signal.aborted) return;
+    if (cancel.signal.aborted) {
+      answer.abandon();
+      return;
+    }
     answer.finish({
       jsonrpc: '2.0',
       id: call.id,
       result: asOwnResult(result, era),
     });
   } catch (error) {
-    if (cancel.signal.aborted && res.destroyed) return;
+    if (cancel.signal.aborted) {
+      answer.abandon();
+      return;
+    }
     const wire = toWireError(error);
     const payload =
       wire instanceof ProtocolError

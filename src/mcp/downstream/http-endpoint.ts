@@ -11,7 +11,7 @@ import { createMemoryEventStore } from './event-store.js';
 import { fastToolCall, serveFastToolCall } from './fast-tool-call.js';
 
 export interface McpHttpEndpointOptions {
-  createServer: () => Server;
+  createServer: (era: 'legacy' | 'modern') => Server;
   catalog: Catalog;
   logger: Logger;
   /** Legacy sessions idle longer than this are closed. */
@@ -68,7 +68,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
   const sessionIdleMs = options.sessionIdleMs ?? 30 * 60_000;
   const maxSessions = options.maxSessions ?? 10_000;
   const sessions = new Map<string, LegacySession>();
-  const modern = createMcpHandler(() => options.createServer(), { legacy: 'reject' });
+  const modern = createMcpHandler(() => options.createServer('modern'), { legacy: 'reject' });
   const modernNode = toNodeHandler(modern);
 
   const sweep = setInterval(
@@ -90,7 +90,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       sendJsonRpcError(res, 503, -32000, `too many open sessions (${maxSessions}); try again later`);
       return;
     }
-    const server = options.createServer();
+    const server = options.createServer('legacy');
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       eventStore: createMemoryEventStore(),

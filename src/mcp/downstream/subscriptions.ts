@@ -1,7 +1,7 @@
 // Resource subscriptions across the gateway: each downstream subscriber is recorded per exposed URI, the
 // owning upstream is subscribed once however many clients want the URI, and an update reaches only the
 // clients subscribed to it.
-import type { Catalog } from '../catalog/catalog.js';
+import type { Catalog, Routed } from '../catalog/catalog.js';
 import { exposeUri } from '../catalog/catalog.js';
 import type { Upstream } from '../upstream/upstream.js';
 
@@ -18,55 +18,53 @@ export interface Subscriptions {
   updated(upstream: Upstream, uri: string): void;
 }
 
-export function createSubscriptions(catalog: Catalog, onUpdated?: (exposedUri: string) => void): Subscriptions {
-  const byUri = new Map<string, Set<Subscriber>>();
+interface Entry {
+  /** Where the URI lives, kept so that the last unsubscribe reaches it even while it is down. */
+  route: Routed;
+  subscribers: Set<Subscriber>;
+}
 
-  async function release(exposedUri: string, subscribers: Set<Subscriber>): Promise<void> {
-    if (subscribers.size > 0) return;
+export function createSubscriptions(catalog: Catalog): Subscriptions {
+  const byUri = new Map<string, Entry>();
+
+  async function release(exposedUri: string, entry: Entry): Promise<void> {
+    if (entry.subscribers.size > 0 || byUri.get(exposedUri) !== entry) return;
     byUri.delete(exposedUri);
-    const route = safeResolve(catalog, exposedUri);
-    await route?.upstream.unsubscribe(route.original).catch(() => {});
+    await entry.route.upstream.unsubscribe(entry.route.original).catch(() => {});
   }
 
   return {
     async subscribe(exposedUri, subscriber) {
-      const route = catalog.resolveResource(exposedUri);
-      let subscribers = byUri.get(exposedUri);
-      if (!subscribers) {
-        subscribers = new Set();
-        byUri.set(exposedUri, subscribers);
+      let entry = byUri.get(exposedUri);
+      if (entry?.subscribers.has(subscriber)) return;
+      if (!entry) {
+        entry = { route: catalog.resolveResource(exposedUri), subscribers: new Set() };
+        byUri.set(exposedUri, entry);
       }
-      subscribers.add(subscriber);
+      entry.subscribers.add(subscriber);
+      // The upstream holds one subscription per URI, taken by the first subscriber.
+      if (entry.subscribers.size > 1) return;
       try {
-        await route.upstream.subscribe(route.original);
+        await entry.route.upstream.subscribe(entry.route.original);
       } catch (error) {
-        subscribers.delete(subscriber);
-        await release(exposedUri, subscribers);
+        entry.subscribers.delete(subscriber);
+        if (entry.subscribers.size === 0 && byUri.get(exposedUri) === entry) byUri.delete(exposedUri);
         throw error;
       }
     },
     async unsubscribe(exposedUri, subscriber) {
-      const subscribers = byUri.get(exposedUri);
-      if (!subscribers?.delete(subscriber)) return;
-      await release(exposedUri, subscribers);
+      const entry = byUri.get(exposedUri);
+      if (!entry?.subscribers.delete(subscriber)) return;
+      await release(exposedUri, entry);
     },
     drop(subscriber) {
-      for (const [uri, subscribers] of byUri) {
-        if (subscribers.delete(subscriber)) void release(uri, subscribers);
+      for (const [uri, entry] of byUri) {
+        if (entry.subscribers.delete(subscriber)) void release(uri, entry);
       }
     },
     updated(upstream, uri) {
       const exposedUri = exposeUri(upstream.key, uri);
-      for (const subscriber of byUri.get(exposedUri) ?? []) subscriber.notifyUpdated(exposedUri);
-      onUpdated?.(exposedUri);
+      for (const subscriber of byUri.get(exposedUri)?.subscribers ?? []) subscriber.notifyUpdated(exposedUri);
     },
   };
-}
-
-function safeResolve(catalog: Catalog, exposedUri: string) {
-  try {
-    return catalog.resolveResource(exposedUri);
-  } catch {
-    return undefined;
-  }
 }
