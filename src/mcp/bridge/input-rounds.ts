@@ -11,7 +11,8 @@ import type {
   ServerContext,
 } from '@modelcontextprotocol/server';
 import type { ClientCapabilities } from '@modelcontextprotocol/client';
-import type { DownstreamRelay } from '../upstream/upstream.js';
+import type { Progress } from '@modelcontextprotocol/client';
+import type { DownstreamRelay, LogMessage } from '../upstream/upstream.js';
 
 interface Question {
   key: string;
@@ -21,8 +22,15 @@ interface Question {
   reject(error: Error): void;
 }
 
+/** Where the parked call's progress and log messages go: the client's latest round, which is still open. */
+export interface RoundSink {
+  log?: (message: LogMessage) => void;
+  progress?: (progress: Progress) => void;
+}
+
 interface ParkedCall {
   id: string;
+  sink: RoundSink;
   outcome: Promise<{ ok: true; value: unknown } | { ok: false; error: unknown }>;
   /** Questions asked and not yet handed to the client. */
   pending: Question[];
@@ -47,7 +55,8 @@ export interface InputRounds {
     ctx: ServerContext,
     target: string,
     capabilities: ClientCapabilities | undefined,
-    start: (relay: DownstreamRelay, signal: AbortSignal) => Promise<T>,
+    sink: RoundSink,
+    start: (relay: DownstreamRelay, signal: AbortSignal, onprogress?: (progress: Progress) => void) => Promise<T>,
   ): Promise<T | InputRequiredResult>;
   close(): void;
 }
@@ -88,10 +97,12 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
 
   function start(
     capabilities: ClientCapabilities | undefined,
-    begin: (relay: DownstreamRelay, signal: AbortSignal) => Promise<unknown>,
+    sink: RoundSink,
+    begin: (relay: DownstreamRelay, signal: AbortSignal, onprogress?: (progress: Progress) => void) => Promise<unknown>,
   ): ParkedCall {
     const call: ParkedCall = {
       id: randomUUID(),
+      sink,
       outcome: undefined as never,
       pending: [],
       asked: [],
@@ -102,13 +113,16 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
     };
     const relay: DownstreamRelay = {
       capabilities,
+      log: (message) => call.sink.log?.(message),
       request: (method, params) =>
         new Promise((resolve, reject) => {
           call.pending.push({ key: `q${++counter}`, method, params, resolve, reject });
           call.wake?.();
         }),
     };
-    call.outcome = begin(relay, call.abort.signal).then(
+    // Progress is asked for only when the first round asked; it then goes to whichever round is open.
+    const onprogress = sink.progress ? (progress: Progress) => call.sink.progress?.(progress) : undefined;
+    call.outcome = begin(relay, call.abort.signal, onprogress).then(
       (value) => ({ ok: true as const, value }),
       (error: unknown) => ({ ok: false as const, error }),
     );
@@ -117,7 +131,7 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
 
   return {
     verify: (state, ctx) => codec.verify(state, ctx),
-    async run(ctx, target, capabilities, begin) {
+    async run(ctx, target, capabilities, sink, begin) {
       const state = ctx.mcpReq.requestState<State>();
       let call: ParkedCall;
       if (state?.call !== undefined) {
@@ -135,8 +149,9 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
         }
         call.asked = [];
       } else {
-        call = start(capabilities, begin);
+        call = start(capabilities, sink, begin);
       }
+      call.sink = sink;
       // Until the call finishes or asks, this round waits; a cancelled round cancels the call.
       const onAbort = () => call.abort.abort(ctx.mcpReq.signal.reason);
       ctx.mcpReq.signal.addEventListener('abort', onAbort, { once: true });

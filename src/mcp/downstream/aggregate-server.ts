@@ -141,7 +141,9 @@ async function forwardRequest<T>(
           ctx,
           `${ctx.mcpReq.method} ${rounds.subject}`,
           callerCapabilities(server, ctx),
-          (relay, signal) => run({ signal, relay: { ...relay, log }, ...progress }),
+          { log, ...(onprogress ? { progress: onprogress } : {}) },
+          (relay, signal, roundProgress) =>
+            run({ signal, relay, ...(roundProgress ? { onprogress: roundProgress } : {}) }),
         )
       : await run({ signal: ctx.mcpReq.signal, relay: relayFor(server, ctx, log), ...progress });
   await sent;
