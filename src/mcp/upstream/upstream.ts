@@ -273,9 +273,11 @@ export class Upstream {
         prompts: { autoRefresh: false, onChanged: () => void this.refresh({ prompts: true }) },
       },
     });
-    // Log messages belong to the client of the call in flight (the newest, as for server requests).
+    // A log message on this connection belongs to the call in flight; with several in flight nothing says
+    // whose it is, and it is dropped rather than shown to a client it may not belong to. (Messages on an HTTP
+    // response stream are routed precisely by the fast path.)
     client.setNotificationHandler('notifications/message', (notification) => {
-      this.relays.at(-1)?.log?.(notification.params as LogMessage);
+      if (this.relays.length === 1) this.relays[0]!.log?.(notification.params as LogMessage);
     });
     client.setNotificationHandler('notifications/resources/updated', (notification) => {
       this.options.onResourceUpdated?.(this, notification.params.uri);
