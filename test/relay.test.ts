@@ -72,6 +72,29 @@ describe.each<Era>(['legacy', 'modern'])('a %s client with elicitation and roots
   });
 });
 
+describe.each<Era>(['legacy', 'modern'])('a %s client with sampling', (era) => {
+  it("answers an upstream sampling request with its own model's reply", async () => {
+    const client = new Client(
+      { name: 'sampler', version: '1.0.0' },
+      { ...clientOptions(era), capabilities: { sampling: {} } },
+    );
+    const asked: unknown[] = [];
+    client.setRequestHandler('sampling/createMessage', async (request) => {
+      asked.push(request.params);
+      return { role: 'assistant', content: { type: 'text', text: `reply for ${era}` }, model: 'test-model' };
+    });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${mcplex.url}/mcp`)));
+    const result = await client.callTool({
+      name: 'everything__trigger-sampling-request',
+      arguments: { prompt: 'say hi', maxTokens: 20 },
+    });
+    expect(asked).toHaveLength(1);
+    expect(JSON.stringify(asked[0])).toContain('say hi');
+    expect(text(result)).toContain(`reply for ${era}`);
+    await client.close();
+  });
+});
+
 describe('a client without elicitation', () => {
   it('gets a clear error from the upstream instead of a hang', async () => {
     const client = new Client({ name: 'plain', version: '1.0.0' }, { capabilities: {} });
