@@ -2,7 +2,7 @@
 // concurrent clients, in both protocol eras. Prints throughput, p50 and p99 of both paths and their ratios.
 // Run with `npm run bench` (builds first). The upstream and mcplex each run in their own process, as deployed;
 // mcplex speaks to the upstream in the same era as the clients, so both paths exercise the same upstream code.
-// Direct and mcplex runs alternate in rounds so that drift on a shared machine affects both alike.
+// At 1 client the two paths alternate call by call; at 16, in rounds; so that drift on a shared machine affects both alike.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -61,6 +61,8 @@ interface Sample {
   calls: number;
   latencies: number[];
   errors: number;
+  /** Wall time the calls took, when it is not SECONDS per sample (alternating runs). */
+  seconds?: number;
 }
 
 /** Each client calls back to back for `SECONDS`; the first `WARMUP` seconds are not recorded. */
@@ -87,12 +89,46 @@ async function run(url: string, tool: string, era: Era, concurrency: number, war
   return { calls: latencies.length, latencies, errors };
 }
 
+/**
+ * Latency at one client: a direct client and an mcplex client call in turn for ROUNDS x SECONDS (after the
+ * warm-up), so that drift on a shared machine cannot favour either path. Throughput is then per path's own
+ * share of the wall time.
+ */
+async function alternate(directUrl: string, mcplexUrl: string, era: Era): Promise<{ direct: Sample; mcplex: Sample }> {
+  const [d, m] = await Promise.all([connect(directUrl, era), connect(mcplexUrl, era)]);
+  const direct: Sample = { calls: 0, latencies: [], errors: 0, seconds: 0 };
+  const through: Sample = { calls: 0, latencies: [], errors: 0, seconds: 0 };
+  const measureFrom = performance.now() + WARMUP * 1000;
+  const end = measureFrom + ROUNDS * SECONDS * 1000;
+  const once = async (client: Client, tool: string, sample: Sample) => {
+    const t0 = performance.now();
+    try {
+      await client.callTool({ name: tool, arguments: { message: 'bench' } });
+    } catch {
+      sample.errors++;
+    }
+    const elapsed = performance.now() - t0;
+    if (t0 >= measureFrom) {
+      sample.latencies.push(elapsed);
+      sample.calls++;
+      sample.seconds = (sample.seconds ?? 0) + elapsed / 1000;
+    }
+  };
+  while (performance.now() < end) {
+    await once(d, 'echo', direct);
+    await once(m, 'up__echo', through);
+  }
+  await Promise.all([d.close(), m.close()]);
+  return { direct, mcplex: through };
+}
+
 function summarise(samples: Sample[]) {
   const latencies = samples.flatMap((s) => s.latencies).sort((a, b) => a - b);
   const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
   const calls = samples.reduce((n, s) => n + s.calls, 0);
+  const seconds = samples.reduce((n, s) => n + (s.seconds ?? SECONDS), 0);
   return {
-    rps: calls / (SECONDS * samples.length),
+    rps: calls / seconds,
     p50: at(0.5),
     p99: at(0.99),
     errors: samples.reduce((n, s) => n + s.errors, 0),
@@ -144,10 +180,17 @@ async function main(): Promise<void> {
       for (const concurrency of LEVELS) {
         const direct: Sample[] = [];
         const through: Sample[] = [];
-        for (let round = 0; round < ROUNDS; round++) {
-          const warmup = round === 0 ? WARMUP : 0.2;
-          direct.push(await run(upstreamUrl, 'echo', era, concurrency, warmup));
-          through.push(await run(mcplex.url, 'up__echo', era, concurrency, warmup));
+        if (concurrency === 1) {
+          // One client per path, calls alternating one by one: both paths see the same moment of the machine.
+          const pair = await alternate(upstreamUrl, mcplex.url, era);
+          direct.push(pair.direct);
+          through.push(pair.mcplex);
+        } else {
+          for (let round = 0; round < ROUNDS; round++) {
+            const warmup = round === 0 ? WARMUP : 0.2;
+            direct.push(await run(upstreamUrl, 'echo', era, concurrency, warmup));
+            through.push(await run(mcplex.url, 'up__echo', era, concurrency, warmup));
+          }
         }
         const d = summarise(direct);
         const m = summarise(through);
