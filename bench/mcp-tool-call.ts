@@ -2,7 +2,8 @@
 // concurrent clients, in both protocol eras. Prints throughput, p50 and p99 of both paths and their ratios.
 // Run with `npm run bench` (builds first). The upstream and mcplex each run in their own process, as deployed;
 // mcplex speaks to the upstream in the same era as the clients, so both paths exercise the same upstream code.
-// At 1 client the two paths alternate call by call; at 16, in rounds; so that drift on a shared machine affects both alike.
+// A plain pass-through proxy runs beside them as the floor of what any proxy process adds here. At 1 client the
+// paths alternate call by call, at 16 in rounds, so that drift on a shared machine affects them alike.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -89,37 +90,40 @@ async function run(url: string, tool: string, era: Era, concurrency: number, war
   return { calls: latencies.length, latencies, errors };
 }
 
+interface Target {
+  path: string;
+  url: string;
+  tool: string;
+}
+
 /**
- * Latency at one client: a direct client and an mcplex client call in turn for ROUNDS x SECONDS (after the
- * warm-up), so that drift on a shared machine cannot favour either path. Throughput is then per path's own
- * share of the wall time.
+ * Latency at one client: one client per path, calling in turn for ROUNDS x SECONDS (after the warm-up), so that
+ * drift on a shared machine cannot favour any path. Throughput is then each path's calls over its own time.
  */
-async function alternate(directUrl: string, mcplexUrl: string, era: Era): Promise<{ direct: Sample; mcplex: Sample }> {
-  const [d, m] = await Promise.all([connect(directUrl, era), connect(mcplexUrl, era)]);
-  const direct: Sample = { calls: 0, latencies: [], errors: 0, seconds: 0 };
-  const through: Sample = { calls: 0, latencies: [], errors: 0, seconds: 0 };
+async function alternate(targets: Target[], era: Era): Promise<Sample[]> {
+  const clients = await Promise.all(targets.map((t) => connect(t.url, era)));
+  const samples: Sample[] = targets.map(() => ({ calls: 0, latencies: [], errors: 0, seconds: 0 }));
   const measureFrom = performance.now() + WARMUP * 1000;
   const end = measureFrom + ROUNDS * SECONDS * 1000;
-  const once = async (client: Client, tool: string, sample: Sample) => {
-    const t0 = performance.now();
-    try {
-      await client.callTool({ name: tool, arguments: { message: 'bench' } });
-    } catch {
-      sample.errors++;
-    }
-    const elapsed = performance.now() - t0;
-    if (t0 >= measureFrom) {
-      sample.latencies.push(elapsed);
-      sample.calls++;
-      sample.seconds = (sample.seconds ?? 0) + elapsed / 1000;
-    }
-  };
   while (performance.now() < end) {
-    await once(d, 'echo', direct);
-    await once(m, 'up__echo', through);
+    for (const [i, target] of targets.entries()) {
+      const sample = samples[i]!;
+      const t0 = performance.now();
+      try {
+        await clients[i]!.callTool({ name: target.tool, arguments: { message: 'bench' } });
+      } catch {
+        sample.errors++;
+      }
+      const elapsed = performance.now() - t0;
+      if (t0 >= measureFrom) {
+        sample.latencies.push(elapsed);
+        sample.calls++;
+        sample.seconds = (sample.seconds ?? 0) + elapsed / 1000;
+      }
+    }
   }
-  await Promise.all([d.close(), m.close()]);
-  return { direct, mcplex: through };
+  await Promise.all(clients.map((c) => c.close()));
+  return samples;
 }
 
 function summarise(samples: Sample[]) {
@@ -168,6 +172,12 @@ async function main(): Promise<void> {
     const upstream = await startProcess(['--import', 'tsx', FIXTURE, '--transport', 'http'], /LISTENING (\S+)/);
     children.push(upstream.child);
     const upstreamUrl = upstream.match[1]!;
+    const proxy = await startProcess(
+      ['--import', 'tsx', join(ROOT, 'bench', 'plain-proxy.ts'), upstreamUrl],
+      /LISTENING (\S+)/,
+    );
+    children.push(proxy.child);
+    const proxyUrl = proxy.match[1]!;
 
     console.log(`mcplex MCP tool-call benchmark: ${ROUNDS} rounds x ${SECONDS}s per path and level (after warm-up)`);
     console.log('upstream: the project fixture (SDK v2, Streamable HTTP) in its own process; tool: echo');
@@ -177,52 +187,47 @@ async function main(): Promise<void> {
     for (const era of ERAS) {
       const mcplex = await startMcplex(dir, upstreamUrl, era);
       children.push(mcplex.child);
+      const targets: Target[] = [
+        { path: 'direct', url: upstreamUrl, tool: 'echo' },
+        { path: 'plain proxy', url: proxyUrl, tool: 'echo' },
+        { path: 'mcplex', url: mcplex.url, tool: 'up__echo' },
+      ];
       for (const concurrency of LEVELS) {
-        const direct: Sample[] = [];
-        const through: Sample[] = [];
+        const samples: Sample[][] = targets.map(() => []);
         if (concurrency === 1) {
-          // One client per path, calls alternating one by one: both paths see the same moment of the machine.
-          const pair = await alternate(upstreamUrl, mcplex.url, era);
-          direct.push(pair.direct);
-          through.push(pair.mcplex);
+          (await alternate(targets, era)).forEach((sample, i) => samples[i]!.push(sample));
         } else {
           for (let round = 0; round < ROUNDS; round++) {
             const warmup = round === 0 ? WARMUP : 0.2;
-            direct.push(await run(upstreamUrl, 'echo', era, concurrency, warmup));
-            through.push(await run(mcplex.url, 'up__echo', era, concurrency, warmup));
+            for (const [i, target] of targets.entries()) {
+              samples[i]!.push(await run(target.url, target.tool, era, concurrency, warmup));
+            }
           }
         }
-        const d = summarise(direct);
-        const m = summarise(through);
+        const direct = summarise(samples[0]!);
         const fmt = (n: number) => n.toFixed(2);
-        rows.push([
-          era,
-          String(concurrency),
-          'direct',
-          d.rps.toFixed(0),
-          fmt(d.p50),
-          fmt(d.p99),
-          String(d.errors),
-          '',
-          '',
-        ]);
-        rows.push([
-          era,
-          String(concurrency),
-          'mcplex',
-          m.rps.toFixed(0),
-          fmt(m.p50),
-          fmt(m.p99),
-          String(m.errors),
-          `${((m.rps / d.rps) * 100).toFixed(1)} %`,
-          fmt(m.p50 - d.p50),
-        ]);
+        targets.forEach((target, i) => {
+          const r = summarise(samples[i]!);
+          const relative =
+            i === 0 ? ['', ''] : [`${((r.rps / direct.rps) * 100).toFixed(1)} %`, fmt(r.p50 - direct.p50)];
+          rows.push([
+            era,
+            String(concurrency),
+            target.path,
+            r.rps.toFixed(0),
+            fmt(r.p50),
+            fmt(r.p99),
+            String(r.errors),
+            ...relative,
+          ]);
+        });
       }
       mcplex.child.kill('SIGTERM');
     }
     const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     for (const row of rows) console.log(row.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
-    console.log('\nthroughput = mcplex calls/s as a share of direct; p50 added = mcplex p50 minus direct p50');
+    console.log('\nthroughput = calls/s as a share of direct; p50 added = p50 minus direct p50');
+    console.log('plain proxy = bench/plain-proxy.ts, a pass-through HTTP proxy: what forwarding alone costs here');
   } finally {
     for (const child of children) child.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
