@@ -2,9 +2,6 @@
 // Callers decide by `code`, never by message text; wire formats (JSON-RPC, OpenAI JSON) are produced at the edges.
 
 export type McplexErrorCode =
-  | 'CONFIG_INVALID'
-  | 'CONFIG_READ'
-  | 'CONFIG_PARSE'
   | 'LISTEN_REFUSED'
   | 'UNKNOWN_TOOL'
   | 'UNKNOWN_RESOURCE'
@@ -13,9 +10,7 @@ export type McplexErrorCode =
   | 'UPSTREAM_TIMEOUT'
   | 'UPSTREAM_ERROR'
   | 'INVALID_CURSOR'
-  | 'BODY_TOO_LARGE'
-  | 'PARSE_ERROR'
-  | 'FORBIDDEN';
+  | 'BODY_TOO_LARGE';
 
 export class McplexError extends Error {
   readonly code: McplexErrorCode;
@@ -34,10 +29,6 @@ export class McplexError extends Error {
     this.status = options.status ?? 500;
     this.data = options.data;
   }
-}
-
-export function isMcplexError(error: unknown, code?: McplexErrorCode): error is McplexError {
-  return error instanceof McplexError && (code === undefined || error.code === code);
 }
 
 export function errorMessage(error: unknown): string {

@@ -96,8 +96,12 @@ export interface UpstreamOptions {
 
 /** The SDK client, with the modern-era request envelope readable for the fast path. */
 class UpstreamClient extends Client {
+  private envelopeCache: Readonly<Record<string, unknown>> | undefined;
+
+  /** Fixed for the life of the connection, so built once rather than on every fast-path call. */
   envelope(): Readonly<Record<string, unknown>> | undefined {
-    return this._outboundMetaEnvelope();
+    this.envelopeCache ??= this._outboundMetaEnvelope();
+    return this.envelopeCache;
   }
 }
 
