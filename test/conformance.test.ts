@@ -4,13 +4,12 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { judge, KNOWN_NAMING_GAPS } from './conformance/run-conformance.js';
+import { judge } from './conformance/run-conformance.js';
 import type { ConformanceReport, TargetResult } from './conformance/run-conformance.js';
 import { ROOT, tempDir } from './support/harness.js';
 
 /**
- * Where mcplex passes fewer checks than the fixture does directly even with the names mapped (or where names play no
- * part), as measured, with the mcplex change each needs. The runner fails on these (exit 1); this list pins them, so
+ * Where mcplex passes fewer checks than the fixture does directly, as measured, with the mcplex change each needs. The runner fails on these (exit 1); this list pins them, so
  * a new gap fails this test, and so does a closed one until it is taken off the list.
  */
 const KNOWN_MCPLEX_GAPS: Record<string, string> = {
@@ -56,7 +55,7 @@ describe('the conformance run (server mode, both spec versions)', () => {
     expect(names('2025-11-25')).toEqual(expect.arrayContaining(['server-initialize', 'tools-call-sampling']));
     expect(names('2026-07-28')).toEqual(expect.arrayContaining(['server-stateless', 'caching']));
     for (const s of report.scenarios) {
-      for (const target of [s.direct, s.mcplex, s.mcplexNamesMapped]) expect(target.missing, key(s)).toBeUndefined();
+      for (const target of [s.direct, s.mcplex]) expect(target.missing, key(s)).toBeUndefined();
     }
   });
 
@@ -73,18 +72,6 @@ describe('the conformance run (server mode, both spec versions)', () => {
     }
   });
 
-  it('excuses naming gaps only where the run with names mapped closes them, and lists no stale ones', () => {
-    const allowed = report.scenarios.filter((s) => s.verdict === 'allowed-naming-gap');
-    for (const s of allowed) {
-      expect(s.mcplexNamesMapped.passed, key(s)).toBeGreaterThanOrEqual(s.direct.passed);
-      expect(s.mcplex.passed, key(s)).toBeLessThan(s.direct.passed);
-    }
-    // Every listed scenario is still short through mcplex: the allow-list holds nothing it does not need.
-    expect(report.staleAllowList).toEqual([]);
-    const listed = new Set(KNOWN_NAMING_GAPS.flatMap((gap) => gap.specVersions.map((v) => `${v} ${gap.scenario}`)));
-    for (const s of allowed) expect(listed.has(key(s)), key(s)).toBe(true);
-  });
-
   it('fails exactly on the known mcplex gaps and exits non-zero because of them', () => {
     const failing = report.scenarios.filter((s) => s.verdict === 'regression' || s.verdict === 'endpoint-failure');
     expect(failing.map(key).sort(), output).toEqual(Object.keys(KNOWN_MCPLEX_GAPS).sort());
@@ -97,22 +84,14 @@ describe('judging one scenario', () => {
   const result = (passed: number, total: number): TargetResult => ({ passed, total, warnings: 0, problems: [] });
 
   it('requires full marks through mcplex for endpoint scenarios, whatever the fixture scored', () => {
-    expect(judge('2026-07-28', 'http-header-validation', result(10, 14), result(14, 14), result(14, 14)).verdict).toBe(
-      'ok',
-    );
-    expect(judge('2026-07-28', 'http-header-validation', result(10, 14), result(13, 14), result(14, 14)).verdict).toBe(
-      'endpoint-failure',
-    );
+    expect(judge('http-header-validation', result(10, 14), result(14, 14)).verdict).toBe('ok');
+    expect(judge('http-header-validation', result(10, 14), result(13, 14)).verdict).toBe('endpoint-failure');
   });
 
-  it('rejects an allow-listed naming gap that mapping the names does not close', () => {
-    expect(judge('2025-11-25', 'tools-call-simple-text', result(2, 2), result(1, 2), result(2, 2)).verdict).toBe(
-      'allowed-naming-gap',
-    );
-    expect(judge('2025-11-25', 'tools-call-simple-text', result(2, 2), result(1, 2), result(1, 2)).verdict).toBe(
-      'regression',
-    );
-    expect(judge('2025-11-25', 'logging-set-level', result(2, 2), result(1, 2), result(2, 2)).verdict).toBe(
+  it('fails a scenario where mcplex passes fewer checks than the fixture directly', () => {
+    expect(judge('tools-call-simple-text', result(2, 2), result(2, 2)).verdict).toBe('ok');
+    expect(judge('tools-call-simple-text', result(2, 2), result(1, 2)).verdict).toBe('regression');
+    expect(judge('tools-call-simple-text', result(2, 2), { ...result(0, 0), missing: true }).verdict).toBe(
       'regression',
     );
   });

@@ -50,3 +50,42 @@ describe('exposed tool names', () => {
     expect(await exposedNames()).toEqual(first);
   });
 });
+
+describe('an unprefixed server (prefix "")', () => {
+  it('keeps its names and URIs as they are, routes them to it, and leaves the other servers namespaced', async () => {
+    const mcplex = await startMcplex({
+      mcpServers: { plain: { ...fixtureStdio('--name', 'plain'), prefix: '' }, beta: fixtureStdio('--name', 'beta') },
+    });
+    try {
+      await mcplex.gateway.whenSettled();
+      const client = await connectHttp(`${mcplex.url}/mcp`, 'modern');
+      const tools = (await client.listTools()).tools.map((t) => t.name);
+      expect(tools).toEqual(expect.arrayContaining(['echo', 'beta__echo', 'pid', 'beta__pid']));
+      const pids = await Promise.all(
+        ['pid', 'beta__pid'].map(async (name) => JSON.stringify((await client.callTool({ name })).content)),
+      );
+      expect(pids[0]).not.toBe(pids[1]);
+
+      const uris = (await client.listResources()).resources.map((r) => r.uri);
+      expect(uris).toEqual(expect.arrayContaining(['fixture://static/hello', 'mcplex://beta/fixture://static/hello']));
+      const templates = (await client.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate);
+      expect(templates).toEqual(expect.arrayContaining(['fixture://items/{id}', 'mcplex://beta/fixture://items/{id}']));
+      const read = await client.readResource({ uri: 'fixture://items/beta' });
+      expect(read.contents).toEqual([expect.objectContaining({ text: 'item beta' })]);
+      const prompt = await client.getPrompt({ name: 'greet', arguments: { name: 'bob' } });
+      expect(prompt.messages[0]?.content).toEqual({ type: 'text', text: 'Hello, bob!' });
+      const completion = await client.complete({
+        ref: { type: 'ref/resource', uri: 'fixture://items/{id}' },
+        argument: { name: 'id', value: 'g' },
+      });
+      expect(completion.completion.values).toEqual(['gamma']);
+      // A URI that names no server is not taken for the unprefixed one when it looks namespaced.
+      await expect(client.readResource({ uri: 'mcplex://nobody/fixture://static/hello' })).rejects.toThrow(
+        /unknown resource/,
+      );
+      await client.close();
+    } finally {
+      await mcplex.close();
+    }
+  });
+});

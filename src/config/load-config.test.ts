@@ -299,6 +299,17 @@ describe('parseConfig', () => {
     ]);
   });
 
+  it('accepts one unprefixed server (prefix "") and rejects a second', () => {
+    const servers = { a: { command: 'x', prefix: '' }, b: { command: 'x' } };
+    expect(parseConfig({ mcpServers: servers }, {}).mcpServers.a?.prefix).toBe('');
+    const error = catchConfigError(() =>
+      parseConfig({ mcpServers: { ...servers, c: { command: 'x', prefix: '' } } }, {}),
+    );
+    expect(error.problems).toEqual([
+      { path: 'mcpServers.c.prefix', message: 'only one server can be unprefixed (prefix ""), and "a" already is' },
+    ]);
+  });
+
   it('rejects a non-object configuration', () => {
     for (const raw of [null, [], 'x', 3]) {
       expect(catchConfigError(() => parseConfig(raw, {})).code).toBe('CONFIG_INVALID');

@@ -4,6 +4,7 @@ import * as z from 'zod';
 
 /** Server keys and tool-name prefixes: they end up in tool names, so keep them short and plain. */
 export const SERVER_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+const UNPREFIXED_OR_KEY = /^$|^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
 const SERVER_KEY_RULE = 'must be 1-32 letters, digits, "_" or "-", starting with a letter or digit';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -38,9 +39,12 @@ const serverInputSchema = z
     url: z.url({ protocol: /^https?$/, error: 'must be a valid http:// or https:// URL' }).optional(),
     headers: stringMap.optional(),
     // mcplex extras
+    // "" exposes the server's names and resource URIs as they are (at most one server can have it).
     prefix: z
       .string()
-      .regex(SERVER_KEY_PATTERN, { error: (issue) => `invalid prefix "${String(issue.input)}": ${SERVER_KEY_RULE}` })
+      .regex(UNPREFIXED_OR_KEY, {
+        error: (issue) => `invalid prefix "${String(issue.input)}": ${SERVER_KEY_RULE}, or "" for none`,
+      })
       .optional(),
     tools: z
       .strictObject({ allow: z.array(toolPattern).optional(), deny: z.array(toolPattern).optional() })
@@ -95,7 +99,7 @@ type ServerInput = z.output<typeof serverInputSchema>;
 
 /** Fields every server has after parsing, whatever its transport. */
 export interface CommonServerConfig {
-  /** Tool name prefix; defaults to the server key. */
+  /** Tool and prompt name prefix; defaults to the server key; "" exposes names and resource URIs unchanged. */
   prefix: string;
   tools: { allow?: string[]; deny?: string[] };
   timeouts: { startup: number; call: number };
@@ -168,7 +172,11 @@ const mcpServersSchema = z
       if (owner === undefined) prefixOwner.set(prefix, key);
       else {
         const path = explicit === undefined ? [key] : [key, 'prefix'];
-        ctx.addIssue({ code: 'custom', path, message: `prefix "${prefix}" is already used by server "${owner}"` });
+        const message =
+          prefix === ''
+            ? `only one server can be unprefixed (prefix ""), and "${owner}" already is`
+            : `prefix "${prefix}" is already used by server "${owner}"`;
+        ctx.addIssue({ code: 'custom', path, message });
       }
     }
   }, whenObject)

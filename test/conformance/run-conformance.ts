@@ -9,8 +9,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { startNameShim } from './name-shim.js';
-
 const require = createRequire(import.meta.url);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('../fixtures/conformance-server.ts', import.meta.url));
@@ -18,7 +16,11 @@ const MCPLEX_BIN = join(ROOT, 'bin', 'mcplex.js');
 
 export const SPEC_VERSIONS = ['2025-11-25', '2026-07-28'] as const;
 export type SpecVersion = (typeof SPEC_VERSIONS)[number];
-/** The fixture's key in the mcplex configuration: its names appear as conf__<name> and mcplex://conf/<uri>. */
+/**
+ * The fixture's key in the mcplex configuration. It is configured unprefixed (`prefix: ""`), so the suite finds
+ * the names it hard-codes (test_simple_text, test://static-text, …); a second, namespaced server sits beside it
+ * so that the suite talks to a real aggregation.
+ */
 export const SERVER_KEY = 'conf';
 
 /**
@@ -26,101 +28,6 @@ export const SERVER_KEY = 'conf';
  * listener, so it must pass every check whatever the fixture does.
  */
 export const ENDPOINT_SCENARIOS = ['dns-rebinding-protection', 'http-header-validation'];
-
-export interface KnownGap {
-  scenario: string;
-  specVersions: readonly SpecVersion[];
-  reason: string;
-}
-
-const BOTH: readonly SpecVersion[] = SPEC_VERSIONS;
-const ONLY_2025: readonly SpecVersion[] = ['2025-11-25'];
-const ONLY_2026: readonly SpecVersion[] = ['2026-07-28'];
-const tool = (scenario: string, name: string, specVersions = BOTH): KnownGap => ({
-  scenario,
-  specVersions,
-  reason: `calls tool ${name}; mcplex exposes it as ${SERVER_KEY}__${name}`,
-});
-const prompt = (scenario: string, name: string): KnownGap => ({
-  scenario,
-  specVersions: BOTH,
-  reason: `gets prompt ${name}; mcplex exposes it as ${SERVER_KEY}__${name}`,
-});
-const resource = (scenario: string, uri: string, specVersions = BOTH): KnownGap => ({
-  scenario,
-  specVersions,
-  reason: `addresses ${uri}; mcplex exposes it as mcplex://${SERVER_KEY}/${uri}`,
-});
-
-/**
- * Scenarios allowed to pass fewer checks through mcplex than directly because they address the fixture's tools,
- * prompts or resources by the fixed names the suite hard-codes (test_simple_text, test://static-text, …), while
- * mcplex exposes them namespaced (conf__test_simple_text, mcplex://conf/test://static-text) and cannot expose a
- * server without a prefix. A scenario is listed when it hard-codes such a name and mcplex is short on it; it is
- * excused only while the run through the name-mapping shim (the same mcplex with the names translated, see
- * name-shim.ts) passes as many checks as the direct run, so a gap the names do not explain still fails the run.
- * Not listed on purpose: sep-2164-resource-not-found reads a URI that exists nowhere, so the name is irrelevant
- * there; the shortfall is mcplex's own not-found error.
- */
-export const KNOWN_NAMING_GAPS: readonly KnownGap[] = [
-  tool('tools-call-simple-text', 'test_simple_text'),
-  tool('tools-call-image', 'test_image_content'),
-  tool('tools-call-audio', 'test_audio_content'),
-  tool('tools-call-embedded-resource', 'test_embedded_resource'),
-  tool('tools-call-mixed-content', 'test_multiple_content_types'),
-  tool('tools-call-error', 'test_error_handling'),
-  tool('tools-call-with-progress', 'test_tool_with_progress'),
-  // Logging, pushed sampling and elicitation, and SSE polling exist only in the 2025 era.
-  tool('tools-call-with-logging', 'test_tool_with_logging', ONLY_2025),
-  tool('tools-call-sampling', 'test_sampling', ONLY_2025),
-  tool('tools-call-elicitation', 'test_elicitation', ONLY_2025),
-  tool('elicitation-sep1034-defaults', 'test_elicitation_sep1034_defaults', ONLY_2025),
-  tool('elicitation-sep1330-enums', 'test_elicitation_sep1330_enums', ONLY_2025),
-  tool('server-sse-polling', 'test_reconnection', ONLY_2025),
-  {
-    scenario: 'json-schema-2020-12',
-    specVersions: BOTH,
-    reason: `looks up json_schema_2020_12_tool in tools/list; mcplex lists ${SERVER_KEY}__json_schema_2020_12_tool`,
-  },
-  {
-    scenario: 'completion-complete',
-    specVersions: BOTH,
-    reason: `completes an argument of prompt test_prompt_with_arguments; mcplex names it ${SERVER_KEY}__test_prompt_with_arguments`,
-  },
-  prompt('prompts-get-simple', 'test_simple_prompt'),
-  prompt('prompts-get-with-args', 'test_prompt_with_arguments'),
-  prompt('prompts-get-embedded-resource', 'test_prompt_with_embedded_resource'),
-  prompt('prompts-get-with-image', 'test_prompt_with_image'),
-  resource('resources-read-text', 'test://static-text'),
-  resource('resources-read-binary', 'test://static-binary'),
-  resource('resources-templates-read', 'test://template/123/data'),
-  resource('resources-subscribe', 'test://watched-resource', ONLY_2025),
-  resource('resources-unsubscribe', 'test://watched-resource', ONLY_2025),
-  {
-    scenario: 'server-stateless',
-    specVersions: ONLY_2026,
-    reason: `calls the diagnostic tools test_missing_capability, test_streaming_elicitation, test_logging_tool and test_trigger_*; mcplex exposes them as ${SERVER_KEY}__…`,
-  },
-  // The multi-round-trip flows of SEP-2322, each through its own tool (the prompt one through its prompt).
-  ...[
-    ['basic-elicitation', 'test_input_required_result_elicitation'],
-    ['basic-sampling', 'test_input_required_result_sampling'],
-    ['basic-list-roots', 'test_input_required_result_list_roots'],
-    ['request-state', 'test_input_required_result_request_state'],
-    ['multiple-input-requests', 'test_input_required_result_multiple_inputs'],
-    ['multi-round', 'test_input_required_result_multi_round'],
-    ['missing-input-response', 'test_input_required_result_elicitation'],
-    ['result-type', 'test_input_required_result_elicitation'],
-    ['tampered-state', 'test_input_required_result_tampered_state'],
-    ['capability-check', 'test_input_required_result_capabilities'],
-    ['ignore-extra-params', 'test_input_required_result_elicitation'],
-  ].map(([suffix, name]) => tool(`input-required-result-${suffix}`, name as string, ONLY_2026)),
-  {
-    scenario: 'input-required-result-non-tool-request',
-    specVersions: ONLY_2026,
-    reason: `gets prompt test_input_required_result_prompt; mcplex exposes it as ${SERVER_KEY}__test_input_required_result_prompt`,
-  },
-];
 
 export interface CheckSummary {
   id: string;
@@ -139,15 +46,13 @@ export interface TargetResult {
   missing?: boolean;
 }
 
-export type Verdict = 'ok' | 'regression' | 'allowed-naming-gap' | 'endpoint-failure';
+export type Verdict = 'ok' | 'regression' | 'endpoint-failure';
 
 export interface ScenarioReport {
   specVersion: SpecVersion;
   scenario: string;
   direct: TargetResult;
   mcplex: TargetResult;
-  /** mcplex behind the name-mapping shim: what remains once the namespace is taken out of the picture. */
-  mcplexNamesMapped: TargetResult;
   verdict: Verdict;
   note?: string;
 }
@@ -162,8 +67,6 @@ export interface ConformanceReport {
   scenarios: ScenarioReport[];
   /** Scenarios of the suite's list the run left out (--scenarios). */
   skipped: string[];
-  /** Allow-list entries that no longer match a gap: candidates for removal. */
-  staleAllowList: string[];
   failures: string[];
   exitCode: number;
 }
@@ -329,7 +232,7 @@ function readResults(dir: string, scenarios: string[]): Map<string, TargetResult
 }
 
 interface SuiteRun {
-  target: 'direct' | 'mcplex' | 'mcplexNamesMapped';
+  target: 'direct' | 'mcplex';
   specVersion: SpecVersion;
   url: string;
   dir: string;
@@ -364,11 +267,9 @@ async function pool<T>(tasks: (() => Promise<T>)[], limit: number): Promise<T[]>
 }
 
 export function judge(
-  specVersion: SpecVersion,
   scenario: string,
   direct: TargetResult,
   mcplex: TargetResult,
-  mapped: TargetResult,
 ): { verdict: Verdict; note?: string } {
   if (ENDPOINT_SCENARIOS.includes(scenario)) {
     const failed = mcplex.total - mcplex.passed;
@@ -378,15 +279,9 @@ export function judge(
   }
   if (mcplex.missing && !direct.missing) return { verdict: 'regression', note: 'no result through mcplex' };
   if (mcplex.passed >= direct.passed) return { verdict: 'ok' };
-  const gap = KNOWN_NAMING_GAPS.find((g) => g.scenario === scenario && g.specVersions.includes(specVersion));
-  if (gap === undefined) return { verdict: 'regression' };
-  if (mapped.missing || mapped.passed < direct.passed) {
-    return {
-      verdict: 'regression',
-      note: `allow-listed as a naming gap, but with names mapped mcplex still passes ${mapped.passed}/${mapped.total} (direct ${direct.passed}/${direct.total})`,
-    };
-  }
-  return { verdict: 'allowed-naming-gap', note: gap.reason };
+  const failed = [...new Set(mcplex.problems.filter((p) => p.status === 'FAILURE').map((p) => p.id))];
+  const score = `${mcplex.passed}/${mcplex.total} through mcplex, ${direct.passed}/${direct.total} directly`;
+  return { verdict: 'regression', note: failed.length > 0 ? `${score}; failing: ${failed.join(', ')}` : score };
 }
 
 const fmt = (r: TargetResult) => (r.missing ? '—' : `${r.passed}/${r.total}`);
@@ -397,10 +292,9 @@ function printTable(report: ConformanceReport): void {
     s.specVersion,
     fmt(s.direct),
     fmt(s.mcplex),
-    fmt(s.mcplexNamesMapped),
     s.verdict === 'ok' ? '' : s.verdict,
   ]);
-  const header = ['scenario', 'spec', 'direct', 'mcplex', 'mcplex+names', 'verdict'];
+  const header = ['scenario', 'spec', 'direct', 'mcplex', 'verdict'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const line = (cells: string[]) =>
     cells
@@ -449,7 +343,14 @@ export async function runConformance(options: RunOptions): Promise<ConformanceRe
     writeFileSync(
       config,
       JSON.stringify({
-        mcpServers: { [SERVER_KEY]: { url: fixture.match } },
+        mcpServers: {
+          [SERVER_KEY]: { url: fixture.match, prefix: '' },
+          other: {
+            command: process.execPath,
+            args: ['--import', 'tsx', join(ROOT, 'test', 'fixtures', 'fixture-server.ts'), '--transport', 'stdio'],
+            cwd: ROOT,
+          },
+        },
         server: { port: 0 },
         // info: the "listening on" line is how the port is learned.
         logLevel: 'info',
@@ -463,41 +364,37 @@ export async function runConformance(options: RunOptions): Promise<ConformanceRe
     );
     stops.push(() => mcplex.stop());
     await waitForMcplexReady(mcplex.match);
-    const shim = await startNameShim(mcplex.match, SERVER_KEY);
-    stops.push(() => shim.close());
 
-    const targets = { direct: fixture.match, mcplex: mcplex.match, mcplexNamesMapped: shim.url } as const;
+    const targets = { direct: fixture.match, mcplex: mcplex.match } as const;
     const jobs: SuiteRun[] = [];
     for (const specVersion of options.specVersions) {
       for (const [target, url] of Object.entries(targets) as [SuiteRun['target'], string][]) {
         jobs.push({ target, specVersion, url, dir: join(work, target, specVersion) });
       }
     }
-    // Three suite processes at a time keep two cores busy while each waits on the network.
+    // Two suite processes at a time keep two cores busy while each waits on the network.
     await pool(
       jobs.map((job) => () => {
         const names = selected.get(job.specVersion) ?? [];
         return runSuite(suite, job, names, options.scenarios === undefined);
       }),
-      3,
+      2,
     );
 
     const scenarios: ScenarioReport[] = [];
     for (const specVersion of options.specVersions) {
       const names = selected.get(specVersion) ?? [];
       const read = (target: SuiteRun['target']) => readResults(join(work, target, specVersion), names);
-      const [direct, viaMcplex, mapped] = [read('direct'), read('mcplex'), read('mcplexNamesMapped')];
+      const [direct, viaMcplex] = [read('direct'), read('mcplex')];
       for (const scenario of names) {
         const d = direct.get(scenario) ?? emptyResult();
         const m = viaMcplex.get(scenario) ?? emptyResult();
-        const n = mapped.get(scenario) ?? emptyResult();
-        const { verdict, note } = judge(specVersion, scenario, d, m, n);
+        const { verdict, note } = judge(scenario, d, m);
         scenarios.push({
           specVersion,
           scenario,
           direct: d,
           mcplex: m,
-          mcplexNamesMapped: n,
           verdict,
           ...(note ? { note } : {}),
         });
@@ -507,18 +404,6 @@ export async function runConformance(options: RunOptions): Promise<ConformanceRe
     const failures = scenarios
       .filter((s) => s.verdict === 'regression' || s.verdict === 'endpoint-failure')
       .map((s) => `${s.specVersion} ${s.scenario}: ${s.verdict}${s.note ? ` (${s.note})` : ''}`);
-    // An entry is no longer needed once mcplex itself passes as many checks as the fixture (or the suite dropped it).
-    const staleAllowList = KNOWN_NAMING_GAPS.flatMap((gap) =>
-      gap.specVersions
-        .filter((v) => options.specVersions.includes(v))
-        .filter((v) => {
-          const s = scenarios.find((r) => r.scenario === gap.scenario && r.specVersion === v);
-          if (s === undefined) return options.scenarios === undefined;
-          return !s.mcplex.missing && s.mcplex.passed >= s.direct.passed;
-        })
-        .map((v) => `${v}:${gap.scenario}`),
-    );
-
     const report: ConformanceReport = {
       generatedAt: new Date().toISOString(),
       durationMs: Date.now() - started,
@@ -527,7 +412,6 @@ export async function runConformance(options: RunOptions): Promise<ConformanceRe
       specVersions: options.specVersions,
       scenarios,
       skipped,
-      staleAllowList,
       failures,
       exitCode: failures.length > 0 ? 1 : 0,
     };
@@ -572,8 +456,6 @@ async function main(): Promise<void> {
   console.log(
     `\n${report.scenarios.length} scenario runs in ${(report.durationMs / 1000).toFixed(1)} s; report: ${values.out}`,
   );
-  if (report.staleAllowList.length > 0)
-    console.log(`allow-list entries no longer needed: ${report.staleAllowList.join(', ')}`);
   for (const failure of report.failures) console.log(`FAIL ${failure}`);
   process.exitCode = report.exitCode;
 }

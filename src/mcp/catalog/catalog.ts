@@ -31,14 +31,25 @@ export interface CatalogView {
   readonly prompts: readonly Prompt[];
 }
 
-/** `mcplex://<server>/<original uri>`: readable, and routable without a lookup table for templates. */
-export function exposeUri(serverKey: string, uri: string): string {
-  return `mcplex://${serverKey}/${uri}`;
+const NAMESPACE = 'mcplex://';
+
+/**
+ * `mcplex://<server>/<original uri>`: readable, and routable without a lookup table for templates. An unprefixed
+ * server's URIs stay as they are, unless they look namespaced themselves (then they are wrapped like any other).
+ */
+export function exposeUri(serverKey: string, uri: string, unprefixed = false): string {
+  if (unprefixed && !uri.startsWith(NAMESPACE)) return uri;
+  return `${NAMESPACE}${serverKey}/${uri}`;
+}
+
+/** The URI as clients see it, for a URI of this upstream. */
+export function exposeUpstreamUri(upstream: Upstream, uri: string): string {
+  return exposeUri(upstream.key, uri, upstream.config.prefix === '');
 }
 
 export function parseExposedUri(uri: string): { serverKey: string; original: string } | undefined {
-  if (!uri.startsWith('mcplex://')) return undefined;
-  const rest = uri.slice('mcplex://'.length);
+  if (!uri.startsWith(NAMESPACE)) return undefined;
+  const rest = uri.slice(NAMESPACE.length);
   const slash = rest.indexOf('/');
   if (slash <= 0) return undefined;
   return { serverKey: rest.slice(0, slash), original: rest.slice(slash + 1) };
@@ -46,6 +57,8 @@ export function parseExposedUri(uri: string): { serverKey: string; original: str
 
 export class Catalog {
   private readonly upstreams: ReadonlyMap<string, Upstream>;
+  /** The server configured with `prefix: ""` (the configuration allows one at most). */
+  private readonly unprefixed: Upstream | undefined;
   private readonly filters = new Map<string, ToolFilter>();
   private toolRoutes = new Map<string, Routed>();
   private promptRoutes = new Map<string, Routed>();
@@ -54,6 +67,7 @@ export class Catalog {
 
   constructor(upstreams: readonly Upstream[]) {
     this.upstreams = new Map(upstreams.map((u) => [u.key, u]));
+    this.unprefixed = upstreams.find((u) => u.config.prefix === '');
     for (const upstream of upstreams) this.filters.set(upstream.key, createToolFilter(upstream.config.tools));
     this.rebuild();
   }
@@ -91,9 +105,9 @@ export class Catalog {
         promptRequests.push({ request: { serverKey: upstream.key, prefix, name: prompt.name }, prompt, upstream });
       }
       for (const resource of catalog.resources)
-        resources.push({ ...resource, uri: exposeUri(upstream.key, resource.uri) });
+        resources.push({ ...resource, uri: exposeUpstreamUri(upstream, resource.uri) });
       for (const template of catalog.resourceTemplates) {
-        resourceTemplates.push({ ...template, uriTemplate: exposeUri(upstream.key, template.uriTemplate) });
+        resourceTemplates.push({ ...template, uriTemplate: exposeUpstreamUri(upstream, template.uriTemplate) });
       }
     }
 
@@ -153,14 +167,17 @@ export class Catalog {
     return route;
   }
 
-  /** Resources and template instances route by the server key inside the exposed URI. */
+  /**
+   * Resources and template instances route by the server key inside the exposed URI; any other URI belongs to
+   * the unprefixed server, if there is one.
+   */
   resolveResource(uri: string): Routed {
     const parsed = parseExposedUri(uri);
-    const upstream = parsed && this.upstreams.get(parsed.serverKey);
-    if (!parsed || !upstream || !upstream.isReady) {
+    const upstream = parsed ? this.upstreams.get(parsed.serverKey) : this.unprefixed;
+    if (!upstream || !upstream.isReady) {
       throw new McplexError('UNKNOWN_RESOURCE', `unknown resource "${uri}"`, { status: 404, data: { uri } });
     }
-    return { upstream, original: parsed.original };
+    return { upstream, original: parsed ? parsed.original : uri };
   }
 }
 

@@ -9,6 +9,18 @@ describe('tool naming', () => {
     expect(preferredName({ serverKey: 'everything', prefix: 'everything', name: 'echo' })).toBe('everything__echo');
   });
 
+  it('keeps the bare name for an unprefixed server, which collides with nothing namespaced', () => {
+    const plain = { serverKey: 'conf', prefix: '', name: 'echo' };
+    const prefixed = { serverKey: 'b', prefix: 'b', name: 'echo' };
+    const names = assignNames([plain, prefixed]);
+    expect([names.get(plain), names.get(prefixed)]).toEqual(['echo', 'b__echo']);
+    // A bare name that looks namespaced meets the namespaced one: both stay, deterministically.
+    const lookalike = { serverKey: 'conf', prefix: '', name: 'b__echo' };
+    const clash = assignNames([prefixed, lookalike]);
+    expect(new Set(clash.values()).size).toBe(2);
+    expect(assignNames([lookalike, prefixed]).get(lookalike)).toBe(clash.get(lookalike));
+  });
+
   it('shortens a 70-character name deterministically to at most 64 valid characters', () => {
     expect(LONG).toHaveLength(70);
     const request = { serverKey: 'fixture', prefix: 'fixture', name: LONG };

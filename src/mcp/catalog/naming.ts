@@ -1,5 +1,6 @@
-// Exposed names for tools and prompts: `<prefix>__<name>`, always matching ^[a-zA-Z0-9_-]{1,64}$,
-// deterministic (same inputs, same names, whatever the order servers became ready) and never dropping an entry.
+// Exposed names for tools and prompts: `<prefix>__<name>` (the bare name for an unprefixed server), always
+// matching ^[a-zA-Z0-9_-]{1,64}$, deterministic (same inputs, same names, whatever the order servers became
+// ready) and never dropping an entry.
 import { createHash } from 'node:crypto';
 
 export const MAX_NAME_LENGTH = 64;
@@ -9,8 +10,14 @@ const HASH_LENGTH = 8;
 
 export interface NameRequest {
   serverKey: string;
+  /** "" for a server whose names are exposed without a prefix. */
   prefix: string;
   name: string;
+}
+
+/** `<prefix>__<name>`, or the name alone for an unprefixed server. */
+function joined(request: NameRequest): string {
+  return request.prefix === '' ? request.name : `${request.prefix}${SEPARATOR}${request.name}`;
 }
 
 export function shortHash(...parts: string[]): string {
@@ -30,9 +37,9 @@ function hashed(candidate: string, request: NameRequest): string {
 
 /** The name one entry asks for before collisions are considered. */
 export function preferredName(request: NameRequest): string {
-  const joined = `${request.prefix}${SEPARATOR}${request.name}`;
-  const clean = sanitize(joined);
-  if (clean.length <= MAX_NAME_LENGTH && clean === joined) return clean;
+  const plain = joined(request);
+  const clean = sanitize(plain);
+  if (clean.length <= MAX_NAME_LENGTH && clean === plain) return clean;
   // Shortened or rewritten names carry a hash of the original so that two long names sharing a head stay apart.
   return clean.length <= MAX_NAME_LENGTH ? clean : hashed(clean, request);
 }
@@ -62,7 +69,7 @@ export function assignNames(requests: readonly NameRequest[]): Map<NameRequest, 
     if (group.length === 1) continue;
     group.sort(compareForPlainName(name));
     group.forEach((request, index) => {
-      let assigned = index === 0 ? name : hashed(sanitize(`${request.prefix}${SEPARATOR}${request.name}`), request);
+      let assigned = index === 0 ? name : hashed(sanitize(joined(request)), request);
       // A hashed name could in theory meet another entry's name; lengthen the hash input until it is free.
       for (let salt = 1; taken.has(assigned); salt++) {
         assigned = `${assigned.slice(0, MAX_NAME_LENGTH - HASH_LENGTH - 1)}_${shortHash(request.serverKey, request.name, String(salt))}`;
@@ -76,8 +83,8 @@ export function assignNames(requests: readonly NameRequest[]): Map<NameRequest, 
 
 function compareForPlainName(name: string) {
   return (a: NameRequest, b: NameRequest): number => {
-    const exactA = `${a.prefix}${SEPARATOR}${a.name}` === name ? 0 : 1;
-    const exactB = `${b.prefix}${SEPARATOR}${b.name}` === name ? 0 : 1;
+    const exactA = joined(a) === name ? 0 : 1;
+    const exactB = joined(b) === name ? 0 : 1;
     if (exactA !== exactB) return exactA - exactB;
     if (a.serverKey !== b.serverKey) return a.serverKey < b.serverKey ? -1 : 1;
     return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;

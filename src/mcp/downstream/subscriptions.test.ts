@@ -9,6 +9,7 @@ function setup() {
   let ready = true;
   const upstream = {
     key: 'up',
+    config: { prefix: 'up' },
     subscribe: async (uri: string) => void calls.push(`subscribe ${uri}`),
     unsubscribe: async (uri: string) => void calls.push(`unsubscribe ${uri}`),
   } as unknown as Upstream;

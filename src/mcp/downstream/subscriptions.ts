@@ -2,7 +2,7 @@
 // owning upstream is subscribed once however many clients want the URI, and an update reaches only the
 // clients subscribed to it.
 import type { Catalog, Routed } from '../catalog/catalog.js';
-import { exposeUri } from '../catalog/catalog.js';
+import { exposeUpstreamUri } from '../catalog/catalog.js';
 import type { Upstream } from '../upstream/upstream.js';
 
 export interface Subscriber {
@@ -63,7 +63,7 @@ export function createSubscriptions(catalog: Catalog): Subscriptions {
       }
     },
     updated(upstream, uri) {
-      const exposedUri = exposeUri(upstream.key, uri);
+      const exposedUri = exposeUpstreamUri(upstream, uri);
       for (const subscriber of byUri.get(exposedUri)?.subscribers ?? []) subscriber.notifyUpdated(exposedUri);
     },
   };
