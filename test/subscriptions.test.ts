@@ -3,48 +3,54 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@modelcontextprotocol/client';
 import type { RunningServer } from '../src/main.js';
-import { connectHttp, everythingStdio, startMcplex, waitFor } from './support/harness.js';
+import { EVERYTHING_TRANSPORTS, connectHttp, startEverything, startMcplex, waitFor } from './support/harness.js';
+import type { EverythingUpstream } from './support/harness.js';
 
-let mcplex: RunningServer;
-let subscribed: Client;
-let bystander: Client;
-const updates = { subscribed: [] as string[], bystander: [] as string[] };
+describe.each(EVERYTHING_TRANSPORTS)('server-everything over %s', (transport) => {
+  let everything: EverythingUpstream;
+  let mcplex: RunningServer;
+  let subscribed: Client;
+  let bystander: Client;
+  const updates = { subscribed: [] as string[], bystander: [] as string[] };
 
-beforeAll(async () => {
-  mcplex = await startMcplex({ mcpServers: { everything: everythingStdio() } });
-  await mcplex.gateway.whenSettled();
-  subscribed = await connectHttp(`${mcplex.url}/mcp`, 'legacy');
-  bystander = await connectHttp(`${mcplex.url}/mcp`, 'legacy');
-  subscribed.setNotificationHandler('notifications/resources/updated', async (n) => {
-    updates.subscribed.push(n.params.uri);
+  beforeAll(async () => {
+    everything = await startEverything(transport);
+    mcplex = await startMcplex({ mcpServers: { everything: everything.server } });
+    await mcplex.gateway.whenSettled();
+    subscribed = await connectHttp(`${mcplex.url}/mcp`, 'legacy');
+    bystander = await connectHttp(`${mcplex.url}/mcp`, 'legacy');
+    subscribed.setNotificationHandler('notifications/resources/updated', async (n) => {
+      updates.subscribed.push(n.params.uri);
+    });
+    bystander.setNotificationHandler('notifications/resources/updated', async (n) => {
+      updates.bystander.push(n.params.uri);
+    });
   });
-  bystander.setNotificationHandler('notifications/resources/updated', async (n) => {
-    updates.bystander.push(n.params.uri);
-  });
-});
-afterAll(async () => {
-  await subscribed?.close();
-  await bystander?.close();
-  await mcplex?.close();
-});
-
-describe('resource subscriptions', () => {
-  it('send resources/updated to the subscribed client only', async () => {
-    expect(subscribed.getServerCapabilities()?.resources?.subscribe).toBe(true);
-    const { resources } = await subscribed.listResources();
-    const uri = resources.find((r) => r.uri.startsWith('mcplex://everything/'))!.uri;
-    await subscribed.subscribeResource({ uri });
-    await subscribed.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
-    await waitFor(() => updates.subscribed.length > 0, 'resources/updated');
-    expect(new Set(updates.subscribed)).toEqual(new Set([uri]));
-    // The bystander shares the upstream connection but never subscribed.
-    await bystander.listTools();
-    expect(updates.bystander).toEqual([]);
-    await subscribed.unsubscribeResource({ uri });
-    await subscribed.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
+  afterAll(async () => {
+    await subscribed?.close();
+    await bystander?.close();
+    await mcplex?.close();
+    await everything?.close();
   });
 
-  it('refuses a subscription to an unknown resource with a clear error', async () => {
-    await expect(subscribed.subscribeResource({ uri: 'mcplex://nowhere/x://y' })).rejects.toThrow(/unknown resource/);
+  describe('resource subscriptions', () => {
+    it('send resources/updated to the subscribed client only', async () => {
+      expect(subscribed.getServerCapabilities()?.resources?.subscribe).toBe(true);
+      const { resources } = await subscribed.listResources();
+      const uri = resources.find((r) => r.uri.startsWith('mcplex://everything/'))!.uri;
+      await subscribed.subscribeResource({ uri });
+      await subscribed.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
+      await waitFor(() => updates.subscribed.length > 0, 'resources/updated');
+      expect(new Set(updates.subscribed)).toEqual(new Set([uri]));
+      // The bystander shares the upstream connection but never subscribed.
+      await bystander.listTools();
+      expect(updates.bystander).toEqual([]);
+      await subscribed.unsubscribeResource({ uri });
+      await subscribed.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
+    });
+
+    it('refuses a subscription to an unknown resource with a clear error', async () => {
+      await expect(subscribed.subscribeResource({ uri: 'mcplex://nowhere/x://y' })).rejects.toThrow(/unknown resource/);
+    });
   });
 });

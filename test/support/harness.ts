@@ -1,8 +1,11 @@
 // Test harness: starts mcplex in-process or as a child process, and connects SDK v2 clients in either era.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,9 +36,153 @@ export function fixtureStdio(...extraArgs: string[]) {
   };
 }
 
-/** A stdio server entry that runs server-everything from node_modules. */
-export function everythingStdio() {
-  return { command: process.execPath, args: [EVERYTHING, 'stdio'] };
+/** The transports over which the tests reach server-everything. */
+export const EVERYTHING_TRANSPORTS = ['stdio', 'streamable-http'] as const;
+export type EverythingTransport = (typeof EVERYTHING_TRANSPORTS)[number];
+
+/**
+ * Node arguments that make a server-everything process append every JSON-RPC message it receives to `file`, one
+ * per line: what arrives on stdin (stdio), or the body of each HTTP request. The recording hooks `push`, through
+ * which the data reaches the stream's readers, so it neither consumes the data nor changes when it is read.
+ */
+function tapArgs(file: string, mode: 'stdio' | 'http'): string[] {
+  const preload = `
+    import { appendFileSync } from 'node:fs';
+    import { IncomingMessage } from 'node:http';
+    const file = ${JSON.stringify(file)};
+    const record = (text) => {
+      try {
+        appendFileSync(file, text);
+      } catch {}
+    };
+    if (${JSON.stringify(mode)} === 'stdio') {
+      const stdin = process.stdin;
+      const push = stdin.push;
+      stdin.push = function (chunk, encoding) {
+        if (chunk != null) record(chunk);
+        return push.call(this, chunk, encoding);
+      };
+    } else {
+      const bodies = new WeakMap();
+      const push = IncomingMessage.prototype.push;
+      IncomingMessage.prototype.push = function (chunk, encoding) {
+        if (chunk != null) {
+          const chunks = bodies.get(this) ?? [];
+          chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, encoding));
+          bodies.set(this, chunks);
+        } else if (bodies.has(this)) {
+          record(Buffer.concat([...bodies.get(this), Buffer.from('\\n')]));
+        }
+        return push.call(this, chunk, encoding);
+      };
+    }`;
+  return ['--import', `data:text/javascript,${encodeURIComponent(preload)}`];
+}
+
+/** A stdio server entry that runs server-everything from node_modules (recording what it receives in `tap`). */
+export function everythingStdio(tap?: string) {
+  return { command: process.execPath, args: [...(tap ? tapArgs(tap, 'stdio') : []), EVERYTHING, 'stdio'] };
+}
+
+/** A free TCP port on loopback (free when this returns; the caller binds it right away). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+export interface EverythingHttp {
+  url: string;
+  /** Ends the process: SIGTERM, then SIGKILL if it has not exited after a grace period. */
+  close(): Promise<void>;
+}
+
+/**
+ * Runs server-everything in Streamable HTTP mode (a session per client, served at /mcp) as a child process.
+ * It listens on every interface of the port in PORT; the URL returned is the loopback one.
+ */
+export async function everythingHttp(tap?: string): Promise<EverythingHttp> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const child = spawn(process.execPath, [...(tap ? tapArgs(tap, 'http') : []), EVERYTHING, 'streamableHttp'], {
+      env: { ...process.env, PORT: String(port) },
+      // It logs every request on stdout; unread, a pipe would fill up and block it.
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const close = async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    };
+    // Once it accepts connections it says `MCP Streamable HTTP Server listening on port N` on stderr.
+    let stderr = '';
+    let timer: NodeJS.Timeout | undefined;
+    const started = await new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), 20_000);
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (chunk: string) => {
+        stderr = (stderr + chunk).slice(-4096);
+        if (stderr.includes(`listening on port ${port}`)) resolve(true);
+      });
+      void exited.then(() => resolve(false));
+    });
+    clearTimeout(timer);
+    if (started) return { url: `http://127.0.0.1:${port}/mcp`, close };
+    await close();
+    // It exits when the port was taken in the meantime: then another one is tried.
+    if (attempt >= 3) throw new Error(`server-everything did not start listening: ${stderr}`);
+  }
+}
+
+export interface EverythingUpstream {
+  /** The `mcpServers` entry that reaches this server-everything. */
+  server: ReturnType<typeof everythingStdio> | { url: string };
+  /** The JSON-RPC messages it has received so far, in order. */
+  received(): JsonRpcMessage[];
+  close(): Promise<void>;
+}
+
+export interface JsonRpcMessage {
+  jsonrpc: '2.0';
+  id?: string | number;
+  method?: string;
+  params?: Record<string, unknown>;
+}
+
+/**
+ * server-everything over `transport`, recording what it receives. A stdio one is started by mcplex (and
+ * stopped with it); an HTTP one runs until close().
+ */
+export async function startEverything(transport: EverythingTransport): Promise<EverythingUpstream> {
+  const dir = tempDir('mcplex-everything-');
+  const tap = join(dir.path, 'received.jsonl');
+  const received = () => {
+    const text = existsSync(tap) ? readFileSync(tap, 'utf8') : '';
+    // Whole lines only: the last one may still be being written.
+    return text
+      .slice(0, text.lastIndexOf('\n') + 1)
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .flatMap((line) => JSON.parse(line) as JsonRpcMessage | JsonRpcMessage[]);
+  };
+  if (transport === 'stdio') {
+    return { server: everythingStdio(tap), received, close: async () => dir.remove() };
+  }
+  const http = await everythingHttp(tap);
+  return {
+    server: { url: http.url },
+    received,
+    async close() {
+      await http.close();
+      dir.remove();
+    },
+  };
 }
 
 export async function startMcplex(input: ConfigInput): Promise<RunningServer> {
