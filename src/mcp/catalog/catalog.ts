@@ -61,6 +61,7 @@ export class Catalog {
   private readonly unprefixed: Upstream | undefined;
   private readonly filters = new Map<string, ToolFilter>();
   private toolRoutes = new Map<string, Routed>();
+  private exposedTools = new Map<string, Tool>();
   private promptRoutes = new Map<string, Routed>();
   private viewValue: CatalogView = { version: 0, tools: [], resources: [], resourceTemplates: [], prompts: [] };
   private readonly listeners = new Set<(view: CatalogView, changes: ListChanges) => void>();
@@ -113,11 +114,14 @@ export class Catalog {
 
     const toolNames = assignNames(toolRequests.map((t) => t.request));
     const toolRoutes = new Map<string, Routed>();
+    const exposedTools = new Map<string, Tool>();
     const tools: Tool[] = [];
     for (const { request, tool, upstream } of toolRequests) {
       const name = toolNames.get(request)!;
+      const exposed = Object.freeze({ ...tool, name });
       toolRoutes.set(name, { upstream, original: tool.name });
-      tools.push({ ...tool, name });
+      exposedTools.set(name, exposed);
+      tools.push(exposed);
     }
     const promptNames = assignNames(promptRequests.map((p) => p.request));
     const promptRoutes = new Map<string, Routed>();
@@ -144,6 +148,7 @@ export class Catalog {
     };
     if (!changes.tools && !changes.resources && !changes.prompts && previous.version > 0) return;
     this.toolRoutes = toolRoutes;
+    this.exposedTools = exposedTools;
     this.promptRoutes = promptRoutes;
     this.viewValue = Object.freeze({
       version: this.viewValue.version + 1,
@@ -153,6 +158,11 @@ export class Catalog {
       prompts: Object.freeze(prompts),
     });
     for (const listener of this.listeners) listener(this.viewValue, changes);
+  }
+
+  /** The tool as listed under its exposed name. */
+  tool(name: string): Tool | undefined {
+    return this.exposedTools.get(name);
   }
 
   resolveTool(name: string): Routed {

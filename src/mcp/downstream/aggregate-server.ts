@@ -4,6 +4,7 @@ import {
   CLIENT_CAPABILITIES_META_KEY,
   PROTOCOL_VERSION_META_KEY,
   ProtocolError,
+  SERVER_INFO_META_KEY,
   Server,
   isInputRequiredResult,
 } from '@modelcontextprotocol/server';
@@ -102,6 +103,13 @@ function relayFor(server: Server, ctx: ServerContext, log: (message: LogMessage)
   };
 }
 
+/** Answers a 2026-07-28 client sent without a requestState of mcplex's: they go to the upstream's first round. */
+function unasked(ctx: ServerContext): Pick<CallOptions, 'inputResponses'> {
+  const responses = ctx.mcpReq.inputResponses;
+  if (responses === undefined || ctx.mcpReq.requestState() !== undefined) return {};
+  return { inputResponses: responses as Record<string, unknown> };
+}
+
 /**
  * Runs a forwarded request with the caller's cancellation, its relay for upstream questions, and upstream
  * progress relayed under the caller's own token. Progress sent before the result reaches the caller before it:
@@ -143,11 +151,29 @@ async function forwardRequest<T>(
           callerCapabilities(server, ctx),
           { log, ...(onprogress ? { progress: onprogress } : {}) },
           (relay, signal, roundProgress) =>
-            run({ signal, relay, ...(roundProgress ? { onprogress: roundProgress } : {}) }),
+            run({ signal, relay, ...(roundProgress ? { onprogress: roundProgress } : {}), ...unasked(ctx) }),
         )
-      : await run({ signal: ctx.mcpReq.signal, relay: relayFor(server, ctx, log), ...progress });
+      : await run({
+          signal: ctx.mcpReq.signal,
+          relay: relayFor(server, ctx, log),
+          ...progress,
+          // The upstream closed its stream to be polled: so does this one (a resumable session stream only).
+          onpause: () => ctx.http?.closeSSE?.(),
+        });
   await sent;
-  return result;
+  return withoutUpstreamIdentity(result);
+}
+
+/**
+ * A 2026-07-28 upstream names itself in a result's `_meta`; the client's server is mcplex, never the upstream
+ * (the SDK stamps mcplex's own identity on 2026-07-28 answers; a 2025-11-25 answer carries none).
+ */
+function withoutUpstreamIdentity<T>(result: T): T {
+  const meta = (result as { _meta?: Record<string, unknown> } | null)?._meta;
+  if (meta === undefined || !(SERVER_INFO_META_KEY in meta)) return result;
+  const { [SERVER_INFO_META_KEY]: _upstream, ...rest } = meta;
+  const { _meta: _dropped, ...body } = result as { _meta?: unknown };
+  return (Object.keys(rest).length === 0 ? body : { ...body, _meta: rest }) as T;
 }
 
 export function createAggregateServer(catalog: Catalog, options: AggregateServerOptions): Server {

@@ -9,6 +9,7 @@ import type { Logger } from '../../log/logger.js';
 import type { Catalog, ListChanges } from '../catalog/catalog.js';
 import { createMemoryEventStore } from './event-store.js';
 import { fastToolCall, serveFastToolCall } from './fast-tool-call.js';
+import { checkParamHeaders, paramHeaders } from './param-headers.js';
 
 export interface McpHttpEndpointOptions {
   createServer: (era: 'legacy' | 'modern') => Server;
@@ -56,6 +57,25 @@ function cancelledRequestId(body: unknown): string | number | undefined {
   if (message.method !== 'notifications/cancelled') return undefined;
   const id = message.params?.requestId;
   return typeof id === 'string' || typeof id === 'number' ? id : undefined;
+}
+
+/**
+ * The answer to a 2026-07-28 tools/call whose `Mcp-Param-*` headers disagree with its arguments (HTTP 400,
+ * -32020), or false when they agree or the tool declares none.
+ */
+function rejectParamHeaders(catalog: Catalog, req: IncomingMessage, res: ServerResponse, body: unknown): boolean {
+  const message = body as { id?: unknown; method?: unknown; params?: { name?: unknown; arguments?: unknown } };
+  if (message.method !== 'tools/call' || typeof message.params?.name !== 'string') return false;
+  // A request whose Mcp-Name disagrees with its body gets the SDK's own answer to that first.
+  if (header(req, 'mcp-name') !== message.params.name) return false;
+  const tool = catalog.tool(message.params.name);
+  const declarations = tool ? paramHeaders(tool) : [];
+  if (declarations.length === 0) return false;
+  const rejection = checkParamHeaders(declarations, message.params.arguments, req.headers);
+  if (rejection === undefined) return false;
+  res.writeHead(400, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ jsonrpc: '2.0', id: message.id ?? null, error: rejection }));
+  return true;
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -177,6 +197,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
         return;
       }
       if (outcome.kind === 'modern' && outcome.messageKind === 'request') {
+        if (rejectParamHeaders(options.catalog, req, res, body)) return;
         const call = fastToolCall(req, body, 'modern');
         if (call) {
           await serveFastToolCall(options.catalog, call, 'modern', res, new AbortController());

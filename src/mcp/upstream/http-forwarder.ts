@@ -4,6 +4,7 @@
 // a refused connection) or asks for input first, so that the caller can take the SDK client path without
 // running a tool twice.
 import { CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY } from '@modelcontextprotocol/client';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 
@@ -40,6 +41,8 @@ export interface ForwardOptions {
   onLog?: (params: unknown) => void;
   /** The client capabilities to declare in a 2026-07-28 request (those of the client behind the call). */
   capabilities?: Record<string, unknown>;
+  /** Called when the server ends the response stream before answering and the stream will be resumed (polling). */
+  onPause?: () => void;
 }
 
 export interface HttpForwarder {
@@ -73,6 +76,23 @@ const ACCEPT = 'application/json, text/event-stream';
 const EVENT_BOUNDARY = /\r\n\r\n|\n\n|\r\r|\r\n\n|\n\r\n/;
 /** Errors that mean the request never reached the server, so running it again cannot run it twice. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+/** How long to wait before resuming a response stream when the server named no `retry:` (the SDK's default). */
+const DEFAULT_RESUME_DELAY_MS = 1000;
+/** Resumptions in a row that bring no new event before the call is given up. */
+const MAX_IDLE_RESUMES = 3;
+
+/** Where a response stream left off: the last event id (to resume from) and the server's `retry:` advice. */
+interface StreamPosition {
+  lastEventId: string | undefined;
+  retryMs: number | undefined;
+}
+
+/** A response stream that ended (or broke) before the answer came, with where it got to. */
+interface StreamEnded extends StreamPosition {
+  kind: 'ended';
+  /** The stream's error when it broke rather than ended. */
+  error?: unknown;
+}
 
 function isJsonRpcError(value: unknown): value is JsonRpcError {
   const error = value as JsonRpcError | undefined;
@@ -137,9 +157,11 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
   }
 
   /**
-   * Reads SSE events until the response to `id` arrives. The rest of the stream is consumed in the background
-   * (the server ends it after the response) so that the connection goes back to the pool; stopping early would
-   * destroy the socket and cost an error with a stack trace on every call.
+   * Reads SSE events until the response to `id` arrives. The rest of a POST response stream is consumed in the
+   * background (the server ends it after the response) so that the connection goes back to the pool; stopping
+   * early would destroy the socket and cost an error with a stack trace on every call. A resumed stream (a GET)
+   * is closed once the answer is in: it may stay open. A stream that ends or breaks before the answer resolves
+   * as `ended`, with the last event id and `retry:` seen (starting from `from`), for the caller to resume it.
    */
   function readSse(
     body: Dispatcher.ResponseData['body'],
@@ -148,13 +170,17 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
     onProgress: ((progress: unknown) => void) | undefined,
     answer: ForwardOptions['answer'],
     onLog: ForwardOptions['onLog'],
-  ): Promise<ForwardOutcome> {
+    from: StreamPosition = { lastEventId: undefined, retryMs: undefined },
+    resumed = false,
+  ): Promise<ForwardOutcome | StreamEnded> {
     return new Promise((resolve, reject) => {
       let buffer = '';
       let settled = false;
-      const finish = (run: () => ForwardOutcome) => {
+      const position = { ...from };
+      const finish = (run: () => ForwardOutcome | StreamEnded) => {
         if (settled) return;
         settled = true;
+        if (resumed) body.destroy();
         try {
           resolve(run());
         } catch (error) {
@@ -169,8 +195,13 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
         while (!settled && (match = EVENT_BOUNDARY.exec(buffer)) !== null) {
           const event = buffer.slice(0, match.index);
           buffer = buffer.slice(match.index + match[0].length);
-          const data = event
-            .split(/\r\n|\n|\r/)
+          const lines = event.split(/\r\n|\n|\r/);
+          for (const line of lines) {
+            const value = line.slice(line.indexOf(':') + 1).replace(/^ /, '');
+            if (line.startsWith('id:') && !value.includes('\0')) position.lastEventId = value;
+            else if (line.startsWith('retry:') && /^\d+$/.test(value)) position.retryMs = Number(value);
+          }
+          const data = lines
             .filter((line) => line.startsWith('data:'))
             .map((line) => line.slice(line[5] === ' ' ? 6 : 5))
             .join('\n');
@@ -196,17 +227,49 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
           }
         }
       });
-      body.once('end', () =>
-        finish(() => {
-          throw new ForwardError('the server ended the response stream without answering');
-        }),
-      );
-      body.once('error', (error) =>
-        finish(() => {
-          throw error;
-        }),
-      );
+      body.once('end', () => finish(() => ({ kind: 'ended', ...position })));
+      // `on`, not `once`: a stream destroyed after the answer may still report an error, which must not throw.
+      body.on('error', (error) => finish(() => ({ kind: 'ended', ...position, error })));
     });
+  }
+
+  /**
+   * Reopens a legacy-era response stream that ended before its answer: a GET with `Last-Event-ID` after the
+   * delay the server asked for (SEP-1699 polling, or a dropped connection). The server replays what followed
+   * that event, the answer included. A 2026-07-28 stream cannot be resumed: its end is final.
+   */
+  async function resume(
+    ended: StreamEnded,
+    session: ForwardSession,
+    signal: AbortSignal,
+    read: (body: Dispatcher.ResponseData['body'], from: StreamPosition) => Promise<ForwardOutcome | StreamEnded>,
+  ): Promise<ForwardOutcome> {
+    let current = ended;
+    for (let idle = 0; ; idle++) {
+      const lastEventId = current.lastEventId;
+      if (session.era !== 'legacy' || lastEventId === undefined || signal.aborted || idle >= MAX_IDLE_RESUMES) {
+        if (current.error !== undefined) throw current.error;
+        throw new ForwardError('the server ended the response stream without answering');
+      }
+      await sleep(current.retryMs ?? DEFAULT_RESUME_DELAY_MS, undefined, { signal });
+      const { 'content-type': _type, ...headers } = headersFor(session, undefined, undefined);
+      const response = await pool.request({
+        method: 'GET',
+        path,
+        headers: { ...headers, accept: 'text/event-stream', 'last-event-id': lastEventId },
+        signal,
+      });
+      const type = String(response.headers['content-type'] ?? '');
+      if (response.statusCode < 200 || response.statusCode >= 300 || !type.includes('text/event-stream')) {
+        await response.body.dump();
+        throw new ForwardError(`could not resume the response stream: HTTP ${response.statusCode}`);
+      }
+      const outcome = await read(response.body, current);
+      if (outcome.kind !== 'ended') return outcome;
+      // A stream that moved on is progress: only resumptions that bring nothing count towards giving up.
+      if (outcome.lastEventId !== lastEventId) idle = -1;
+      current = outcome;
+    }
   }
 
   function settle(message: JsonRpcMessage): ForwardOutcome {
@@ -214,16 +277,12 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
       if (!isJsonRpcError(message.error)) throw new ForwardError('the server sent a malformed error');
       return { kind: 'error', error: message.error };
     }
-    const result = message.result ?? {};
-    if (result.resultType !== undefined && result.resultType !== 'complete') {
-      // An input-required result: the server asks before it runs anything, so the SDK path may ask again.
-      return { kind: 'fallback', reason: `result type ${String(result.resultType)}` };
-    }
-    return { kind: 'result', result };
+    // Input-required results too: the caller runs the rounds.
+    return { kind: 'result', result: message.result ?? {} };
   }
 
   return {
-    async call(method, params, { session, signal, name, onProgress, answer, onLog, capabilities }) {
+    async call(method, params, { session, signal, name, onProgress, answer, onLog, capabilities, onPause }) {
       const id = `mcplex-${++counter}`;
       // The request id doubles as progress token: progress keeps a long call inside its timeout.
       const meta = {
@@ -263,7 +322,12 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
           return { kind: 'fallback', reason: 'session expired' };
         }
         if (response.statusCode >= 200 && response.statusCode < 300 && type.includes('text/event-stream')) {
-          return await readSse(response.body, id, session, onProgress, answer, onLog);
+          const outcome = await readSse(response.body, id, session, onProgress, answer, onLog);
+          if (outcome.kind !== 'ended') return outcome;
+          if (session.era === 'legacy' && outcome.lastEventId !== undefined && outcome.error === undefined) onPause?.();
+          return await resume(outcome, session, signal, (body, from) =>
+            readSse(body, id, session, onProgress, answer, onLog, from, true),
+          );
         }
         const text = await response.body.text();
         let message: JsonRpcMessage | undefined;

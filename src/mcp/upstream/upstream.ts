@@ -8,6 +8,7 @@ import {
   SdkError,
   SdkErrorCode,
   SdkHttpError,
+  isInputRequiredResult,
 } from '@modelcontextprotocol/client';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type {
@@ -67,8 +68,11 @@ export interface UpstreamStatus {
 export interface DownstreamRelay {
   /** What that client declared it can do; requests it cannot answer get a clear error instead. */
   capabilities: ClientCapabilities | undefined;
-  /** Sends a request to that client, in the context of its call. */
-  request(method: string, params: unknown): Promise<unknown>;
+  /**
+   * Sends a request to that client, in the context of its call. `key` is the name a 2026-07-28 server gave the
+   * question in its input-required result, kept where the client's era has names for questions.
+   */
+  request(method: string, params: unknown, key?: string): Promise<unknown>;
   /** Passes a log message the server sent during the call (the client's level decides whether it goes out). */
   log?(params: LogMessage): void;
 }
@@ -83,6 +87,16 @@ export interface CallOptions {
   signal?: AbortSignal;
   onprogress?: (progress: Progress) => void;
   relay?: DownstreamRelay;
+  /**
+   * Answers a 2026-07-28 client sent without being asked (no requestState): a 2026-07-28 server gets them with
+   * its first round and may use them, as it would directly.
+   */
+  inputResponses?: Record<string, unknown>;
+  /**
+   * Called when the server closes its response stream mid-call to be polled for the answer later (SEP-1699), so
+   * that the caller's own stream can do the same.
+   */
+  onpause?: () => void;
 }
 
 export interface UpstreamOptions {
@@ -107,6 +121,9 @@ class UpstreamClient extends Client {
 
 /** Tool names the fast path can put in an `Mcp-Name` header as they are. */
 const PLAIN_NAME = /^[A-Za-z0-9._/-]{1,128}$/;
+
+/** Input-required rounds one request may take before mcplex stops asking on a server's behalf. */
+const MAX_INPUT_ROUNDS = 16;
 
 /** A connection that lasted this long resets the reconnect backoff when it drops. */
 const STABLE_AFTER_MS = 10_000;
@@ -271,6 +288,8 @@ export class Upstream {
       // The SDK walks list pages for us; allow long catalogs rather than its default of 64 pages.
       listMaxPages: 1000,
       versionNegotiation: this.versionNegotiation(),
+      // Input-required rounds are run by `inputRounds`, which knows whose call each one belongs to.
+      inputRequired: { autoFulfill: false },
       listChanged: {
         tools: { autoRefresh: false, onChanged: () => void this.refresh({ tools: true }) },
         resources: { autoRefresh: false, onChanged: () => void this.refresh({ resources: true }) },
@@ -318,7 +337,12 @@ export class Upstream {
    * the newest call on this server. With no call in flight there is nobody to ask, and the request is refused
    * with a clear error.
    */
-  private async answerServerRequest(method: string, params: unknown, relay?: DownstreamRelay): Promise<unknown> {
+  private async answerServerRequest(
+    method: string,
+    params: unknown,
+    relay?: DownstreamRelay,
+    key?: string,
+  ): Promise<unknown> {
     const target = relay ?? this.relays.at(-1);
     if (!target) {
       // Roots belong to a client; with none in the conversation there are none to give. An error (rather than
@@ -329,7 +353,39 @@ export class Upstream {
     if (missing !== undefined) {
       throw new ProtocolError(-32601, `the client calling server "${this.key}" does not support ${missing}`);
     }
-    return target.request(method, params);
+    return target.request(method, params, key);
+  }
+
+  /**
+   * A request that a 2026-07-28 server may answer with input-required results: mcplex runs the rounds itself,
+   * putting each question to the client of this very call under the key the server gave it, and retries with
+   * the answers and the server's requestState echoed exactly, on a new request each time.
+   */
+  private async inputRounds<P extends object, R>(
+    params: P,
+    { relay, inputResponses }: CallOptions,
+    send: (params: P) => Promise<R>,
+  ): Promise<R> {
+    const unasked = inputResponses && this.client?.getProtocolEra() === 'modern' ? { inputResponses } : {};
+    let current = { ...params, ...unasked };
+    for (let round = 1; ; round++) {
+      const result = await send(current);
+      if (!isInputRequiredResult(result)) return result;
+      if (round >= MAX_INPUT_ROUNDS) {
+        throw new McplexError('UPSTREAM_ERROR', `server "${this.key}" asked for input ${round} times in one request`, {
+          status: 502,
+        });
+      }
+      const answers: Record<string, unknown> = {};
+      await Promise.all(
+        Object.entries(result.inputRequests ?? {}).map(async ([key, question]) => {
+          answers[key] = await this.answerServerRequest(question.method, question.params, relay, key);
+        }),
+      );
+      const { inputResponses: _asked, requestState: _state, ...rest } = params as Record<string, unknown>;
+      const state = result.requestState === undefined ? {} : { requestState: result.requestState };
+      current = { ...rest, inputResponses: answers, ...state } as P;
+    }
   }
 
   /** Runs `work` with the caller's relay registered as the one to ask. */
@@ -454,6 +510,8 @@ export class Upstream {
 
   private requestOptions(options: CallOptions) {
     return {
+      // Handed back to `inputRounds` rather than failing the request (no effect on 2025-era servers).
+      allowInputRequired: true,
       timeout: this.config.timeouts.call,
       resetTimeoutOnProgress: true,
       // Always ask for progress so that a long call that reports progress is not cut off by the timeout.
@@ -463,15 +521,32 @@ export class Upstream {
   }
 
   callTool(params: CallToolRequest['params'], options: CallOptions = {}): Promise<CallToolResult> {
-    return this.withRelay(options.relay, async () => {
-      if (options.onprogress === undefined) {
-        const fast = await this.fastCall('tools/call', params, params.name, options);
-        if (fast !== undefined) return fast as CallToolResult;
-      }
-      return this.withClient((client) =>
-        client.callTool(modernMeta(client, params, options.relay), this.requestOptions(options)),
-      );
-    });
+    return this.withRelay(options.relay, () =>
+      this.inputRounds(params, options, async (round) => {
+        if (options.onprogress === undefined) {
+          const fast = await this.fastCall('tools/call', round, round.name, options);
+          if (fast !== undefined) return fast as CallToolResult;
+        }
+        return this.withClient((client) =>
+          client.callTool(modernMeta(client, round, options.relay), {
+            ...this.requestOptions(options),
+            ...this.toolDefinition(round.name),
+          }),
+        );
+      }),
+    );
+  }
+
+  /**
+   * The listed definition of a tool, for the SDK to mirror its `x-mcp-header` arguments into `Mcp-Param-*`
+   * headers (2026-07-28). The catalog is listed with the SDK's cache bypassed, so without it the SDK has no
+   * definition and sends none. The output schema is left out: results pass through unvalidated, as before.
+   */
+  private toolDefinition(name: string): { toolDefinition?: Tool } {
+    const tool = this.catalogValue.tools.find((candidate) => candidate.name === name);
+    if (tool === undefined) return {};
+    const { outputSchema: _outputSchema, ...definition } = tool;
+    return { toolDefinition: definition };
   }
 
   /** What the fast path needs from the live SDK session, or undefined when there is none to use. */
@@ -487,13 +562,13 @@ export class Upstream {
 
   /**
    * One request over the pooled HTTP fast path. Returns undefined when the SDK client path must take over
-   * (not an HTTP upstream, an expired session, an input-required result, a transport failure).
+   * (not an HTTP upstream, an expired session, a transport failure before the request was sent).
    */
   private async fastCall(
     method: string,
     params: Record<string, unknown>,
     name: string,
-    { signal, relay }: CallOptions,
+    { signal, relay, onpause }: CallOptions,
   ): Promise<Record<string, unknown> | undefined> {
     const session = this.forwarder && this.fastTools.has(name) ? this.forwardSession() : undefined;
     if (!session) return undefined;
@@ -517,6 +592,7 @@ export class Upstream {
         answer: (requestMethod, requestParams) => this.answerServerRequest(requestMethod, requestParams, relay),
         onLog: (message) => relay?.log?.(message as LogMessage),
         ...(relay ? { capabilities: relayedCapabilities(relay.capabilities) } : {}),
+        ...(onpause ? { onPause: onpause } : {}),
       });
     } catch (error) {
       if (timedOut) {
@@ -541,19 +617,23 @@ export class Upstream {
 
   readResource(params: ReadResourceRequest['params'], options: CallOptions = {}): Promise<ReadResourceResult> {
     return this.withRelay(options.relay, () =>
-      this.withClient((client) =>
-        client.readResource(modernMeta(client, params, options.relay), {
-          ...this.requestOptions(options),
-          cacheMode: 'bypass',
-        }),
+      this.inputRounds(params, options, (round) =>
+        this.withClient((client) =>
+          client.readResource(modernMeta(client, round, options.relay), {
+            ...this.requestOptions(options),
+            cacheMode: 'bypass',
+          }),
+        ),
       ),
     );
   }
 
   getPrompt(params: GetPromptRequest['params'], options: CallOptions = {}): Promise<GetPromptResult> {
     return this.withRelay(options.relay, () =>
-      this.withClient((client) =>
-        client.getPrompt(modernMeta(client, params, options.relay), this.requestOptions(options)),
+      this.inputRounds(params, options, (round) =>
+        this.withClient((client) =>
+          client.getPrompt(modernMeta(client, round, options.relay), this.requestOptions(options)),
+        ),
       ),
     );
   }
