@@ -15,6 +15,8 @@ import { VERSION } from './version.js';
 export interface Gateway {
   readonly upstreams: readonly Upstream[];
   readonly catalog: Catalog;
+  /** Resource subscriptions by URI, shared by every downstream client. */
+  readonly subscriptions: Subscriptions;
   /** A fresh aggregated server instance (one per legacy session, per modern request, per stdio connection). */
   createServer(era: 'legacy' | 'modern'): Server;
   /** Starts every enabled upstream in the background. */
@@ -50,15 +52,16 @@ export function createGateway(config: Config, logger: Logger): Gateway {
   return {
     upstreams,
     catalog: merged,
-    createServer: (era) =>
+    subscriptions,
+    createServer: () =>
       createAggregateServer(merged, {
         name: 'mcplex',
         version: VERSION,
         pageSize: config.server.pageSize,
         rounds,
-        // 2026-07-28 clients subscribe through subscriptions/listen, which mcplex does not feed yet: offering
-        // resources.subscribe to them would promise updates that never come.
-        ...(era === 'legacy' ? { subscriptions } : {}),
+        // 2026-07-28 clients subscribe through subscriptions/listen, which the HTTP endpoint feeds; a server
+        // instance for them only needs to declare resources.subscribe so that the listen stream honours URIs.
+        subscriptions,
       }),
     start() {
       for (const upstream of upstreams) upstream.start();

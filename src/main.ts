@@ -43,6 +43,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   const mcp = createMcpHttpEndpoint({
     createServer: (era) => gateway.createServer(era),
     catalog: gateway.catalog,
+    subscriptions: gateway.subscriptions,
     logger,
   });
   const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));

@@ -1,5 +1,6 @@
 // Resource subscriptions through mcplex: the subscribed client gets resources/updated for its URI, in the
-// namespaced form it subscribed to; a client that did not subscribe gets nothing.
+// namespaced form it subscribed to (resources/subscribe in 2025-11-25, subscriptions/listen in 2026-07-28); a
+// client that did not subscribe gets nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@modelcontextprotocol/client';
 import type { RunningServer } from '../src/main.js';
@@ -47,6 +48,47 @@ describe.each(EVERYTHING_TRANSPORTS)('server-everything over %s', (transport) =>
       expect(updates.bystander).toEqual([]);
       await subscribed.unsubscribeResource({ uri });
       await subscribed.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
+    });
+
+    it('reach a 2026-07-28 client that listens for the URI, and not one that listens for another', async () => {
+      const listener = await connectHttp(`${mcplex.url}/mcp`, 'modern');
+      const other = await connectHttp(`${mcplex.url}/mcp`, 'modern');
+      const heard = { listener: [] as string[], other: [] as string[] };
+      listener.setNotificationHandler('notifications/resources/updated', async (n) => {
+        heard.listener.push(n.params.uri);
+      });
+      other.setNotificationHandler('notifications/resources/updated', async (n) => {
+        heard.other.push(n.params.uri);
+      });
+      const uris = (await listener.listResources()).resources
+        .map((r) => r.uri)
+        .filter((u) => u.startsWith('mcplex://everything/'));
+      const [uri, elsewhere] = uris as [string, string];
+      const subscription = await listener.listen({ resourceSubscriptions: [uri] });
+      const otherSubscription = await other.listen({ resourceSubscriptions: [elsewhere] });
+      try {
+        await listener.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
+        await waitFor(() => heard.listener.length > 0, 'resources/updated on the listen stream');
+        expect(new Set(heard.listener)).toEqual(new Set([uri]));
+        expect(heard.other.filter((u) => u === uri)).toEqual([]);
+        await listener.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
+      } finally {
+        await subscription.close();
+        await otherSubscription.close();
+        await listener.close();
+        await other.close();
+      }
+    });
+
+    it('refuses a 2026-07-28 listen for an unknown resource with a clear error', async () => {
+      const client = await connectHttp(`${mcplex.url}/mcp`, 'modern');
+      try {
+        await expect(client.listen({ resourceSubscriptions: ['mcplex://nowhere/x://y'] })).rejects.toThrow(
+          /unknown resource/,
+        );
+      } finally {
+        await client.close();
+      }
     });
 
     it('refuses a subscription to an unknown resource with a clear error', async () => {

@@ -17,6 +17,8 @@ import type { CallOptions, DownstreamRelay, LogMessage } from '../upstream/upstr
 import { McplexError } from '../../errors.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { paginate } from './paginate.js';
+import { unknownParamHeaders } from './param-headers.js';
+import type { IncomingHttpHeaders } from 'node:http';
 
 export interface AggregateServerOptions {
   name: string;
@@ -72,14 +74,22 @@ export function forwardableParams<T extends { _meta?: Record<string, unknown> }>
   return (Object.keys(kept).length === 0 ? rest : { ...rest, _meta: kept }) as T;
 }
 
-/** Routes a tools/call to the owning upstream under the tool's original name. */
+/**
+ * Routes a tools/call to the owning upstream under the tool's original name, with the `Mcp-Param-*` headers of
+ * the client's request that the tool does not declare.
+ */
 export function callRoutedTool(
   catalog: Catalog,
   params: CallToolRequest['params'],
   options: CallOptions,
+  headers?: IncomingHttpHeaders | Headers,
 ): Promise<CallToolResult> {
   const route = catalog.resolveTool(params.name);
-  return route.upstream.callTool({ ...forwardableParams(params), name: route.original }, options);
+  const unknown = unknownParamHeaders(catalog.tool(params.name), headers);
+  return route.upstream.callTool(
+    { ...forwardableParams(params), name: route.original },
+    unknown ? { ...options, headers: unknown } : options,
+  );
 }
 
 /** The capabilities of the client behind a request: from its envelope (modern) or its initialize (legacy). */
@@ -224,7 +234,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
   server.setRequestHandler('tools/call', async (request, ctx) =>
     wrap(() =>
       forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
-        callRoutedTool(catalog, request.params, options),
+        callRoutedTool(catalog, request.params, options, ctx.http?.req?.headers),
       ),
     ),
   );

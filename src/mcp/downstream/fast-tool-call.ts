@@ -144,6 +144,7 @@ export async function serveFastToolCall(
   cancel: AbortController,
   logLevel?: string,
 ): Promise<void> {
+  const headers = era === 'modern' ? res.req.headers : undefined;
   res.once('close', () => {
     if (!res.writableFinished) cancel.abort(new Error('client closed the connection'));
   });
@@ -163,7 +164,7 @@ export async function serveFastToolCall(
         }
       },
     };
-    const result = await callRoutedTool(catalog, call.params, { signal: cancel.signal, relay });
+    const result = await callRoutedTool(catalog, call.params, { signal: cancel.signal, relay }, headers);
     if (cancel.signal.aborted) {
       answer.abandon();
       return;

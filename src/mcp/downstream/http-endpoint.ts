@@ -10,10 +10,13 @@ import type { Catalog, ListChanges } from '../catalog/catalog.js';
 import { createMemoryEventStore } from './event-store.js';
 import { fastToolCall, serveFastToolCall } from './fast-tool-call.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
+import type { Subscriptions } from './subscriptions.js';
 
 export interface McpHttpEndpointOptions {
   createServer: (era: 'legacy' | 'modern') => Server;
   catalog: Catalog;
+  /** Where 2026-07-28 listen streams subscribe to resources (2025-11-25 sessions subscribe through their server). */
+  subscriptions?: Subscriptions;
   logger: Logger;
   /** Legacy sessions idle longer than this are closed. */
   sessionIdleMs?: number;
@@ -78,6 +81,14 @@ function rejectParamHeaders(catalog: Catalog, req: IncomingMessage, res: ServerR
   return true;
 }
 
+/** The resource URIs a 2026-07-28 `subscriptions/listen` request asks to follow. */
+function listenedUris(body: unknown): string[] {
+  const message = body as { method?: unknown; params?: { notifications?: { resourceSubscriptions?: unknown } } };
+  if (message.method !== 'subscriptions/listen') return [];
+  const uris = message.params?.notifications?.resourceSubscriptions;
+  return Array.isArray(uris) ? [...new Set(uris.filter((uri): uri is string => typeof uri === 'string'))] : [];
+}
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
@@ -90,6 +101,43 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
   const sessions = new Map<string, LegacySession>();
   const modern = createMcpHandler(() => options.createServer('modern'), { legacy: 'reject' });
   const modernNode = toNodeHandler(modern);
+  // All 2026-07-28 listen streams share one subscriber: the SDK's listen router delivers each update to the
+  // streams that named its URI. Counts per URI say when the upstream subscription is still needed.
+  const listening = new Map<string, number>();
+  const modernSubscriber = { notifyUpdated: (uri: string) => modern.notify.resourceUpdated(uri) };
+
+  /** Subscribes the URIs for a listen stream until its response closes; a URI nobody serves gets an error. */
+  async function followListen(res: ServerResponse, uris: string[]): Promise<boolean> {
+    const subscriptions = options.subscriptions;
+    if (!subscriptions || uris.length === 0) return true;
+    const taken: string[] = [];
+    const release = () => {
+      for (const uri of taken) {
+        const count = (listening.get(uri) ?? 1) - 1;
+        if (count > 0) listening.set(uri, count);
+        else {
+          listening.delete(uri);
+          void subscriptions.unsubscribe(uri, modernSubscriber).catch(() => {});
+        }
+      }
+      taken.length = 0;
+    };
+    try {
+      for (const uri of uris) {
+        const count = listening.get(uri) ?? 0;
+        listening.set(uri, count + 1);
+        taken.push(uri);
+        if (count === 0) await subscriptions.subscribe(uri, modernSubscriber);
+      }
+    } catch (error) {
+      release();
+      const message = error instanceof Error ? error.message : String(error);
+      sendJsonRpcError(res, 404, -32002, message);
+      return false;
+    }
+    res.once('close', release);
+    return true;
+  }
 
   const sweep = setInterval(
     () => {
@@ -198,6 +246,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       }
       if (outcome.kind === 'modern' && outcome.messageKind === 'request') {
         if (rejectParamHeaders(options.catalog, req, res, body)) return;
+        if (!(await followListen(res, listenedUris(body)))) return;
         const call = fastToolCall(req, body, 'modern');
         if (call) {
           await serveFastToolCall(options.catalog, call, 'modern', res, new AbortController());

@@ -113,3 +113,29 @@ export function checkParamHeaders(
   }
   return undefined;
 }
+
+const PARAM_PREFIX = 'mcp-param-';
+
+/**
+ * The `Mcp-Param-*` headers of a request that the tool does not declare: an intermediary must pass on what it
+ * does not know (2026-07-28). Declared ones are not copied: mcplex's client sends its own from the arguments.
+ */
+export function unknownParamHeaders(
+  tool: Tool | undefined,
+  headers: IncomingHttpHeaders | Headers | undefined,
+): Record<string, string> | undefined {
+  if (headers === undefined) return undefined;
+  const entries: [string, string][] =
+    headers instanceof Headers
+      ? [...headers.entries()]
+      : Object.entries(headers).flatMap(([k, v]) => (typeof v === 'string' ? [[k, v] as [string, string]] : []));
+  let found: Record<string, string> | undefined;
+  for (const [name, value] of entries) {
+    const lower = name.toLowerCase();
+    if (!lower.startsWith(PARAM_PREFIX)) continue;
+    const suffix = lower.slice(PARAM_PREFIX.length);
+    if (tool && paramHeaders(tool).some((d) => d.name.toLowerCase() === suffix)) continue;
+    (found ??= {})[name] = value;
+  }
+  return found;
+}

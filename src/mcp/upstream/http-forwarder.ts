@@ -43,6 +43,8 @@ export interface ForwardOptions {
   capabilities?: Record<string, unknown>;
   /** Called when the server ends the response stream before answering and the stream will be resumed (polling). */
   onPause?: () => void;
+  /** Extra headers for this request (the `Mcp-Param-*` headers mcplex passes on). */
+  headers?: Record<string, string>;
 }
 
 export interface HttpForwarder {
@@ -282,7 +284,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
   }
 
   return {
-    async call(method, params, { session, signal, name, onProgress, answer, onLog, capabilities, onPause }) {
+    async call(method, params, { session, signal, name, onProgress, answer, onLog, capabilities, onPause, headers }) {
       const id = `mcplex-${++counter}`;
       // The request id doubles as progress token: progress keeps a long call inside its timeout.
       const meta = {
@@ -307,7 +309,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
           response = await pool.request({
             method: 'POST',
             path,
-            headers: headersFor(session, method, name),
+            headers: headers ? { ...headers, ...headersFor(session, method, name) } : headersFor(session, method, name),
             body: JSON.stringify({ jsonrpc: '2.0', id, method, params: sent }),
             signal,
           });

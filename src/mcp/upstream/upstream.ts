@@ -97,6 +97,8 @@ export interface CallOptions {
    * that the caller's own stream can do the same.
    */
   onpause?: () => void;
+  /** `Mcp-Param-*` headers to pass on to a 2026-07-28 HTTP server (those the client sent and mcplex does not know). */
+  headers?: Record<string, string>;
 }
 
 export interface UpstreamOptions {
@@ -509,7 +511,9 @@ export class Upstream {
   }
 
   private requestOptions(options: CallOptions) {
+    const modern = this.client?.getProtocolEra() === 'modern';
     return {
+      ...(modern && options.headers ? { headers: options.headers } : {}),
       // Handed back to `inputRounds` rather than failing the request (no effect on 2025-era servers).
       allowInputRequired: true,
       timeout: this.config.timeouts.call,
@@ -568,7 +572,7 @@ export class Upstream {
     method: string,
     params: Record<string, unknown>,
     name: string,
-    { signal, relay, onpause }: CallOptions,
+    { signal, relay, onpause, headers }: CallOptions,
   ): Promise<Record<string, unknown> | undefined> {
     const session = this.forwarder && this.fastTools.has(name) ? this.forwardSession() : undefined;
     if (!session) return undefined;
@@ -593,6 +597,7 @@ export class Upstream {
         onLog: (message) => relay?.log?.(message as LogMessage),
         ...(relay ? { capabilities: relayedCapabilities(relay.capabilities) } : {}),
         ...(onpause ? { onPause: onpause } : {}),
+        ...(headers && session.era === 'modern' ? { headers } : {}),
       });
     } catch (error) {
       if (timedOut) {
