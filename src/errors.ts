@@ -10,7 +10,8 @@ export type McplexErrorCode =
   | 'UPSTREAM_TIMEOUT'
   | 'UPSTREAM_ERROR'
   | 'INVALID_CURSOR'
-  | 'BODY_TOO_LARGE';
+  | 'BODY_TOO_LARGE'
+  | 'LLM_BAD_REQUEST';
 
 export class McplexError extends Error {
   readonly code: McplexErrorCode;

@@ -11,12 +11,11 @@ import { createGateway } from './gateway.js';
 import type { Gateway } from './gateway.js';
 import { createHttpServer } from './http/server.js';
 import { createMcpHttpEndpoint } from './mcp/downstream/http-endpoint.js';
-
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '[::1]']);
-
-export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK.has(host) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
+import { createLlmGateway } from './llm/gateway.js';
+import type { LlmGateway } from './llm/gateway.js';
+import { createMetrics } from './metrics.js';
+import { isLoopbackHost } from './http/loopback.js';
+import type { Metrics } from './metrics.js';
 
 /** Until API keys exist, anything but loopback would expose every configured server to the network. */
 export function assertListenAllowed(host: string): void {
@@ -32,6 +31,8 @@ export function assertListenAllowed(host: string): void {
 
 export interface RunningServer {
   gateway: Gateway;
+  llm: LlmGateway;
+  metrics: Metrics;
   http: HttpServer;
   url: string;
   close(): Promise<void>;
@@ -47,10 +48,14 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     logger,
   });
   const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
+  const metrics = createMetrics();
+  const llm = createLlmGateway(config.llm, { logger, metrics, maxBodyBytes: config.server.maxBodyBytes });
   const http = createHttpServer({
     ...config.server,
     logger,
     mcp,
+    llm,
+    metrics,
     readiness: () => {
       const { settled, servers } = gateway.status();
       return { ready: settled, body: { ready: settled, sessions: mcp.sessionCount(), servers } };
@@ -67,6 +72,8 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   let closing: Promise<void> | undefined;
   return {
     gateway,
+    llm,
+    metrics,
     http,
     url,
     close() {
@@ -75,7 +82,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
         http.close();
         await mcp.close();
         http.closeAllConnections();
-        await gateway.close();
+        await Promise.all([gateway.close(), llm.close()]);
       })();
       return closing;
     },

@@ -1,10 +1,12 @@
-// The `mcplex` command: serve (HTTP), stdio (for desktop clients) and import (desktop-client config → mcplex).
+// The `mcplex` command: serve (HTTP), stdio (for desktop clients), import (desktop-client config → mcplex) and
+// mock-llm (a scriptable MOCK LLM for tests and benchmarks).
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config/load-config.js';
 import { importDesktopConfig } from '../config/import-desktop.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
+import { startMockLlm } from '../llm/mock/mock-llm.js';
 import { createLogger } from '../log/logger.js';
 import type { Logger } from '../log/logger.js';
 import { startHttp, startStdio } from '../main.js';
@@ -16,6 +18,27 @@ function parsePort(value: string): number {
     throw new InvalidArgumentError('expected a port number between 0 and 65535');
   }
   return port;
+}
+
+function parseNonNegative(value: string): number {
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number) || number < 0) {
+    throw new InvalidArgumentError('expected a number >= 0');
+  }
+  return number;
+}
+
+function parseRate(value: string): number {
+  const rate = Number(value);
+  if (value.trim() === '' || !(rate >= 0 && rate <= 1))
+    throw new InvalidArgumentError('expected a number between 0 and 1');
+  return rate;
+}
+
+function parsePositiveInteger(value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError('expected an integer >= 1');
+  return number;
 }
 
 /** Prints a clear message and exits non-zero; used for every start-up failure. */
@@ -108,5 +131,40 @@ program
       fail(errorMessage(error));
     }
   });
+
+program
+  .command('mock-llm')
+  .description(
+    'run a MOCK LLM (not a real model) with the OpenAI and Anthropic APIs, for tests and benchmarks; loopback only',
+  )
+  .option('-p, --port <port>', 'port to listen on (0 picks a free one)', parsePort, 8000)
+  .option('--host <host>', 'loopback address to listen on', '127.0.0.1')
+  .option('--latency-ms <ms>', 'delay before each response starts', parseNonNegative, 0)
+  .option('--jitter-ms <ms>', 'random extra delay of 0 to N ms', parseNonNegative, 0)
+  .option('--failure-rate <x>', 'share of requests answered with a 500 error (0..1)', parseRate, 0)
+  .option('--chunks <n>', 'content chunks per streamed reply', parsePositiveInteger, 4)
+  .option('--chunk-delay-ms <ms>', 'delay between streamed chunks', parseNonNegative, 0)
+  .action(
+    async (options: {
+      port: number;
+      host: string;
+      latencyMs: number;
+      jitterMs: number;
+      failureRate: number;
+      chunks: number;
+      chunkDelayMs: number;
+    }) => {
+      // Not recording: a long-running server would keep every request in memory.
+      const mock = await startMockLlm({ ...options, record: false }).catch((error: unknown) =>
+        fail(errorMessage(error)),
+      );
+      process.stderr.write(
+        `MOCK LLM (not a real model) listening on ${mock.url} — OpenAI: /v1/chat/completions, /v1/embeddings, ` +
+          `/v1/models; Anthropic: /v1/messages\n`,
+      );
+      process.stdout.write(`LISTENING ${mock.url}\n`);
+      onShutdown(createLogger('info'), () => mock.close());
+    },
+  );
 
 program.parseAsync(process.argv).catch((error: unknown) => fail(errorMessage(error)));

@@ -47,6 +47,12 @@ describe('parseConfig', () => {
         allowedHosts: [],
         pageSize: 500,
       },
+      llm: {
+        models: {},
+        retries: { attempts: 2, initialDelayMs: 50, maxDelayMs: 2000, maxRetryAfterMs: 10_000 },
+        breaker: { failures: 5, cooldownMs: 30_000 },
+        keepAliveMs: 15_000,
+      },
       logLevel: 'info',
     });
   });
@@ -419,5 +425,61 @@ describe('loadConfig', () => {
     const toml = await catchConfigErrorAsync(loadConfig(await write('x.toml', ''), {}));
     expect(toml.code).toBe('CONFIG_READ');
     expect(toml.message).toContain('unsupported file extension ".toml"');
+  });
+});
+
+describe('the llm section', () => {
+  const deployment = { provider: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'b' };
+
+  it('fills in defaults and expands the key from the environment', () => {
+    const config = parseConfig(
+      { llm: { models: { m: { deployments: [{ ...deployment, apiKey: '${KEY}' }] } } } },
+      { KEY: 'sk-secret' },
+    );
+    const model = config.llm.models.m!;
+    expect(model.strategy).toBe('latency');
+    expect(model.deployments[0]).toMatchObject({ apiKey: 'sk-secret', weight: 1, timeouts: { connect: 5000 } });
+    expect(config.llm.retries.attempts).toBe(2);
+  });
+
+  it('reports a bad provider and an empty deployment list with their paths', () => {
+    const error = catchConfigError(() =>
+      parseConfig(
+        {
+          llm: {
+            models: {
+              a: { deployments: [deployment], aliases: ['b'], fallbacks: ['nowhere'] },
+              b: { deployments: [{ ...deployment, provider: 'cohere' }] },
+              c: { deployments: [] },
+            },
+          },
+        },
+        {},
+      ),
+    );
+    const paths = error.problems.map((p) => p.path);
+    expect(paths).toEqual(expect.arrayContaining(['llm.models.b.deployments[0].provider', 'llm.models.c.deployments']));
+  });
+
+  it('rejects a name used twice and a fallback that names no model', () => {
+    const error = catchConfigError(() =>
+      parseConfig(
+        {
+          llm: {
+            models: {
+              a: { deployments: [deployment], aliases: ['b'], fallbacks: ['nowhere'] },
+              b: { deployments: [deployment] },
+            },
+          },
+        },
+        {},
+      ),
+    );
+    expect(error.problems).toEqual(
+      expect.arrayContaining([
+        { path: 'llm.models.b', message: 'model name "b" is already used by "a"' },
+        { path: 'llm.models.a.fallbacks[0]', message: 'unknown fallback model "nowhere"' },
+      ]),
+    );
   });
 });

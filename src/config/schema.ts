@@ -1,6 +1,7 @@
 // The mcplex configuration schema: one zod schema with defaults, strict objects everywhere,
 // and a normalised server shape (`transport` discriminant) for downstream code.
 import * as z from 'zod';
+import { llmSchema } from './llm-schema.js';
 
 /** Server keys and tool-name prefixes: they end up in tool names, so keep them short and plain. */
 export const SERVER_KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
@@ -208,6 +209,7 @@ const httpServerSchema = z.strictObject({
 export const configSchema = z.strictObject({
   mcpServers: mcpServersSchema.prefault({}),
   server: httpServerSchema.prefault({}),
+  llm: llmSchema.prefault({}),
   logLevel: z.enum(LOG_LEVELS).default('info'),
 });
 

@@ -7,6 +7,8 @@ import { localhostAllowedHostnames, localhostAllowedOrigins } from '@modelcontex
 import type { Logger } from '../log/logger.js';
 import { McplexError, errorMessage } from '../errors.js';
 import type { McpHttpEndpoint } from '../mcp/downstream/http-endpoint.js';
+import type { LlmGateway } from '../llm/gateway.js';
+import type { Metrics } from '../metrics.js';
 import { readBody } from './body.js';
 
 export interface HttpServerOptions {
@@ -17,6 +19,10 @@ export interface HttpServerOptions {
   allowedOrigins: readonly string[];
   logger: Logger;
   mcp: McpHttpEndpoint;
+  /** The OpenAI-compatible API under /v1. */
+  llm?: LlmGateway;
+  /** Served on GET /metrics in the Prometheus text format. */
+  metrics?: Metrics;
   /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
   readiness: () => { ready: boolean; body: unknown };
 }
@@ -60,9 +66,21 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     await mcp.post(req, res, body);
   }
 
-  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?', 1)[0];
+  async function route(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
     if (path === '/mcp') return handleMcp(req, res);
+    if (path.startsWith('/v1/') && options.llm) {
+      // The same DNS-rebinding guards as /mcp: a web page must not spend this host's LLM budget.
+      if (!validHost(req, res) || !validOrigin(req, res)) return;
+      if (await options.llm.handle(req, res, path, started)) return;
+    }
+    if (path === '/metrics' && req.method === 'GET' && options.metrics) {
+      if (!validHost(req, res)) return;
+      const text = await options.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': options.metrics.registry.contentType });
+      res.end(text);
+      return;
+    }
     if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz' && req.method === 'GET') {
       // Server names, pids and errors are for this host's operators, not for a rebinding web page.
@@ -74,7 +92,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   }
 
   return createServer((req, res) => {
-    route(req, res).catch((error: unknown) => {
+    route(req, res, performance.now()).catch((error: unknown) => {
       if (error instanceof McplexError && error.code === 'BODY_TOO_LARGE') {
         // Stop reading: the client gets its answer and the connection is not reused for the rest of the body.
         res.setHeader('connection', 'close');

@@ -10,7 +10,14 @@ export function createLogger(level: string = 'info'): Logger {
       level,
       base: { name: 'mcplex' },
       redact: {
-        paths: ['*.headers.authorization', '*.headers.Authorization', '*.apiKey', '*.env', 'headers.authorization'],
+        paths: [
+          '*.headers.authorization',
+          '*.headers.Authorization',
+          '*.headers["x-api-key"]',
+          '*.apiKey',
+          '*.env',
+          'headers.authorization',
+        ],
         censor: '[redacted]',
       },
     },

@@ -34,7 +34,7 @@ import type {
 import type { Logger } from '../../log/logger.js';
 import type { ServerConfig } from '../../config/schema.js';
 import { McplexError, errorMessage } from '../../errors.js';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay } from '../../backoff.js';
 import { createHttpForwarder } from './http-forwarder.js';
 import type { ForwardSession, HttpForwarder } from './http-forwarder.js';
 import { createUpstreamTransport } from './transport.js';

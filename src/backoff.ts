@@ -1,4 +1,4 @@
-// Exponential backoff with full jitter for reconnecting upstream servers.
+// Exponential backoff with jitter: reconnecting upstream servers, retrying LLM requests.
 
 export interface BackoffOptions {
   initialDelay: number;

@@ -1,0 +1,99 @@
+// The `llm` section: public model names, each served by one or more deployments (a provider, a base URL, a key
+// and the backend's own model name), plus aliases, fallbacks and the router's retry and breaker settings.
+import * as z from 'zod';
+
+export const PROVIDERS = ['openai', 'anthropic'] as const;
+export const STRATEGIES = ['weighted', 'least-in-flight', 'latency'] as const;
+
+const ms = (what: string) =>
+  z.number().int(`${what} must be a whole number of milliseconds`).positive(`${what} must be > 0`);
+
+const deploymentSchema = z.strictObject({
+  provider: z.enum(PROVIDERS),
+  /** Where the API lives, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1; defaults per provider. */
+  baseUrl: z.url({ protocol: /^https?$/, error: 'must be a valid http:// or https:// URL' }).optional(),
+  apiKey: z.string().optional(),
+  /** The backend's own model name. */
+  model: z.string().min(1, 'model must not be empty'),
+  weight: z.number().positive('weight must be > 0').default(1),
+  maxConcurrent: z.number().int('maxConcurrent must be an integer').positive('maxConcurrent must be > 0').default(256),
+  headers: z.record(z.string(), z.string()).default({}),
+  timeouts: z
+    .strictObject({
+      connect: ms('connect').default(5_000),
+      /** Until the response starts (non-streaming) or its first chunk arrives (streaming). */
+      firstToken: ms('firstToken').default(60_000),
+      total: ms('total').default(600_000),
+    })
+    .prefault({}),
+  /** Anthropic requires max_tokens; this one applies when the client sets none. */
+  defaultMaxTokens: z.number().int().positive().default(4096),
+});
+
+const modelSchema = z.strictObject({
+  deployments: z.array(deploymentSchema).min(1, 'a model needs at least one deployment'),
+  strategy: z.enum(STRATEGIES).default('latency'),
+  aliases: z.array(z.string().min(1)).default([]),
+  /** Other public model names to try, in order, when every deployment of this one failed. */
+  fallbacks: z.array(z.string().min(1)).default([]),
+});
+
+export const llmSchema = z
+  .strictObject({
+    models: z.record(z.string().min(1), modelSchema).default({}),
+    retries: z
+      .strictObject({
+        /** Further attempts after the first, across deployments, while nothing has reached the client. */
+        attempts: z.number().int().min(0, 'attempts must be >= 0').default(2),
+        initialDelayMs: z.number().int().min(0).default(50),
+        maxDelayMs: z.number().int().min(0).default(2_000),
+        /** A longer retry-after than this is not waited for: the error goes to the client. */
+        maxRetryAfterMs: z.number().int().min(0).default(10_000),
+      })
+      .prefault({}),
+    breaker: z
+      .strictObject({
+        /** Consecutive failures that open a deployment's circuit. */
+        failures: z.number().int().positive().default(5),
+        /** How long an open circuit stays open before one probe request is let through. */
+        cooldownMs: z.number().int().positive().default(30_000),
+      })
+      .prefault({}),
+    /** Seconds of silence on a started stream after which a keep-alive comment is sent. */
+    keepAliveMs: z.number().int().positive().default(15_000),
+  })
+  .superRefine((llm, ctx) => {
+    const names = new Map<string, string>();
+    for (const [name, model] of Object.entries(llm.models)) {
+      for (const alias of [name, ...model.aliases]) {
+        const owner = names.get(alias);
+        if (owner !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['models', name],
+            message: `model name "${alias}" is already used by "${owner}"`,
+          });
+        } else names.set(alias, name);
+      }
+    }
+    for (const [name, model] of Object.entries(llm.models)) {
+      model.fallbacks.forEach((fallback, i) => {
+        if (!names.has(fallback)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['models', name, 'fallbacks', i],
+            message: `unknown fallback model "${fallback}"`,
+          });
+        }
+      });
+    }
+  });
+
+export type LlmConfig = z.infer<typeof llmSchema>;
+export type ModelConfig = LlmConfig['models'][string];
+export type DeploymentConfig = ModelConfig['deployments'][number];
+
+export const DEFAULT_BASE_URL: Record<DeploymentConfig['provider'], string> = {
+  openai: 'https://api.openai.com/v1',
+  anthropic: 'https://api.anthropic.com/v1',
+};

@@ -1,0 +1,611 @@
+// The OpenAI-compatible API in front of the configured LLM backends: /v1/chat/completions (plain and streamed),
+// /v1/embeddings and /v1/models. Each request is routed to a deployment of its model (weighted, least in flight
+// or latency-aware), retried on another one on connect errors, 429 and 5xx while nothing has reached the client,
+// then handed to the model's fallbacks; a circuit breaker per deployment keeps a failing backend out of rotation.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { DeploymentConfig, LlmConfig, ModelConfig } from '../config/llm-schema.js';
+import { DEFAULT_BASE_URL } from '../config/llm-schema.js';
+import { McplexError, errorMessage } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics.js';
+import { readBody } from '../http/body.js';
+import { backoffDelay } from '../backoff.js';
+import { PeakEwma, pickDeployment } from './balancer.js';
+import type { Strategy } from './balancer.js';
+import { createBreaker } from './breaker.js';
+import type { Breaker } from './breaker.js';
+import {
+  AnthropicStreamError,
+  anthropicHeaders,
+  createAnthropicStreamTranslator,
+  fromAnthropicError,
+  fromAnthropicResponse,
+  toAnthropicRequest,
+} from './providers/anthropic.js';
+import { openAiBody, openAiHeaders } from './providers/openai.js';
+import { createSseParser } from './sse.js';
+import type { ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
+
+type Route = 'chat' | 'embeddings';
+
+class Deployment {
+  readonly id: string;
+  readonly pool: Pool;
+  readonly basePath: string;
+  readonly breaker: Breaker;
+  inFlight = 0;
+  private readonly latency = new PeakEwma();
+
+  constructor(
+    readonly modelName: string,
+    index: number,
+    readonly config: DeploymentConfig,
+    breaker: { failures: number; cooldownMs: number },
+  ) {
+    this.id = `${modelName}#${index}`;
+    const url = new URL(config.baseUrl ?? DEFAULT_BASE_URL[config.provider]);
+    this.basePath = url.pathname.replace(/\/$/, '');
+    this.pool = new Pool(url.origin, {
+      connections: config.maxConcurrent,
+      keepAliveTimeout: 30_000,
+      connect: { timeout: config.timeouts.connect },
+      // Our own timers (first token, total) decide; undici's defaults would cut long generations.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    this.breaker = createBreaker(breaker);
+  }
+
+  get weight(): number {
+    return this.config.weight;
+  }
+
+  get maxConcurrent(): number {
+    return this.config.maxConcurrent;
+  }
+
+  cost(): number {
+    return this.latency.estimate() * (this.inFlight + 1);
+  }
+
+  observe(rttMs: number): void {
+    this.latency.observe(rttMs, performance.now());
+  }
+}
+
+interface ModelRoute {
+  name: string;
+  config: ModelConfig;
+  deployments: Deployment[];
+}
+
+/** How one attempt ended. */
+type Attempt =
+  | { kind: 'done' }
+  /** Failed before anything reached the client: another attempt may still answer it. */
+  | { kind: 'retry'; reason: string; error: OpenAiErrorBody; status: number; retryAfterMs?: number }
+  /** Failed in a way another deployment would not fix (a bad request), or after the response began. */
+  | { kind: 'final'; error?: OpenAiErrorBody; status?: number };
+
+const RETRYABLE_STATUS = new Set([408, 409, 429, 500, 502, 503, 504, 529]);
+
+export function openAiError(status: number, message: string, type?: string, code?: string | null, param?: string) {
+  const kind =
+    type ??
+    (status === 401
+      ? 'authentication_error'
+      : status === 403
+        ? 'permission_error'
+        : status === 404
+          ? 'not_found_error'
+          : status === 429
+            ? 'rate_limit_error'
+            : status >= 500
+              ? 'server_error'
+              : 'invalid_request_error');
+  return { error: { message, type: kind, param: param ?? null, code: code ?? null } } satisfies OpenAiErrorBody;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** `retry-after-ms`, else `retry-after` in seconds or as an HTTP date. */
+export function retryAfterMs(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const ms = Number(headers['retry-after-ms']);
+  if (Number.isFinite(ms) && ms >= 0) return ms;
+  const raw = headers['retry-after'];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  if (value === undefined) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+function asOpenAiError(status: number, text: string): OpenAiErrorBody {
+  try {
+    const parsed = JSON.parse(text) as Partial<OpenAiErrorBody>;
+    if (parsed.error && typeof parsed.error.message === 'string') {
+      return openAiError(
+        status,
+        parsed.error.message,
+        parsed.error.type,
+        parsed.error.code,
+        parsed.error.param ?? undefined,
+      );
+    }
+  } catch {
+    // Not JSON: the text itself is the best message there is.
+  }
+  return openAiError(status, text.slice(0, 500) || `the backend answered HTTP ${status}`);
+}
+
+function usageOf(value: unknown): Usage | undefined {
+  const usage = (value as { usage?: Usage } | null)?.usage;
+  return usage && typeof usage.prompt_tokens === 'number' ? usage : undefined;
+}
+
+export interface LlmGatewayOptions {
+  logger: Logger;
+  metrics: Metrics;
+  maxBodyBytes: number;
+}
+
+export interface LlmGateway {
+  /** Serves a /v1 request; false when the path is none of its routes. */
+  handle(req: IncomingMessage, res: ServerResponse, path: string, started: number): Promise<boolean>;
+  /** Public model names (aliases included). */
+  modelNames(): string[];
+  close(): Promise<void>;
+}
+
+export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions): LlmGateway {
+  const { logger, metrics } = options;
+  const routes = new Map<string, ModelRoute>();
+  const byName = new Map<string, ModelRoute>();
+  for (const [name, model] of Object.entries(config.models)) {
+    const route: ModelRoute = {
+      name,
+      config: model,
+      deployments: model.deployments.map((d, i) => new Deployment(name, i, d, config.breaker)),
+    };
+    routes.set(name, route);
+    byName.set(name, route);
+    for (const alias of model.aliases) byName.set(alias, route);
+  }
+  const created = Math.floor(Date.now() / 1000);
+  // Request ids: the client's x-request-id when it sends a sane one, else this process's prefix and a counter.
+  const idPrefix = randomBytes(4).toString('hex');
+  let sequence = 0;
+
+  function breakerGauge(d: Deployment): void {
+    const state = d.breaker.state;
+    metrics.llmBreakerState.set({ deployment: d.id }, state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
+  }
+
+  function models(res: ServerResponse): void {
+    const data = [...byName.keys()].sort().map((id) => ({ id, object: 'model', created, owned_by: 'mcplex' }));
+    sendJson(res, 200, { object: 'list', data });
+  }
+
+  async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+    const raw = await readBody(req, options.maxBodyBytes);
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch (error) {
+      throw new McplexError('LLM_BAD_REQUEST', `the request body is not valid JSON: ${errorMessage(error)}`, {
+        status: 400,
+      });
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new McplexError('LLM_BAD_REQUEST', 'the request body must be a JSON object', { status: 400 });
+    }
+    return body as Record<string, unknown>;
+  }
+
+  function validate(route: Route, body: Record<string, unknown>): void {
+    const bad = (param: string, message: string) => {
+      throw new McplexError('LLM_BAD_REQUEST', message, { status: 400, data: { param } });
+    };
+    if (typeof body.model !== 'string' || body.model === '') bad('model', 'you must provide a model parameter');
+    if (route === 'chat') {
+      if (!Array.isArray(body.messages) || body.messages.length === 0) {
+        bad('messages', "'messages' must be a non-empty array");
+      }
+      if (body.stream !== undefined && typeof body.stream !== 'boolean') bad('stream', "'stream' must be a boolean");
+    } else if (body.input === undefined || body.input === null) {
+      bad('input', "'input' is required");
+    }
+  }
+
+  /**
+   * One attempt against one deployment. Writes the response when it succeeds (or fails after the response
+   * began); otherwise reports why, for the caller to retry or answer.
+   */
+  async function attempt(
+    d: Deployment,
+    route: Route,
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    publicModel: string,
+    started: number,
+  ): Promise<Attempt> {
+    const anthropic = d.config.provider === 'anthropic';
+    if (anthropic && route === 'embeddings') {
+      return {
+        kind: 'final',
+        status: 400,
+        error: openAiError(400, `model "${publicModel}" is served by Anthropic, which has no embeddings API`),
+      };
+    }
+    const stream = route === 'chat' && body.stream === true;
+    const chat = body as unknown as ChatCompletionRequest;
+    let payload: string;
+    let headers: Record<string, string>;
+    let path: string;
+    if (anthropic) {
+      payload = JSON.stringify(
+        toAnthropicRequest(chat, { model: d.config.model, defaultMaxTokens: d.config.defaultMaxTokens }),
+      );
+      headers = { ...anthropicHeaders(d.config.apiKey), ...d.config.headers };
+      path = `${d.basePath}/messages`;
+    } else {
+      payload = openAiBody(body, d.config);
+      headers = openAiHeaders(d.config);
+      path = `${d.basePath}/${route === 'chat' ? 'chat/completions' : 'embeddings'}`;
+    }
+
+    const abort = new AbortController();
+    let reason: 'client' | 'first-token' | 'total' | undefined;
+    const stop = (why: typeof reason) => {
+      reason ??= why;
+      abort.abort(new Error(why));
+    };
+    const onClose = () => {
+      if (!res.writableFinished) stop('client');
+    };
+    res.once('close', onClose);
+    const firstToken = setTimeout(() => stop('first-token'), d.config.timeouts.firstToken);
+    const total = setTimeout(() => stop('total'), d.config.timeouts.total);
+    const sentAt = performance.now();
+    d.inFlight++;
+    const labels = { route, model: publicModel, deployment: d.id };
+    let committed = false;
+    try {
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await d.pool.request({ method: 'POST', path, headers, body: payload, signal: abort.signal });
+      } catch (error) {
+        return failed(error);
+      }
+      if (response.statusCode >= 400) {
+        const text = await response.body.text().catch(() => '');
+        clearTimeout(firstToken);
+        const error = anthropic
+          ? fromAnthropicError(response.statusCode, safeJson(text)).body
+          : asOpenAiError(response.statusCode, text);
+        const status = anthropic ? fromAnthropicError(response.statusCode, safeJson(text)).status : response.statusCode;
+        if (RETRYABLE_STATUS.has(response.statusCode)) {
+          const after = retryAfterMs(response.headers);
+          return {
+            kind: 'retry',
+            reason: String(response.statusCode),
+            status,
+            error,
+            ...(after === undefined ? {} : { retryAfterMs: after }),
+          };
+        }
+        d.breaker.success(); // The backend answered: a client error says nothing about its health.
+        if (response.statusCode === 401 || response.statusCode === 403) {
+          // mcplex's own key for the backend was refused: not the client's fault, nor something it can fix.
+          logger.warn({ deployment: d.id, status: response.statusCode }, 'the LLM backend refused its credentials');
+          const message = `the backend of model "${publicModel}" refused mcplex's credentials`;
+          return { kind: 'final', status: 502, error: openAiError(502, message, 'server_error', 'upstream_auth') };
+        }
+        return { kind: 'final', status, error };
+      }
+
+      if (!stream) {
+        const text = await response.body.text();
+        clearTimeout(firstToken);
+        const upstreamMs = performance.now() - sentAt;
+        d.observe(upstreamMs);
+        let out = text;
+        let usage: Usage | undefined;
+        if (anthropic) {
+          const translated = fromAnthropicResponse(JSON.parse(text), publicModel);
+          usage = translated.usage;
+          out = JSON.stringify(translated);
+        } else {
+          usage = usageOf(safeJson(text));
+        }
+        const overheadMs = performance.now() - started - upstreamMs;
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(out)),
+          'x-mcplex-overhead-ms': overheadMs.toFixed(3),
+          'x-mcplex-deployment': d.id,
+        });
+        res.end(out);
+        committed = true;
+        succeeded(d, labels, upstreamMs, overheadMs, usage);
+        return { kind: 'done' };
+      }
+
+      // Streaming: nothing is written until the backend's first chunk, so a failure before it can be retried.
+      const translator = anthropic
+        ? createAnthropicStreamTranslator(publicModel, {
+            includeUsage: (chat.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
+          })
+        : undefined;
+      const parser = anthropic ? createSseParser() : undefined;
+      let usageText = '';
+      let overheadMs = 0;
+      let lastWrite = performance.now();
+      const keepAlive = setInterval(() => {
+        if (committed && performance.now() - lastWrite >= config.keepAliveMs) {
+          res.write(': keep-alive\n\n');
+          lastWrite = performance.now();
+        }
+      }, config.keepAliveMs);
+      keepAlive.unref();
+      try {
+        for await (const chunk of response.body as AsyncIterable<Buffer>) {
+          let out: string | Buffer = chunk;
+          if (translator && parser) {
+            let text = '';
+            for (const event of parser.push(chunk.toString('utf8'))) {
+              for (const piece of translator.push(event.event, safeJson(event.data))) {
+                text += `data: ${JSON.stringify(piece)}\n\n`;
+              }
+            }
+            if (translator.done) text += 'data: [DONE]\n\n';
+            if (text === '') continue;
+            out = text;
+          } else if (chunk.includes('"usage"') || usageText !== '') {
+            // Usage rides in one of the last chunks; only those are decoded.
+            usageText += chunk.toString('utf8');
+          }
+          if (!committed) {
+            clearTimeout(firstToken);
+            overheadMs = sentAt - started;
+            res.writeHead(200, {
+              'content-type': 'text/event-stream',
+              'cache-control': 'no-cache',
+              connection: 'keep-alive',
+              'x-mcplex-overhead-ms': overheadMs.toFixed(3),
+              'x-mcplex-deployment': d.id,
+            });
+            committed = true;
+          }
+          res.write(out);
+          lastWrite = performance.now();
+        }
+      } catch (error) {
+        if (!committed) return failed(error);
+        // The stream broke after it began: the client learns it in-band; there is no retrying a half answer.
+        const message = error instanceof AnthropicStreamError ? error.body : openAiError(502, streamFailure(error));
+        if (!res.writableEnded && !res.destroyed) res.end(`data: ${JSON.stringify(message)}\n\n`);
+        if (reason !== 'client') failure(d, labels);
+        metrics.llmRequests.inc({ ...labels, status: reason === 'client' ? '499' : '502' });
+        return { kind: 'final' };
+      } finally {
+        clearInterval(keepAlive);
+      }
+      if (!committed) {
+        return failed(new Error('the backend ended the stream without sending anything'));
+      }
+      res.end();
+      const upstreamMs = performance.now() - sentAt;
+      d.observe(upstreamMs);
+      const usage = translator ? translator.usage : usageFromStream(usageText);
+      succeeded(d, labels, upstreamMs, overheadMs, usage);
+      return { kind: 'done' };
+    } finally {
+      d.inFlight--;
+      clearTimeout(firstToken);
+      clearTimeout(total);
+      res.off('close', onClose);
+      breakerGauge(d);
+    }
+
+    function failed(error: unknown): Attempt {
+      if (reason === 'client') return { kind: 'final' };
+      const timedOut = reason === 'first-token' || reason === 'total';
+      const message = timedOut
+        ? `the backend did not answer in time (${reason === 'total' ? 'total' : 'first token'} timeout)`
+        : `the backend could not be reached: ${errorMessage(error)}`;
+      return {
+        kind: 'retry',
+        reason: timedOut ? 'timeout' : 'connect',
+        status: timedOut ? 504 : 502,
+        error: openAiError(timedOut ? 504 : 502, message, 'server_error', timedOut ? 'timeout' : 'upstream_error'),
+      };
+    }
+  }
+
+  function succeeded(
+    d: Deployment,
+    labels: { route: Route; model: string; deployment: string },
+    upstreamMs: number,
+    overheadMs: number,
+    usage: Usage | undefined,
+  ): void {
+    d.breaker.success();
+    metrics.llmRequests.inc({ ...labels, status: '200' });
+    metrics.llmUpstreamSeconds.observe(labels, upstreamMs / 1000);
+    metrics.llmOverheadSeconds.observe({ route: labels.route }, Math.max(0, overheadMs) / 1000);
+    if (usage) {
+      metrics.llmTokens.inc(
+        { model: labels.model, deployment: labels.deployment, direction: 'in' },
+        usage.prompt_tokens,
+      );
+      metrics.llmTokens.inc(
+        { model: labels.model, deployment: labels.deployment, direction: 'out' },
+        usage.completion_tokens ?? 0,
+      );
+    }
+  }
+
+  function failure(d: Deployment, _labels: { model: string; deployment: string }): void {
+    d.breaker.failure();
+    breakerGauge(d);
+  }
+
+  /** Serves one chat or embeddings request: deployments of the model, then of its fallbacks, with retries. */
+  async function serve(
+    route: Route,
+    req: IncomingMessage,
+    res: ServerResponse,
+    started: number,
+    requestId: string,
+  ): Promise<void> {
+    const body = await readJson(req);
+    validate(route, body);
+    const requested = body.model as string;
+    const primary = byName.get(requested);
+    if (!primary) {
+      sendJson(
+        res,
+        404,
+        openAiError(
+          404,
+          `The model \`${requested}\` does not exist`,
+          'invalid_request_error',
+          'model_not_found',
+          'model',
+        ),
+      );
+      metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '404' });
+      return;
+    }
+    const chain = [primary, ...primary.config.fallbacks.map((name) => byName.get(name)!)];
+    const { retries } = config;
+    let last: Extract<Attempt, { kind: 'retry' }> | undefined;
+    let lastDeployment = '';
+    // Each model of the chain gets the retry budget; when it is spent (or every deployment is out), the next one.
+    for (const model of chain) {
+      const tried = new Set<Deployment>();
+      for (let attempts = 0; attempts <= retries.attempts; attempts++) {
+        if (res.destroyed) return;
+        let d = pickDeployment(model.deployments, model.config.strategy as Strategy, tried);
+        // Every deployment failed once: try them again (the breaker still keeps broken ones out).
+        if (d === undefined && tried.size > 0) d = pickDeployment(model.deployments, model.config.strategy, new Set());
+        if (d === undefined || !d.breaker.acquire()) break;
+        if (last !== undefined) {
+          metrics.llmRetries.inc({ model: requested, deployment: lastDeployment, reason: last.reason });
+          const delay = Math.max(
+            last.retryAfterMs ?? 0,
+            backoffDelay(attempts, { initialDelay: retries.initialDelayMs, maxDelay: retries.maxDelayMs }),
+          );
+          if (delay > 0) await sleep(delay);
+          if (res.destroyed) return;
+        }
+        const outcome = await attempt(d, route, body, res, requested, started);
+        if (outcome.kind === 'done') return;
+        if (outcome.kind === 'final') {
+          if (outcome.error && outcome.status !== undefined) {
+            sendJson(res, outcome.status, outcome.error);
+            metrics.llmRequests.inc({ route, model: requested, deployment: d.id, status: String(outcome.status) });
+          }
+          return;
+        }
+        failure(d, { model: requested, deployment: d.id });
+        logger.warn({ requestId, model: requested, deployment: d.id, reason: outcome.reason }, 'LLM attempt failed');
+        last = outcome;
+        lastDeployment = d.id;
+        tried.add(d);
+        // A backend that asks for a longer pause than mcplex waits: the next model, or the client, decides.
+        if (outcome.retryAfterMs !== undefined && outcome.retryAfterMs > retries.maxRetryAfterMs) break;
+      }
+    }
+    if (last) {
+      answerFailure(res, last, route, requested, lastDeployment);
+      return;
+    }
+    sendJson(res, 503, openAiError(503, `no deployment of model "${requested}" is available`, 'server_error'));
+    metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '503' });
+  }
+
+  function answerFailure(
+    res: ServerResponse,
+    last: Extract<Attempt, { kind: 'retry' }>,
+    route: Route,
+    model: string,
+    deployment: string,
+  ): void {
+    const headers: Record<string, string> =
+      last.retryAfterMs === undefined ? {} : { 'retry-after': String(Math.ceil(last.retryAfterMs / 1000)) };
+    sendJson(res, last.status, last.error, headers);
+    metrics.llmRequests.inc({ route, model, deployment, status: String(last.status) });
+  }
+
+  return {
+    async handle(req, res, path, started) {
+      const given = req.headers['x-request-id'];
+      const requestId =
+        typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : `${idPrefix}-${++sequence}`;
+      res.setHeader('x-request-id', requestId);
+      try {
+        if (path === '/v1/models' && req.method === 'GET') models(res);
+        else if (path === '/v1/chat/completions' && req.method === 'POST') {
+          await serve('chat', req, res, started, requestId);
+        } else if (path === '/v1/embeddings' && req.method === 'POST') {
+          await serve('embeddings', req, res, started, requestId);
+        } else if (path.startsWith('/v1/')) {
+          sendJson(res, 404, openAiError(404, `Unknown request URL: ${req.method} ${path}`, 'invalid_request_error'));
+        } else return false;
+      } catch (error) {
+        if (error instanceof McplexError) {
+          if (error.code === 'BODY_TOO_LARGE') res.setHeader('connection', 'close');
+          const param = typeof error.data?.param === 'string' ? error.data.param : undefined;
+          sendJson(res, error.status, openAiError(error.status, error.message, undefined, null, param));
+        } else {
+          logger.error({ err: errorMessage(error), path, requestId }, 'LLM request failed');
+          sendJson(res, 500, openAiError(500, 'internal error'));
+        }
+      }
+      return true;
+    },
+    modelNames: () => [...byName.keys()],
+    async close() {
+      await Promise.allSettled([...routes.values()].flatMap((r) => r.deployments.map((d) => d.pool.close())));
+    },
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function streamFailure(error: unknown): string {
+  return `the backend stream broke: ${errorMessage(error)}`;
+}
+
+/** The usage of an OpenAI stream: the `usage` of the last data line that has one. */
+function usageFromStream(text: string): Usage | undefined {
+  if (text === '') return undefined;
+  let usage: Usage | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('data: {') || !line.includes('"usage"')) continue;
+    usage = usageOf(safeJson(line.slice(6))) ?? usage;
+  }
+  return usage;
+}
