@@ -10,7 +10,6 @@ import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
 import { startMcplex, waitFor } from './support/harness.js';
 
-
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
@@ -146,18 +145,17 @@ describe('failover', () => {
     // Requests keep succeeding through b while a's breaker opens.
     expect((await load(mcplex.url, 20, 1)).every((s) => s === 200)).toBe(true);
     const state = async () =>
-      /mcplex_llm_breaker_state\{deployment="m#0"\} (\d)/.exec(await (await fetch(`${mcplex.url}/metrics`)).text())?.[1];
+      /mcplex_llm_breaker_state\{deployment="m#0"\} (\d)/.exec(
+        await (await fetch(`${mcplex.url}/metrics`)).text(),
+      )?.[1];
     expect(await state()).toBe('2');
     // The backend comes back on the same address; after the cool-down a probe gets through and closes the breaker.
     const revived = await startMockLlm({ name: 'revived', port });
     cleanup.push(() => revived.close());
-    await waitFor(
-      async () => {
-        await load(mcplex.url, 4, 1);
-        return revived.requests.length > 0 && (await state()) === '0';
-      },
-      'the breaker to close again',
-    );
+    await waitFor(async () => {
+      await load(mcplex.url, 4, 1);
+      return revived.requests.length > 0 && (await state()) === '0';
+    }, 'the breaker to close again');
   });
 
   it('falls back to another model when every deployment of the first one fails', async () => {
@@ -174,7 +172,10 @@ describe('failover', () => {
     });
     cleanup.push(() => mcplex.close());
     const client = new OpenAI({ baseURL: `${mcplex.url}/v1`, apiKey: 'x', maxRetries: 0 });
-    const result = await client.chat.completions.create({ model: 'primary', messages: [{ role: 'user', content: 'x' }] });
+    const result = await client.chat.completions.create({
+      model: 'primary',
+      messages: [{ role: 'user', content: 'x' }],
+    });
     expect(result.choices[0]?.message.content).toBe('mock reply: x');
     expect(b!.requests).toHaveLength(1);
   });
@@ -229,3 +230,35 @@ describe('a client that goes away', () => {
   });
 });
 
+describe('timeouts and quiet streams', () => {
+  it('gives up on a backend that sends nothing within the first-token timeout (504, upstream aborted)', async () => {
+    const [a] = await mocks(1);
+    const mcplex = await gateway(
+      { deployments: [deployment(a!, { timeouts: { firstToken: 200 } })] },
+      { retries: { attempts: 0 } },
+    );
+    a!.enqueue({ kind: 'hang' });
+    const response = await fetch(`${mcplex.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: chatBody(),
+    });
+    expect(response.status).toBe(504);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('timeout');
+    await waitFor(() => a!.requests[0]?.aborted, 'the backend request to be aborted');
+  });
+
+  it('sends keep-alive comments while a started stream is quiet', async () => {
+    const [a] = await mocks(1);
+    a!.setOptions({ chunks: 3, chunkDelayMs: 400 });
+    const mcplex = await gateway({ deployments: [deployment(a!)] }, { keepAliveMs: 100 });
+    const response = await fetch(`${mcplex.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: chatBody(true),
+    });
+    const text = await response.text();
+    expect(text).toContain(': keep-alive');
+    expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+  });
+});
