@@ -1,0 +1,255 @@
+// A Store kept entirely in this process's Maps: for tests and for a single process that needs nothing to survive a
+// restart. The response cache is bounded in bytes and evicts the least recently used entry first.
+
+import { Buffer } from 'node:buffer';
+import { gcraIsLive, gcraRefund, gcraTake, type GcraState } from '../gcra.js';
+import {
+  StoreError,
+  type ApiKeyRecord,
+  type CacheEntry,
+  type CacheStore,
+  type KeyStore,
+  type LimitStore,
+  type RateDecision,
+  type Store,
+  type UsageEntry,
+  type UsageFilter,
+  type UsageStore,
+  type UsageTotal,
+} from '../store.js';
+import { sortUsageTotals } from '../usage-order.js';
+
+export interface MemoryStoreOptions {
+  /** Upper bound on the cache, counted as the UTF-8 bytes of every key and body. Default 64 MiB. */
+  maxCacheBytes?: number;
+}
+
+const DEFAULT_MAX_CACHE_BYTES = 64 * 1024 * 1024;
+/** Above this many buckets a write sweeps out the full ones, so idle keys do not pile up. */
+const LIMIT_SWEEP_THRESHOLD = 10_000;
+
+export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
+  const maxCacheBytes = options.maxCacheBytes ?? DEFAULT_MAX_CACHE_BYTES;
+  if (!Number.isFinite(maxCacheBytes) || maxCacheBytes < 0) {
+    throw new RangeError(`maxCacheBytes must be a number ≥ 0, got ${maxCacheBytes}`);
+  }
+  const keys = createKeyStore();
+  const usage = createUsageStore();
+  const cache = createCacheStore(maxCacheBytes);
+  const limits = createLimitStore();
+  return {
+    kind: 'memory',
+    keys: keys.store,
+    usage: usage.store,
+    cache: cache.store,
+    limits: limits.store,
+    async close() {
+      keys.clear();
+      usage.clear();
+      cache.clear();
+      limits.clear();
+    },
+  };
+}
+
+interface Part<T> {
+  store: T;
+  clear(): void;
+}
+
+function createKeyStore(): Part<KeyStore> {
+  const byId = new Map<string, ApiKeyRecord>();
+  const idByName = new Map<string, string>();
+  return {
+    store: {
+      async create(record) {
+        if (byId.has(record.id)) throw new StoreError('DUPLICATE', `an API key with id "${record.id}" already exists`);
+        if (idByName.has(record.name)) {
+          throw new StoreError('DUPLICATE', `an API key named "${record.name}" already exists`);
+        }
+        byId.set(record.id, copyKey(record));
+        idByName.set(record.name, record.id);
+      },
+      async get(id) {
+        const record = byId.get(id);
+        return record && copyKey(record);
+      },
+      async list() {
+        // Map order is insertion order and sort is stable, so keys created in the same millisecond keep their order.
+        return [...byId.values()].sort((a, b) => a.createdAt - b.createdAt).map(copyKey);
+      },
+      async revoke(id, at) {
+        const record = byId.get(id);
+        if (record === undefined || record.revokedAt !== null) return false;
+        record.revokedAt = at;
+        return true;
+      },
+    },
+    clear() {
+      byId.clear();
+      idByName.clear();
+    },
+  };
+}
+
+/** A copy that shares nothing with the caller's object; scopes and limits go through JSON as they do in SQLite. */
+function copyKey(record: ApiKeyRecord): ApiKeyRecord {
+  return {
+    id: record.id,
+    name: record.name,
+    secretHash: record.secretHash,
+    scopes: JSON.parse(JSON.stringify(record.scopes)) as ApiKeyRecord['scopes'],
+    limits: JSON.parse(JSON.stringify(record.limits)) as ApiKeyRecord['limits'],
+    createdAt: record.createdAt,
+    expiresAt: record.expiresAt,
+    revokedAt: record.revokedAt,
+  };
+}
+
+function createUsageStore(): Part<UsageStore> {
+  // One entry per record call, as in SQLite, so that `since`/`until` stay exact to the millisecond.
+  const entries: UsageEntry[] = [];
+  return {
+    store: {
+      async record(entry) {
+        entries.push({ ...entry });
+      },
+      async totals(filter: UsageFilter = {}) {
+        const totals = new Map<string, UsageTotal>();
+        for (const entry of entries) {
+          if (!matches(entry, filter)) continue;
+          // A JSON pair cannot collide the way a joined string could (`a:b` + `c` vs `a` + `b:c`).
+          const group = JSON.stringify([entry.subject, entry.model]);
+          let total = totals.get(group);
+          if (total === undefined) {
+            total = { subject: entry.subject, model: entry.model, requests: 0, promptTokens: 0, completionTokens: 0 };
+            totals.set(group, total);
+          }
+          total.requests += entry.requests;
+          total.promptTokens += entry.promptTokens;
+          total.completionTokens += entry.completionTokens;
+        }
+        return sortUsageTotals([...totals.values()]);
+      },
+    },
+    clear() {
+      entries.length = 0;
+    },
+  };
+}
+
+function matches(entry: UsageEntry, filter: UsageFilter): boolean {
+  return (
+    (filter.subject === undefined || entry.subject === filter.subject) &&
+    (filter.model === undefined || entry.model === filter.model) &&
+    (filter.since === undefined || entry.at >= filter.since) &&
+    (filter.until === undefined || entry.at < filter.until)
+  );
+}
+
+interface Cached {
+  entry: CacheEntry;
+  bytes: number;
+}
+
+function createCacheStore(maxBytes: number): Part<CacheStore> {
+  // A Map iterates in insertion order; deleting and re-inserting on every use keeps the least recently used first.
+  const entries = new Map<string, Cached>();
+  let bytes = 0;
+
+  function remove(key: string): void {
+    const cached = entries.get(key);
+    if (cached === undefined) return;
+    entries.delete(key);
+    bytes -= cached.bytes;
+  }
+
+  return {
+    store: {
+      async get(key, now) {
+        const cached = entries.get(key);
+        if (cached === undefined) return undefined;
+        if (cached.entry.expiresAt <= now) {
+          remove(key);
+          return undefined;
+        }
+        entries.delete(key);
+        entries.set(key, cached);
+        return { ...cached.entry };
+      },
+      async set(key, entry) {
+        remove(key);
+        const size = Buffer.byteLength(key) + Buffer.byteLength(entry.body);
+        // An entry that could never fit is not stored at all, rather than emptying the cache to make room for it.
+        if (size > maxBytes) return;
+        while (bytes + size > maxBytes) {
+          const oldest = entries.keys().next();
+          if (oldest.done === true) break;
+          remove(oldest.value);
+        }
+        entries.set(key, { entry: { ...entry }, bytes: size });
+        bytes += size;
+      },
+      async delete(key) {
+        remove(key);
+      },
+      async prune(now) {
+        let removed = 0;
+        for (const [key, cached] of entries) {
+          if (cached.entry.expiresAt <= now) {
+            remove(key);
+            removed += 1;
+          }
+        }
+        return removed;
+      },
+    },
+    clear() {
+      entries.clear();
+      bytes = 0;
+    },
+  };
+}
+
+interface Bucket {
+  state: GcraState;
+  /** When the bucket will be full again (the TAT); after it the bucket can be forgotten. */
+  fullAt: number;
+}
+
+function createLimitStore(): Part<LimitStore> {
+  const buckets = new Map<string, Bucket>();
+  let sweepAbove = LIMIT_SWEEP_THRESHOLD;
+
+  function write(key: string, state: GcraState | undefined, limit: number, periodMs: number, now: number): void {
+    if (state === undefined || !gcraIsLive(state, limit, periodMs, now)) {
+      buckets.delete(key);
+      return;
+    }
+    buckets.set(key, { state, fullAt: state.at + (state.units * periodMs) / limit });
+    if (buckets.size > sweepAbove) {
+      for (const [other, bucket] of buckets) if (bucket.fullAt <= now) buckets.delete(other);
+      // When most buckets are still in use, wait for the map to double before sweeping again (amortised O(1)).
+      sweepAbove = Math.max(LIMIT_SWEEP_THRESHOLD, buckets.size * 2);
+    }
+  }
+
+  return {
+    store: {
+      // JavaScript runs each of these to completion before another starts, which is all the atomicity one process needs.
+      async take(key, cost, limit, periodMs, now): Promise<RateDecision> {
+        const { decision, next } = gcraTake(buckets.get(key)?.state, cost, limit, periodMs, now);
+        if (next !== undefined) write(key, next, limit, periodMs, now);
+        return decision;
+      },
+      async refund(key, amount, limit, periodMs, now) {
+        const next = gcraRefund(buckets.get(key)?.state, amount, limit, periodMs, now);
+        write(key, next, limit, periodMs, now);
+      },
+    },
+    clear() {
+      buckets.clear();
+      sweepAbove = LIMIT_SWEEP_THRESHOLD;
+    },
+  };
+}

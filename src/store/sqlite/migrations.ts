@@ -1,0 +1,60 @@
+// The SQLite schema, as an ordered list of migrations. Append a new entry to change the schema; never edit one that
+// has shipped, since databases record which versions they have applied (see migrate.ts).
+
+export interface Migration {
+  /** Strictly increasing, starting at 1. */
+  version: number;
+  /** One line for people reading the schema_version table. */
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'api keys, usage, response cache, rate-limit state',
+    sql: `
+      -- Only the SHA-256 of a key's secret is kept; scopes and limits are JSON documents.
+      CREATE TABLE api_keys (
+        id          TEXT PRIMARY KEY NOT NULL,
+        name        TEXT NOT NULL UNIQUE,
+        secret_hash TEXT NOT NULL,
+        scopes      TEXT NOT NULL CHECK (json_valid(scopes)),
+        limits      TEXT NOT NULL CHECK (json_valid(limits)),
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER,
+        revoked_at  INTEGER
+      );
+
+      -- One row per UsageStore.record call: totals are sums over rows, exact for any since/until.
+      CREATE TABLE usage (
+        id                INTEGER PRIMARY KEY,
+        subject           TEXT NOT NULL,
+        model             TEXT NOT NULL,
+        at                INTEGER NOT NULL,
+        requests          INTEGER NOT NULL,
+        prompt_tokens     INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL
+      );
+      CREATE INDEX usage_at ON usage (at);
+      CREATE INDEX usage_subject_at ON usage (subject, at);
+
+      CREATE TABLE cache (
+        key        TEXT PRIMARY KEY NOT NULL,
+        body       TEXT NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('json', 'sse')),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+      CREATE INDEX cache_expires_at ON cache (expires_at);
+
+      -- GCRA state per bucket: the theoretical arrival time, kept exactly as TAT = at + units × periodMs / limit
+      -- (see src/store/gcra.ts); a missing row is a full bucket.
+      CREATE TABLE limits (
+        key   TEXT PRIMARY KEY NOT NULL,
+        units REAL NOT NULL,
+        at    REAL NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
+];

@@ -1,0 +1,448 @@
+// The one contract every Store implementation must meet, as vitest blocks: each implementation's test file calls
+// describeStoreContract with a function that opens a fresh, empty store.
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StoreError, type ApiKeyRecord, type CacheEntry, type Store } from './store.js';
+
+/** A realistic clock value, so that floating-point error is what it will be in production. */
+const T0 = 1_700_000_000_000;
+const MINUTE = 60_000;
+
+export function describeStoreContract(name: string, open: () => Promise<Store>): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await open();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    describe('keys', () => {
+      it('returns a created key as it was given, and undefined for an unknown id', async () => {
+        const record = key('k1', 'alpha', { expiresAt: T0 + MINUTE });
+        await store.keys.create(record);
+        expect(await store.keys.get('k1')).toEqual(record);
+        expect(await store.keys.get('nope')).toBeUndefined();
+      });
+
+      it('round-trips scopes and limits exactly', async () => {
+        const full = key('full', 'full', {
+          scopes: {
+            models: ['gpt-4o', 'claude-sonnet', 'alias/ü'],
+            servers: ['files', 'memory'],
+            tools: ['files__*', 'memory__read_?'],
+            admin: true,
+          },
+          limits: { rpm: 60, tpm: 100_000, maxConcurrent: 4 },
+        });
+        const empty = key('empty', 'empty', { scopes: {}, limits: {} });
+        const partial = key('partial', 'partial', { scopes: { models: [], admin: false }, limits: { tpm: 5 } });
+        for (const record of [full, empty, partial]) await store.keys.create(record);
+        expect(await store.keys.get('full')).toEqual(full);
+        expect(await store.keys.get('empty')).toEqual(empty);
+        expect(await store.keys.get('partial')).toEqual(partial);
+        expect((await store.keys.get('partial'))?.scopes.models).toEqual([]);
+      });
+
+      it('keeps its own copy: changing a record given or returned changes nothing stored', async () => {
+        const record = key('k1', 'alpha', { scopes: { models: ['a'] } });
+        await store.keys.create(record);
+        record.scopes.models?.push('b');
+        record.name = 'changed';
+        const got = await store.keys.get('k1');
+        got?.scopes.models?.push('c');
+        expect(await store.keys.get('k1')).toEqual(key('k1', 'alpha', { scopes: { models: ['a'] } }));
+      });
+
+      it('refuses a second key with the same id or the same name (DUPLICATE) and changes nothing', async () => {
+        await store.keys.create(key('k1', 'alpha'));
+        await expectStoreError(store.keys.create(key('k1', 'beta')), 'DUPLICATE');
+        await expectStoreError(store.keys.create(key('k2', 'alpha')), 'DUPLICATE');
+        expect(await store.keys.list()).toEqual([key('k1', 'alpha')]);
+        expect(await store.keys.get('k2')).toBeUndefined();
+        await store.keys.create(key('k2', 'beta'));
+        expect((await store.keys.list()).map((k) => k.id)).toEqual(['k1', 'k2']);
+      });
+
+      it('lists every key oldest first, revoked ones included, creation order breaking ties', async () => {
+        await store.keys.create(key('c', 'c', { createdAt: T0 + 2 }));
+        await store.keys.create(key('a', 'a', { createdAt: T0 }));
+        await store.keys.create(key('b2', 'b2', { createdAt: T0 + 1 }));
+        await store.keys.create(key('b1', 'b1', { createdAt: T0 + 1 }));
+        await store.keys.revoke('a', T0 + 10);
+        const listed = await store.keys.list();
+        expect(listed.map((k) => k.id)).toEqual(['a', 'b2', 'b1', 'c']);
+        expect(listed[0]?.revokedAt).toBe(T0 + 10);
+      });
+
+      it('lists nothing when there are no keys', async () => {
+        expect(await store.keys.list()).toEqual([]);
+      });
+
+      it('revokes once: true and the time recorded, then false with the first time kept', async () => {
+        await store.keys.create(key('k1', 'alpha'));
+        expect(await store.keys.revoke('k1', T0 + 5)).toBe(true);
+        expect((await store.keys.get('k1'))?.revokedAt).toBe(T0 + 5);
+        expect(await store.keys.revoke('k1', T0 + 9)).toBe(false);
+        expect((await store.keys.get('k1'))?.revokedAt).toBe(T0 + 5);
+      });
+
+      it('revoking an unknown key returns false', async () => {
+        expect(await store.keys.revoke('ghost', T0)).toBe(false);
+      });
+
+      it('stores a key created already revoked as revoked', async () => {
+        await store.keys.create(key('old', 'old', { revokedAt: T0 - 1 }));
+        expect(await store.keys.revoke('old', T0)).toBe(false);
+        expect((await store.keys.get('old'))?.revokedAt).toBe(T0 - 1);
+      });
+    });
+
+    describe('usage', () => {
+      async function seed(): Promise<void> {
+        await store.usage.record(use('k2', 'gpt', T0, 1, 10, 5));
+        await store.usage.record(use('k1', 'gpt', T0 + 1, 1, 100, 50));
+        await store.usage.record(use('k1', 'claude', T0 + 2, 1, 7, 3));
+        await store.usage.record(use('k1', 'gpt', T0 + 3, 2, 1000, 500));
+        await store.usage.record(use('server:files', 'gpt', T0 + 4, 1, 1, 1));
+      }
+
+      it('totals every entry per subject and model, sorted by subject then model', async () => {
+        await seed();
+        expect(await store.usage.totals()).toEqual([
+          total('k1', 'claude', 1, 7, 3),
+          total('k1', 'gpt', 3, 1100, 550),
+          total('k2', 'gpt', 1, 10, 5),
+          total('server:files', 'gpt', 1, 1, 1),
+        ]);
+        expect(await store.usage.totals({})).toEqual(await store.usage.totals());
+      });
+
+      it('returns no totals when nothing matches', async () => {
+        expect(await store.usage.totals()).toEqual([]);
+        await seed();
+        expect(await store.usage.totals({ subject: 'nobody' })).toEqual([]);
+      });
+
+      it('filters by subject and by model', async () => {
+        await seed();
+        expect(await store.usage.totals({ subject: 'k1' })).toEqual([
+          total('k1', 'claude', 1, 7, 3),
+          total('k1', 'gpt', 3, 1100, 550),
+        ]);
+        expect(await store.usage.totals({ model: 'gpt' })).toEqual([
+          total('k1', 'gpt', 3, 1100, 550),
+          total('k2', 'gpt', 1, 10, 5),
+          total('server:files', 'gpt', 1, 1, 1),
+        ]);
+        expect(await store.usage.totals({ subject: 'k1', model: 'gpt' })).toEqual([total('k1', 'gpt', 3, 1100, 550)]);
+      });
+
+      it('filters by time: since inclusive, until exclusive', async () => {
+        await seed();
+        expect(await store.usage.totals({ since: T0 + 1, until: T0 + 3 })).toEqual([
+          total('k1', 'claude', 1, 7, 3),
+          total('k1', 'gpt', 1, 100, 50),
+        ]);
+        expect(await store.usage.totals({ since: T0 + 3 })).toEqual([
+          total('k1', 'gpt', 2, 1000, 500),
+          total('server:files', 'gpt', 1, 1, 1),
+        ]);
+        expect(await store.usage.totals({ until: T0 + 1 })).toEqual([total('k2', 'gpt', 1, 10, 5)]);
+        expect(await store.usage.totals({ since: T0 + 2, until: T0 + 2 })).toEqual([]);
+        expect(await store.usage.totals({ subject: 'k1', model: 'gpt', since: T0 + 2, until: T0 + 4 })).toEqual([
+          total('k1', 'gpt', 2, 1000, 500),
+        ]);
+      });
+
+      it('sums exactly over many entries and large numbers', async () => {
+        for (let i = 0; i < 500; i += 1) await store.usage.record(use('k', 'm', T0 + i, 1, 1_234_567, 7_654_321));
+        await store.usage.record(use('k', 'm', T0, 0, 2 ** 40, 2 ** 41));
+        expect(await store.usage.totals()).toEqual([
+          total('k', 'm', 500, 500 * 1_234_567 + 2 ** 40, 500 * 7_654_321 + 2 ** 41),
+        ]);
+      });
+
+      it('orders names by UTF-16 code units in every implementation', async () => {
+        // UTF-8 byte order would put the emoji after U+FFFD; code-unit order puts it before.
+        for (const subject of ['b', 'a\uFFFD', 'a\u{1F600}', 'B', 'a']) await store.usage.record(use(subject, 'm', T0));
+        await store.usage.record(use('a', 'z', T0));
+        await store.usage.record(use('a', 'Z', T0));
+        const order = (await store.usage.totals()).map((t) => `${t.subject}|${t.model}`);
+        expect(order).toEqual(['B|m', 'a|Z', 'a|m', 'a|z', 'a\u{1F600}|m', 'a\uFFFD|m', 'b|m']);
+      });
+    });
+
+    describe('cache', () => {
+      it('returns what was set, and undefined for a key never set', async () => {
+        const entry = cached('{"id":"chatcmpl-1","choices":[]}', 'json', T0, T0 + MINUTE);
+        await store.cache.set('k', entry);
+        expect(await store.cache.get('k', T0)).toEqual(entry);
+        expect(await store.cache.get('other', T0)).toBeUndefined();
+      });
+
+      it('keeps an SSE body byte for byte', async () => {
+        const body = 'data: {"delta":"héllo 👋"}\n\n: keep-alive\r\n\ndata: [DONE]\n\n';
+        await store.cache.set('s', cached(body, 'sse', T0, T0 + MINUTE));
+        expect(await store.cache.get('s', T0 + 1)).toEqual(cached(body, 'sse', T0, T0 + MINUTE));
+      });
+
+      it('never returns an entry at or after its expiry, judged by the now argument', async () => {
+        await store.cache.set('k', cached('x', 'json', T0, T0 + 1000));
+        expect(await store.cache.get('k', T0 + 999)).toBeDefined();
+        expect(await store.cache.get('k', T0 + 1000)).toBeUndefined();
+        expect(await store.cache.get('k', T0 + 5000)).toBeUndefined();
+      });
+
+      it('overwrites an entry under the same key', async () => {
+        await store.cache.set('k', cached('first', 'json', T0, T0 + 1000));
+        await store.cache.set('k', cached('second', 'sse', T0 + 10, T0 + 5000));
+        expect(await store.cache.get('k', T0 + 2000)).toEqual(cached('second', 'sse', T0 + 10, T0 + 5000));
+      });
+
+      it('an overwrite can bring an expired entry back', async () => {
+        await store.cache.set('k', cached('old', 'json', T0, T0 + 10));
+        expect(await store.cache.get('k', T0 + 20)).toBeUndefined();
+        await store.cache.set('k', cached('new', 'json', T0 + 20, T0 + 100));
+        expect((await store.cache.get('k', T0 + 20))?.body).toBe('new');
+      });
+
+      it('deletes an entry; deleting an absent one is fine', async () => {
+        await store.cache.set('k', cached('x', 'json', T0, T0 + MINUTE));
+        await store.cache.set('keep', cached('y', 'json', T0, T0 + MINUTE));
+        await store.cache.delete('k');
+        await store.cache.delete('never-there');
+        expect(await store.cache.get('k', T0)).toBeUndefined();
+        expect((await store.cache.get('keep', T0))?.body).toBe('y');
+      });
+
+      it('prunes exactly the expired entries and reports how many', async () => {
+        await store.cache.set('a', cached('a', 'json', T0, T0 + 10));
+        await store.cache.set('b', cached('b', 'sse', T0, T0 + 20));
+        await store.cache.set('c', cached('c', 'json', T0, T0 + 30));
+        expect(await store.cache.prune(T0)).toBe(0);
+        expect(await store.cache.prune(T0 + 20)).toBe(2);
+        expect(await store.cache.prune(T0 + 20)).toBe(0);
+        expect((await store.cache.get('c', T0 + 20))?.body).toBe('c');
+        expect(await store.cache.prune(T0 + 1000)).toBe(1);
+        expect(await store.cache.get('c', T0)).toBeUndefined();
+      });
+    });
+
+    describe('limits', () => {
+      it('allows a burst of exactly `limit`, counting remaining down to 0', async () => {
+        const decisions = [];
+        for (let i = 0; i < 15; i += 1) decisions.push(await store.limits.take('k', 1, 10, MINUTE, T0));
+        expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
+        expect(decisions.slice(0, 10).every((d) => d.allowed)).toBe(true);
+        expect(decisions.map((d) => d.remaining)).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0]);
+        expect(decisions.slice(0, 10).every((d) => d.retryAfterMs === 0)).toBe(true);
+      });
+
+      it('reports resetMs as the time until the bucket is full again', async () => {
+        const first = await store.limits.take('k', 1, 10, MINUTE, T0);
+        expect(first.resetMs).toBeCloseTo(6000, -1);
+        for (let i = 0; i < 9; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
+        const refused = await store.limits.take('k', 1, 10, MINUTE, T0);
+        expect(refused.resetMs).toBeCloseTo(MINUTE, -1);
+        const later = await store.limits.take('k', 0, 10, MINUTE, T0 + 15_000);
+        expect(later.resetMs).toBeCloseTo(45_000, -1);
+      });
+
+      it('refuses the 11th take with retryAfterMs of one emission interval, and a refusal changes nothing', async () => {
+        for (let i = 0; i < 10; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
+        const eleventh = await store.limits.take('k', 1, 10, MINUTE, T0);
+        expect(eleventh.allowed).toBe(false);
+        expect(eleventh.remaining).toBe(0);
+        expect(eleventh.retryAfterMs).toBeGreaterThanOrEqual(5999);
+        expect(eleventh.retryAfterMs).toBeLessThanOrEqual(6001);
+        // Many more refusals must not push the wait further out.
+        for (let i = 0; i < 20; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0 + 1000);
+        const waited = await store.limits.take('k', 1, 10, MINUTE, T0 + 3000);
+        expect(waited.allowed).toBe(false);
+        expect(waited.retryAfterMs).toBeGreaterThanOrEqual(2999);
+        expect(waited.retryAfterMs).toBeLessThanOrEqual(3001);
+      });
+
+      it('allows one more after periodMs/limit, and then refuses again', async () => {
+        for (let i = 0; i < 10; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
+        expect((await store.limits.take('k', 1, 10, MINUTE, T0 + 5999)).allowed).toBe(false);
+        const next = await store.limits.take('k', 1, 10, MINUTE, T0 + 6000);
+        expect(next).toMatchObject({ allowed: true, remaining: 0, retryAfterMs: 0 });
+        const after = await store.limits.take('k', 1, 10, MINUTE, T0 + 6000);
+        expect(after.allowed).toBe(false);
+        expect(after.retryAfterMs).toBeGreaterThanOrEqual(5999);
+        expect(after.retryAfterMs).toBeLessThanOrEqual(6001);
+      });
+
+      it('refills in proportion to time: half a period gives back half the bucket, a full period all of it', async () => {
+        for (let i = 0; i < 10; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
+        expect(await countAllowed(store, 'k', 10, MINUTE, T0 + 30_000, 20)).toBe(5);
+        expect(await countAllowed(store, 'k', 10, MINUTE, T0 + 30_000 + 10 * MINUTE, 20)).toBe(10);
+      });
+
+      it('takes a cost of several units at once, refusing what does not fit without changing anything', async () => {
+        expect(await store.limits.take('k', 4, 10, MINUTE, T0)).toMatchObject({ allowed: true, remaining: 6 });
+        expect(await store.limits.take('k', 4, 10, MINUTE, T0)).toMatchObject({ allowed: true, remaining: 2 });
+        const refused = await store.limits.take('k', 3, 10, MINUTE, T0);
+        expect(refused).toMatchObject({ allowed: false, remaining: 2 });
+        expect(refused.retryAfterMs).toBeGreaterThanOrEqual(5999);
+        expect(refused.retryAfterMs).toBeLessThanOrEqual(6001);
+        expect(await store.limits.take('k', 2, 10, MINUTE, T0)).toMatchObject({ allowed: true, remaining: 0 });
+      });
+
+      it('counts tokens: 1000 per minute at 250 each allows exactly four', async () => {
+        expect(await countAllowed(store, 'tpm', 1000, MINUTE, T0, 10, 250)).toBe(4);
+      });
+
+      it('never allows a cost above the limit', async () => {
+        const decision = await store.limits.take('k', 11, 10, MINUTE, T0);
+        expect(decision.allowed).toBe(false);
+        expect(decision.remaining).toBe(10);
+        expect(decision.retryAfterMs).toBeGreaterThan(0);
+        expect(await countAllowed(store, 'k', 10, MINUTE, T0, 15)).toBe(10);
+      });
+
+      it('a take of cost 0 reports the state without taking anything', async () => {
+        expect(await store.limits.take('k', 0, 10, MINUTE, T0)).toEqual({
+          allowed: true,
+          remaining: 10,
+          resetMs: 0,
+          retryAfterMs: 0,
+        });
+        await store.limits.take('k', 3, 10, MINUTE, T0);
+        expect(await store.limits.take('k', 0, 10, MINUTE, T0)).toMatchObject({ allowed: true, remaining: 7 });
+        expect(await countAllowed(store, 'k', 10, MINUTE, T0, 15)).toBe(7);
+      });
+
+      it('handles an emission interval that is not a whole number of milliseconds', async () => {
+        const decisions = [];
+        for (let i = 0; i < 5; i += 1) decisions.push(await store.limits.take('k', 1, 3, 1000, T0 + 0.5));
+        expect(decisions.map((d) => [d.allowed, d.remaining])).toEqual([
+          [true, 2],
+          [true, 1],
+          [true, 0],
+          [false, 0],
+          [false, 0],
+        ]);
+        expect((await store.limits.take('k', 1, 3, 1000, T0 + 0.5 + 1000 / 3)).allowed).toBe(true);
+        expect((await store.limits.take('k', 1, 3, 1000, T0 + 0.5 + 1000 / 3)).allowed).toBe(false);
+      });
+
+      it('is exact at limits whose emission interval a double cannot hold (no rounding drift over a burst)', async () => {
+        // Regression: a TAT kept as one epoch double drifted by ~1e-4 ms a take, refusing the 17th of 17 per minute.
+        for (const [limit, periodMs] of [
+          [7, 1000],
+          [17, MINUTE],
+          [90, MINUTE],
+          [600, 1000],
+          [7000, 1000],
+        ] as const) {
+          const bucket = `${limit}/${periodMs}`;
+          expect(await countAllowed(store, bucket, limit, periodMs, T0, limit + 2), bucket).toBe(limit);
+          for (let units = 1; units <= 3; units += 1) {
+            const at = T0 + (units * periodMs) / limit;
+            expect(await countAllowed(store, bucket, limit, periodMs, at, 3), `${bucket} +${units}`).toBe(1);
+          }
+        }
+      });
+
+      it('refund gives units back', async () => {
+        for (let i = 0; i < 10; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
+        await store.limits.refund('k', 3, 10, MINUTE, T0);
+        expect(await countAllowed(store, 'k', 10, MINUTE, T0, 10)).toBe(3);
+      });
+
+      it('refund never fills the bucket beyond the limit', async () => {
+        await store.limits.take('k', 2, 10, MINUTE, T0);
+        await store.limits.refund('k', 100, 10, MINUTE, T0);
+        expect((await store.limits.take('k', 1, 10, MINUTE, T0)).remaining).toBe(9);
+        expect(await countAllowed(store, 'k', 10, MINUTE, T0, 20)).toBe(9);
+      });
+
+      it('refund of a bucket never used, or already full again, changes nothing', async () => {
+        await store.limits.refund('fresh', 5, 10, MINUTE, T0);
+        expect(await countAllowed(store, 'fresh', 10, MINUTE, T0, 15)).toBe(10);
+        await store.limits.take('old', 10, 10, MINUTE, T0);
+        await store.limits.refund('old', 5, 10, MINUTE, T0 + 2 * MINUTE);
+        expect(await countAllowed(store, 'old', 10, MINUTE, T0 + 2 * MINUTE, 15)).toBe(10);
+      });
+
+      it('keeps separate keys independent', async () => {
+        expect(await countAllowed(store, 'a', 10, MINUTE, T0, 15)).toBe(10);
+        expect(await countAllowed(store, 'b', 10, MINUTE, T0, 15)).toBe(10);
+        await store.limits.refund('b', 10, 10, MINUTE, T0);
+        expect((await store.limits.take('a', 1, 10, MINUTE, T0)).allowed).toBe(false);
+      });
+
+      it('rejects a limit, period or cost that makes no sense', async () => {
+        await expect(store.limits.take('k', 1, 0, MINUTE, T0)).rejects.toThrow(RangeError);
+        await expect(store.limits.take('k', 1, 10, 0, T0)).rejects.toThrow(RangeError);
+        await expect(store.limits.take('k', -1, 10, MINUTE, T0)).rejects.toThrow(RangeError);
+        await expect(store.limits.take('k', Number.NaN, 10, MINUTE, T0)).rejects.toThrow(RangeError);
+        await expect(store.limits.refund('k', -1, 10, MINUTE, T0)).rejects.toThrow(RangeError);
+        expect(await countAllowed(store, 'k', 10, MINUTE, T0, 15)).toBe(10);
+      });
+    });
+
+    describe('close', () => {
+      it('can be called twice', async () => {
+        await store.close();
+        await store.close();
+        store = await open();
+      });
+    });
+  });
+}
+
+async function countAllowed(
+  store: Store,
+  key: string,
+  limit: number,
+  periodMs: number,
+  now: number,
+  attempts: number,
+  cost = 1,
+): Promise<number> {
+  let allowed = 0;
+  for (let i = 0; i < attempts; i += 1) {
+    if ((await store.limits.take(key, cost, limit, periodMs, now)).allowed) allowed += 1;
+  }
+  return allowed;
+}
+
+async function expectStoreError(promise: Promise<unknown>, code: StoreError['code']): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(StoreError);
+  expect((error as StoreError).code).toBe(code);
+}
+
+function key(id: string, name: string, overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+  return {
+    id,
+    name,
+    secretHash: 'ab'.repeat(32),
+    scopes: { models: ['gpt-4o'] },
+    limits: { rpm: 60 },
+    createdAt: T0,
+    expiresAt: null,
+    revokedAt: null,
+    ...overrides,
+  };
+}
+
+function use(subject: string, model: string, at: number, requests = 1, promptTokens = 0, completionTokens = 0) {
+  return { subject, model, at, requests, promptTokens, completionTokens };
+}
+
+function total(subject: string, model: string, requests: number, promptTokens: number, completionTokens: number) {
+  return { subject, model, requests, promptTokens, completionTokens };
+}
+
+function cached(body: string, kind: CacheEntry['kind'], createdAt: number, expiresAt: number): CacheEntry {
+  return { body, kind, createdAt, expiresAt };
+}
