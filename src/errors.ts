@@ -11,7 +11,12 @@ export type McplexErrorCode =
   | 'UPSTREAM_ERROR'
   | 'INVALID_CURSOR'
   | 'BODY_TOO_LARGE'
-  | 'LLM_BAD_REQUEST';
+  | 'LLM_BAD_REQUEST'
+  | 'KEY_INVALID'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'RATE_LIMITED'
+  | 'STORE_FAILED';
 
 export class McplexError extends Error {
   readonly code: McplexErrorCode;

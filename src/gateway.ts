@@ -11,6 +11,7 @@ import { createAggregateServer } from './mcp/downstream/aggregate-server.js';
 import { Upstream } from './mcp/upstream/upstream.js';
 import type { UpstreamStatus } from './mcp/upstream/upstream.js';
 import { VERSION } from './version.js';
+import type { Principal } from './policy/auth/keys.js';
 
 export interface Gateway {
   readonly upstreams: readonly Upstream[];
@@ -18,7 +19,7 @@ export interface Gateway {
   /** Resource subscriptions by URI, shared by every downstream client. */
   readonly subscriptions: Subscriptions;
   /** A fresh aggregated server instance (one per legacy session, per modern request, per stdio connection). */
-  createServer(era: 'legacy' | 'modern'): Server;
+  createServer(era: 'legacy' | 'modern', principal?: Principal): Server;
   /** Starts every enabled upstream in the background. */
   start(): void;
   /** Resolves when every upstream's first connection attempt has settled. */
@@ -53,8 +54,9 @@ export function createGateway(config: Config, logger: Logger): Gateway {
     upstreams,
     catalog: merged,
     subscriptions,
-    createServer: () =>
+    createServer: (_era, principal) =>
       createAggregateServer(merged, {
+        ...(principal ? { scopes: principal.scopes } : {}),
         name: 'mcplex',
         version: VERSION,
         pageSize: config.server.pageSize,

@@ -6,7 +6,11 @@ import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import type { Server } from '@modelcontextprotocol/server';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log/logger.js';
-import { McplexError } from './errors.js';
+import { McplexError, errorMessage } from './errors.js';
+import { openStore } from './store/open-store.js';
+import type { Store } from './store/store.js';
+import { createPolicy } from './policy/policy.js';
+import type { Policy } from './policy/policy.js';
 import { createGateway } from './gateway.js';
 import type { Gateway } from './gateway.js';
 import { createHttpServer } from './http/server.js';
@@ -17,20 +21,38 @@ import { createMetrics } from './metrics.js';
 import { isLoopbackHost } from './http/loopback.js';
 import type { Metrics } from './metrics.js';
 
-/** Until API keys exist, anything but loopback would expose every configured server to the network. */
-export function assertListenAllowed(host: string): void {
-  if (!isLoopbackHost(host)) {
+/** Without API keys, anything but loopback would expose every configured server and model to the network. */
+export function assertListenAllowed(host: string, authMode: 'none' | 'keys' = 'none'): void {
+  if (authMode !== 'keys' && !isLoopbackHost(host)) {
     throw new McplexError(
       'LISTEN_REFUSED',
-      `refusing to listen on ${host}: mcplex has no authentication configured, so it only listens on loopback ` +
-        `(127.0.0.1, ::1, localhost). Put it behind an authenticating proxy bound to loopback instead.`,
+      `refusing to listen on ${host}: without API keys mcplex only listens on loopback (127.0.0.1, ::1, ` +
+        `localhost). Set "auth": {"mode": "keys"} and create keys with \`mcplex keys create\` to serve a network.`,
       { status: 500 },
     );
   }
 }
 
+/** Opens the configured store, or fails with an error that names it. */
+export async function openConfiguredStore(config: Config): Promise<Store> {
+  try {
+    return await openStore(config.store);
+  } catch (error) {
+    throw new McplexError('STORE_FAILED', `cannot open the store ${config.store}: ${errorMessage(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+/** The policy stages for this configuration, on an open store. */
+export function policyFor(config: Config, store: Store): Policy {
+  const models = Object.entries(config.llm.models).flatMap(([name, model]) => [name, ...model.aliases]);
+  return createPolicy(store, { mode: config.auth.mode, models, servers: Object.keys(config.mcpServers) });
+}
+
 export interface RunningServer {
   gateway: Gateway;
+  policy: Policy;
   llm: LlmGateway;
   metrics: Metrics;
   http: HttpServer;
@@ -39,23 +61,37 @@ export interface RunningServer {
 }
 
 export async function startHttp(config: Config, logger: Logger): Promise<RunningServer> {
-  assertListenAllowed(config.server.host);
+  assertListenAllowed(config.server.host, config.auth.mode);
+  const store = await openConfiguredStore(config);
+  const policy = policyFor(config, store);
+  if (config.auth.mode === 'none') {
+    logger.warn(
+      'keyless development mode: anyone who can reach this loopback address may use /mcp and /v1 ' +
+        '(set "auth": {"mode": "keys"} and create keys with `mcplex keys create` to require API keys)',
+    );
+  }
   const gateway = createGateway(config, logger);
   const mcp = createMcpHttpEndpoint({
-    createServer: (era) => gateway.createServer(era),
+    createServer: (era, principal) => gateway.createServer(era, principal),
     catalog: gateway.catalog,
     subscriptions: gateway.subscriptions,
     logger,
   });
   const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
   const metrics = createMetrics();
-  const llm = createLlmGateway(config.llm, { logger, metrics, maxBodyBytes: config.server.maxBodyBytes });
+  const llm = createLlmGateway(config.llm, {
+    logger,
+    metrics,
+    policy,
+    maxBodyBytes: config.server.maxBodyBytes,
+  });
   const http = createHttpServer({
     ...config.server,
     logger,
     mcp,
     llm,
     metrics,
+    policy,
     readiness: () => {
       const { settled, servers } = gateway.status();
       return { ready: settled, body: { ready: settled, sessions: mcp.sessionCount(), servers } };
@@ -72,6 +108,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   let closing: Promise<void> | undefined;
   return {
     gateway,
+    policy,
     llm,
     metrics,
     http,
@@ -83,6 +120,8 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
         await mcp.close();
         http.closeAllConnections();
         await Promise.all([gateway.close(), llm.close()]);
+        await policy.close();
+        await store.close();
       })();
       return closing;
     },

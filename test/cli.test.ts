@@ -32,7 +32,9 @@ describe('mcplex serve', () => {
     const config = writeConfig(dir.path, { mcpServers: {} }, 'empty.json');
     const mcplex = spawnMcplex(['serve', '--config', config, '--host', '0.0.0.0']);
     expect(await mcplex.exited).toBe(1);
-    expect(mcplex.stderr()).toMatch(/refusing to listen on 0\.0\.0\.0: mcplex has no authentication configured/);
+    expect(mcplex.stderr()).toMatch(
+      /refusing to listen on 0\.0\.0\.0: without API keys mcplex only listens on loopback/,
+    );
   });
 
   it('lists every configuration problem with its path and exits non-zero', async () => {

@@ -149,9 +149,7 @@ describe('errors in the OpenAI shape', () => {
   });
 
   it('a request without messages is a 400 naming the parameter', async () => {
-    const error = await client.chat.completions
-      .create({ model: 'gpt-mock', messages: [] })
-      .catch((e: unknown) => e);
+    const error = await client.chat.completions.create({ model: 'gpt-mock', messages: [] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('messages');
   });
@@ -250,9 +248,7 @@ describe('an Anthropic backend behind the OpenAI API', () => {
     expect(second.choices[0]?.message.content).toBe('MCP is a protocol.');
     const sent = anthropicMock.requests.at(-1)?.body as { messages: { role: string; content: unknown }[] };
     expect(sent.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
-    expect(sent.messages[2]?.content).toEqual([
-      expect.objectContaining({ type: 'tool_result', tool_use_id: call.id }),
-    ]);
+    expect(sent.messages[2]?.content).toEqual([expect.objectContaining({ type: 'tool_result', tool_use_id: call.id })]);
 
     anthropicMock.enqueue({ kind: 'tool_calls', calls: [{ name: 'lookup', arguments: { q: 'streamed' } }] });
     const final = await client.chat.completions

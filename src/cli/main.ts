@@ -10,6 +10,7 @@ import { startMockLlm } from '../llm/mock/mock-llm.js';
 import { createLogger } from '../log/logger.js';
 import type { Logger } from '../log/logger.js';
 import { startHttp, startStdio } from '../main.js';
+import { registerKeyCommands } from './keys.js';
 import { VERSION } from '../version.js';
 
 function parsePort(value: string): number {
@@ -99,6 +100,8 @@ program
       fail(errorMessage(error));
     }
   });
+
+registerKeyCommands(program, load, fail);
 
 program
   .command('stdio')

@@ -53,6 +53,8 @@ describe('parseConfig', () => {
         breaker: { failures: 5, cooldownMs: 30_000 },
         keepAliveMs: 15_000,
       },
+      store: 'sqlite:./mcplex.db',
+      auth: { mode: 'none' },
       logLevel: 'info',
     });
   });

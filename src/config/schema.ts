@@ -210,6 +210,17 @@ export const configSchema = z.strictObject({
   mcpServers: mcpServersSchema.prefault({}),
   server: httpServerSchema.prefault({}),
   llm: llmSchema.prefault({}),
+  /** Where keys, usage, the cache and limit counters live: `sqlite:<path>` or `memory:` (nothing kept). */
+  store: z
+    .string()
+    .regex(/^(memory:|sqlite:.+)$/, { error: 'store must be "memory:" or "sqlite:<path>"' })
+    .default('sqlite:./mcplex.db'),
+  auth: z
+    .strictObject({
+      /** `keys`: every /mcp, /v1 and /admin request needs an API key. `none`: keyless, loopback only. */
+      mode: z.enum(['none', 'keys']).default('none'),
+    })
+    .prefault({}),
   logLevel: z.enum(LOG_LEVELS).default('info'),
 });
 

@@ -9,7 +9,11 @@ import { McplexError, errorMessage } from '../errors.js';
 import type { McpHttpEndpoint } from '../mcp/downstream/http-endpoint.js';
 import type { LlmGateway } from '../llm/gateway.js';
 import type { Metrics } from '../metrics.js';
+import type { Policy } from '../policy/policy.js';
+import type { Principal } from '../policy/auth/keys.js';
+import { ANONYMOUS } from '../policy/auth/keys.js';
 import { readBody } from './body.js';
+import { handleAdmin } from './admin.js';
 
 export interface HttpServerOptions {
   /** The address mcplex listens on; it is always an acceptable Host. */
@@ -23,6 +27,8 @@ export interface HttpServerOptions {
   llm?: LlmGateway;
   /** Served on GET /metrics in the Prometheus text format. */
   metrics?: Metrics;
+  /** Who may use /mcp (API keys); without it every request is anonymous. */
+  policy?: Policy;
   /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
   readiness: () => { ready: boolean; body: unknown };
 }
@@ -43,11 +49,26 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const validHost = hostHeaderValidation([...localhostAllowedHostnames(), boundHost, ...options.allowedHosts]);
   const validOrigin = originValidation([...localhostAllowedOrigins(), ...options.allowedOrigins]);
 
+  /** The caller of an /mcp request, or undefined after answering 401 (with a Bearer challenge). */
+  async function mcpPrincipal(req: IncomingMessage, res: ServerResponse): Promise<Principal | undefined> {
+    if (!options.policy) return ANONYMOUS;
+    const auth = await options.policy.authenticate(req);
+    if (auth.ok) return auth.principal;
+    const error = auth.reason === 'missing' ? 'invalid_request' : 'invalid_token';
+    res.setHeader('www-authenticate', `Bearer realm="mcplex", error="${error}"`);
+    const message =
+      auth.reason === 'missing' ? 'an API key is required (Authorization: Bearer <key>)' : `API key ${auth.reason}`;
+    jsonRpcError(res, 401, -32001, message);
+    return undefined;
+  }
+
   async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Both guards answer 403 themselves when they refuse.
     if (!validHost(req, res) || !validOrigin(req, res)) return;
+    const principal = await mcpPrincipal(req, res);
+    if (!principal) return;
     if (req.method === 'GET' || req.method === 'DELETE') {
-      await mcp.sessionRequest(req, res);
+      await mcp.sessionRequest(req, res, principal);
       return;
     }
     if (req.method !== 'POST') {
@@ -63,7 +84,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       jsonRpcError(res, 400, -32700, `Parse error: ${errorMessage(error)}`);
       return;
     }
-    await mcp.post(req, res, body);
+    await mcp.post(req, res, body, principal);
   }
 
   async function route(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
@@ -73,6 +94,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       // The same DNS-rebinding guards as /mcp: a web page must not spend this host's LLM budget.
       if (!validHost(req, res) || !validOrigin(req, res)) return;
       if (await options.llm.handle(req, res, path, started)) return;
+    }
+    if (path.startsWith('/admin/') && options.policy) {
+      if (!validHost(req, res) || !validOrigin(req, res)) return;
+      return handleAdmin(req, res, path, options.policy, options.maxBodyBytes);
     }
     if (path === '/metrics' && req.method === 'GET' && options.metrics) {
       if (!validHost(req, res)) return;

@@ -28,6 +28,11 @@ import {
 } from './providers/anthropic.js';
 import { openAiBody, openAiHeaders } from './providers/openai.js';
 import { createSseParser } from './sse.js';
+import type { Policy } from '../policy/policy.js';
+import { ANONYMOUS } from '../policy/auth/keys.js';
+import type { AuthFailure, Principal } from '../policy/auth/keys.js';
+import { scopeCheck } from '../policy/auth/scopes.js';
+import { estimateTokens } from '../policy/limits/rate-limiter.js';
 import type { ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
 
 type Route = 'chat' | 'embeddings';
@@ -85,7 +90,7 @@ interface ModelRoute {
 
 /** How one attempt ended. */
 type Attempt =
-  | { kind: 'done' }
+  | { kind: 'done'; usage: Usage | undefined }
   /** Failed before anything reached the client: another attempt may still answer it. */
   | { kind: 'retry'; reason: string; error: OpenAiErrorBody; status: number; retryAfterMs?: number }
   /** Failed in a way another deployment would not fix (a bad request), or after the response began. */
@@ -160,6 +165,8 @@ function usageOf(value: unknown): Usage | undefined {
 export interface LlmGatewayOptions {
   logger: Logger;
   metrics: Metrics;
+  /** Keys, scopes, limits and usage; without it every request is anonymous and unlimited. */
+  policy?: Policy;
   maxBodyBytes: number;
 }
 
@@ -195,8 +202,13 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     metrics.llmBreakerState.set({ deployment: d.id }, state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
   }
 
-  function models(res: ServerResponse): void {
-    const data = [...byName.keys()].sort().map((id) => ({ id, object: 'model', created, owned_by: 'mcplex' }));
+  function models(res: ServerResponse, principal: Principal): void {
+    const scope = scopeCheck(principal.scopes);
+    const data = [...byName.entries()]
+      .filter(([id, route]) => scope.model(id, route.name))
+      .map(([id]) => id)
+      .sort()
+      .map((id) => ({ id, object: 'model', created, owned_by: 'mcplex' }));
     sendJson(res, 200, { object: 'list', data });
   }
 
@@ -342,7 +354,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
         res.end(out);
         committed = true;
         succeeded(d, labels, upstreamMs, overheadMs, usage);
-        return { kind: 'done' };
+        return { kind: 'done', usage };
       }
 
       // Streaming: nothing is written until the backend's first chunk, so a failure before it can be retried.
@@ -413,7 +425,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       d.observe(upstreamMs);
       const usage = translator ? translator.usage : usageFromStream(usageText);
       succeeded(d, labels, upstreamMs, overheadMs, usage);
-      return { kind: 'done' };
+      return { kind: 'done', usage };
     } finally {
       d.inFlight--;
       clearTimeout(firstToken);
@@ -472,6 +484,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     res: ServerResponse,
     started: number,
     requestId: string,
+    principal: Principal,
   ): Promise<void> {
     const body = await readJson(req);
     validate(route, body);
@@ -492,6 +505,46 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '404' });
       return;
     }
+    if (!scopeCheck(principal.scopes).model(requested, primary.name)) {
+      const message = `this API key may not use model "${requested}"`;
+      sendJson(res, 403, openAiError(403, message, 'permission_error', 'model_not_allowed', 'model'));
+      metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '403' });
+      return;
+    }
+    const policy = options.policy;
+    const { rpm, tpm, maxConcurrent } = principal.limits;
+    const admission =
+      policy && (rpm !== undefined || tpm !== undefined || maxConcurrent !== undefined)
+        ? await policy.limiter.admit(principal, tpm !== undefined ? estimateTokens(body) : 0)
+        : undefined;
+    if (admission && !admission.ok) {
+      const code = admission.limit === 'concurrency' ? 'concurrency_limit_exceeded' : 'rate_limit_exceeded';
+      sendJson(res, 429, openAiError(429, admission.message, admission.limit, code), admission.headers);
+      metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '429' });
+      return;
+    }
+    if (admission) for (const [name, value] of Object.entries(admission.headers)) res.setHeader(name, value);
+    let usage: Usage | undefined;
+    try {
+      usage = await routeRequest(route, body, res, started, requestId, requested, primary);
+    } finally {
+      admission?.release(usage ? usage.prompt_tokens + (usage.completion_tokens ?? 0) : undefined);
+    }
+    if (policy && principal !== ANONYMOUS) {
+      policy.usage.add(principal.id, requested, usage?.prompt_tokens ?? 0, usage?.completion_tokens ?? 0);
+    }
+  }
+
+  /** Tries the model's deployments, then its fallbacks; returns the usage of the answer that was sent. */
+  async function routeRequest(
+    route: Route,
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    started: number,
+    requestId: string,
+    requested: string,
+    primary: ModelRoute,
+  ): Promise<Usage | undefined> {
     const chain = [primary, ...primary.config.fallbacks.map((name) => byName.get(name)!)];
     const { retries } = config;
     let last: Extract<Attempt, { kind: 'retry' }> | undefined;
@@ -500,7 +553,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     for (const model of chain) {
       const tried = new Set<Deployment>();
       for (let attempts = 0; attempts <= retries.attempts; attempts++) {
-        if (res.destroyed) return;
+        if (res.destroyed) return undefined;
         let d = pickDeployment(model.deployments, model.config.strategy as Strategy, tried);
         // Every deployment failed once: try them again (the breaker still keeps broken ones out).
         if (d === undefined && tried.size > 0) d = pickDeployment(model.deployments, model.config.strategy, new Set());
@@ -512,16 +565,16 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
             backoffDelay(attempts, { initialDelay: retries.initialDelayMs, maxDelay: retries.maxDelayMs }),
           );
           if (delay > 0) await sleep(delay);
-          if (res.destroyed) return;
+          if (res.destroyed) return undefined;
         }
         const outcome = await attempt(d, route, body, res, requested, started);
-        if (outcome.kind === 'done') return;
+        if (outcome.kind === 'done') return outcome.usage;
         if (outcome.kind === 'final') {
           if (outcome.error && outcome.status !== undefined) {
             sendJson(res, outcome.status, outcome.error);
             metrics.llmRequests.inc({ route, model: requested, deployment: d.id, status: String(outcome.status) });
           }
-          return;
+          return undefined;
         }
         failure(d, { model: requested, deployment: d.id });
         logger.warn({ requestId, model: requested, deployment: d.id, reason: outcome.reason }, 'LLM attempt failed');
@@ -534,10 +587,11 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     }
     if (last) {
       answerFailure(res, last, route, requested, lastDeployment);
-      return;
+      return undefined;
     }
     sendJson(res, 503, openAiError(503, `no deployment of model "${requested}" is available`, 'server_error'));
     metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '503' });
+    return undefined;
   }
 
   function answerFailure(
@@ -560,14 +614,23 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
         typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : `${idPrefix}-${++sequence}`;
       res.setHeader('x-request-id', requestId);
       try {
-        if (path === '/v1/models' && req.method === 'GET') models(res);
+        if (!path.startsWith('/v1/')) return false;
+        const auth = options.policy
+          ? await options.policy.authenticate(req)
+          : ({ ok: true, principal: ANONYMOUS } as const);
+        if (!auth.ok) {
+          sendJson(res, 401, unauthorized(auth.reason));
+          return true;
+        }
+        const principal = auth.principal;
+        if (path === '/v1/models' && req.method === 'GET') models(res, principal);
         else if (path === '/v1/chat/completions' && req.method === 'POST') {
-          await serve('chat', req, res, started, requestId);
+          await serve('chat', req, res, started, requestId, principal);
         } else if (path === '/v1/embeddings' && req.method === 'POST') {
-          await serve('embeddings', req, res, started, requestId);
-        } else if (path.startsWith('/v1/')) {
+          await serve('embeddings', req, res, started, requestId, principal);
+        } else {
           sendJson(res, 404, openAiError(404, `Unknown request URL: ${req.method} ${path}`, 'invalid_request_error'));
-        } else return false;
+        }
       } catch (error) {
         if (error instanceof McplexError) {
           if (error.code === 'BODY_TOO_LARGE') res.setHeader('connection', 'close');
@@ -585,6 +648,19 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       await Promise.allSettled([...routes.values()].flatMap((r) => r.deployments.map((d) => d.pool.close())));
     },
   };
+}
+
+/** OpenAI's answer to a missing or wrong key. */
+export function unauthorized(reason: AuthFailure): OpenAiErrorBody {
+  const message =
+    reason === 'missing'
+      ? 'You did not provide an API key. Send it as "Authorization: Bearer <key>".'
+      : reason === 'revoked'
+        ? 'This API key has been revoked.'
+        : reason === 'expired'
+          ? 'This API key has expired.'
+          : 'Incorrect API key provided.';
+  return openAiError(401, message, 'invalid_request_error', 'invalid_api_key');
 }
 
 function safeJson(text: string): unknown {

@@ -186,7 +186,8 @@ export async function startEverything(transport: EverythingTransport): Promise<E
 }
 
 export async function startMcplex(input: ConfigInput): Promise<RunningServer> {
-  const config = parseConfig({ ...input, server: { port: 0, ...input.server } });
+  // Tests keep their state in memory unless they name a store.
+  const config = parseConfig({ store: 'memory:', ...input, server: { port: 0, ...input.server } });
   return startHttp(config, createLogger(process.env.MCPLEX_TEST_LOG ?? 'silent'));
 }
 

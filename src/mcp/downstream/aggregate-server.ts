@@ -17,11 +17,17 @@ import type { CallOptions, DownstreamRelay, LogMessage } from '../upstream/upstr
 import { McplexError } from '../../errors.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { paginate } from './paginate.js';
+import { scopeCheck } from '../../policy/auth/scopes.js';
+import type { ScopeCheck } from '../../policy/auth/scopes.js';
+import type { KeyScopes } from '../../store/store.js';
+import { scopedPrompt, scopedResource, scopedView } from './scoped-view.js';
 import { unknownParamHeaders } from './param-headers.js';
 import type { IncomingHttpHeaders } from 'node:http';
 
 export interface AggregateServerOptions {
   name: string;
+  /** What the client may reach (its API key's scopes); everything when absent. */
+  scopes?: KeyScopes;
   version: string;
   pageSize: number;
   /** Input-required rounds for 2026-07-28 clients; without it they cannot be asked anything. */
@@ -83,8 +89,13 @@ export function callRoutedTool(
   params: CallToolRequest['params'],
   options: CallOptions,
   headers?: IncomingHttpHeaders | Headers,
+  scope?: ScopeCheck,
 ): Promise<CallToolResult> {
   const route = catalog.resolveTool(params.name);
+  // A tool outside the caller's scope does not exist for it.
+  if (scope && !scope.unrestricted && !scope.tool(route.upstream.key, params.name)) {
+    throw new McplexError('UNKNOWN_TOOL', `unknown tool "${params.name}"`, { status: 404 });
+  }
   const unknown = unknownParamHeaders(catalog.tool(params.name), headers);
   return route.upstream.callTool(
     { ...forwardableParams(params), name: route.original },
@@ -202,12 +213,15 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     },
   );
   const { pageSize, rounds, subscriptions } = options;
+  const scope = scopeCheck(options.scopes ?? {});
+  const view = () => scopedView(catalog, scope);
   const withRounds = (subject: string) => (rounds ? { engine: rounds, subject } : undefined);
   if (subscriptions) {
     // This server instance is the subscriber: one per legacy session or stdio connection.
     const subscriber = { notifyUpdated: (uri: string) => void server.sendResourceUpdated({ uri }).catch(() => {}) };
     server.setRequestHandler('resources/subscribe', async (request) =>
       wrap(async () => {
+        scopedResource(catalog, scope, request.params.uri);
         await subscriptions.subscribe(request.params.uri, subscriber);
         return {};
       }),
@@ -227,33 +241,35 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
 
   server.setRequestHandler('tools/list', async (request) =>
     wrap(async () => {
-      const page = paginate(catalog.view.tools, request.params?.cursor, pageSize, catalog.view.version);
+      const { tools, version } = view();
+      const page = paginate(tools, request.params?.cursor, pageSize, version);
       return { tools: [...page.items], ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
     }),
   );
   server.setRequestHandler('tools/call', async (request, ctx) =>
     wrap(() =>
       forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
-        callRoutedTool(catalog, request.params, options, ctx.http?.req?.headers),
+        callRoutedTool(catalog, request.params, options, ctx.http?.req?.headers, scope),
       ),
     ),
   );
   server.setRequestHandler('resources/list', async (request) =>
     wrap(async () => {
-      const page = paginate(catalog.view.resources, request.params?.cursor, pageSize, catalog.view.version);
+      const { resources, version } = view();
+      const page = paginate(resources, request.params?.cursor, pageSize, version);
       return { resources: [...page.items], ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
     }),
   );
   server.setRequestHandler('resources/templates/list', async (request) =>
     wrap(async () => {
-      const view = catalog.view;
-      const page = paginate(view.resourceTemplates, request.params?.cursor, pageSize, view.version);
+      const { resourceTemplates, version } = view();
+      const page = paginate(resourceTemplates, request.params?.cursor, pageSize, version);
       return { resourceTemplates: [...page.items], ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
     }),
   );
   server.setRequestHandler('resources/read', async (request, ctx) =>
     wrap(async () => {
-      const route = catalog.resolveResource(request.params.uri);
+      const route = scopedResource(catalog, scope, request.params.uri);
       const params = { ...forwardableParams(request.params), uri: route.original };
       const result = await forwardRequest(server, ctx, withRounds(request.params.uri), (options) =>
         route.upstream.readResource(params, options),
@@ -266,13 +282,14 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
   );
   server.setRequestHandler('prompts/list', async (request) =>
     wrap(async () => {
-      const page = paginate(catalog.view.prompts, request.params?.cursor, pageSize, catalog.view.version);
+      const { prompts, version } = view();
+      const page = paginate(prompts, request.params?.cursor, pageSize, version);
       return { prompts: [...page.items], ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
     }),
   );
   server.setRequestHandler('prompts/get', async (request, ctx) =>
     wrap(async () => {
-      const route = catalog.resolvePrompt(request.params.name);
+      const route = scopedPrompt(catalog, scope, request.params.name);
       const params = { ...forwardableParams(request.params), name: route.original };
       return forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
         route.upstream.getPrompt(params, options),
@@ -283,11 +300,11 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     wrap(async () => {
       const ref = request.params.ref;
       if (ref.type === 'ref/prompt') {
-        const route = catalog.resolvePrompt(ref.name);
+        const route = scopedPrompt(catalog, scope, ref.name);
         const params = { ...forwardableParams(request.params), ref: { ...ref, name: route.original } };
         return forward(server, ctx, (options) => route.upstream.complete(params, options));
       }
-      const route = catalog.resolveResource(ref.uri);
+      const route = scopedResource(catalog, scope, ref.uri);
       const params = { ...forwardableParams(request.params), ref: { ...ref, uri: route.original } };
       return forward(server, ctx, (options) => route.upstream.complete(params, options));
     }),

@@ -13,6 +13,8 @@ import type { DownstreamRelay } from '../upstream/upstream.js';
 import type { CallToolRequest, ClientCapabilities } from '@modelcontextprotocol/client';
 import type { Catalog } from '../catalog/catalog.js';
 import { callRoutedTool, toWireError } from './aggregate-server.js';
+import type { Principal } from '../../policy/auth/keys.js';
+import { scopeCheck } from '../../policy/auth/scopes.js';
 
 type RequestId = string | number;
 
@@ -142,6 +144,7 @@ export async function serveFastToolCall(
   era: 'legacy' | 'modern',
   res: ServerResponse,
   cancel: AbortController,
+  principal: Principal,
   logLevel?: string,
 ): Promise<void> {
   const headers = era === 'modern' ? res.req.headers : undefined;
@@ -164,7 +167,8 @@ export async function serveFastToolCall(
         }
       },
     };
-    const result = await callRoutedTool(catalog, call.params, { signal: cancel.signal, relay }, headers);
+    const scope = scopeCheck(principal.scopes);
+    const result = await callRoutedTool(catalog, call.params, { signal: cancel.signal, relay }, headers, scope);
     if (cancel.signal.aborted) {
       answer.abandon();
       return;

@@ -4,16 +4,20 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { NodeStreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
 import { classifyInboundRequest, createMcpHandler, isInitializeRequest } from '@modelcontextprotocol/server';
-import type { Server } from '@modelcontextprotocol/server';
+import type { AuthInfo, Server } from '@modelcontextprotocol/server';
 import type { Logger } from '../../log/logger.js';
 import type { Catalog, ListChanges } from '../catalog/catalog.js';
 import { createMemoryEventStore } from './event-store.js';
 import { fastToolCall, serveFastToolCall } from './fast-tool-call.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
 import type { Subscriptions } from './subscriptions.js';
+import type { Principal } from '../../policy/auth/keys.js';
+import { ANONYMOUS } from '../../policy/auth/keys.js';
+import { scopeCheck } from '../../policy/auth/scopes.js';
 
 export interface McpHttpEndpointOptions {
-  createServer: (era: 'legacy' | 'modern') => Server;
+  /** An aggregated server for one legacy session or one modern request, showing what `principal` may reach. */
+  createServer: (era: 'legacy' | 'modern', principal: Principal) => Server;
   catalog: Catalog;
   /** Where 2026-07-28 listen streams subscribe to resources (2025-11-25 sessions subscribe through their server). */
   subscriptions?: Subscriptions;
@@ -26,6 +30,8 @@ export interface McpHttpEndpointOptions {
 interface LegacySession {
   transport: NodeStreamableHTTPServerTransport;
   server: Server;
+  /** Who opened it: only the same principal may use it. */
+  principal: Principal;
   lastSeen: number;
   /** Calls in flight on the fast path, by request id, so that notifications/cancelled can reach them. */
   inflight: Map<string | number, AbortController>;
@@ -34,10 +40,10 @@ interface LegacySession {
 }
 
 export interface McpHttpEndpoint {
-  /** Serves POST /mcp with an already parsed body. */
-  post(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void>;
+  /** Serves POST /mcp with an already parsed body, for an authenticated principal. */
+  post(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void>;
   /** Serves GET (standalone stream, resume) and DELETE (end session) /mcp. */
-  sessionRequest(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  sessionRequest(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void>;
   notifyListChanged(changes: ListChanges): void;
   sessionCount(): number;
   close(): Promise<void>;
@@ -89,6 +95,15 @@ function listenedUris(body: unknown): string[] {
   return Array.isArray(uris) ? [...new Set(uris.filter((uri): uri is string => typeof uri === 'string'))] : [];
 }
 
+/** The SDK's pass-through auth info for a principal: its identity only, never a credential. */
+function authInfoFor(principal: Principal): AuthInfo {
+  return { token: '', clientId: principal.id, scopes: [], extra: { principal } };
+}
+
+function principalOf(info: AuthInfo | undefined): Principal {
+  return (info?.extra?.principal as Principal | undefined) ?? ANONYMOUS;
+}
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
@@ -99,7 +114,10 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
   const sessionIdleMs = options.sessionIdleMs ?? 30 * 60_000;
   const maxSessions = options.maxSessions ?? 10_000;
   const sessions = new Map<string, LegacySession>();
-  const modern = createMcpHandler(() => options.createServer('modern'), { legacy: 'reject' });
+  // The principal rides on `req.auth` (the SDK's pass-through auth info) into the per-request factory.
+  const modern = createMcpHandler((ctx) => options.createServer('modern', principalOf(ctx.authInfo)), {
+    legacy: 'reject',
+  });
   const modernNode = toNodeHandler(modern);
   // All 2026-07-28 listen streams share one subscriber: the SDK's listen router delivers each update to the
   // streams that named its URI. Counts per URI say when the upstream subscription is still needed.
@@ -107,9 +125,23 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
   const modernSubscriber = { notifyUpdated: (uri: string) => modern.notify.resourceUpdated(uri) };
 
   /** Subscribes the URIs for a listen stream until its response closes; a URI nobody serves gets an error. */
-  async function followListen(res: ServerResponse, uris: string[]): Promise<boolean> {
+  async function followListen(res: ServerResponse, uris: string[], principal: Principal): Promise<boolean> {
     const subscriptions = options.subscriptions;
     if (!subscriptions || uris.length === 0) return true;
+    const scope = scopeCheck(principal.scopes);
+    if (!scope.unrestricted) {
+      const hidden = uris.find((uri) => {
+        try {
+          return !scope.server(options.catalog.resolveResource(uri).upstream.key);
+        } catch {
+          return false;
+        }
+      });
+      if (hidden !== undefined) {
+        sendJsonRpcError(res, 404, -32002, `unknown resource "${hidden}"`);
+        return false;
+      }
+    }
     const taken: string[] = [];
     const release = () => {
       for (const uri of taken) {
@@ -153,19 +185,24 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
   );
   sweep.unref();
 
-  async function openSession(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+  async function openSession(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: unknown,
+    principal: Principal,
+  ): Promise<void> {
     if (sessions.size >= maxSessions) {
       sendJsonRpcError(res, 503, -32000, `too many open sessions (${maxSessions}); try again later`);
       return;
     }
-    const server = options.createServer('legacy');
+    const server = options.createServer('legacy', principal);
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       eventStore: createMemoryEventStore(),
       // Tells clients how soon to reconnect when a stream ends before its response (SSE polling).
       retryInterval: 1000,
       onsessioninitialized: (id) => {
-        sessions.set(id, { transport, server, lastSeen: Date.now(), inflight: new Map() });
+        sessions.set(id, { transport, server, principal, lastSeen: Date.now(), inflight: new Map() });
       },
     });
     transport.onclose = () => {
@@ -197,18 +234,19 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     const cancel = new AbortController();
     session.inflight.set(call.id, cancel);
     try {
-      await serveFastToolCall(options.catalog, call, 'legacy', res, cancel, session.logLevel);
+      await serveFastToolCall(options.catalog, call, 'legacy', res, cancel, session.principal, session.logLevel);
     } finally {
       session.inflight.delete(call.id);
     }
     return true;
   }
 
-  async function legacy(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+  async function legacy(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
     const sessionId = header(req, 'mcp-session-id');
     if (sessionId !== undefined) {
       const session = sessions.get(sessionId);
-      if (!session) {
+      // Another key's session is as good as unknown: its id must not be usable, nor its existence confirmed.
+      if (!session || session.principal.id !== principal.id) {
         // 404 tells a legacy client that its session is gone and it should initialise again.
         sendJsonRpcError(res, 404, -32001, 'Session not found');
         return;
@@ -219,18 +257,18 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       return;
     }
     if (req.method === 'POST' && isInitializeRequest(body)) {
-      await openSession(req, res, body);
+      await openSession(req, res, body, principal);
       return;
     }
     sendJsonRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
   }
 
   return {
-    async post(req, res, body) {
+    async post(req, res, body, principal) {
       // Only 2025-era clients carry a session id: skip classification for the sessions we know.
       const sessionId = header(req, 'mcp-session-id');
       if (sessionId !== undefined && sessions.has(sessionId)) {
-        await legacy(req, res, body);
+        await legacy(req, res, body, principal);
         return;
       }
       const outcome = classifyInboundRequest({
@@ -241,23 +279,24 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
         mcpNameHeader: header(req, 'mcp-name'),
       });
       if (outcome.kind === 'legacy') {
-        await legacy(req, res, body);
+        await legacy(req, res, body, principal);
         return;
       }
       if (outcome.kind === 'modern' && outcome.messageKind === 'request') {
         if (rejectParamHeaders(options.catalog, req, res, body)) return;
-        if (!(await followListen(res, listenedUris(body)))) return;
+        if (!(await followListen(res, listenedUris(body), principal))) return;
         const call = fastToolCall(req, body, 'modern');
         if (call) {
-          await serveFastToolCall(options.catalog, call, 'modern', res, new AbortController());
+          await serveFastToolCall(options.catalog, call, 'modern', res, new AbortController(), principal);
           return;
         }
       }
       // Other modern requests, and malformed ones, which the modern entry answers with the right error.
+      (req as IncomingMessage & { auth?: AuthInfo }).auth = authInfoFor(principal);
       await modernNode(req, res, body);
     },
-    async sessionRequest(req, res) {
-      await legacy(req, res, undefined);
+    async sessionRequest(req, res, principal) {
+      await legacy(req, res, undefined, principal);
     },
     notifyListChanged(changes) {
       if (changes.tools) modern.notify.toolsChanged();

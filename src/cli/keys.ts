@@ -1,0 +1,172 @@
+// `mcplex keys create | list | revoke` and `mcplex usage`: key management and usage reports on the configured
+// store, from the command line (the admin API offers the same over HTTP).
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import type { Config } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { openConfiguredStore, policyFor } from '../main.js';
+import type { Policy } from '../policy/policy.js';
+
+/** `30d`, `12h`, `90m`, or an ISO date: the moment a key stops working. */
+export function parseExpiry(value: string, now = Date.now()): number {
+  const relative = /^(\d+)([dhm])$/.exec(value);
+  if (relative) {
+    const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[relative[2] as 'd' | 'h' | 'm'];
+    return now + Number(relative[1]) * unit;
+  }
+  const date = Date.parse(value);
+  if (Number.isNaN(date)) throw new InvalidArgumentError('expected 30d, 12h, 90m or an ISO date');
+  return date;
+}
+
+const list = (value: string) =>
+  value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a whole number above 0');
+  return n;
+}
+
+async function withPolicy<T>(
+  load: (path: string) => Promise<Config>,
+  configPath: string,
+  fail: (message: string) => never,
+  run: (policy: Policy) => Promise<T>,
+): Promise<T> {
+  const config = await load(configPath);
+  let store;
+  try {
+    store = await openConfiguredStore(config);
+  } catch (error) {
+    fail(errorMessage(error));
+  }
+  const policy = policyFor(config, store);
+  try {
+    return await run(policy);
+  } catch (error) {
+    fail(errorMessage(error));
+  } finally {
+    await policy.close();
+    await store.close();
+  }
+}
+
+export function registerKeyCommands(
+  program: Command,
+  load: (path: string) => Promise<Config>,
+  fail: (message: string) => never,
+): void {
+  const keys = program.command('keys').description('create, list and revoke API keys (stored as hashes only)');
+
+  keys
+    .command('create')
+    .description('create an API key and print it once')
+    .requiredOption('--name <name>', 'a name for the key (unique)')
+    .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
+    .option('--models <names>', 'comma-separated model names the key may use (default: all)', list)
+    .option('--servers <keys>', 'comma-separated MCP server keys the key may use (default: all)', list)
+    .option('--tools <patterns>', 'comma-separated exposed tool names or globs the key may call (default: all)', list)
+    .option('--admin', 'the key may use the admin API')
+    .option('--rpm <n>', 'requests per minute', positive)
+    .option('--tpm <n>', 'tokens per minute', positive)
+    .option('--max-concurrent <n>', 'requests in progress at once', positive)
+    .option('--expires <when>', 'expiry: 30d, 12h, 90m or an ISO date', (v) => parseExpiry(v))
+    .action(
+      async (options: {
+        name: string;
+        config: string;
+        models?: string[];
+        servers?: string[];
+        tools?: string[];
+        admin?: boolean;
+        rpm?: number;
+        tpm?: number;
+        maxConcurrent?: number;
+        expires?: number;
+      }) => {
+        const { token, key } = await withPolicy(load, options.config, fail, (policy) =>
+          policy.keys.create({
+            name: options.name,
+            ...(options.models ? { models: options.models } : {}),
+            ...(options.servers ? { servers: options.servers } : {}),
+            ...(options.tools ? { tools: options.tools } : {}),
+            ...(options.admin ? { admin: true } : {}),
+            ...(options.rpm !== undefined ? { rpm: options.rpm } : {}),
+            ...(options.tpm !== undefined ? { tpm: options.tpm } : {}),
+            ...(options.maxConcurrent !== undefined ? { maxConcurrent: options.maxConcurrent } : {}),
+            ...(options.expires !== undefined ? { expiresAt: options.expires } : {}),
+          }),
+        );
+        process.stderr.write(`mcplex: created key ${key.id} ("${key.name}"); it is shown only this once:\n`);
+        process.stdout.write(`${token}\n`);
+      },
+    );
+
+  keys
+    .command('list')
+    .description('list API keys (never their secrets)')
+    .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
+    .option('--json', 'print JSON')
+    .action(async (options: { config: string; json?: boolean }) => {
+      const all = await withPolicy(load, options.config, fail, (policy) => policy.keys.list());
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
+        return;
+      }
+      for (const key of all) {
+        const state =
+          key.revokedAt !== null
+            ? 'revoked'
+            : key.expiresAt !== null && key.expiresAt <= Date.now()
+              ? 'expired'
+              : 'active';
+        process.stdout.write(
+          `${key.id}  ${state.padEnd(7)}  ${key.name}  scopes=${JSON.stringify(key.scopes)} limits=${JSON.stringify(key.limits)}\n`,
+        );
+      }
+    });
+
+  keys
+    .command('revoke')
+    .description('revoke an API key by id')
+    .argument('<id>', 'the key id (the part after mcx_)')
+    .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
+    .action(async (id: string, options: { config: string }) => {
+      const done = await withPolicy(load, options.config, fail, (policy) => policy.keys.revoke(id));
+      if (!done) fail(`no active key with id "${id}"`);
+      process.stderr.write(`mcplex: revoked key ${id}\n`);
+    });
+
+  program
+    .command('usage')
+    .description('requests and tokens per key (or MCP server) and model')
+    .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
+    .option('--key <id>', 'only this key id (or server:<key>)')
+    .option('--model <name>', 'only this model')
+    .option('--since <when>', 'only usage since: 30d, 12h, 90m ago, or an ISO date', (v) => {
+      const now = Date.now();
+      return /^\d+[dhm]$/.test(v) ? now - (parseExpiry(v, now) - now) : parseExpiry(v, now);
+    })
+    .option('--json', 'print JSON')
+    .action(async (options: { config: string; key?: string; model?: string; since?: number; json?: boolean }) => {
+      const totals = await withPolicy(load, options.config, fail, (policy) =>
+        policy.usage.totals({
+          ...(options.key ? { subject: options.key } : {}),
+          ...(options.model ? { model: options.model } : {}),
+          ...(options.since !== undefined ? { since: options.since } : {}),
+        }),
+      );
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(totals, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write('subject  model  requests  prompt_tokens  completion_tokens\n');
+      for (const t of totals) {
+        process.stdout.write(`${t.subject}  ${t.model}  ${t.requests}  ${t.promptTokens}  ${t.completionTokens}\n`);
+      }
+    });
+}

@@ -1,0 +1,122 @@
+// The admin API under /admin, for admin keys only: keys (list, create, revoke) and usage. Errors are OpenAI-shaped
+// JSON like the rest of the HTTP API.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { McplexError, errorMessage } from '../errors.js';
+import type { Policy } from '../policy/policy.js';
+import type { CreateKeyInput } from '../policy/auth/key-service.js';
+import { readBody } from './body.js';
+import { openAiError, unauthorized } from '../llm/gateway.js';
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function fail(res: ServerResponse, status: number, message: string): void {
+  send(res, status, openAiError(status, message));
+}
+
+const strings = (value: unknown, field: string): string[] | undefined => {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    throw new McplexError('KEY_INVALID', `${field} must be an array of strings`, { status: 400 });
+  }
+  return value as string[];
+};
+
+const count = (value: unknown, field: string): number | undefined => {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number') throw new McplexError('KEY_INVALID', `${field} must be a number`, { status: 400 });
+  return value;
+};
+
+function createInput(body: Record<string, unknown>): CreateKeyInput {
+  if (typeof body.name !== 'string') throw new McplexError('KEY_INVALID', 'name must be a string', { status: 400 });
+  const expires = body.expiresAt;
+  if (expires !== undefined && expires !== null && typeof expires !== 'number' && typeof expires !== 'string') {
+    throw new McplexError('KEY_INVALID', 'expiresAt must be a timestamp or an ISO date', { status: 400 });
+  }
+  const expiresAt = typeof expires === 'string' ? Date.parse(expires) : expires;
+  if (typeof expiresAt === 'number' && Number.isNaN(expiresAt)) {
+    throw new McplexError('KEY_INVALID', 'expiresAt is not a valid date', { status: 400 });
+  }
+  const input: CreateKeyInput = { name: body.name };
+  const models = strings(body.models, 'models');
+  const servers = strings(body.servers, 'servers');
+  const tools = strings(body.tools, 'tools');
+  if (models) input.models = models;
+  if (servers) input.servers = servers;
+  if (tools) input.tools = tools;
+  if (body.admin === true) input.admin = true;
+  const rpm = count(body.rpm, 'rpm');
+  const tpm = count(body.tpm, 'tpm');
+  const maxConcurrent = count(body.maxConcurrent, 'maxConcurrent');
+  if (rpm !== undefined) input.rpm = rpm;
+  if (tpm !== undefined) input.tpm = tpm;
+  if (maxConcurrent !== undefined) input.maxConcurrent = maxConcurrent;
+  if (expiresAt !== undefined) input.expiresAt = expiresAt as number | null;
+  return input;
+}
+
+export async function handleAdmin(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  policy: Policy,
+  maxBodyBytes: number,
+): Promise<void> {
+  if (policy.mode !== 'keys') {
+    fail(res, 403, 'the admin API needs "auth": {"mode": "keys"}; use the mcplex keys command meanwhile');
+    return;
+  }
+  const auth = await policy.authenticate(req);
+  if (!auth.ok) {
+    send(res, 401, unauthorized(auth.reason));
+    return;
+  }
+  if (!auth.principal.scopes.admin) {
+    fail(res, 403, 'this API key is not an admin key');
+    return;
+  }
+  try {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (path === '/admin/keys' && req.method === 'GET') {
+      send(res, 200, { object: 'list', data: await policy.keys.list() });
+    } else if (path === '/admin/keys' && req.method === 'POST') {
+      let body: unknown;
+      try {
+        body = JSON.parse((await readBody(req, maxBodyBytes)).toString('utf8'));
+      } catch (error) {
+        if (error instanceof McplexError) throw error;
+        throw new McplexError('KEY_INVALID', `the body is not valid JSON: ${errorMessage(error)}`, { status: 400 });
+      }
+      if (typeof body !== 'object' || body === null) {
+        throw new McplexError('KEY_INVALID', 'the body must be a JSON object', { status: 400 });
+      }
+      const { token, key } = await policy.keys.create(createInput(body as Record<string, unknown>));
+      send(res, 201, { ...key, key: token });
+    } else if (path.startsWith('/admin/keys/') && req.method === 'DELETE') {
+      const id = decodeURIComponent(path.slice('/admin/keys/'.length));
+      if (await policy.keys.revoke(id)) send(res, 200, { id, revoked: true });
+      else fail(res, 404, `no active key with id "${id}"`);
+    } else if (path === '/admin/usage' && req.method === 'GET') {
+      const since = url.searchParams.get('since');
+      const until = url.searchParams.get('until');
+      const subject = url.searchParams.get('subject');
+      const model = url.searchParams.get('model');
+      const totals = await policy.usage.totals({
+        ...(subject ? { subject } : {}),
+        ...(model ? { model } : {}),
+        ...(since ? { since: Number(since) || Date.parse(since) } : {}),
+        ...(until ? { until: Number(until) || Date.parse(until) } : {}),
+      });
+      send(res, 200, { object: 'list', data: totals });
+    } else {
+      fail(res, 404, `no admin route for ${req.method} ${path}`);
+    }
+  } catch (error) {
+    if (error instanceof McplexError) fail(res, error.status, error.message);
+    else throw error;
+  }
+}

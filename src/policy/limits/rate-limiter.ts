@@ -1,0 +1,130 @@
+// Rate limits per principal: requests per minute and tokens per minute (GCRA buckets in the store, so replicas
+// can share them), and requests in progress. Answers carry OpenAI's x-ratelimit-* headers; a refusal says when
+// to come back (Retry-After).
+import type { KeyLimits, LimitStore, RateDecision } from '../../store/store.js';
+import type { Principal } from '../auth/keys.js';
+
+const MINUTE = 60_000;
+
+export type Admission =
+  | { ok: true; headers: Record<string, string>; release(actualTokens?: number): void }
+  | { ok: false; headers: Record<string, string>; message: string; limit: 'requests' | 'tokens' | 'concurrency' };
+
+export interface RateLimiter {
+  /** Admits one request that is estimated to use `tokens` tokens (0 when tokens are not counted). */
+  admit(principal: Principal, tokens: number): Promise<Admission>;
+}
+
+/** OpenAI's duration format for reset headers: `1s`, `6m0s`, `120ms`. */
+export function formatReset(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`;
+  const seconds = Math.ceil(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  return `${Math.floor(seconds / 60)}m${seconds % 60}s`;
+}
+
+function limitHeaders(kind: 'requests' | 'tokens', limit: number, decision: RateDecision): Record<string, string> {
+  return {
+    [`x-ratelimit-limit-${kind}`]: String(limit),
+    [`x-ratelimit-remaining-${kind}`]: String(Math.max(0, decision.remaining)),
+    [`x-ratelimit-reset-${kind}`]: formatReset(decision.resetMs),
+  };
+}
+
+function retryAfter(ms: number): Record<string, string> {
+  return { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))), 'retry-after-ms': String(Math.ceil(ms)) };
+}
+
+export function createRateLimiter(store: LimitStore, now: () => number = Date.now): RateLimiter {
+  /** Requests in progress per principal: this process's own count (a shared count needs Redis). */
+  const inProgress = new Map<string, number>();
+
+  return {
+    async admit(principal, tokens) {
+      const limits: KeyLimits = principal.limits;
+      const headers: Record<string, string> = {};
+      const { rpm, tpm, maxConcurrent } = limits;
+      if (rpm === undefined && tpm === undefined && maxConcurrent === undefined) {
+        return { ok: true, headers, release: () => {} };
+      }
+      const running = inProgress.get(principal.id) ?? 0;
+      if (maxConcurrent !== undefined && running >= maxConcurrent) {
+        return {
+          ok: false,
+          headers: { ...retryAfter(1000) },
+          limit: 'concurrency',
+          message: `Too many requests in progress for ${principal.name}: the limit is ${maxConcurrent} at a time`,
+        };
+      }
+      const time = now();
+      if (rpm !== undefined) {
+        const decision = await store.take(`${principal.id}:rpm`, 1, rpm, MINUTE, time);
+        Object.assign(headers, limitHeaders('requests', rpm, decision));
+        if (!decision.allowed) {
+          return {
+            ok: false,
+            headers: { ...headers, ...retryAfter(decision.retryAfterMs) },
+            limit: 'requests',
+            message: `Rate limit reached for ${principal.name}: ${rpm} requests per minute`,
+          };
+        }
+      }
+      let taken = 0;
+      if (tpm !== undefined && tokens > 0) {
+        const cost = Math.min(tokens, tpm);
+        const decision = await store.take(`${principal.id}:tpm`, cost, tpm, MINUTE, time);
+        Object.assign(headers, limitHeaders('tokens', tpm, decision));
+        if (!decision.allowed) {
+          // The request never ran: it does not count against the request limit either.
+          if (rpm !== undefined) await store.refund(`${principal.id}:rpm`, 1, rpm, MINUTE, time);
+          return {
+            ok: false,
+            headers: { ...headers, ...retryAfter(decision.retryAfterMs) },
+            limit: 'tokens',
+            message: `Rate limit reached for ${principal.name}: ${tpm} tokens per minute (this request needs about ${tokens})`,
+          };
+        }
+        taken = cost;
+      }
+      inProgress.set(principal.id, running + 1);
+      let released = false;
+      return {
+        ok: true,
+        headers,
+        release(actualTokens) {
+          if (released) return;
+          released = true;
+          const left = (inProgress.get(principal.id) ?? 1) - 1;
+          if (left > 0) inProgress.set(principal.id, left);
+          else inProgress.delete(principal.id);
+          if (tpm === undefined || actualTokens === undefined) return;
+          // Correct the estimate: give back what was not used, take what was used beyond it.
+          const key = `${principal.id}:tpm`;
+          if (actualTokens < taken) void store.refund(key, taken - actualTokens, tpm, MINUTE, now()).catch(() => {});
+          else if (actualTokens > taken) {
+            void store.take(key, Math.min(actualTokens - taken, tpm), tpm, MINUTE, now()).catch(() => {});
+          }
+        },
+      };
+    },
+  };
+}
+
+/** A request's token estimate before it runs: about four characters per token, plus the tokens it may produce. */
+export function estimateTokens(body: Record<string, unknown>): number {
+  let chars = 0;
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  for (const message of messages as { content?: unknown }[]) {
+    const content = message?.content;
+    if (typeof content === 'string') chars += content.length;
+    else if (Array.isArray(content)) {
+      for (const part of content as { text?: unknown }[]) if (typeof part?.text === 'string') chars += part.text.length;
+    }
+  }
+  const input = body.input;
+  if (typeof input === 'string') chars += input.length;
+  else if (Array.isArray(input)) for (const item of input) if (typeof item === 'string') chars += item.length;
+  const max = Number(body.max_completion_tokens ?? body.max_tokens ?? 0);
+  const n = Number(body.n ?? 1);
+  return Math.ceil(chars / 4) + (Number.isFinite(max) && max > 0 ? max : 0) * (Number.isFinite(n) && n > 0 ? n : 1);
+}

@@ -1,0 +1,52 @@
+// The policies every request passes, composed once: who is asking (API keys, or anyone in keyless development
+// mode), what they may reach (scopes), how fast (rate limits) and what they used (usage accounting).
+import type { IncomingMessage } from 'node:http';
+import type { Store } from '../store/store.js';
+import { createAuthenticator, ANONYMOUS } from './auth/keys.js';
+import type { AuthResult, Authenticator } from './auth/keys.js';
+import { createKeyService } from './auth/key-service.js';
+import type { KeyService } from './auth/key-service.js';
+import { createRateLimiter } from './limits/rate-limiter.js';
+import type { RateLimiter } from './limits/rate-limiter.js';
+import { createUsageRecorder } from './usage-recorder.js';
+import type { UsageRecorder } from './usage-recorder.js';
+
+export type AuthMode = 'none' | 'keys';
+
+export interface Policy {
+  readonly mode: AuthMode;
+  readonly store: Store;
+  readonly authenticator: Authenticator;
+  readonly limiter: RateLimiter;
+  readonly usage: UsageRecorder;
+  readonly keys: KeyService;
+  /** The request's principal: its key (`Authorization: Bearer`, or `x-api-key`), or anyone in keyless mode. */
+  authenticate(req: IncomingMessage): Promise<AuthResult>;
+  close(): Promise<void>;
+}
+
+const OK_ANONYMOUS: AuthResult = Object.freeze({ ok: true, principal: ANONYMOUS });
+
+export function createPolicy(
+  store: Store,
+  options: { mode: AuthMode; models: readonly string[]; servers: readonly string[] },
+): Policy {
+  const authenticator = createAuthenticator(store.keys);
+  const usage = createUsageRecorder(store.usage);
+  return {
+    mode: options.mode,
+    store,
+    authenticator,
+    limiter: createRateLimiter(store.limits),
+    usage,
+    keys: createKeyService(store.keys, options, authenticator),
+    authenticate(req) {
+      if (options.mode === 'none') return Promise.resolve(OK_ANONYMOUS);
+      const header = req.headers.authorization ?? req.headers['x-api-key'];
+      return authenticator.authenticate(Array.isArray(header) ? header[0] : header);
+    },
+    async close() {
+      await usage.close();
+    },
+  };
+}

@@ -1,0 +1,266 @@
+// API keys, scopes, rate limits and usage on /v1 and /mcp (auth.mode "keys"), with the official clients.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { RunningServer } from '../src/main.js';
+import { startMockLlm } from '../src/llm/mock/mock-llm.js';
+import type { MockLlm } from '../src/llm/mock/mock-llm.js';
+import type { CreateKeyInput } from '../src/policy/auth/key-service.js';
+import { clientOptions, fixtureStdio, startMcplex } from './support/harness.js';
+import type { Era } from './support/harness.js';
+
+let mock: MockLlm;
+let mcplex: RunningServer;
+
+beforeAll(async () => {
+  mock = await startMockLlm({ name: 'policy-mock' });
+  const deployment = { provider: 'openai' as const, baseUrl: `${mock.url}/v1`, model: 'backend' };
+  mcplex = await startMcplex({
+    auth: { mode: 'keys' },
+    mcpServers: { alpha: fixtureStdio('--name', 'alpha'), beta: fixtureStdio('--name', 'beta') },
+    llm: { models: { small: { deployments: [deployment] }, large: { deployments: [deployment] } } },
+  });
+  await mcplex.gateway.whenSettled();
+});
+
+afterAll(async () => {
+  await mcplex?.close();
+  await mock?.close();
+});
+
+async function key(input: CreateKeyInput): Promise<string> {
+  return (await mcplex.policy.keys.create(input)).token;
+}
+
+const openai = (apiKey: string) => new OpenAI({ baseURL: `${mcplex.url}/v1`, apiKey, maxRetries: 0 });
+const chat = (apiKey: string, model = 'small', extra: Record<string, unknown> = {}) =>
+  fetch(`${mcplex.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], ...extra }),
+  });
+
+async function mcpClient(apiKey: string, era: Era): Promise<Client> {
+  const client = new Client({ name: 'policy-test', version: '1.0.0' }, clientOptions(era));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(`${mcplex.url}/mcp`), {
+      requestInit: { headers: { authorization: `Bearer ${apiKey}` } },
+    }),
+  );
+  return client;
+}
+
+describe('authentication', () => {
+  it('answers /v1 without a valid key with 401 in the OpenAI shape', async () => {
+    for (const apiKey of ['', 'sk-not-ours', 'mcx_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']) {
+      const error = await openai(apiKey)
+        .chat.completions.create({ model: 'small', messages: [{ role: 'user', content: 'x' }] })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OpenAI.AuthenticationError);
+      expect((error as InstanceType<typeof OpenAI.AuthenticationError>).code).toBe('invalid_api_key');
+    }
+  });
+
+  it('answers /mcp without a key with 401 and a Bearer challenge', async () => {
+    const response = await fetch(`${mcplex.url}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toMatch(/^Bearer realm="mcplex"/);
+  });
+
+  it('stops accepting a key once it is revoked', async () => {
+    const token = await key({ name: 'to-revoke' });
+    expect((await chat(token)).status).toBe(200);
+    const id = token.split('_')[1]!;
+    expect(await mcplex.policy.keys.revoke(id)).toBe(true);
+    expect((await chat(token)).status).toBe(401);
+  });
+});
+
+describe('scopes', () => {
+  it('a key limited to one model gets 403 on another, and lists only its own', async () => {
+    const token = await key({ name: 'small-only', models: ['small'] });
+    expect((await chat(token, 'small')).status).toBe(200);
+    const error = await openai(token)
+      .chat.completions.create({ model: 'large', messages: [{ role: 'user', content: 'x' }] })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.PermissionDeniedError);
+    const ids = [];
+    for await (const model of openai(token).models.list()) ids.push(model.id);
+    expect(ids).toEqual(['small']);
+  });
+
+  it.each<Era>(['legacy', 'modern'])(
+    'a key limited to server alpha neither sees nor calls beta (%s client)',
+    async (era) => {
+      const token = await key({ name: `alpha-only-${era}`, servers: ['alpha'] });
+      const client = await mcpClient(token, era);
+      try {
+        const names = (await client.listTools()).tools.map((t) => t.name);
+        expect(names).toContain('alpha__echo');
+        expect(names.filter((n) => n.startsWith('beta__'))).toEqual([]);
+        expect((await client.listResources()).resources.map((r) => r.uri)).not.toContain(
+          'mcplex://beta/fixture://static/hello',
+        );
+        const ok = await client.callTool({ name: 'alpha__echo', arguments: { message: 'mine' } });
+        expect(ok.content).toEqual([{ type: 'text', text: 'mine' }]);
+        await expect(client.callTool({ name: 'beta__echo', arguments: { message: 'theirs' } })).rejects.toThrow(
+          /unknown tool "beta__echo"/,
+        );
+        await expect(client.readResource({ uri: 'mcplex://beta/fixture://static/hello' })).rejects.toThrow(
+          /unknown resource/,
+        );
+      } finally {
+        await client.close();
+      }
+    },
+  );
+
+  it('a key limited by tool pattern sees only the matching tools', async () => {
+    const token = await key({ name: 'echo-tools', tools: ['*__echo'] });
+    const client = await mcpClient(token, 'legacy');
+    try {
+      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['alpha__echo', 'beta__echo']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a session opened with one key is not usable with another's", async () => {
+    const owner = await mcpClient(await key({ name: 'session-owner' }), 'legacy');
+    const sessionId = (owner.transport as StreamableHTTPClientTransport).sessionId!;
+    const other = await key({ name: 'session-thief' });
+    const response = await fetch(`${mcplex.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${other}`,
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': '2025-11-25',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    expect(response.status).toBe(404);
+    await owner.close();
+  });
+});
+
+describe('rate limits', () => {
+  it('accepts exactly 10 of 15 requests at 10 per minute; the 429s carry the limit headers', async () => {
+    const token = await key({ name: 'rpm-10', rpm: 10 });
+    const statuses: number[] = [];
+    let refused: Response | undefined;
+    let accepted: Response | undefined;
+    for (let i = 0; i < 15; i++) {
+      const response = await chat(token);
+      statuses.push(response.status);
+      if (response.status === 429) refused ??= response;
+      else accepted = response;
+      await response.arrayBuffer();
+    }
+    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+    expect(statuses.slice(10)).toEqual([429, 429, 429, 429, 429]);
+    expect(accepted!.headers.get('x-ratelimit-limit-requests')).toBe('10');
+    expect(accepted!.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    expect(refused!.headers.get('x-ratelimit-limit-requests')).toBe('10');
+    expect(refused!.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    expect(Number(refused!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(refused!.headers.get('x-ratelimit-reset-requests')).toMatch(/^\d+(ms|s|m\d+s)$/);
+    const body = (await chat(token).then((r) => r.json())) as { error: { code: string } };
+    expect(body.error.code).toBe('rate_limit_exceeded');
+  });
+
+  it('admits requests up to the tokens per minute, counted from the estimate', async () => {
+    // Each request is estimated at 1 prompt token ("hi") + 24 max tokens = 25: 100 per minute admits 4 at once.
+    const token = await key({ name: 'tpm-100', tpm: 100 });
+    mock.setOptions({ latencyMs: 300 });
+    try {
+      const responses = await Promise.all(Array.from({ length: 6 }, () => chat(token, 'small', { max_tokens: 24 })));
+      const statuses = responses.map((r) => r.status).sort();
+      expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
+      const refused = responses.find((r) => r.status === 429)!;
+      expect(refused.headers.get('x-ratelimit-limit-tokens')).toBe('100');
+      expect(Number(refused.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThan(25);
+    } finally {
+      mock.setOptions({ latencyMs: 0 });
+    }
+  });
+
+  it('admits only max-concurrent requests at a time', async () => {
+    const token = await key({ name: 'concurrent-2', maxConcurrent: 2 });
+    mock.setOptions({ latencyMs: 300 });
+    try {
+      const responses = await Promise.all(Array.from({ length: 5 }, () => chat(token)));
+      expect(responses.map((r) => r.status).sort()).toEqual([200, 200, 429, 429, 429]);
+      const body = (await responses.find((r) => r.status === 429)!.json()) as { error: { code: string } };
+      expect(body.error.code).toBe('concurrency_limit_exceeded');
+    } finally {
+      mock.setOptions({ latencyMs: 0 });
+    }
+    // Once they are done, the key may go on.
+    expect((await chat(token)).status).toBe(200);
+  });
+});
+
+describe('usage and the admin API', () => {
+  it('records requests and tokens per key and model, readable from /admin/usage by an admin key', async () => {
+    const token = await key({ name: 'usage-counted' });
+    const id = token.split('_')[1]!;
+    for (let i = 0; i < 3; i++) await (await chat(token)).arrayBuffer();
+    const admin = await key({ name: 'admin', admin: true });
+    const response = await fetch(`${mcplex.url}/admin/usage?subject=${id}`, {
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    expect(response.status).toBe(200);
+    const { data } = (await response.json()) as {
+      data: { subject: string; model: string; requests: number; promptTokens: number; completionTokens: number }[];
+    };
+    expect(data).toEqual([
+      {
+        subject: id,
+        model: 'small',
+        requests: 3,
+        promptTokens: expect.any(Number),
+        completionTokens: expect.any(Number),
+      },
+    ]);
+    expect(data[0]!.completionTokens).toBeGreaterThan(0);
+  });
+
+  it('creates and revokes keys over /admin/keys for admin keys only', async () => {
+    const admin = await key({ name: 'admin-2', admin: true });
+    const plain = await key({ name: 'not-admin' });
+    const create = (apiKey: string, body: unknown) =>
+      fetch(`${mcplex.url}/admin/keys`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+        body: JSON.stringify(body),
+      });
+    expect((await create(plain, { name: 'nope' })).status).toBe(403);
+    const bad = await create(admin, { name: 'bad', models: ['no-such-model'] });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/unknown model/);
+    const created = (await (await create(admin, { name: 'made-by-admin', rpm: 5 })).json()) as {
+      id: string;
+      key: string;
+      limits: { rpm: number };
+    };
+    expect(created.limits.rpm).toBe(5);
+    expect((await chat(created.key)).status).toBe(200);
+    const revoke = await fetch(`${mcplex.url}/admin/keys/${created.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    expect(revoke.status).toBe(200);
+    expect((await chat(created.key)).status).toBe(401);
+    const list = (await (
+      await fetch(`${mcplex.url}/admin/keys`, { headers: { authorization: `Bearer ${admin}` } })
+    ).json()) as { data: { name: string; secretHash?: string }[] };
+    expect(list.data.map((k) => k.name)).toContain('made-by-admin');
+    expect(list.data.every((k) => k.secretHash === undefined)).toBe(true);
+  });
+});
