@@ -264,3 +264,14 @@ describe('usage and the admin API', () => {
     expect(list.data.every((k) => k.secretHash === undefined)).toBe(true);
   });
 });
+
+describe('the response cache per key', () => {
+  it('keeps one key’s cached answers from another key', async () => {
+    const [first, second] = [await key({ name: 'cache-a' }), await key({ name: 'cache-b' })];
+    const body = { temperature: 0, messages: [{ role: 'user', content: 'per-key cache' }] };
+    const a1 = await chat(first, 'small', body);
+    const a2 = await chat(first, 'small', body);
+    const b1 = await chat(second, 'small', body);
+    expect([a1, a2, b1].map((r) => r.headers.get('x-mcplex-cache'))).toEqual(['miss', 'hit', 'miss']);
+  });
+});

@@ -59,8 +59,32 @@ export const llmSchema = z
         cooldownMs: z.number().int().positive().default(30_000),
       })
       .prefault({}),
-    /** Seconds of silence on a started stream after which a keep-alive comment is sent. */
+    /** Silence on a started stream after which a keep-alive comment is sent. */
     keepAliveMs: z.number().int().positive().default(15_000),
+    cache: z
+      .strictObject({
+        /** Deterministic requests (temperature 0 or a seed; any with `x-mcplex-cache: force`) are answered once. */
+        enabled: z.boolean().default(true),
+        ttlMs: z.number().int().positive().default(300_000),
+        /** `memory`: an LRU bounded by `maxBytes` in this process; `store`: the configured store (shared). */
+        store: z.enum(['memory', 'store']).default('memory'),
+        maxBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(64 * 1024 * 1024),
+        /** One cache for all keys instead of one per key. */
+        shared: z.boolean().default(false),
+      })
+      .prefault({}),
+    batching: z
+      .strictObject({
+        /** Single embedding requests arriving within this window go upstream as one; 0 turns batching off. */
+        windowMs: z.number().int().min(0).default(2),
+        /** A batch goes as soon as it has this many inputs; larger ones are split. */
+        maxInputs: z.number().int().positive().default(64),
+      })
+      .prefault({}),
   })
   .superRefine((llm, ctx) => {
     const names = new Map<string, string>();

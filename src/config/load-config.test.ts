@@ -52,6 +52,8 @@ describe('parseConfig', () => {
         retries: { attempts: 2, initialDelayMs: 50, maxDelayMs: 2000, maxRetryAfterMs: 10_000 },
         breaker: { failures: 5, cooldownMs: 30_000 },
         keepAliveMs: 15_000,
+        cache: { enabled: true, ttlMs: 300_000, store: 'memory', maxBytes: 67_108_864, shared: false },
+        batching: { windowMs: 2, maxInputs: 64 },
       },
       store: 'sqlite:./mcplex.db',
       auth: { mode: 'none' },

@@ -28,6 +28,14 @@ import {
 } from './providers/anthropic.js';
 import { openAiBody, openAiHeaders } from './providers/openai.js';
 import { createSseParser } from './sse.js';
+import { bufferSink, flightSink, responseSink } from './sink.js';
+import type { Sink } from './sink.js';
+import { cacheable, cacheKey } from '../policy/cache/cache-key.js';
+import { CACHE_HEADER, createResponseCache, fromSse, replayJson, replaySse } from '../policy/cache/response-cache.js';
+import type { ResponseCache } from '../policy/cache/response-cache.js';
+import { createCoalescer, createFlight } from './batching/coalescer.js';
+import { createEmbeddingBatcher } from './batching/embedding-batcher.js';
+import { createMemoryStore } from '../store/memory/memory-store.js';
 import type { Policy } from '../policy/policy.js';
 import { ANONYMOUS } from '../policy/auth/keys.js';
 import type { AuthFailure, Principal } from '../policy/auth/keys.js';
@@ -115,6 +123,18 @@ export function openAiError(status: number, message: string, type?: string, code
   return { error: { message, type: kind, param: param ?? null, code: code ?? null } } satisfies OpenAiErrorBody;
 }
 
+/** A JSON answer into a sink (which may be shared by coalesced requests, or buffered). */
+function sinkJson(sink: Sink, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (sink.started) return;
+  const text = JSON.stringify(body);
+  sink.head(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  sink.end(text);
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) return;
   const text = JSON.stringify(body);
@@ -193,6 +213,51 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     for (const alias of model.aliases) byName.set(alias, route);
   }
   const created = Math.floor(Date.now() / 1000);
+  const cache: ResponseCache | undefined = config.cache.enabled
+    ? createResponseCache(
+        config.cache.store === 'store' && options.policy
+          ? options.policy.store.cache
+          : createMemoryStore({ maxCacheBytes: config.cache.maxBytes }).cache,
+        { ttlMs: config.cache.ttlMs, onError: (error) => logger.warn({ err: errorMessage(error) }, 'cache failed') },
+      )
+    : undefined;
+  const coalescer = createCoalescer();
+  const batcher =
+    config.batching.windowMs > 0
+      ? createEmbeddingBatcher({
+          windowMs: config.batching.windowMs,
+          maxInputs: config.batching.maxInputs,
+          send: async (model, inputs, extra) => {
+            // One routed request for the whole batch, answered into a buffer and split among the callers.
+            const sink = bufferSink();
+            const route = routes.get(model)!;
+            await routeRequest(
+              'embeddings',
+              { ...extra, model, input: inputs },
+              sink,
+              performance.now(),
+              'batch',
+              model,
+              route,
+            );
+            const text = sink.text();
+            if (sink.status !== 200) {
+              const parsed = safeJson(text) as OpenAiErrorBody | undefined;
+              throw new BatchFailure(
+                sink.status ?? 502,
+                parsed?.error ? parsed : openAiError(502, text || 'no answer'),
+              );
+            }
+            const answer = JSON.parse(text) as {
+              data: { index: number; embedding: number[] | string }[];
+              usage?: { prompt_tokens?: number };
+            };
+            const vectors = new Array<number[] | string>(inputs.length);
+            for (const item of answer.data) vectors[item.index] = item.embedding;
+            return { vectors, promptTokens: answer.usage?.prompt_tokens ?? 0 };
+          },
+        })
+      : undefined;
   // Request ids: the client's x-request-id when it sends a sane one, else this process's prefix and a counter.
   const idPrefix = randomBytes(4).toString('hex');
   let sequence = 0;
@@ -251,7 +316,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     d: Deployment,
     route: Route,
     body: Record<string, unknown>,
-    res: ServerResponse,
+    sink: Sink,
     publicModel: string,
     started: number,
   ): Promise<Attempt> {
@@ -286,10 +351,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       reason ??= why;
       abort.abort(new Error(why));
     };
-    const onClose = () => {
-      if (!res.writableFinished) stop('client');
-    };
-    res.once('close', onClose);
+    const offGone = sink.onGone(() => stop('client'));
     const firstToken = setTimeout(() => stop('first-token'), d.config.timeouts.firstToken);
     const total = setTimeout(() => stop('total'), d.config.timeouts.total);
     const sentAt = performance.now();
@@ -345,13 +407,13 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
           usage = usageOf(safeJson(text));
         }
         const overheadMs = performance.now() - started - upstreamMs;
-        res.writeHead(200, {
+        sink.head(200, {
           'content-type': 'application/json',
           'content-length': String(Buffer.byteLength(out)),
           'x-mcplex-overhead-ms': overheadMs.toFixed(3),
           'x-mcplex-deployment': d.id,
         });
-        res.end(out);
+        sink.end(out);
         committed = true;
         succeeded(d, labels, upstreamMs, overheadMs, usage);
         return { kind: 'done', usage };
@@ -369,7 +431,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       let lastWrite = performance.now();
       const keepAlive = setInterval(() => {
         if (committed && performance.now() - lastWrite >= config.keepAliveMs) {
-          res.write(': keep-alive\n\n');
+          sink.write(': keep-alive\n\n');
           lastWrite = performance.now();
         }
       }, config.keepAliveMs);
@@ -394,7 +456,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
           if (!committed) {
             clearTimeout(firstToken);
             overheadMs = sentAt - started;
-            res.writeHead(200, {
+            sink.head(200, {
               'content-type': 'text/event-stream',
               'cache-control': 'no-cache',
               connection: 'keep-alive',
@@ -403,14 +465,14 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
             });
             committed = true;
           }
-          res.write(out);
+          sink.write(out);
           lastWrite = performance.now();
         }
       } catch (error) {
         if (!committed) return failed(error);
         // The stream broke after it began: the client learns it in-band; there is no retrying a half answer.
         const message = error instanceof AnthropicStreamError ? error.body : openAiError(502, streamFailure(error));
-        if (!res.writableEnded && !res.destroyed) res.end(`data: ${JSON.stringify(message)}\n\n`);
+        if (!sink.gone) sink.end(`data: ${JSON.stringify(message)}\n\n`);
         if (reason !== 'client') failure(d, labels);
         metrics.llmRequests.inc({ ...labels, status: reason === 'client' ? '499' : '502' });
         return { kind: 'final' };
@@ -420,7 +482,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       if (!committed) {
         return failed(new Error('the backend ended the stream without sending anything'));
       }
-      res.end();
+      sink.end();
       const upstreamMs = performance.now() - sentAt;
       d.observe(upstreamMs);
       const usage = translator ? translator.usage : usageFromStream(usageText);
@@ -430,7 +492,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       d.inFlight--;
       clearTimeout(firstToken);
       clearTimeout(total);
-      res.off('close', onClose);
+      offGone();
       breakerGauge(d);
     }
 
@@ -526,7 +588,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     if (admission) for (const [name, value] of Object.entries(admission.headers)) res.setHeader(name, value);
     let usage: Usage | undefined;
     try {
-      usage = await routeRequest(route, body, res, started, requestId, requested, primary);
+      usage = await deliver(route, body, req, res, started, requestId, requested, primary, principal);
     } finally {
       admission?.release(usage ? usage.prompt_tokens + (usage.completion_tokens ?? 0) : undefined);
     }
@@ -535,11 +597,102 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     }
   }
 
+  /**
+   * Answers a request that passed the policies: from the cache, by joining an identical request in flight, as
+   * part of an embedding batch, or by routing it to a backend. Returns the usage the backend reported (none for
+   * answers that cost nothing upstream).
+   */
+  async function deliver(
+    route: Route,
+    body: Record<string, unknown>,
+    req: IncomingMessage,
+    res: ServerResponse,
+    started: number,
+    requestId: string,
+    requested: string,
+    primary: ModelRoute,
+    principal: Principal,
+  ): Promise<Usage | undefined> {
+    if (route === 'embeddings' && batcher && batchable(body)) {
+      return embedInBatch(body, res, requested, primary);
+    }
+    const mode = cache ? cacheable(body, req.headers, route) : 'no';
+    if (!cache || mode !== 'yes') {
+      if (cache) res.setHeader(CACHE_HEADER, mode === 'bypass' ? 'bypass' : 'miss');
+      return routeRequest(route, body, responseSink(res), started, requestId, requested, primary);
+    }
+    const namespace = config.cache.shared ? '' : principal.id;
+    const key = cacheKey(route, { ...body, model: primary.name }, namespace);
+    const stream = body.stream === true;
+    const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+    const hit = await cache.lookup(key);
+    if (hit && (stream ? replaySse(res, hit, {}, includeUsage) : replayJson(res, hit))) {
+      metrics.llmRequests.inc({ route, model: requested, deployment: 'cache', status: '200' });
+      return undefined;
+    }
+    res.setHeader(CACHE_HEADER, 'miss');
+    // Identical requests in flight share one upstream call; the delivery form is part of the key (the bytes differ).
+    const { flight, leader } = coalescer.join(
+      `${key}:${stream ? (includeUsage ? 'sse+u' : 'sse') : 'json'}`,
+      createFlight,
+    );
+    flight.pipe(res);
+    if (!leader) {
+      await new Promise<void>((resolve) => flight.onDone(resolve));
+      return undefined;
+    }
+    let usage: Usage | undefined;
+    try {
+      usage = await routeRequest(route, body, flightSink(flight), started, requestId, requested, primary);
+      if (flight.state === 'open') flight.end();
+    } catch (error) {
+      flight.fail(error);
+      throw error;
+    }
+    if (flight.state === 'ended' && flight.status === 200 && !flight.abandoned) {
+      const text = flight.text();
+      try {
+        // Entries are kept in the plain JSON form; a streamed request replays them as a stream.
+        await cache.save(key, stream ? fromSse(text) : text, 'json');
+      } catch (error) {
+        logger.debug({ err: errorMessage(error), requestId }, 'response not cached');
+      }
+    }
+    return usage;
+  }
+
+  /** Embeddings of plain text inputs join a micro-batch for their model; the answer is assembled per caller. */
+  async function embedInBatch(
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    requested: string,
+    primary: ModelRoute,
+  ): Promise<Usage | undefined> {
+    const { model: _model, input, ...extra } = body;
+    const inputs = typeof input === 'string' ? [input] : (input as string[]);
+    try {
+      const parts = await Promise.all(inputs.map((text) => batcher!.embed(primary.name, text, extra)));
+      const promptTokens = parts.reduce((n, p) => n + p.promptTokens, 0);
+      const usage = { prompt_tokens: promptTokens, completion_tokens: 0, total_tokens: promptTokens };
+      sendJson(res, 200, {
+        object: 'list',
+        data: parts.map((p, index) => ({ object: 'embedding', index, embedding: p.vector })),
+        model: requested,
+        usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+      });
+      return usage;
+    } catch (error) {
+      const failure = error instanceof BatchFailure ? error : undefined;
+      sendJson(res, failure?.status ?? 502, failure?.body ?? openAiError(502, errorMessage(error)));
+      return undefined;
+    }
+  }
+
   /** Tries the model's deployments, then its fallbacks; returns the usage of the answer that was sent. */
   async function routeRequest(
     route: Route,
     body: Record<string, unknown>,
-    res: ServerResponse,
+    sink: Sink,
     started: number,
     requestId: string,
     requested: string,
@@ -553,7 +706,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     for (const model of chain) {
       const tried = new Set<Deployment>();
       for (let attempts = 0; attempts <= retries.attempts; attempts++) {
-        if (res.destroyed) return undefined;
+        if (sink.gone) return undefined;
         let d = pickDeployment(model.deployments, model.config.strategy as Strategy, tried);
         // Every deployment failed once: try them again (the breaker still keeps broken ones out).
         if (d === undefined && tried.size > 0) d = pickDeployment(model.deployments, model.config.strategy, new Set());
@@ -565,13 +718,13 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
             backoffDelay(attempts, { initialDelay: retries.initialDelayMs, maxDelay: retries.maxDelayMs }),
           );
           if (delay > 0) await sleep(delay);
-          if (res.destroyed) return undefined;
+          if (sink.gone) return undefined;
         }
-        const outcome = await attempt(d, route, body, res, requested, started);
+        const outcome = await attempt(d, route, body, sink, requested, started);
         if (outcome.kind === 'done') return outcome.usage;
         if (outcome.kind === 'final') {
           if (outcome.error && outcome.status !== undefined) {
-            sendJson(res, outcome.status, outcome.error);
+            sinkJson(sink, outcome.status, outcome.error);
             metrics.llmRequests.inc({ route, model: requested, deployment: d.id, status: String(outcome.status) });
           }
           return undefined;
@@ -586,16 +739,16 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       }
     }
     if (last) {
-      answerFailure(res, last, route, requested, lastDeployment);
+      answerFailure(sink, last, route, requested, lastDeployment);
       return undefined;
     }
-    sendJson(res, 503, openAiError(503, `no deployment of model "${requested}" is available`, 'server_error'));
+    sinkJson(sink, 503, openAiError(503, `no deployment of model "${requested}" is available`, 'server_error'));
     metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '503' });
     return undefined;
   }
 
   function answerFailure(
-    res: ServerResponse,
+    sink: Sink,
     last: Extract<Attempt, { kind: 'retry' }>,
     route: Route,
     model: string,
@@ -603,7 +756,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
   ): void {
     const headers: Record<string, string> =
       last.retryAfterMs === undefined ? {} : { 'retry-after': String(Math.ceil(last.retryAfterMs / 1000)) };
-    sendJson(res, last.status, last.error, headers);
+    sinkJson(sink, last.status, last.error, headers);
     metrics.llmRequests.inc({ route, model, deployment, status: String(last.status) });
   }
 
@@ -645,6 +798,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     },
     modelNames: () => [...byName.keys()],
     async close() {
+      batcher?.flush();
       await Promise.allSettled([...routes.values()].flatMap((r) => r.deployments.map((d) => d.pool.close())));
     },
   };
@@ -661,6 +815,24 @@ export function unauthorized(reason: AuthFailure): OpenAiErrorBody {
           ? 'This API key has expired.'
           : 'Incorrect API key provided.';
   return openAiError(401, message, 'invalid_request_error', 'invalid_api_key');
+}
+
+/** A batch's upstream error, handed to every caller in the batch. */
+class BatchFailure extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: OpenAiErrorBody,
+  ) {
+    super(body.error.message);
+  }
+}
+
+/** Plain text inputs can be batched; token arrays go on their own. */
+function batchable(body: Record<string, unknown>): boolean {
+  const input = body.input;
+  return (
+    typeof input === 'string' || (Array.isArray(input) && input.length > 0 && input.every((i) => typeof i === 'string'))
+  );
 }
 
 function safeJson(text: string): unknown {
