@@ -143,7 +143,12 @@ async function startMcplex(dir: string, upstreamUrl: string, era: Era): Promise<
   const config = join(dir, `mcplex-${era}.json`);
   writeFileSync(
     config,
-    JSON.stringify({ mcpServers: { up: { url: upstreamUrl, protocol: era } }, server: { port: 0 }, logLevel: 'info' }),
+    JSON.stringify({
+      mcpServers: { up: { url: upstreamUrl, protocol: era } },
+      server: { port: 0 },
+      store: 'memory:',
+      logLevel: 'info',
+    }),
   );
   const { child, match } = await startProcess(
     // MCPLEX_NODE_ARGS passes profiler flags (e.g. --cpu-prof) to the mcplex process only.

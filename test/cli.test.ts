@@ -1,5 +1,5 @@
 // The `mcplex` command line: start-up progress, refusal to listen beyond loopback, config errors, import.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load-config.js';
@@ -13,6 +13,7 @@ describe('mcplex serve', () => {
     const config = writeConfig(dir.path, {
       mcpServers: { good: fixtureStdio(), broken: { command: '/nonexistent/server' } },
       server: { port: 0 },
+      store: 'memory:',
     });
     const mcplex = spawnMcplex(['serve', '--config', config]);
     try {
@@ -87,5 +88,72 @@ describe('mcplex import', () => {
       url: 'https://example.com/mcp',
     });
     expect(mcplex.stderr()).toMatch(/my remote/);
+  });
+});
+
+describe('mcplex keys and usage', () => {
+  it('creates, lists and revokes keys in the SQLite store, which holds no key in plain text', async () => {
+    const db = join(dir.path, 'keys.db');
+    const config = writeConfig(
+      dir.path,
+      {
+        store: `sqlite:${db}`,
+        mcpServers: {},
+        llm: { models: { m: { deployments: [{ provider: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'b' }] } } },
+      },
+      'keys.json',
+    );
+    const create = spawnMcplex(['keys', 'create', '--config', config, '--name', 'ci', '--models', 'm', '--rpm', '5']);
+    expect(await create.exited).toBe(0);
+    const token = create.stdout().trim();
+    expect(token).toMatch(/^mcx_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
+    const id = token.split('_')[1]!;
+
+    const list = spawnMcplex(['keys', 'list', '--config', config, '--json']);
+    expect(await list.exited).toBe(0);
+    const keys = JSON.parse(list.stdout()) as { id: string; name: string; limits: { rpm: number } }[];
+    expect(keys).toEqual([expect.objectContaining({ id, name: 'ci', limits: { rpm: 5 } })]);
+    expect(list.stdout()).not.toContain(token.split('_')[2]);
+
+    const revoke = spawnMcplex(['keys', 'revoke', '--config', config, id]);
+    expect(await revoke.exited).toBe(0);
+    const again = spawnMcplex(['keys', 'revoke', '--config', config, id]);
+    expect(await again.exited).toBe(1);
+
+    const secret = token.split('_')[2]!;
+    for (const file of [db, `${db}-wal`]) {
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(file);
+      } catch {
+        continue;
+      }
+      expect(bytes.includes(secret)).toBe(false);
+      expect(bytes.includes(token)).toBe(false);
+    }
+  });
+
+  it('refuses an unknown model, an unknown server and a limit of 0 with clear errors', async () => {
+    const config = writeConfig(dir.path, { store: 'memory:', mcpServers: {} }, 'bad-keys.json');
+    const unknownModel = spawnMcplex(['keys', 'create', '--config', config, '--name', 'x', '--models', 'nope']);
+    expect(await unknownModel.exited).toBe(1);
+    expect(unknownModel.stderr()).toMatch(/unknown model "nope"/);
+    const unknownServer = spawnMcplex(['keys', 'create', '--config', config, '--name', 'x', '--servers', 'nope']);
+    expect(await unknownServer.exited).toBe(1);
+    expect(unknownServer.stderr()).toMatch(/unknown MCP server "nope"/);
+    const zero = spawnMcplex(['keys', 'create', '--config', config, '--name', 'x', '--rpm', '0']);
+    expect(await zero.exited).toBe(1);
+    expect(zero.stderr()).toMatch(/expected a whole number above 0/);
+  });
+
+  it('names the store path when it cannot be opened at start-up', async () => {
+    const config = writeConfig(
+      dir.path,
+      { store: 'sqlite:/nonexistent-dir/mcplex.db', mcpServers: {}, server: { port: 0 } },
+      'bad-store.json',
+    );
+    const mcplex = spawnMcplex(['serve', '--config', config]);
+    expect(await mcplex.exited).toBe(1);
+    expect(mcplex.stderr()).toMatch(/cannot open the store sqlite:\/nonexistent-dir\/mcplex\.db/);
   });
 });

@@ -161,6 +161,7 @@ describe('shutdown', () => {
     const config = writeConfig(dir.path, {
       mcpServers: { everything: everythingStdio(), fixture: fixtureStdio() },
       server: { port: 0 },
+      store: 'memory:',
     });
     const mcplex = spawnMcplex(['serve', '--config', config]);
     try {

@@ -361,6 +361,7 @@ export async function runConformance(options: RunOptions): Promise<ConformanceRe
             },
           },
           server: { port: 0 },
+          store: 'memory:',
           // info: the "listening on" line is how the port is learned.
           logLevel: 'info',
         }),
