@@ -16,7 +16,10 @@ export type McplexErrorCode =
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
   | 'RATE_LIMITED'
-  | 'STORE_FAILED';
+  | 'STORE_FAILED'
+  | 'NOT_FOUND'
+  | 'CONVERSATION_CONFLICT'
+  | 'LLM_FAILED';
 
 export class McplexError extends Error {
   readonly code: McplexErrorCode;

@@ -28,7 +28,14 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export function createGateway(config: Config, logger: Logger): Gateway {
+export interface GatewayOptions {
+  /** The shared LLM's answer to a server's sampling request, or undefined to ask the calling client. */
+  sample?: (serverKey: string, params: unknown) => Promise<unknown> | undefined;
+  /** Whether `sample` answers the server's sampling requests (its policy is "gateway"). */
+  samples?: (serverKey: string) => boolean;
+}
+
+export function createGateway(config: Config, logger: Logger, options: GatewayOptions = {}): Gateway {
   // Upstreams report changes to the catalog, which is built from the upstreams: the holder breaks the cycle.
   const holder: { catalog?: Catalog; subscriptions?: Subscriptions } = {};
   const upstreams = Object.entries(config.mcpServers).map(
@@ -38,6 +45,8 @@ export function createGateway(config: Config, logger: Logger): Gateway {
         clientInfo: { name: 'mcplex', version: VERSION },
         onChange: (_upstream, announced) => holder.catalog?.rebuild(announced),
         onResourceUpdated: (upstream, uri) => holder.subscriptions?.updated(upstream, uri),
+        ...(options.sample ? { sample: (upstream, params) => options.sample!(upstream.key, params) } : {}),
+        ...(options.samples ? { samples: (upstream) => options.samples!(upstream.key) } : {}),
       }),
   );
   const merged = new Catalog(upstreams);

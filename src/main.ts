@@ -10,6 +10,8 @@ import { McplexError, errorMessage } from './errors.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { createPolicy } from './policy/policy.js';
+import { createSamplingBridge, serverIdentities } from './mcp/bridge/sampling.js';
+import type { SamplingBridge } from './mcp/bridge/sampling.js';
 import type { Policy } from './policy/policy.js';
 import { createGateway } from './gateway.js';
 import type { Gateway } from './gateway.js';
@@ -70,7 +72,13 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
         '(set "auth": {"mode": "keys"} and create keys with `mcplex keys create` to require API keys)',
     );
   }
-  const gateway = createGateway(config, logger);
+  // Sampling requests of upstream servers go to the shared LLM, which is built after the upstreams.
+  const sampling: { bridge?: SamplingBridge } = {};
+  const identities = serverIdentities(config.mcpServers, Object.keys(config.llm.models).length > 0);
+  const gateway = createGateway(config, logger, {
+    sample: (key, params) => sampling.bridge?.answer(key, params),
+    samples: (key) => identities.policies.get(key)?.mode === 'gateway',
+  });
   const mcp = createMcpHttpEndpoint({
     createServer: (era, principal) => gateway.createServer(era, principal),
     catalog: gateway.catalog,
@@ -84,6 +92,11 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     metrics,
     policy,
     maxBodyBytes: config.server.maxBodyBytes,
+  });
+  sampling.bridge = createSamplingBridge({
+    ...identities,
+    complete: (principal, request) => llm.complete(principal, request),
+    models: (principal) => llm.modelsFor(principal),
   });
   const http = createHttpServer({
     ...config.server,

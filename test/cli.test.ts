@@ -20,7 +20,7 @@ describe('mcplex serve', () => {
       await waitFor(() => /good: ready with \d+ tools/.test(mcplex.stderr()), 'the good server to be ready');
       const log = mcplex.stderr();
       expect(log).toMatch(/good: connecting \(stdio\)/);
-      expect(log).toMatch(/good: ready with 8 tools \((legacy|modern) era\)/);
+      expect(log).toMatch(/good: ready with 9 tools \((legacy|modern) era\)/);
       expect(log).toMatch(/broken: failed: command not found/);
       // The listener came up without waiting for every server.
       expect(log).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);

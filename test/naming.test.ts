@@ -42,8 +42,8 @@ describe('exposed tool names', () => {
     expect(long).toHaveLength(2);
     for (const name of long) expect(name.length).toBeLessThanOrEqual(64);
     expect(LONG_TOOL_NAME).toHaveLength(70);
-    // Nothing dropped: each fixture has nine tools with --long-names.
-    expect(first).toHaveLength(18);
+    // Nothing dropped: each fixture has ten tools with --long-names.
+    expect(first).toHaveLength(20);
   });
 
   it('are the same after a restart', async () => {

@@ -64,6 +64,18 @@ const serverInputSchema = z
         }
       })
       .prefault({}),
+    /** What the server's own sampling requests get: the shared LLM, the calling client, or a refusal. */
+    sampling: z
+      .strictObject({
+        mode: z.enum(['gateway', 'client', 'deny']).optional(),
+        models: z.array(z.string().min(1)).optional(),
+        defaultModel: z.string().min(1).optional(),
+        maxTokens: z.number().int().positive('maxTokens must be > 0').optional(),
+        rpm: z.number().int().positive('rpm must be > 0').optional(),
+        tpm: z.number().int().positive('tpm must be > 0').optional(),
+        maxConcurrent: z.number().int().positive('maxConcurrent must be > 0').optional(),
+      })
+      .optional(),
   })
   .superRefine((server, ctx) => {
     const has = (key: string) => (server as Record<string, unknown>)[key] !== undefined;
@@ -107,6 +119,15 @@ export interface CommonServerConfig {
   disabled: boolean;
   protocol: 'auto' | 'legacy' | 'modern';
   restart: { initialDelay: number; maxDelay: number };
+  sampling?: {
+    mode?: 'gateway' | 'client' | 'deny';
+    models?: string[];
+    defaultModel?: string;
+    maxTokens?: number;
+    rpm?: number;
+    tpm?: number;
+    maxConcurrent?: number;
+  };
 }
 
 export interface StdioServerConfig extends CommonServerConfig {
@@ -134,6 +155,7 @@ function toServerConfig(key: string, input: ServerInput): ServerConfig {
     disabled: input.disabled,
     protocol: input.protocol,
     restart: input.restart,
+    ...(input.sampling ? { sampling: input.sampling } : {}),
   };
   if (input.command !== undefined) {
     return {
@@ -206,23 +228,48 @@ const httpServerSchema = z.strictObject({
   pageSize: z.number().int('pageSize must be an integer').positive('pageSize must be > 0').default(500),
 });
 
-export const configSchema = z.strictObject({
-  mcpServers: mcpServersSchema.prefault({}),
-  server: httpServerSchema.prefault({}),
-  llm: llmSchema.prefault({}),
-  /** Where keys, usage, the cache and limit counters live: `sqlite:<path>` or `memory:` (nothing kept). */
-  store: z
-    .string()
-    .regex(/^(memory:|sqlite:.+)$/, { error: 'store must be "memory:" or "sqlite:<path>"' })
-    .default('sqlite:./mcplex.db'),
-  auth: z
-    .strictObject({
-      /** `keys`: every /mcp, /v1 and /admin request needs an API key. `none`: keyless, loopback only. */
-      mode: z.enum(['none', 'keys']).default('none'),
-    })
-    .prefault({}),
-  logLevel: z.enum(LOG_LEVELS).default('info'),
-});
+export const configSchema = z
+  .strictObject({
+    mcpServers: mcpServersSchema.prefault({}),
+    server: httpServerSchema.prefault({}),
+    llm: llmSchema.prefault({}),
+    /** Where keys, usage, the cache and limit counters live: `sqlite:<path>` or `memory:` (nothing kept). */
+    store: z
+      .string()
+      .regex(/^(memory:|sqlite:.+)$/, { error: 'store must be "memory:" or "sqlite:<path>"' })
+      .default('sqlite:./mcplex.db'),
+    auth: z
+      .strictObject({
+        /** `keys`: every /mcp, /v1 and /admin request needs an API key. `none`: keyless, loopback only. */
+        mode: z.enum(['none', 'keys']).default('none'),
+      })
+      .prefault({}),
+    logLevel: z.enum(LOG_LEVELS).default('info'),
+  })
+  .superRefine((config, ctx) => {
+    // Sampling policies name models of the llm section.
+    const models = new Set(Object.entries(config.llm.models).flatMap(([name, m]) => [name, ...m.aliases]));
+    for (const [key, server] of Object.entries(config.mcpServers)) {
+      const sampling = server.sampling;
+      if (!sampling) continue;
+      const path = ['mcpServers', key, 'sampling'];
+      if (sampling.mode === 'gateway' && models.size === 0) {
+        ctx.addIssue({ code: 'custom', path: [...path, 'mode'], message: 'mode "gateway" needs llm.models' });
+      }
+      sampling.models?.forEach((model, i) => {
+        if (!models.has(model)) {
+          ctx.addIssue({ code: 'custom', path: [...path, 'models', i], message: `unknown model "${model}"` });
+        }
+      });
+      if (sampling.defaultModel !== undefined && !models.has(sampling.defaultModel)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, 'defaultModel'],
+          message: `unknown model "${sampling.defaultModel}"`,
+        });
+      }
+    }
+  });
 
 export type Config = z.infer<typeof configSchema>;
 export type HttpServerConfig = Config['server'];

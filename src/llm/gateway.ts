@@ -41,7 +41,8 @@ import { ANONYMOUS } from '../policy/auth/keys.js';
 import type { AuthFailure, Principal } from '../policy/auth/keys.js';
 import { scopeCheck } from '../policy/auth/scopes.js';
 import { estimateTokens } from '../policy/limits/rate-limiter.js';
-import type { ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
+import type { ChatCompletion, ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
+import type { Admission } from '../policy/limits/rate-limiter.js';
 
 type Route = 'chat' | 'embeddings';
 
@@ -190,7 +191,16 @@ export interface LlmGatewayOptions {
   maxBodyBytes: number;
 }
 
+/** An LLM request refused or failed, for callers inside mcplex; `data.error` is the OpenAI error body. */
+export function llmFailure(status: number, body: OpenAiErrorBody): McplexError {
+  return new McplexError('LLM_FAILED', body.error.message, { status, data: { error: body.error } });
+}
+
 export interface LlmGateway {
+  /** A chat completion for a caller inside mcplex, under `principal`'s scopes and limits. */
+  complete(principal: Principal, request: ChatCompletionRequest): Promise<ChatCompletion>;
+  /** Public model names a principal may use, canonical names first. */
+  modelsFor(principal: Principal): string[];
   /** Serves a /v1 request; false when the path is none of its routes. */
   handle(req: IncomingMessage, res: ServerResponse, path: string, started: number): Promise<boolean>;
   /** Public model names (aliases included). */
@@ -540,6 +550,61 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
   }
 
   /** Serves one chat or embeddings request: deployments of the model, then of its fallbacks, with retries. */
+  /** Why a request may not go ahead, as the OpenAI error to answer with. */
+  interface Refusal {
+    status: number;
+    body: OpenAiErrorBody;
+    headers: Record<string, string>;
+  }
+
+  /**
+   * The policy gate of a validated request: its model exists and is in the principal's scope, and its limits
+   * admit it. Returns the model's route and the admission to release when the answer is done.
+   */
+  async function gate(
+    route: Route,
+    body: Record<string, unknown>,
+    principal: Principal,
+  ): Promise<{ primary: ModelRoute; admission: Extract<Admission, { ok: true }> | undefined } | Refusal> {
+    const requested = body.model as string;
+    const refuse = (status: number, error: OpenAiErrorBody, headers: Record<string, string> = {}): Refusal => {
+      metrics.llmRequests.inc({ route, model: requested, deployment: '', status: String(status) });
+      return { status, body: error, headers };
+    };
+    const primary = byName.get(requested);
+    if (!primary) {
+      const message = `The model \`${requested}\` does not exist`;
+      return refuse(404, openAiError(404, message, 'invalid_request_error', 'model_not_found', 'model'));
+    }
+    if (!scopeCheck(principal.scopes).model(requested, primary.name)) {
+      const message = `${principal.kind === 'server' ? `MCP server "${principal.name}"` : 'this API key'} may not use model "${requested}"`;
+      return refuse(403, openAiError(403, message, 'permission_error', 'model_not_allowed', 'model'));
+    }
+    const { rpm, tpm, maxConcurrent } = principal.limits;
+    const admission =
+      options.policy && (rpm !== undefined || tpm !== undefined || maxConcurrent !== undefined)
+        ? await options.policy.limiter.admit(principal, tpm !== undefined ? estimateTokens(body) : 0)
+        : undefined;
+    if (admission && !admission.ok) {
+      const code = admission.limit === 'concurrency' ? 'concurrency_limit_exceeded' : 'rate_limit_exceeded';
+      return refuse(429, openAiError(429, admission.message, admission.limit, code), admission.headers);
+    }
+    return { primary, admission };
+  }
+
+  /** Releases the admission and adds the usage to the principal's account. */
+  function settle(
+    principal: Principal,
+    requested: string,
+    admission: Extract<Admission, { ok: true }> | undefined,
+    usage: Usage | undefined,
+  ): void {
+    admission?.release(usage ? usage.prompt_tokens + (usage.completion_tokens ?? 0) : undefined);
+    if (options.policy && principal !== ANONYMOUS) {
+      options.policy.usage.add(principal.id, requested, usage?.prompt_tokens ?? 0, usage?.completion_tokens ?? 0);
+    }
+  }
+
   async function serve(
     route: Route,
     req: IncomingMessage,
@@ -551,50 +616,45 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     const body = await readJson(req);
     validate(route, body);
     const requested = body.model as string;
-    const primary = byName.get(requested);
-    if (!primary) {
-      sendJson(
-        res,
-        404,
-        openAiError(
-          404,
-          `The model \`${requested}\` does not exist`,
-          'invalid_request_error',
-          'model_not_found',
-          'model',
-        ),
-      );
-      metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '404' });
+    const passed = await gate(route, body, principal);
+    if ('status' in passed) {
+      sendJson(res, passed.status, passed.body, passed.headers);
       return;
     }
-    if (!scopeCheck(principal.scopes).model(requested, primary.name)) {
-      const message = `this API key may not use model "${requested}"`;
-      sendJson(res, 403, openAiError(403, message, 'permission_error', 'model_not_allowed', 'model'));
-      metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '403' });
-      return;
-    }
-    const policy = options.policy;
-    const { rpm, tpm, maxConcurrent } = principal.limits;
-    const admission =
-      policy && (rpm !== undefined || tpm !== undefined || maxConcurrent !== undefined)
-        ? await policy.limiter.admit(principal, tpm !== undefined ? estimateTokens(body) : 0)
-        : undefined;
-    if (admission && !admission.ok) {
-      const code = admission.limit === 'concurrency' ? 'concurrency_limit_exceeded' : 'rate_limit_exceeded';
-      sendJson(res, 429, openAiError(429, admission.message, admission.limit, code), admission.headers);
-      metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '429' });
-      return;
-    }
+    const { primary, admission } = passed;
     if (admission) for (const [name, value] of Object.entries(admission.headers)) res.setHeader(name, value);
     let usage: Usage | undefined;
     try {
       usage = await deliver(route, body, req, res, started, requestId, requested, primary, principal);
     } finally {
-      admission?.release(usage ? usage.prompt_tokens + (usage.completion_tokens ?? 0) : undefined);
+      settle(principal, requested, admission, usage);
     }
-    if (policy && principal !== ANONYMOUS) {
-      policy.usage.add(principal.id, requested, usage?.prompt_tokens ?? 0, usage?.completion_tokens ?? 0);
+  }
+
+  /**
+   * A chat completion for a caller inside mcplex (the sampling bridge, the agent loop): the same policies and
+   * routing as /v1, without HTTP. Throws a McplexError carrying the OpenAI error when it is refused or fails.
+   */
+  async function complete(principal: Principal, request: ChatCompletionRequest): Promise<ChatCompletion> {
+    const body = { ...request, stream: false } as Record<string, unknown>;
+    validate('chat', body);
+    const requested = body.model as string;
+    const passed = await gate('chat', body, principal);
+    if ('status' in passed) throw llmFailure(passed.status, passed.body);
+    const { primary, admission } = passed;
+    const sink = bufferSink();
+    let usage: Usage | undefined;
+    try {
+      usage = await routeRequest('chat', body, sink, performance.now(), `internal-${++sequence}`, requested, primary);
+    } finally {
+      settle(principal, requested, admission, usage);
     }
+    const text = sink.text();
+    if (sink.status !== 200) {
+      const parsed = safeJson(text) as OpenAiErrorBody | undefined;
+      throw llmFailure(sink.status ?? 502, parsed?.error ? parsed : openAiError(502, text || 'no answer'));
+    }
+    return JSON.parse(text) as ChatCompletion;
   }
 
   /**
@@ -797,6 +857,15 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       return true;
     },
     modelNames: () => [...byName.keys()],
+    complete,
+    modelsFor(principal) {
+      const scope = scopeCheck(principal.scopes);
+      const canonical = [...routes.keys()].filter((name) => scope.model(name));
+      const aliases = [...byName.entries()]
+        .filter(([id, route]) => id !== route.name && scope.model(id, route.name))
+        .map(([id]) => id);
+      return [...canonical, ...aliases];
+    },
     async close() {
       batcher?.flush();
       await Promise.allSettled([...routes.values()].flatMap((r) => r.deployments.map((d) => d.pool.close())));

@@ -108,6 +108,13 @@ export interface UpstreamOptions {
   onChange: (upstream: Upstream, announced?: Partial<ListChanges>) => void;
   /** Called when the server reports that a subscribed resource changed. */
   onResourceUpdated?: (upstream: Upstream, uri: string) => void;
+  /**
+   * Answers the server's sampling requests itself (the shared LLM), or returns undefined to put them to the
+   * client of the call as any other server request.
+   */
+  sample?: (upstream: Upstream, params: unknown) => Promise<unknown> | undefined;
+  /** Whether `sample` answers this server's sampling (so clients that cannot sample still offer it). */
+  samples?: (upstream: Upstream) => boolean;
 }
 
 /** The SDK client, with the modern-era request envelope readable for the fast path. */
@@ -345,6 +352,10 @@ export class Upstream {
     relay?: DownstreamRelay,
     key?: string,
   ): Promise<unknown> {
+    if (method === 'sampling/createMessage') {
+      const answered = this.options.sample?.(this, params);
+      if (answered !== undefined) return answered;
+    }
     const target = relay ?? this.relays.at(-1);
     if (!target) {
       // Roots belong to a client; with none in the conversation there are none to give. An error (rather than
@@ -388,6 +399,16 @@ export class Upstream {
       const state = result.requestState === undefined ? {} : { requestState: result.requestState };
       current = { ...rest, inputResponses: answers, ...state } as P;
     }
+  }
+
+  /**
+   * The client capabilities a 2026-07-28 server is told for a call: what the downstream client can answer, plus
+   * sampling when mcplex answers this server's sampling itself (the shared LLM). Undefined without a caller.
+   */
+  private declaredFor(relay: DownstreamRelay | undefined): ClientCapabilities | undefined {
+    if (!relay) return undefined;
+    const capabilities = relayedCapabilities(relay.capabilities);
+    return this.options.samples?.(this) ? { ...capabilities, sampling: { tools: {} } } : capabilities;
   }
 
   /** Runs `work` with the caller's relay registered as the one to ask. */
@@ -532,7 +553,7 @@ export class Upstream {
           if (fast !== undefined) return fast as CallToolResult;
         }
         return this.withClient((client) =>
-          client.callTool(modernMeta(client, round, options.relay), {
+          client.callTool(modernMeta(client, round, this.declaredFor(options.relay)), {
             ...this.requestOptions(options),
             ...this.toolDefinition(round.name),
           }),
@@ -595,7 +616,7 @@ export class Upstream {
         // Requests on this call's response stream belong to this call's client.
         answer: (requestMethod, requestParams) => this.answerServerRequest(requestMethod, requestParams, relay),
         onLog: (message) => relay?.log?.(message as LogMessage),
-        ...(relay ? { capabilities: relayedCapabilities(relay.capabilities) } : {}),
+        ...(relay ? { capabilities: this.declaredFor(relay) as Record<string, unknown> } : {}),
         ...(onpause ? { onPause: onpause } : {}),
         ...(headers && session.era === 'modern' ? { headers } : {}),
       });
@@ -624,7 +645,7 @@ export class Upstream {
     return this.withRelay(options.relay, () =>
       this.inputRounds(params, options, (round) =>
         this.withClient((client) =>
-          client.readResource(modernMeta(client, round, options.relay), {
+          client.readResource(modernMeta(client, round, this.declaredFor(options.relay)), {
             ...this.requestOptions(options),
             cacheMode: 'bypass',
           }),
@@ -637,7 +658,7 @@ export class Upstream {
     return this.withRelay(options.relay, () =>
       this.inputRounds(params, options, (round) =>
         this.withClient((client) =>
-          client.getPrompt(modernMeta(client, round, options.relay), this.requestOptions(options)),
+          client.getPrompt(modernMeta(client, round, this.declaredFor(options.relay)), this.requestOptions(options)),
         ),
       ),
     );
@@ -712,10 +733,10 @@ export class Upstream {
 function modernMeta<T extends { _meta?: Record<string, unknown> }>(
   client: Client,
   params: T,
-  relay?: DownstreamRelay,
+  declared?: ClientCapabilities,
 ): T {
   if (client.getProtocolEra() !== 'modern') return params;
-  const capabilities = relay ? { [CLIENT_CAPABILITIES_META_KEY]: relayedCapabilities(relay.capabilities) } : {};
+  const capabilities = declared ? { [CLIENT_CAPABILITIES_META_KEY]: declared } : {};
   return { ...params, _meta: { ...params._meta, [LOG_LEVEL_META_KEY]: 'debug', ...capabilities } };
 }
 

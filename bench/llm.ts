@@ -1,0 +1,537 @@
+// Benchmark: POST /v1/chat/completions through mcplex versus straight to the same mock LLM (and, with
+// BENCH_PEER=portkey, through Portkey's gateway). Prints latency at 1 client, throughput at N clients and the time
+// to the first streamed byte, with ratios against the direct path. Run with `npm run bench:llm` (builds first).
+// The mock LLM, mcplex and any peer each run in their own process, as deployed; the clients (undici) run here. At
+// 1 client the paths alternate call by call, at N in rounds, so that drift on a shared machine affects them alike.
+// A plain pass-through proxy (bench/plain-proxy.ts) runs beside them as the floor of what any proxy process adds.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PORTKEY_VERSION = '1.15.2';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '4' },
+    warmup: { type: 'string', default: '1' },
+    concurrency: { type: 'string', default: '16' },
+    'latency-ms': { type: 'string', default: '1' },
+    chunks: { type: 'string', default: '5' },
+    'chunk-delay-ms': { type: 'string', default: '2' },
+  },
+});
+const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds);
+const WARMUP = Number(values.warmup);
+const CONCURRENCY = Number(values.concurrency);
+const LATENCY_MS = values['latency-ms'];
+const CHUNKS = values.chunks;
+const CHUNK_DELAY_MS = values['chunk-delay-ms'];
+const PEER = process.env.BENCH_PEER ?? '';
+
+const MODEL = 'mock-chat';
+const messages = [{ role: 'user', content: 'Say hello in five words.' }];
+const BODY = JSON.stringify({ model: MODEL, messages, max_tokens: 16 });
+const STREAM_BODY = JSON.stringify({ model: MODEL, messages, max_tokens: 16, stream: true });
+
+/** Every child this run started; all are stopped at the end, on error and on Ctrl-C. */
+const children = new Set<ChildProcess>();
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  // A command that could not start (ENOENT) never exits.
+  child.once('error', () => {
+    if (child.pid === undefined) children.delete(child);
+  });
+  return child;
+}
+
+/** SIGTERM, then SIGKILL for whatever has not exited after 3 s. */
+async function stopAll(): Promise<void> {
+  const running = [...children];
+  await Promise.all(
+    running.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return resolve();
+          const force = setTimeout(() => child.kill('SIGKILL'), 3_000);
+          child.once('exit', () => {
+            clearTimeout(force);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+/** Starts a child process and resolves with the first stdout/stderr match of `pattern`. */
+function startProcess(
+  command: string,
+  args: string[],
+  pattern: RegExp,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+  const child = track(spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }));
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      const match = pattern.exec(seen);
+      if (match) resolve({ child, match });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${[command, ...args].join(' ')} exited with ${code}:\n${seen}`)));
+  });
+}
+
+/** Runs a command to its end; rejects with its output when it fails or outlasts `timeoutMs`. */
+function runToEnd(command: string, args: string[], cwd: string, timeoutMs: number): Promise<void> {
+  const child = track(spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] }));
+  return new Promise((resolve, reject) => {
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`${command} ${args.join(' ')} ended with ${signal ?? code}:\n${output.trim()}`));
+    });
+  });
+}
+
+interface Target {
+  name: string;
+  pool: Pool;
+  path: string;
+  headers: Record<string, string>;
+}
+
+function target(name: string, base: string, extra: Record<string, string> = {}): Target {
+  const url = new URL(base);
+  return {
+    name,
+    pool: new Pool(url.origin, { connections: Math.max(CONCURRENCY, 1), keepAliveTimeout: 30_000 }),
+    path: `${url.pathname.replace(/\/$/, '')}/v1/chat/completions`,
+    headers: { 'content-type': 'application/json', ...extra },
+  };
+}
+
+interface Sample {
+  latencies: number[];
+  /** Time to the first body byte (streamed requests). */
+  firstBytes: number[];
+  /** mcplex's own `x-mcplex-overhead-ms` response header, when the path sets it. */
+  overheads: number[];
+  calls: number;
+  errors: number;
+  firstError?: string;
+  /** Wall time the calls took, when it is not SECONDS per sample (alternating runs). */
+  seconds?: number;
+}
+
+const emptySample = (): Sample => ({ latencies: [], firstBytes: [], overheads: [], calls: 0, errors: 0 });
+
+interface Outcome {
+  ms: number;
+  firstByteMs: number;
+  overheadMs?: number;
+}
+
+/** One request; fails on anything but a 200 with a complete answer (a `choices` body, or a stream up to [DONE]). */
+async function call(t: Target, stream: boolean): Promise<Outcome> {
+  const t0 = performance.now();
+  const response = await t.pool.request({
+    method: 'POST',
+    path: t.path,
+    headers: t.headers,
+    body: stream ? STREAM_BODY : BODY,
+  });
+  let firstByteMs = NaN;
+  let text = '';
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    if (Number.isNaN(firstByteMs)) firstByteMs = performance.now() - t0;
+    text += chunk.toString('utf8');
+  }
+  const ms = performance.now() - t0;
+  if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}: ${text.slice(0, 300)}`);
+  const complete = stream ? text.trimEnd().endsWith('data: [DONE]') : text.includes('"choices"');
+  if (!complete) throw new Error(`incomplete answer: ${text.slice(0, 300)}`);
+  const overhead = response.headers['x-mcplex-overhead-ms'];
+  return { ms, firstByteMs, ...(typeof overhead === 'string' ? { overheadMs: Number(overhead) } : {}) };
+}
+
+function record(sample: Sample, outcome: Outcome): void {
+  sample.latencies.push(outcome.ms);
+  sample.firstBytes.push(outcome.firstByteMs);
+  if (outcome.overheadMs !== undefined) sample.overheads.push(outcome.overheadMs);
+  sample.calls++;
+}
+
+function recordError(sample: Sample, t: Target, error: unknown): void {
+  sample.errors++;
+  sample.firstError ??= `${t.name}: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+/** Each of `concurrency` clients calls back to back for SECONDS; the first `warmup` seconds are not recorded. */
+async function run(t: Target, concurrency: number, warmup: number): Promise<Sample> {
+  const sample = emptySample();
+  const measureFrom = performance.now() + warmup * 1000;
+  const end = measureFrom + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        try {
+          const outcome = await call(t, false);
+          if (t0 >= measureFrom) record(sample, outcome);
+        } catch (error) {
+          recordError(sample, t, error);
+        }
+      }
+    }),
+  );
+  return sample;
+}
+
+/**
+ * One client per path, calling in turn for ROUNDS x SECONDS (after the warm-up), so that drift on a shared
+ * machine cannot favour any path. Throughput is then each path's calls over its own time.
+ */
+async function alternate(targets: Target[], stream: boolean): Promise<Sample[]> {
+  const samples = targets.map(() => ({ ...emptySample(), seconds: 0 }));
+  const measureFrom = performance.now() + WARMUP * 1000;
+  const end = measureFrom + ROUNDS * SECONDS * 1000;
+  while (performance.now() < end) {
+    for (const [i, t] of targets.entries()) {
+      const sample = samples[i]!;
+      const t0 = performance.now();
+      try {
+        const outcome = await call(t, stream);
+        if (t0 >= measureFrom) {
+          record(sample, outcome);
+          sample.seconds += outcome.ms / 1000;
+        }
+      } catch (error) {
+        recordError(sample, t, error);
+      }
+    }
+  }
+  return samples;
+}
+
+/** Rounds of SECONDS per path at `concurrency` clients; the starting path rotates each round. */
+async function rounds(targets: Target[], concurrency: number): Promise<Sample[][]> {
+  const samples: Sample[][] = targets.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let k = 0; k < targets.length; k++) {
+      const i = (round + k) % targets.length;
+      samples[i]!.push(await run(targets[i]!, concurrency, round === 0 ? WARMUP : 0.2));
+    }
+  }
+  return samples;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+}
+
+function summarise(samples: Sample[]) {
+  const latencies = samples.flatMap((s) => s.latencies);
+  const firstBytes = samples.flatMap((s) => s.firstBytes);
+  const calls = samples.reduce((n, s) => n + s.calls, 0);
+  const seconds = samples.reduce((n, s) => n + (s.seconds ?? SECONDS), 0);
+  return {
+    rps: calls / seconds,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    firstByteP50: percentile(firstBytes, 0.5),
+    firstByteP99: percentile(firstBytes, 0.99),
+    overheadP50: percentile(
+      samples.flatMap((s) => s.overheads),
+      0.5,
+    ),
+    errors: samples.reduce((n, s) => n + s.errors, 0),
+    firstError: samples.find((s) => s.firstError !== undefined)?.firstError,
+  };
+}
+
+type Summary = ReturnType<typeof summarise>;
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const row of rows) console.log(row.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
+}
+
+async function startMcplex(dir: string, mockUrl: string): Promise<string> {
+  const config = join(dir, 'mcplex.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      server: { port: 0 },
+      // Nothing on disk: no keys, usage or cache kept between runs (and no mcplex.db in the working folder).
+      store: 'memory:',
+      logLevel: 'info',
+      llm: {
+        // The bench measures forwarding: no answer may come from mcplex's response cache.
+        cache: { enabled: false },
+        models: {
+          [MODEL]: { deployments: [{ provider: 'openai', baseUrl: `${mockUrl}/v1`, apiKey: 'x', model: MODEL }] },
+        },
+      },
+    }),
+  );
+  const { match } = await startProcess(
+    process.execPath,
+    // MCPLEX_NODE_ARGS passes profiler flags (e.g. --cpu-prof) to the mcplex process only.
+    [
+      ...(process.env.MCPLEX_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      join(ROOT, 'bin', 'mcplex.js'),
+      'serve',
+      '--config',
+      config,
+    ],
+    /listening on (http:\/\/\S+)\/mcp/,
+  );
+  return match[1]!;
+}
+
+/** Loaded into Portkey's process: every listen() goes to 127.0.0.1 (never all interfaces), and says where. */
+const LOOPBACK_PRELOAD = `import net from 'node:net';
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...args) {
+  const callback = typeof args[args.length - 1] === 'function' ? args.pop() : undefined;
+  const port = args[0];
+  if (port !== undefined && port !== null && typeof port !== 'number' && typeof port !== 'string') {
+    throw new Error('bench preload: only listen(port) is allowed here');
+  }
+  this.once('listening', () => {
+    const address = this.address();
+    if (typeof address !== 'object' || address === null || address.address !== '127.0.0.1') {
+      process.stderr.write('bench preload: not on 127.0.0.1, stopping\\n');
+      process.exit(1);
+    }
+    process.stderr.write('BENCH_LISTENING http://127.0.0.1:' + address.port + '\\n');
+  });
+  const options = { port: port === undefined || port === null ? 0 : Number(port), host: '127.0.0.1' };
+  return callback ? listen.call(this, options, callback) : listen.call(this, options);
+};
+`;
+
+/** Installs @portkey-ai/gateway into `dir` and starts it on 127.0.0.1; returns its URL, or why it could not. */
+async function startPortkey(dir: string): Promise<{ url: string } | { reason: string }> {
+  const folder = join(dir, 'portkey');
+  mkdirSync(folder);
+  writeFileSync(
+    join(folder, 'package.json'),
+    JSON.stringify({
+      name: 'mcplex-bench-portkey',
+      private: true,
+      dependencies: { '@portkey-ai/gateway': PORTKEY_VERSION },
+      overrides: { '@hono/node-server': '1.13.5', hono: '4.9.7', '@hono/node-ws': '1.2.0' },
+    }),
+  );
+  writeFileSync(join(folder, 'loopback.mjs'), LOOPBACK_PRELOAD);
+  try {
+    await runToEnd('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], folder, 300_000);
+  } catch (error) {
+    return { reason: `npm install @portkey-ai/gateway@${PORTKEY_VERSION} failed: ${String(error)}` };
+  }
+  try {
+    const entry = join(folder, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js');
+    const { match } = await startProcess(
+      process.execPath,
+      ['--import', pathToFileURL(join(folder, 'loopback.mjs')).href, entry, '--port=0', '--headless'],
+      /BENCH_LISTENING (http:\/\/127\.0\.0\.1:\d+)/,
+    );
+    return { url: match[1]! };
+  } catch (error) {
+    return { reason: `Portkey did not start: ${String(error)}` };
+  }
+}
+
+/** Config, Portkey's install and its preload; removed at the end, on error and on Ctrl-C. */
+const dir = mkdtempSync(join(tmpdir(), 'mcplex-bench-llm-'));
+
+async function cleanUp(): Promise<void> {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function main(): Promise<number> {
+  const targets: Target[] = [];
+  try {
+    const mock = await startProcess(
+      process.execPath,
+      [
+        join(ROOT, 'bin', 'mcplex.js'),
+        'mock-llm',
+        '--port',
+        '0',
+        '--latency-ms',
+        LATENCY_MS,
+        '--chunks',
+        CHUNKS,
+        '--chunk-delay-ms',
+        CHUNK_DELAY_MS,
+      ],
+      /LISTENING (\S+)/,
+    );
+    const mockUrl = mock.match[1]!;
+    const proxy = await startProcess(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'bench', 'plain-proxy.ts'), `${mockUrl}/v1/chat/completions`],
+      /LISTENING (http:\/\/[^/\s]+)/,
+    );
+    const mcplexUrl = await startMcplex(dir, mockUrl);
+    targets.push(
+      target('direct', mockUrl, { authorization: 'Bearer x' }),
+      target('plain proxy', proxy.match[1]!, { authorization: 'Bearer x' }),
+      target('mcplex', mcplexUrl),
+    );
+
+    let peerNote: string | undefined;
+    if (PEER === 'portkey') {
+      console.log(`installing @portkey-ai/gateway@${PORTKEY_VERSION} into a temporary folder ...`);
+      const portkey = await startPortkey(dir);
+      if ('url' in portkey) {
+        targets.push(
+          target('portkey', portkey.url, {
+            authorization: 'Bearer x',
+            'x-portkey-provider': 'openai',
+            'x-portkey-custom-host': `${mockUrl}/v1`,
+          }),
+        );
+      } else {
+        peerNote = portkey.reason;
+        console.log(`Portkey left out: ${portkey.reason}\n`);
+      }
+    } else if (PEER !== '') {
+      peerNote = `unknown BENCH_PEER "${PEER}" (known: portkey)`;
+      console.log(`${peerNote}\n`);
+    }
+
+    console.log(
+      `mcplex LLM gateway benchmark: ${ROUNDS} rounds x ${SECONDS}s per path and level (after ${WARMUP}s warm-up); ` +
+        `${availableParallelism()} CPUs`,
+    );
+    console.log(
+      `upstream: mcplex's mock LLM in its own process, latency ${LATENCY_MS} ms; streams of ${CHUNKS} content ` +
+        `chunks, ${CHUNK_DELAY_MS} ms apart`,
+    );
+    console.log(`clients: undici Pool per path in this process; POST /v1/chat/completions, body ${BODY.length} B\n`);
+
+    const M = targets.findIndex((t) => t.name === 'mcplex');
+    const oneClient = (await alternate(targets, false)).map((s) => summarise([s]));
+    const many = (await rounds(targets, CONCURRENCY)).map((s) => summarise(s));
+    const streamed = (await alternate(targets, true)).map((s) => summarise([s]));
+
+    const fmt = (n: number) => n.toFixed(2);
+    const pct = (n: number) => `${(n * 100).toFixed(1)} %`;
+    const header = ['clients', 'path', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'throughput', 'p50 added', 'p99 added'];
+    const rows: string[][] = [header];
+    for (const [clients, results] of [
+      [1, oneClient],
+      [CONCURRENCY, many],
+    ] as const) {
+      const direct = results[0]!;
+      results.forEach((r: Summary, i) => {
+        rows.push([
+          String(clients),
+          targets[i]!.name,
+          r.rps.toFixed(0),
+          fmt(r.p50),
+          fmt(r.p99),
+          String(r.errors),
+          ...(i === 0 ? ['', '', ''] : [pct(r.rps / direct.rps), fmt(r.p50 - direct.p50), fmt(r.p99 - direct.p99)]),
+        ]);
+      });
+    }
+    console.log('non-streaming chat completions');
+    printTable(rows);
+
+    const streamRows: string[][] = [
+      ['clients', 'path', 'first byte p50 ms', 'p99 ms', 'first byte added p50', 'whole stream p50 ms', 'errors'],
+    ];
+    streamed.forEach((r, i) => {
+      streamRows.push([
+        '1',
+        targets[i]!.name,
+        fmt(r.firstByteP50),
+        fmt(r.firstByteP99),
+        i === 0 ? '' : fmt(r.firstByteP50 - streamed[0]!.firstByteP50),
+        fmt(r.p50),
+        String(r.errors),
+      ]);
+    });
+    console.log('\nstreamed chat completions (stream: true)');
+    printTable(streamRows);
+
+    console.log('\nthroughput = req/s as a share of direct; added = minus the direct value, in ms');
+    console.log('plain proxy = bench/plain-proxy.ts, a pass-through HTTP proxy: what forwarding alone costs here');
+    console.log(
+      `mcplex's own x-mcplex-overhead-ms header at 1 client, p50: ${fmt(oneClient[M]!.overheadP50)} ms ` +
+        '(its time outside the upstream round-trip, as mcplex measures it)',
+    );
+    const mcplexShare = many[M]!.rps / many[0]!.rps;
+    const portkeyIndex = targets.findIndex((t) => t.name === 'portkey');
+    const versusPortkey = portkeyIndex < 0 ? undefined : many[M]!.rps / many[portkeyIndex]!.rps;
+    if (versusPortkey !== undefined) {
+      console.log(
+        `mcplex throughput / Portkey throughput at ${CONCURRENCY} clients: ${versusPortkey.toFixed(2)}x ` +
+          `(Portkey ${PORTKEY_VERSION}, node build/start-server.js --headless, bound to 127.0.0.1)`,
+      );
+    } else if (peerNote !== undefined) {
+      console.log(`Portkey: n/a (${peerNote.split('\n')[0]})`);
+    }
+    console.log(
+      `\ntargets: throughput >= 60 % of direct at ${CONCURRENCY} clients: ${pct(mcplexShare)} ; ` +
+        `p50 added <= 0.3 ms at 1 client: ${fmt(oneClient[M]!.p50 - oneClient[0]!.p50)} ms ; ` +
+        `first byte added <= 1 ms: ${fmt(streamed[M]!.firstByteP50 - streamed[0]!.firstByteP50)} ms ; ` +
+        `>= 5x Portkey throughput: ${versusPortkey === undefined ? 'n/a' : `${versusPortkey.toFixed(2)}x`}`,
+    );
+
+    const failures = [...oneClient, ...many, ...streamed].filter((r) => r.errors > 0);
+    if (failures.length > 0) {
+      console.error(
+        `\n${failures.reduce((n, r) => n + r.errors, 0)} requests failed; first: ${failures[0]!.firstError}`,
+      );
+      return 1;
+    }
+    return 0;
+  } finally {
+    await Promise.allSettled(targets.map((t) => t.pool.destroy()));
+    await cleanUp();
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (error: unknown) => {
+    console.error(error);
+    await cleanUp();
+    process.exit(1);
+  },
+);
