@@ -46,7 +46,16 @@ function jsonRpcError(res: ServerResponse, status: number, code: number, message
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { logger, mcp } = options;
   const boundHost = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
-  const validHost = hostHeaderValidation([...localhostAllowedHostnames(), boundHost, ...options.allowedHosts]);
+  const checkHost = hostHeaderValidation([...localhostAllowedHostnames(), boundHost, ...options.allowedHosts]);
+  // Host values already accepted skip the SDK check (it parses a URL per request); the set stays small.
+  const acceptedHosts = new Set<string>();
+  const validHost = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const host = req.headers.host;
+    if (host !== undefined && acceptedHosts.has(host)) return true;
+    const ok = checkHost(req, res);
+    if (ok && host !== undefined && acceptedHosts.size < 64) acceptedHosts.add(host);
+    return ok;
+  };
   const validOrigin = originValidation([...localhostAllowedOrigins(), ...options.allowedOrigins]);
 
   /** The caller of an /mcp request, or undefined after answering 401 (with a Bearer challenge). */

@@ -223,6 +223,8 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     for (const alias of model.aliases) byName.set(alias, route);
   }
   const created = Math.floor(Date.now() / 1000);
+  /** Request bodies as they arrived, by their parsed object. */
+  const rawBodies = new WeakMap<object, Buffer>();
   const cache: ResponseCache | undefined = config.cache.enabled
     ? createResponseCache(
         config.cache.store === 'store' && options.policy
@@ -272,9 +274,26 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
   const idPrefix = randomBytes(4).toString('hex');
   let sequence = 0;
 
+  /** The breaker gauge changes only when a breaker does (not on every request). */
+  const gaugeStates = new Map<Deployment, string>();
   function breakerGauge(d: Deployment): void {
     const state = d.breaker.state;
+    if (gaugeStates.get(d) === state) return;
+    gaugeStates.set(d, state);
     metrics.llmBreakerState.set({ deployment: d.id }, state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
+  }
+
+  /** Metric children per route, model and deployment: label lookups once, not on every request. */
+  const children = new Map<string, ReturnType<typeof successMetrics>>();
+  function successMetrics(labels: { route: Route; model: string; deployment: string }) {
+    const owner = { model: labels.model, deployment: labels.deployment };
+    return {
+      requests: metrics.llmRequests.labels({ ...labels, status: '200' }),
+      upstream: metrics.llmUpstreamSeconds.labels(labels),
+      overhead: metrics.llmOverheadSeconds.labels({ route: labels.route }),
+      tokensIn: metrics.llmTokens.labels({ ...owner, direction: 'in' }),
+      tokensOut: metrics.llmTokens.labels({ ...owner, direction: 'out' }),
+    };
   }
 
   function models(res: ServerResponse, principal: Principal): void {
@@ -289,6 +308,12 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
 
   async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
     const raw = await readBody(req, options.maxBodyBytes);
+    const parsed = await parseJsonBody(raw);
+    rawBodies.set(parsed, raw);
+    return parsed;
+  }
+
+  async function parseJsonBody(raw: Buffer): Promise<Record<string, unknown>> {
     let body: unknown;
     try {
       body = JSON.parse(raw.toString('utf8'));
@@ -340,7 +365,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     }
     const stream = route === 'chat' && body.stream === true;
     const chat = body as unknown as ChatCompletionRequest;
-    let payload: string;
+    let payload: string | Buffer;
     let headers: Record<string, string>;
     let path: string;
     if (anthropic) {
@@ -350,7 +375,9 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       headers = { ...anthropicHeaders(d.config.apiKey), ...d.config.headers };
       path = `${d.basePath}/messages`;
     } else {
-      payload = openAiBody(body, d.config);
+      // The client's own bytes when nothing in them changes (the public name is the backend's name).
+      const raw = body.model === d.config.model ? rawBodies.get(body) : undefined;
+      payload = raw ?? openAiBody(body, d.config);
       headers = openAiHeaders(d.config);
       path = `${d.basePath}/${route === 'chat' ? 'chat/completions' : 'embeddings'}`;
     }
@@ -414,7 +441,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
           usage = translated.usage;
           out = JSON.stringify(translated);
         } else {
-          usage = usageOf(safeJson(text));
+          usage = usageIn(text);
         }
         const overheadMs = performance.now() - started - upstreamMs;
         sink.head(200, {
@@ -529,18 +556,15 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     usage: Usage | undefined,
   ): void {
     d.breaker.success();
-    metrics.llmRequests.inc({ ...labels, status: '200' });
-    metrics.llmUpstreamSeconds.observe(labels, upstreamMs / 1000);
-    metrics.llmOverheadSeconds.observe({ route: labels.route }, Math.max(0, overheadMs) / 1000);
+    const key = `${labels.route}\0${labels.model}\0${labels.deployment}`;
+    let child = children.get(key);
+    if (!child) children.set(key, (child = successMetrics(labels)));
+    child.requests.inc();
+    child.upstream.observe(upstreamMs / 1000);
+    child.overhead.observe(Math.max(0, overheadMs) / 1000);
     if (usage) {
-      metrics.llmTokens.inc(
-        { model: labels.model, deployment: labels.deployment, direction: 'in' },
-        usage.prompt_tokens,
-      );
-      metrics.llmTokens.inc(
-        { model: labels.model, deployment: labels.deployment, direction: 'out' },
-        usage.completion_tokens ?? 0,
-      );
+      child.tokensIn.inc(usage.prompt_tokens);
+      child.tokensOut.inc(usage.completion_tokens ?? 0);
     }
   }
 
@@ -902,6 +926,30 @@ function batchable(body: Record<string, unknown>): boolean {
   return (
     typeof input === 'string' || (Array.isArray(input) && input.length > 0 && input.every((i) => typeof i === 'string'))
   );
+}
+
+/**
+ * The `usage` object of a chat completion or embeddings answer, read without parsing the whole answer: it is the
+ * last top-level field in practice, and the answer itself passes through untouched.
+ */
+export function usageIn(text: string): Usage | undefined {
+  const at = text.lastIndexOf('"usage"');
+  if (at < 0) return undefined;
+  const start = text.indexOf('{', at);
+  if (start < 0) return undefined;
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92)
+        i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123) depth++;
+    else if (c === 125 && --depth === 0) return usageOf({ usage: safeJson(text.slice(start, i + 1)) });
+  }
+  return undefined;
 }
 
 function safeJson(text: string): unknown {
