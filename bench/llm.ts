@@ -4,6 +4,16 @@
 // The mock LLM, mcplex and any peer each run in their own process, as deployed; the clients (undici) run here. At
 // 1 client the paths alternate call by call, at N in rounds, so that drift on a shared machine affects them alike.
 // A plain pass-through proxy (bench/plain-proxy.ts) runs beside them as the floor of what any proxy process adds.
+//
+// Two more mcplex processes, each started like the bare one, measure what policy costs (their own table):
+// - "mcplex + auth": `"auth": {"mode": "keys"}` on a SQLite store in the run's temporary folder, shared with
+//   `mcplex keys create --rpm 100000000 --tpm 1000000000`, run before it starts; every request carries that key,
+//   so the key is checked and both limits taken on every request, but nothing is refused. Answers without
+//   x-ratelimit-* headers count as errors. At 1 client it alternates call by call with the bare mcplex path.
+// - "mcplex cache hit": `llm.cache.enabled` (memory LRU); one warm-up request with `temperature: 0` fills the
+//   cache, then every request sends that same body and must be answered `x-mcplex-cache: hit` (anything else
+//   counts as an error). Measured at 1 client (alternating with the others) and at N clients against direct.
+// The bare mcplex process (cache off, memory store, no auth) is the same as before these rows were added.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +50,11 @@ const MODEL = 'mock-chat';
 const messages = [{ role: 'user', content: 'Say hello in five words.' }];
 const BODY = JSON.stringify({ model: MODEL, messages, max_tokens: 16 });
 const STREAM_BODY = JSON.stringify({ model: MODEL, messages, max_tokens: 16, stream: true });
+/** Deterministic, hence cacheable: every request of the cache-hit path sends exactly these bytes. */
+const CACHED_BODY = JSON.stringify({ model: MODEL, messages, max_tokens: 16, temperature: 0 });
+/** Limits high enough never to refuse in this run, low enough to be real limits checked on every request. */
+const KEY_RPM = '100000000';
+const KEY_TPM = '1000000000';
 
 /** Every child this run started; all are stopped at the end, on error and on Ctrl-C. */
 const children = new Set<ChildProcess>();
@@ -95,12 +110,16 @@ function startProcess(
   });
 }
 
-/** Runs a command to its end; rejects with its output when it fails or outlasts `timeoutMs`. */
-function runToEnd(command: string, args: string[], cwd: string, timeoutMs: number): Promise<void> {
+/** Runs a command to its end and resolves with its stdout; rejects with its output on failure or after `timeoutMs`. */
+function runToEnd(command: string, args: string[], cwd: string, timeoutMs: number): Promise<string> {
   const child = track(spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] }));
   return new Promise((resolve, reject) => {
     let output = '';
-    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    let stdout = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      stdout += chunk.toString();
+    });
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
     child.once('error', (error) => {
@@ -109,7 +128,7 @@ function runToEnd(command: string, args: string[], cwd: string, timeoutMs: numbe
     });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      if (code === 0) resolve();
+      if (code === 0) resolve(stdout);
       else reject(new Error(`${command} ${args.join(' ')} ended with ${signal ?? code}:\n${output.trim()}`));
     });
   });
@@ -120,15 +139,25 @@ interface Target {
   pool: Pool;
   path: string;
   headers: Record<string, string>;
+  /** The non-streamed body, when it is not BODY. */
+  body?: string;
+  /** A response header every answer must carry, and the value it must have (undefined: any value). */
+  expect?: { header: string; value?: string };
 }
 
-function target(name: string, base: string, extra: Record<string, string> = {}): Target {
+function target(
+  name: string,
+  base: string,
+  extra: Record<string, string> = {},
+  options: Pick<Target, 'body' | 'expect'> = {},
+): Target {
   const url = new URL(base);
   return {
     name,
     pool: new Pool(url.origin, { connections: Math.max(CONCURRENCY, 1), keepAliveTimeout: 30_000 }),
     path: `${url.pathname.replace(/\/$/, '')}/v1/chat/completions`,
     headers: { 'content-type': 'application/json', ...extra },
+    ...options,
   };
 }
 
@@ -153,14 +182,17 @@ interface Outcome {
   overheadMs?: number;
 }
 
-/** One request; fails on anything but a 200 with a complete answer (a `choices` body, or a stream up to [DONE]). */
+/**
+ * One request; fails on anything but a 200 with a complete answer (a `choices` body, or a stream up to [DONE]),
+ * and on an answer without the header the target expects.
+ */
 async function call(t: Target, stream: boolean): Promise<Outcome> {
   const t0 = performance.now();
   const response = await t.pool.request({
     method: 'POST',
     path: t.path,
     headers: t.headers,
-    body: stream ? STREAM_BODY : BODY,
+    body: stream ? STREAM_BODY : (t.body ?? BODY),
   });
   let firstByteMs = NaN;
   let text = '';
@@ -172,6 +204,12 @@ async function call(t: Target, stream: boolean): Promise<Outcome> {
   if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}: ${text.slice(0, 300)}`);
   const complete = stream ? text.trimEnd().endsWith('data: [DONE]') : text.includes('"choices"');
   if (!complete) throw new Error(`incomplete answer: ${text.slice(0, 300)}`);
+  if (t.expect !== undefined) {
+    const got = response.headers[t.expect.header];
+    if (got === undefined || (t.expect.value !== undefined && got !== t.expect.value)) {
+      throw new Error(`${t.expect.header}: ${String(got)}, expected ${t.expect.value ?? 'a value'}`);
+    }
+  }
   const overhead = response.headers['x-mcplex-overhead-ms'];
   return { ms, firstByteMs, ...(typeof overhead === 'string' ? { overheadMs: Number(overhead) } : {}) };
 }
@@ -235,10 +273,10 @@ async function alternate(targets: Target[], stream: boolean): Promise<Sample[]> 
   return samples;
 }
 
-/** Rounds of SECONDS per path at `concurrency` clients; the starting path rotates each round. */
-async function rounds(targets: Target[], concurrency: number): Promise<Sample[][]> {
+/** `roundCount` rounds of SECONDS per path at `concurrency` clients; the starting path rotates each round. */
+async function rounds(targets: Target[], concurrency: number, roundCount = ROUNDS): Promise<Sample[][]> {
   const samples: Sample[][] = targets.map(() => []);
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < roundCount; round++) {
     for (let k = 0; k < targets.length; k++) {
       const i = (round + k) % targets.length;
       samples[i]!.push(await run(targets[i]!, concurrency, round === 0 ? WARMUP : 0.2));
@@ -279,27 +317,67 @@ function printTable(rows: string[][]): void {
   for (const row of rows) console.log(row.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
 }
 
-async function startMcplex(dir: string, mockUrl: string): Promise<string> {
-  const config = join(dir, 'mcplex.json');
+/**
+ * `bare`: the forwarding path of the main tables. `auth`: API keys on a SQLite store in `dir` (the key is created
+ * with `mcplex keys create` on the same config before the server starts). `cache`: the response cache on.
+ */
+type Variant = 'bare' | 'auth' | 'cache';
+
+/** Writes the variant's config into `dir` and returns its path. */
+function writeMcplexConfig(dir: string, mockUrl: string, variant: Variant): string {
+  const config = join(dir, variant === 'bare' ? 'mcplex.json' : `mcplex-${variant}.json`);
   writeFileSync(
     config,
     JSON.stringify({
       server: { port: 0 },
       // Nothing on disk: no keys, usage or cache kept between runs (and no mcplex.db in the working folder).
-      store: 'memory:',
+      // Keys must outlive the CLI that creates them: the auth variant uses a SQLite file in the temporary folder.
+      store: variant === 'auth' ? `sqlite:${join(dir, 'bench.db')}` : 'memory:',
       logLevel: 'info',
+      ...(variant === 'auth' ? { auth: { mode: 'keys' } } : {}),
       llm: {
-        // The bench measures forwarding: no answer may come from mcplex's response cache.
-        cache: { enabled: false },
+        // The bench measures forwarding: no answer may come from mcplex's response cache, except on the path that
+        // measures cache hits.
+        cache: variant === 'cache' ? { enabled: true, store: 'memory' } : { enabled: false },
         models: {
           [MODEL]: { deployments: [{ provider: 'openai', baseUrl: `${mockUrl}/v1`, apiKey: 'x', model: MODEL }] },
         },
       },
     }),
   );
+  return config;
+}
+
+/** Creates an API key with `mcplex keys create` on `config`'s store and returns the token it prints. */
+async function createKey(config: string): Promise<string> {
+  const stdout = await runToEnd(
+    process.execPath,
+    [
+      join(ROOT, 'bin', 'mcplex.js'),
+      'keys',
+      'create',
+      '--config',
+      config,
+      '--name',
+      'bench',
+      '--rpm',
+      KEY_RPM,
+      '--tpm',
+      KEY_TPM,
+    ],
+    ROOT,
+    60_000,
+  );
+  const token = stdout.trim().split('\n').pop() ?? '';
+  if (!/^mcx_\S+$/.test(token)) throw new Error(`mcplex keys create printed no key: ${stdout.slice(0, 300)}`);
+  return token;
+}
+
+/** Starts `mcplex serve` on `config` and returns its base URL. */
+async function startMcplex(config: string): Promise<string> {
   const { match } = await startProcess(
     process.execPath,
-    // MCPLEX_NODE_ARGS passes profiler flags (e.g. --cpu-prof) to the mcplex process only.
+    // MCPLEX_NODE_ARGS passes profiler flags (e.g. --cpu-prof) to the mcplex processes only.
     [
       ...(process.env.MCPLEX_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       join(ROOT, 'bin', 'mcplex.js'),
@@ -376,6 +454,8 @@ async function cleanUp(): Promise<void> {
 
 async function main(): Promise<number> {
   const targets: Target[] = [];
+  /** The paths of the auth and cache rows only (their pools are closed at the end as well). */
+  const extras: Target[] = [];
   try {
     const mock = await startProcess(
       process.execPath,
@@ -399,12 +479,32 @@ async function main(): Promise<number> {
       ['--import', 'tsx', join(ROOT, 'bench', 'plain-proxy.ts'), `${mockUrl}/v1/chat/completions`],
       /LISTENING (http:\/\/[^/\s]+)/,
     );
-    const mcplexUrl = await startMcplex(dir, mockUrl);
+    const mcplexUrl = await startMcplex(writeMcplexConfig(dir, mockUrl, 'bare'));
     targets.push(
       target('direct', mockUrl, { authorization: 'Bearer x' }),
       target('plain proxy', proxy.match[1]!, { authorization: 'Bearer x' }),
       target('mcplex', mcplexUrl),
     );
+    const authConfig = writeMcplexConfig(dir, mockUrl, 'auth');
+    const key = await createKey(authConfig);
+    const authUrl = await startMcplex(authConfig);
+    const cacheUrl = await startMcplex(writeMcplexConfig(dir, mockUrl, 'cache'));
+    extras.push(
+      target(
+        'mcplex + auth',
+        authUrl,
+        { authorization: `Bearer ${key}` },
+        // Proof that the limits were checked: a key without limits gets no x-ratelimit-* headers.
+        { expect: { header: 'x-ratelimit-remaining-tokens' } },
+      ),
+      target(
+        'mcplex cache hit',
+        cacheUrl,
+        {},
+        { body: CACHED_BODY, expect: { header: 'x-mcplex-cache', value: 'hit' } },
+      ),
+    );
+    const [authTarget, cacheTarget] = extras as [Target, Target];
 
     let peerNote: string | undefined;
     if (PEER === 'portkey') {
@@ -441,6 +541,14 @@ async function main(): Promise<number> {
     const oneClient = (await alternate(targets, false)).map((s) => summarise([s]));
     const many = (await rounds(targets, CONCURRENCY)).map((s) => summarise(s));
     const streamed = (await alternate(targets, true)).map((s) => summarise([s]));
+
+    // Auth + limits and cache hits: direct, bare mcplex, mcplex + auth and cache hits alternate call by call at
+    // 1 client; cache hits and direct take turns at N clients. One request first fills the cache (a miss).
+    await call({ ...cacheTarget, expect: { header: 'x-mcplex-cache', value: 'miss' } }, false);
+    const policyTargets = [targets[0]!, targets[M]!, authTarget, cacheTarget];
+    const policyOne = (await alternate(policyTargets, false)).map((s) => summarise([s]));
+    const cacheManyRounds = Math.max(1, Math.ceil(ROUNDS / 2));
+    const cacheMany = (await rounds([targets[0]!, cacheTarget], CONCURRENCY, cacheManyRounds)).map((s) => summarise(s));
 
     const fmt = (n: number) => n.toFixed(2);
     const pct = (n: number) => `${(n * 100).toFixed(1)} %`;
@@ -507,7 +615,52 @@ async function main(): Promise<number> {
         `>= 5x Portkey throughput: ${versusPortkey === undefined ? 'n/a' : `${versusPortkey.toFixed(2)}x`}`,
     );
 
-    const failures = [...oneClient, ...many, ...streamed].filter((r) => r.errors > 0);
+    const policyRows: string[][] = [header];
+    for (const [clients, results, paths] of [
+      [1, policyOne, policyTargets],
+      [CONCURRENCY, cacheMany, [targets[0]!, cacheTarget]],
+    ] as const) {
+      const direct = results[0]!;
+      results.forEach((r: Summary, i) => {
+        policyRows.push([
+          String(clients),
+          paths[i]!.name,
+          r.rps.toFixed(0),
+          fmt(r.p50),
+          fmt(r.p99),
+          String(r.errors),
+          ...(i === 0 ? ['', '', ''] : [pct(r.rps / direct.rps), fmt(r.p50 - direct.p50), fmt(r.p99 - direct.p99)]),
+        ]);
+      });
+    }
+    const [, bare, auth, hit] = policyOne as [Summary, Summary, Summary, Summary];
+    const authAddedP50 = auth.p50 - bare.p50;
+    const hitShare = cacheMany[1]!.rps / cacheMany[0]!.rps;
+    console.log(
+      `\nauth + rate limiting, and cache hits (1 client: ${ROUNDS} x ${SECONDS}s, the four paths alternating; ` +
+        `${CONCURRENCY} clients: ${cacheManyRounds} rounds x ${SECONDS}s)`,
+    );
+    printTable(policyRows);
+    console.log(
+      `mcplex + auth = a separate mcplex with "auth": {"mode": "keys"} (SQLite store): the key is checked and its ` +
+        `limits (--rpm ${KEY_RPM} --tpm ${KEY_TPM}) taken on every request, none refused`,
+    );
+    console.log(
+      'mcplex cache hit = a separate mcplex with llm.cache.enabled (memory): temperature: 0, the same body every ' +
+        'time, each answer x-mcplex-cache: hit',
+    );
+    console.log(
+      `auth + rate limiting over bare mcplex at 1 client: p50 ${fmt(authAddedP50)} ms, p99 ` +
+        `${fmt(auth.p99 - bare.p99)} ms; x-mcplex-overhead-ms p50 ${fmt(bare.overheadP50)} ms bare, ` +
+        `${fmt(auth.overheadP50)} ms with auth`,
+    );
+    console.log(
+      `\ntargets: auth + rate limiting <= 0.1 ms added at p50: ${fmt(authAddedP50)} ms ; ` +
+        `cache hit p99 <= 1 ms at 1 client: ${fmt(hit.p99)} ms (p50 ${fmt(hit.p50)} ms) ; ` +
+        `cache hit throughput at ${CONCURRENCY} clients >= direct: ${hitShare.toFixed(2)}x`,
+    );
+
+    const failures = [...oneClient, ...many, ...streamed, ...policyOne, ...cacheMany].filter((r) => r.errors > 0);
     if (failures.length > 0) {
       console.error(
         `\n${failures.reduce((n, r) => n + r.errors, 0)} requests failed; first: ${failures[0]!.firstError}`,
@@ -516,7 +669,7 @@ async function main(): Promise<number> {
     }
     return 0;
   } finally {
-    await Promise.allSettled(targets.map((t) => t.pool.destroy()));
+    await Promise.allSettled([...targets, ...extras].map((t) => t.pool.destroy()));
     await cleanUp();
   }
 }

@@ -18,7 +18,9 @@ import type { Gateway } from './gateway.js';
 import { createHttpServer } from './http/server.js';
 import { createMcpHttpEndpoint } from './mcp/downstream/http-endpoint.js';
 import { createLlmGateway } from './llm/gateway.js';
-import type { LlmGateway } from './llm/gateway.js';
+import type { AgentRunner, LlmGateway } from './llm/gateway.js';
+import { createAgent } from './agent/agent.js';
+import { createTextEmbedder, createToolSelector } from './agent/tool-selection/index.js';
 import { createMetrics } from './metrics.js';
 import { isLoopbackHost } from './http/loopback.js';
 import type { Metrics } from './metrics.js';
@@ -87,12 +89,22 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   });
   const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
   const metrics = createMetrics();
+  // The tool-running chat needs the LLM gateway, which hands requests to it: built right after it.
+  const late: { agent?: AgentRunner } = {};
   const llm = createLlmGateway(config.llm, {
     logger,
     metrics,
     policy,
+    agent: () => late.agent,
     maxBodyBytes: config.server.maxBodyBytes,
   });
+  const selector = createToolSelector({
+    ...(config.agent.embeddings ? { embedder: createTextEmbedder({ cache: store.cache }) } : {}),
+    threshold: config.agent.selectionThreshold,
+    topK: config.agent.topK,
+    logger,
+  });
+  late.agent = createAgent({ llm, catalog: gateway.catalog, servers: Object.keys(config.mcpServers), selector }).run;
   sampling.bridge = createSamplingBridge({
     ...identities,
     complete: (principal, request) => llm.complete(principal, request),

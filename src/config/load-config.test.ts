@@ -57,6 +57,7 @@ describe('parseConfig', () => {
       },
       store: 'sqlite:./mcplex.db',
       auth: { mode: 'none' },
+      agent: { selectionThreshold: 40, topK: 20, embeddings: true },
       logLevel: 'info',
     });
   });

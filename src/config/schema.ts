@@ -244,6 +244,16 @@ export const configSchema = z
         mode: z.enum(['none', 'keys']).default('none'),
       })
       .prefault({}),
+    /** The tool-running chat (`mcp` on /v1/chat/completions). */
+    agent: z
+      .strictObject({
+        /** A request offering more MCP tools than this gets only the `topK` most relevant. */
+        selectionThreshold: z.number().int().min(0).default(40),
+        topK: z.number().int().positive().default(20),
+        /** Rank tools by text embeddings (an offline model, loaded on first use); `false`: lexical ranking only. */
+        embeddings: z.boolean().default(true),
+      })
+      .prefault({}),
     logLevel: z.enum(LOG_LEVELS).default('info'),
   })
   .superRefine((config, ctx) => {

@@ -28,6 +28,7 @@ import {
 } from './providers/anthropic.js';
 import { openAiBody, openAiHeaders } from './providers/openai.js';
 import { createSseParser } from './sse.js';
+import { handleConversations, withConversation } from './conversations.js';
 import { bufferSink, flightSink, responseSink } from './sink.js';
 import type { Sink } from './sink.js';
 import { cacheable, cacheKey } from '../policy/cache/cache-key.js';
@@ -41,7 +42,14 @@ import { ANONYMOUS } from '../policy/auth/keys.js';
 import type { AuthFailure, Principal } from '../policy/auth/keys.js';
 import { scopeCheck } from '../policy/auth/scopes.js';
 import { estimateTokens } from '../policy/limits/rate-limiter.js';
-import type { ChatCompletion, ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  ChatMessage,
+  OpenAiErrorBody,
+  Usage,
+} from './types.js';
 import type { Admission } from '../policy/limits/rate-limiter.js';
 
 type Route = 'chat' | 'embeddings';
@@ -183,8 +191,13 @@ function usageOf(value: unknown): Usage | undefined {
   return usage && typeof usage.prompt_tokens === 'number' ? usage : undefined;
 }
 
+/** Runs a chat request that carries the `mcp` extension (the tool-running loop). */
+export type AgentRunner = (principal: Principal, body: Record<string, unknown>, res: ServerResponse) => Promise<void>;
+
 export interface LlmGatewayOptions {
   logger: Logger;
+  /** The tool-running chat for requests with an `mcp` field; without it such requests are refused. */
+  agent?: () => AgentRunner | undefined;
   metrics: Metrics;
   /** Keys, scopes, limits and usage; without it every request is anonymous and unlimited. */
   policy?: Policy;
@@ -199,6 +212,12 @@ export function llmFailure(status: number, body: OpenAiErrorBody): McplexError {
 export interface LlmGateway {
   /** A chat completion for a caller inside mcplex, under `principal`'s scopes and limits. */
   complete(principal: Principal, request: ChatCompletionRequest): Promise<ChatCompletion>;
+  /** The same, streamed: chunks reach `onChunk` as they arrive. */
+  completeStream(
+    principal: Principal,
+    request: ChatCompletionRequest,
+    onChunk: (chunk: ChatCompletionChunk) => void,
+  ): Promise<void>;
   /** Public model names a principal may use, canonical names first. */
   modelsFor(principal: Principal): string[];
   /** Serves a /v1 request; false when the path is none of its routes. */
@@ -639,6 +658,16 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
   ): Promise<void> {
     const body = await readJson(req);
     validate(route, body);
+    if (route === 'chat' && body.conversation !== undefined && body.conversation !== null) {
+      await serveConversation(body, res, started, requestId, principal);
+      return;
+    }
+    if (route === 'chat' && body.mcp !== undefined && body.mcp !== null) {
+      const agent = options.agent?.();
+      if (!agent) throw new McplexError('LLM_BAD_REQUEST', 'the mcp extension is not available', { status: 400 });
+      await agent(principal, body, res);
+      return;
+    }
     const requested = body.model as string;
     const passed = await gate(route, body, principal);
     if ('status' in passed) {
@@ -653,6 +682,67 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     } finally {
       settle(principal, requested, admission, usage);
     }
+  }
+
+  /**
+   * A chat turn in a stored conversation: its history goes before the new messages, and the new messages with the
+   * model's answer are appended in one step, guarded by the version read (a concurrent turn makes this one a 409).
+   */
+  async function serveConversation(
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    started: number,
+    requestId: string,
+    principal: Principal,
+  ): Promise<void> {
+    const store = options.policy?.store;
+    const bad = (message: string, param: string) =>
+      new McplexError('LLM_BAD_REQUEST', message, { status: 400, data: { param } });
+    if (!store) throw bad('conversations need a store', 'conversation');
+    const { conversation, conversation_version: version, ...rest } = body;
+    const id =
+      typeof conversation === 'object' && conversation !== null ? (conversation as { id?: unknown }).id : conversation;
+    if (typeof id !== 'string') throw bad("'conversation' must be a conversation id", 'conversation');
+    if (rest.stream === true) throw bad('streamed turns of a stored conversation are not supported yet', 'stream');
+    if (rest.mcp !== undefined) throw bad('mcp and conversation cannot be combined yet', 'mcp');
+    if (rest.n !== undefined && rest.n !== null && rest.n !== 1) throw bad('n must be 1 in a conversation', 'n');
+    const turn = await withConversation(
+      store.conversations,
+      principal,
+      id,
+      rest.messages as ChatMessage[],
+      version === undefined ? {} : { expectedVersion: version as number },
+    );
+    const request: Record<string, unknown> = { ...rest, messages: turn.messages };
+    const requested = request.model as string;
+    const passed = await gate('chat', request, principal);
+    if ('status' in passed) {
+      sendJson(res, passed.status, passed.body, passed.headers);
+      return;
+    }
+    const { primary, admission } = passed;
+    const sink = bufferSink();
+    let usage: Usage | undefined;
+    try {
+      usage = await routeRequest('chat', request, sink, started, requestId, requested, primary);
+    } finally {
+      settle(principal, requested, admission, usage);
+    }
+    const text = sink.text();
+    if (sink.status !== 200) {
+      sendJson(res, sink.status ?? 502, safeJson(text) ?? openAiError(502, 'no answer'));
+      return;
+    }
+    const answer = JSON.parse(text) as ChatCompletion;
+    const reply = answer.choices[0]?.message;
+    const newVersion = await turn.commit(reply ? [reply as unknown as ChatMessage] : []);
+    if (admission) for (const [name, value] of Object.entries(admission.headers)) res.setHeader(name, value);
+    sendJson(
+      res,
+      200,
+      { ...answer, conversation: { id, version: newVersion } },
+      { 'x-conversation-version': String(newVersion) },
+    );
   }
 
   /**
@@ -679,6 +769,65 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       throw llmFailure(sink.status ?? 502, parsed?.error ? parsed : openAiError(502, text || 'no answer'));
     }
     return JSON.parse(text) as ChatCompletion;
+  }
+
+  /**
+   * A streamed chat completion for a caller inside mcplex (the agent loop): each chunk reaches `onChunk` as it
+   * arrives (Anthropic streams translated like on /v1). Throws a McplexError when it is refused or fails before
+   * the stream began; a stream that breaks later ends with an error chunk handed to `onError`.
+   */
+  async function completeStream(
+    principal: Principal,
+    request: ChatCompletionRequest,
+    onChunk: (chunk: ChatCompletionChunk) => void,
+  ): Promise<void> {
+    const body = { ...request, stream: true, stream_options: { include_usage: true } } as Record<string, unknown>;
+    validate('chat', body);
+    const requested = body.model as string;
+    const passed = await gate('chat', body, principal);
+    if ('status' in passed) throw llmFailure(passed.status, passed.body);
+    const { primary, admission } = passed;
+    const parser = createSseParser();
+    let status: number | undefined;
+    let errorText = '';
+    let broken: OpenAiErrorBody | undefined;
+    const sink: Sink = {
+      head(code) {
+        status = code;
+      },
+      write(chunk) {
+        const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+        if (status !== 200) {
+          errorText += text;
+          return;
+        }
+        for (const event of parser.push(text)) {
+          if (event.data === '[DONE]') continue;
+          const parsed = safeJson(event.data) as (ChatCompletionChunk & Partial<OpenAiErrorBody>) | undefined;
+          if (parsed?.error) broken = parsed as unknown as OpenAiErrorBody;
+          else if (parsed) onChunk(parsed);
+        }
+      },
+      end(chunk) {
+        if (chunk !== undefined) this.write(chunk);
+      },
+      get started() {
+        return status !== undefined;
+      },
+      gone: false,
+      onGone: () => () => {},
+    };
+    let usage: Usage | undefined;
+    try {
+      usage = await routeRequest('chat', body, sink, performance.now(), `internal-${++sequence}`, requested, primary);
+    } finally {
+      settle(principal, requested, admission, usage);
+    }
+    if (status !== 200) {
+      const parsed = safeJson(errorText) as OpenAiErrorBody | undefined;
+      throw llmFailure(status ?? 502, parsed?.error ? parsed : openAiError(502, errorText || 'no answer'));
+    }
+    if (broken) throw llmFailure(502, broken);
   }
 
   /**
@@ -860,6 +1009,13 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
           return true;
         }
         const principal = auth.principal;
+        const store = options.policy?.store;
+        if (
+          store &&
+          (await handleConversations(req, res, path, principal, store.conversations, options.maxBodyBytes))
+        ) {
+          return true;
+        }
         if (path === '/v1/models' && req.method === 'GET') models(res, principal);
         else if (path === '/v1/chat/completions' && req.method === 'POST') {
           await serve('chat', req, res, started, requestId, principal);
@@ -872,7 +1028,8 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
         if (error instanceof McplexError) {
           if (error.code === 'BODY_TOO_LARGE') res.setHeader('connection', 'close');
           const param = typeof error.data?.param === 'string' ? error.data.param : undefined;
-          sendJson(res, error.status, openAiError(error.status, error.message, undefined, null, param));
+          const code = typeof error.data?.code === 'string' ? error.data.code : null;
+          sendJson(res, error.status, openAiError(error.status, error.message, undefined, code, param));
         } else {
           logger.error({ err: errorMessage(error), path, requestId }, 'LLM request failed');
           sendJson(res, 500, openAiError(500, 'internal error'));
@@ -882,6 +1039,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     },
     modelNames: () => [...byName.keys()],
     complete,
+    completeStream,
     modelsFor(principal) {
       const scope = scopeCheck(principal.scopes);
       const canonical = [...routes.keys()].filter((name) => scope.model(name));

@@ -2,6 +2,7 @@
 // mode), what they may reach (scopes), how fast (rate limits) and what they used (usage accounting).
 import type { IncomingMessage } from 'node:http';
 import type { Store } from '../store/store.js';
+import { createMemoryStore } from '../store/memory/memory-store.js';
 import { createAuthenticator, ANONYMOUS } from './auth/keys.js';
 import type { AuthResult, Authenticator } from './auth/keys.js';
 import { createKeyService } from './auth/key-service.js';
@@ -37,7 +38,9 @@ export function createPolicy(
     mode: options.mode,
     store,
     authenticator,
-    limiter: createRateLimiter(store.limits),
+    // Limit counters live in this process: a write to SQLite per request would cost more than the whole proxy
+    // path. The LimitStore interface is what a Redis backend (atomic scripts) implements for several replicas.
+    limiter: createRateLimiter(createMemoryStore().limits),
     usage,
     keys: createKeyService(store.keys, options, authenticator),
     authenticate(req) {

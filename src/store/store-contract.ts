@@ -2,7 +2,7 @@
 // describeStoreContract with a function that opens a fresh, empty store.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { StoreError, type ApiKeyRecord, type CacheEntry, type Store } from './store.js';
+import { StoreError, type ApiKeyRecord, type CacheEntry, type ConversationItem, type Store } from './store.js';
 
 /** A realistic clock value, so that floating-point error is what it will be in production. */
 const T0 = 1_700_000_000_000;
@@ -386,6 +386,213 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       });
     });
 
+    describe('conversations', () => {
+      const user = (text: string) => ({ role: 'user', content: text });
+      const texts = (items: ConversationItem[]) => items.map((item) => item.message.content);
+
+      it('creates an empty conversation at version 0 and returns it as created; undefined for an unknown id', async () => {
+        const before = Date.now();
+        const created = await store.conversations.create('owner-a', { topic: 'tests', ü: 'ß' });
+        const after = Date.now();
+        expect(created.id).toMatch(/^conv_[0-9a-f]{32}$/);
+        expect(created).toMatchObject({ owner: 'owner-a', metadata: { topic: 'tests', ü: 'ß' }, version: 0 });
+        expect(created.createdAt).toBeGreaterThanOrEqual(before);
+        expect(created.createdAt).toBeLessThanOrEqual(after);
+        expect(await store.conversations.get(created.id)).toEqual(created);
+        expect(await store.conversations.get('conv_nope')).toBeUndefined();
+        expect(await store.conversations.items(created.id, { limit: 10, order: 'asc' })).toEqual([]);
+        const other = await store.conversations.create('owner-a', {});
+        expect(other.id).not.toBe(created.id);
+      });
+
+      it('keeps its own copies of metadata and messages', async () => {
+        const metadata = { a: '1' };
+        const { id } = await store.conversations.create('o', metadata);
+        metadata.a = 'changed';
+        (await store.conversations.get(id))!.metadata.a = 'changed too';
+        const message = { role: 'user', content: [{ type: 'text', text: 'hi' }] };
+        const { items } = await store.conversations.append(id, [message]);
+        message.content[0]!.text = 'changed';
+        (items[0]!.message.content as { text: string }[])[0]!.text = 'changed too';
+        expect((await store.conversations.get(id))?.metadata).toEqual({ a: '1' });
+        const [stored] = await store.conversations.items(id, { limit: 1, order: 'asc' });
+        expect(stored?.message).toEqual({ role: 'user', content: [{ type: 'text', text: 'hi' }] });
+      });
+
+      it('appends messages in order with consecutive seqs, one version per append, round-tripping each', async () => {
+        const { id } = await store.conversations.create('o', {});
+        const assistant = {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"x":1}' } }],
+        };
+        const tool = { role: 'tool', tool_call_id: 'call_1', content: 'résultat 👋' };
+        const first = await store.conversations.append(id, [{ role: 'system', content: 'be brief' }, user('hi')]);
+        expect(first.version).toBe(1);
+        expect(first.items.map((i) => [i.seq, i.role, i.conversationId])).toEqual([
+          [1, 'system', id],
+          [2, 'user', id],
+        ]);
+        const second = await store.conversations.append(id, [assistant, tool, { role: 'developer', content: 'd' }]);
+        expect(second.version).toBe(2);
+        expect(second.items.map((i) => i.seq)).toEqual([3, 4, 5]);
+        expect(second.items[0]?.message).toEqual(assistant);
+        expect(second.items[1]?.message).toEqual(tool);
+        const all = await store.conversations.items(id, { limit: 100, order: 'asc' });
+        expect(all).toEqual([...first.items, ...second.items]);
+        expect(new Set(all.map((i) => i.id)).size).toBe(5);
+        for (const item of all) expect(item.id).toMatch(/^item_[0-9a-f]{32}$/);
+        expect((await store.conversations.get(id))?.version).toBe(2);
+        expect(await store.conversations.item(id, all[3]!.id)).toEqual(all[3]);
+      });
+
+      it('pages items by seq in either order', async () => {
+        const { id } = await store.conversations.create('o', {});
+        for (let i = 1; i <= 7; i += 1) await store.conversations.append(id, [user(`m${i}`)]);
+        const page = (after: number | undefined, order: 'asc' | 'desc') =>
+          store.conversations
+            .items(id, { limit: 3, order, ...(after === undefined ? {} : { after }) })
+            .then((items) => items.map((item) => item.seq));
+        expect(await page(undefined, 'asc')).toEqual([1, 2, 3]);
+        expect(await page(3, 'asc')).toEqual([4, 5, 6]);
+        expect(await page(6, 'asc')).toEqual([7]);
+        expect(await page(7, 'asc')).toEqual([]);
+        expect(await page(100, 'asc')).toEqual([]);
+        expect(await page(undefined, 'desc')).toEqual([7, 6, 5]);
+        expect(await page(5, 'desc')).toEqual([4, 3, 2]);
+        expect(await page(2, 'desc')).toEqual([1]);
+        expect(await page(1, 'desc')).toEqual([]);
+        expect(await page(100, 'desc')).toEqual([7, 6, 5]);
+        expect(texts(await store.conversations.items(id, { limit: 100, order: 'desc' }))).toEqual([
+          'm7',
+          'm6',
+          'm5',
+          'm4',
+          'm3',
+          'm2',
+          'm1',
+        ]);
+        expect(await store.conversations.items('conv_unknown', { limit: 3, order: 'asc' })).toEqual([]);
+      });
+
+      it('finds an item only in its own conversation', async () => {
+        const a = await store.conversations.create('o', {});
+        const b = await store.conversations.create('o', {});
+        const { items } = await store.conversations.append(a.id, [user('x')]);
+        expect((await store.conversations.item(a.id, items[0]!.id))?.seq).toBe(1);
+        expect(await store.conversations.item(b.id, items[0]!.id)).toBeUndefined();
+        expect(await store.conversations.item(a.id, 'item_nope')).toBeUndefined();
+      });
+
+      it("lists only the owner's conversations, newest first, creation order breaking ties, in pages", async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < 5; i += 1) {
+          ids.push((await store.conversations.create('alice', { i: String(i) })).id);
+          await store.conversations.create('bob', {});
+        }
+        const newest = [...ids].reverse();
+        const all = await store.conversations.list('alice', { limit: 100 });
+        expect(all.map((c) => c.id)).toEqual(newest);
+        expect(all.every((c) => c.owner === 'alice')).toBe(true);
+        const first = await store.conversations.list('alice', { limit: 2 });
+        expect(first.map((c) => c.id)).toEqual(newest.slice(0, 2));
+        const second = await store.conversations.list('alice', { limit: 2, after: first[1]!.id });
+        expect(second.map((c) => c.id)).toEqual(newest.slice(2, 4));
+        const third = await store.conversations.list('alice', { limit: 2, after: second[1]!.id });
+        expect(third.map((c) => c.id)).toEqual(newest.slice(4));
+        expect(await store.conversations.list('alice', { limit: 2, after: third[0]!.id })).toEqual([]);
+        // A cursor that is not one of the owner's conversations gives nothing, rather than someone else's order.
+        const bobs = await store.conversations.list('bob', { limit: 1 });
+        expect(await store.conversations.list('alice', { limit: 2, after: bobs[0]!.id })).toEqual([]);
+        expect(await store.conversations.list('alice', { limit: 2, after: 'conv_unknown' })).toEqual([]);
+        expect(await store.conversations.list('carol', { limit: 10 })).toEqual([]);
+      });
+
+      it('deletes a conversation with its items, once, leaving the others alone', async () => {
+        const gone = await store.conversations.create('o', {});
+        const kept = await store.conversations.create('o', {});
+        const { items } = await store.conversations.append(gone.id, [user('a'), user('b')]);
+        await store.conversations.append(kept.id, [user('c')]);
+        expect(await store.conversations.delete(gone.id)).toBe(true);
+        expect(await store.conversations.delete(gone.id)).toBe(false);
+        expect(await store.conversations.get(gone.id)).toBeUndefined();
+        expect(await store.conversations.items(gone.id, { limit: 10, order: 'asc' })).toEqual([]);
+        expect(await store.conversations.item(gone.id, items[0]!.id)).toBeUndefined();
+        await expectStoreError(store.conversations.append(gone.id, [user('late')]), 'NOT_FOUND');
+        expect((await store.conversations.list('o', { limit: 10 })).map((c) => c.id)).toEqual([kept.id]);
+        expect(texts(await store.conversations.items(kept.id, { limit: 10, order: 'asc' }))).toEqual(['c']);
+        expect(await store.conversations.delete('conv_unknown')).toBe(false);
+      });
+
+      it('appending to an unknown conversation is NOT_FOUND', async () => {
+        await expectStoreError(store.conversations.append('conv_unknown', [user('x')]), 'NOT_FOUND');
+        await expectStoreError(store.conversations.append('conv_unknown', [user('x')], 0), 'NOT_FOUND');
+      });
+
+      it('a stale expectedVersion is CONFLICT and writes nothing; the current one appends', async () => {
+        const { id } = await store.conversations.create('o', {});
+        expect((await store.conversations.append(id, [user('one')], 0)).version).toBe(1);
+        await expectStoreError(store.conversations.append(id, [user('stale'), user('stale too')], 0), 'CONFLICT');
+        await expectStoreError(store.conversations.append(id, [user('ahead')], 2), 'CONFLICT');
+        expect((await store.conversations.get(id))?.version).toBe(1);
+        expect(texts(await store.conversations.items(id, { limit: 10, order: 'asc' }))).toEqual(['one']);
+        const next = await store.conversations.append(id, [user('two')], 1);
+        expect(next.version).toBe(2);
+        expect(next.items.map((i) => i.seq)).toEqual([2]);
+      });
+
+      it('refuses bad arguments before writing anything', async () => {
+        const { id } = await store.conversations.create('o', {});
+        await expect(store.conversations.append(id, [])).rejects.toThrow(TypeError);
+        await expect(store.conversations.append(id, [user('ok'), { role: 'wizard', content: 'x' }])).rejects.toThrow(
+          TypeError,
+        );
+        await expect(store.conversations.append(id, [user('ok'), { content: 'no role' }])).rejects.toThrow(TypeError);
+        await expect(
+          store.conversations.append(id, [user('ok'), null as unknown as Record<string, unknown>]),
+        ).rejects.toThrow(TypeError);
+        await expect(store.conversations.append(id, [user('ok')], -1)).rejects.toThrow(RangeError);
+        await expect(store.conversations.append(id, [user('ok')], 0.5)).rejects.toThrow(RangeError);
+        await expect(store.conversations.items(id, { limit: 0, order: 'asc' })).rejects.toThrow(RangeError);
+        await expect(store.conversations.items(id, { limit: 1, after: -1, order: 'asc' })).rejects.toThrow(RangeError);
+        await expect(store.conversations.list('o', { limit: 1.5 })).rejects.toThrow(RangeError);
+        expect(await store.conversations.get(id)).toMatchObject({ version: 0 });
+        expect(await store.conversations.items(id, { limit: 10, order: 'asc' })).toEqual([]);
+      });
+
+      it('50 concurrent appends: 50 items, seq 1..50 with no gap or duplicate, version 50', async () => {
+        const { id } = await store.conversations.create('o', {});
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => store.conversations.append(id, [user(`m${i}`)])),
+        );
+        expect(results.map((r) => r.version).sort((a, b) => a - b)).toEqual(range(1, 50));
+        const items = await store.conversations.items(id, { limit: 100, order: 'asc' });
+        expect(items.map((i) => i.seq)).toEqual(range(1, 50));
+        expect(new Set(texts(items))).toEqual(new Set(range(0, 49).map((i) => `m${i}`)));
+        // Each caller was told the seq its message really got.
+        for (const result of results) {
+          expect(items[result.items[0]!.seq - 1]?.id).toBe(result.items[0]?.id);
+        }
+        expect((await store.conversations.get(id))?.version).toBe(50);
+      });
+
+      it('20 concurrent appends expecting version 0: exactly one succeeds, 19 are CONFLICT', async () => {
+        const { id } = await store.conversations.create('o', {});
+        const settled = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) => store.conversations.append(id, [user(`m${i}`), user(`r${i}`)], 0)),
+        );
+        const won = settled.filter((s) => s.status === 'fulfilled');
+        const lost = settled.filter((s) => s.status === 'rejected');
+        expect(won).toHaveLength(1);
+        expect(lost).toHaveLength(19);
+        for (const s of lost) expect((s.reason as StoreError).code).toBe('CONFLICT');
+        const items = await store.conversations.items(id, { limit: 100, order: 'asc' });
+        expect(items.map((i) => i.seq)).toEqual([1, 2]);
+        expect(items).toEqual(won[0]?.value.items);
+        expect((await store.conversations.get(id))?.version).toBe(1);
+      });
+    });
+
     describe('close', () => {
       it('can be called twice', async () => {
         await store.close();
@@ -419,6 +626,10 @@ async function expectStoreError(promise: Promise<unknown>, code: StoreError['cod
   );
   expect(error).toBeInstanceOf(StoreError);
   expect((error as StoreError).code).toBe(code);
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
 function key(id: string, name: string, overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {

@@ -1,4 +1,5 @@
-// The shared state of mcplex behind small interfaces: API keys, usage, the response cache and rate-limit counters.
+// The shared state of mcplex behind small interfaces: API keys, usage, the response cache, rate-limit counters and
+// server-side conversations.
 // Implementations: memory (tests, one process) and SQLite (the default); PostgreSQL and Redis can follow, and the
 // same contract suite runs against each.
 
@@ -118,16 +119,89 @@ export interface LimitStore {
   refund(key: string, amount: number, limit: number, periodMs: number, now: number): Promise<void>;
 }
 
+/** The roles a stored chat message may have: those of OpenAI's chat completions (`developer` included). */
+export const CONVERSATION_ROLES = ['system', 'developer', 'user', 'assistant', 'tool'] as const;
+
+export type ConversationRole = (typeof CONVERSATION_ROLES)[number];
+
+export interface ConversationRecord {
+  /** `conv_` and 32 hex digits. */
+  id: string;
+  /** The principal id that created it; nobody else may see it. */
+  owner: string;
+  metadata: Record<string, string>;
+  /** How many appends it has had: 0 when created, then exactly one more per append. */
+  version: number;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+}
+
+export interface ConversationItem {
+  /** `item_` and 32 hex digits. */
+  id: string;
+  conversationId: string;
+  /** 1, 2, 3, … in the order appended, with no gaps. */
+  seq: number;
+  role: ConversationRole;
+  /** The OpenAI chat message as it was sent or received (a JSON object; its `role` is `role`). */
+  message: Record<string, unknown>;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+}
+
+export interface ConversationPage {
+  /** At most this many, a whole number ≥ 1. */
+  limit: number;
+  /** The id of the last conversation of the previous page; an id that is not the owner's gives an empty page. */
+  after?: string;
+}
+
+export interface ItemPage {
+  /** At most this many, a whole number ≥ 1. */
+  limit: number;
+  /** Only items after this seq in `order` (above it for asc, below it for desc). */
+  after?: number;
+  order: 'asc' | 'desc';
+}
+
+export interface AppendResult {
+  /** The conversation's version after this append. */
+  version: number;
+  /** The items written, in order. */
+  items: ConversationItem[];
+}
+
+export interface ConversationStore {
+  /** A new, empty conversation (version 0) owned by `owner`. */
+  create(owner: string, metadata: Record<string, string>): Promise<ConversationRecord>;
+  get(id: string): Promise<ConversationRecord | undefined>;
+  /** The owner's conversations, newest first (creation order breaking ties). */
+  list(owner: string, page: ConversationPage): Promise<ConversationRecord[]>;
+  /** Removes the conversation and its items; false when there was none. */
+  delete(id: string): Promise<boolean>;
+  /**
+   * Atomically appends `messages` (at least one, each an object with a role of CONVERSATION_ROLES; TypeError
+   * otherwise) as consecutive items and adds 1 to the version. When `expectedVersion` is given and is not the
+   * current version, nothing is written (StoreError CONFLICT). An unknown id is StoreError NOT_FOUND.
+   */
+  append(id: string, messages: Record<string, unknown>[], expectedVersion?: number): Promise<AppendResult>;
+  /** A page of the conversation's items (none for an unknown id). */
+  items(id: string, page: ItemPage): Promise<ConversationItem[]>;
+  /** One item by its id, if it belongs to the conversation. */
+  item(id: string, itemId: string): Promise<ConversationItem | undefined>;
+}
+
 export interface Store {
   readonly kind: 'memory' | 'sqlite';
   readonly keys: KeyStore;
   readonly usage: UsageStore;
   readonly cache: CacheStore;
   readonly limits: LimitStore;
+  readonly conversations: ConversationStore;
   close(): Promise<void>;
 }
 
-export type StoreErrorCode = 'DUPLICATE' | 'OPEN_FAILED' | 'MIGRATION_FAILED';
+export type StoreErrorCode = 'DUPLICATE' | 'OPEN_FAILED' | 'MIGRATION_FAILED' | 'CONFLICT' | 'NOT_FOUND';
 
 export class StoreError extends Error {
   constructor(

@@ -33,14 +33,19 @@ export function readMessagesRequest(body: unknown): ChatInput | InvalidRequest {
   }
   let promptChars = blocksText(system).length;
   let lastUserText = '';
+  let toolResults: string[] = [];
   for (const message of messages) {
     if (!isRecord(message)) return { invalid: 'messages: each message must be an object', param: 'messages' };
     const content = message['content'];
     promptChars += blocksText(content).length;
+    if (message['role'] === 'assistant') toolResults = [];
     if (Array.isArray(content)) {
       for (const block of content) {
         if (isRecord(block) && block['type'] === 'tool_use') promptChars += JSON.stringify(block['input'] ?? {}).length;
-        if (isRecord(block) && block['type'] === 'tool_result') promptChars += blocksText(block['content']).length;
+        if (isRecord(block) && block['type'] === 'tool_result') {
+          promptChars += blocksText(block['content']).length;
+          toolResults.push(blocksText(block['content']));
+        }
       }
     }
     // A user turn holding only tool results is not what the user said; the default reply echoes the last words.
@@ -53,6 +58,7 @@ export function readMessagesRequest(body: unknown): ChatInput | InvalidRequest {
     n: 1,
     maxTokens: maxTokens as number,
     lastUserText,
+    toolResults,
     promptChars,
   };
 }

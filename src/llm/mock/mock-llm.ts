@@ -122,7 +122,7 @@ interface Exchange {
   cutByMock: boolean;
 }
 
-type ReplyStep = Extract<MockStep, { kind: 'text' | 'tool_calls' }> | undefined;
+type ReplyStep = Extract<MockStep, { kind: 'text' | 'tool_calls' | 'report_tool_results' }> | undefined;
 
 export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLlm> {
   const host = options.host ?? '127.0.0.1';
@@ -261,7 +261,12 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
       if (step?.kind === 'tool_calls') {
         choices.push(toolCallsCompletion(step.calls, x.api === 'openai' ? 'call_' : 'toolu_'));
       } else {
-        const text = step?.kind === 'text' ? step.text : `mock reply: ${input.lastUserText}`;
+        const text =
+          step?.kind === 'text'
+            ? step.text
+            : step?.kind === 'report_tool_results'
+              ? `tool results: ${input.toolResults.join(' | ')}`
+              : `mock reply: ${input.lastUserText}`;
         choices.push(textCompletion(text, input.maxTokens));
       }
     }
@@ -530,6 +535,7 @@ function checkStep(step: MockStep): void {
       }
       return;
     case 'hang':
+    case 'report_tool_results':
       return;
     default:
       throw new TypeError(`unknown step kind ${JSON.stringify((step as { kind: unknown }).kind)}`);

@@ -30,11 +30,14 @@ export function readChatRequest(body: unknown): ChatInput | InvalidRequest {
   }
   let promptChars = 0;
   let lastUserText = '';
+  let toolResults: string[] = [];
   for (const message of messages) {
     if (!isRecord(message)) return { invalid: 'each message must be an object', param: 'messages' };
     const text = contentText(message['content']);
     promptChars += text.length;
     if (message['role'] === 'user') lastUserText = text;
+    if (message['role'] === 'assistant') toolResults = [];
+    if (message['role'] === 'tool') toolResults.push(text);
     if (Array.isArray(message['tool_calls'])) {
       for (const call of message['tool_calls']) {
         if (isRecord(call) && isRecord(call['function'])) {
@@ -51,6 +54,7 @@ export function readChatRequest(body: unknown): ChatInput | InvalidRequest {
     n: typeof n === 'number' ? n : 1,
     maxTokens: typeof maxTokens === 'number' ? maxTokens : undefined,
     lastUserText,
+    toolResults,
     promptChars,
   };
 }

@@ -19,7 +19,9 @@ export type MockStep =
    */
   | { kind: 'disconnect'; afterChunks?: number }
   /** Never answers; the request ends when the client goes away or the mock closes. */
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  /** Answers with the tool results it was given since its last turn: `tool results: <r1> | <r2>`. */
+  | { kind: 'report_tool_results' };
 
 /** What one choice of a reply says, independent of the wire format. */
 export type Completion =
@@ -37,6 +39,8 @@ export interface ChatInput {
   maxTokens: number | undefined;
   /** Text of the last user message, echoed by the default reply. */
   lastUserText: string;
+  /** Tool results since the model's last turn, reported by a `report_tool_results` step. */
+  toolResults: string[];
   /** Characters of conversation text, for the prompt token estimate. */
   promptChars: number;
 }

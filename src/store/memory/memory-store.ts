@@ -1,13 +1,25 @@
 // A Store kept entirely in this process's Maps: for tests and for a single process that needs nothing to survive a
-// restart. The response cache is bounded in bytes and evicts the least recently used entry first.
+// restart. The response cache is bounded in bytes and evicts the least recently used entry first; conversations are
+// not bounded (they live until deleted, as in SQLite).
 
 import { Buffer } from 'node:buffer';
+import {
+  checkConversationPage,
+  checkExpectedVersion,
+  checkItemPage,
+  newConversationId,
+  newItemId,
+  prepareMessages,
+} from '../conversation-rules.js';
 import { gcraIsLive, gcraRefund, gcraTake, type GcraState } from '../gcra.js';
 import {
   StoreError,
   type ApiKeyRecord,
   type CacheEntry,
   type CacheStore,
+  type ConversationItem,
+  type ConversationRecord,
+  type ConversationStore,
   type KeyStore,
   type LimitStore,
   type RateDecision,
@@ -37,17 +49,20 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   const usage = createUsageStore();
   const cache = createCacheStore(maxCacheBytes);
   const limits = createLimitStore();
+  const conversations = createConversationStore();
   return {
     kind: 'memory',
     keys: keys.store,
     usage: usage.store,
     cache: cache.store,
     limits: limits.store,
+    conversations: conversations.store,
     async close() {
       keys.clear();
       usage.clear();
       cache.clear();
       limits.clear();
+      conversations.clear();
     },
   };
 }
@@ -252,4 +267,112 @@ function createLimitStore(): Part<LimitStore> {
       sweepAbove = LIMIT_SWEEP_THRESHOLD;
     },
   };
+}
+
+interface Conversation {
+  record: ConversationRecord;
+  /** Creation order, for ties between conversations created in the same millisecond (SQLite uses the rowid). */
+  order: number;
+  /** Item `seq` is its index + 1. */
+  items: ConversationItem[];
+}
+
+function createConversationStore(): Part<ConversationStore> {
+  const byId = new Map<string, Conversation>();
+  let created = 0;
+
+  /** Newest first: later createdAt, then later creation. */
+  const newestFirst = (a: Conversation, b: Conversation): number =>
+    b.record.createdAt - a.record.createdAt || b.order - a.order;
+
+  return {
+    // Every method runs to completion without awaiting, so an append is atomic among all callers of this process.
+    store: {
+      async create(owner, metadata) {
+        const record: ConversationRecord = {
+          id: newConversationId(),
+          owner,
+          metadata: { ...metadata },
+          version: 0,
+          createdAt: Date.now(),
+        };
+        created += 1;
+        byId.set(record.id, { record, order: created, items: [] });
+        return copyConversation(record);
+      },
+      async get(id) {
+        const conversation = byId.get(id);
+        return conversation && copyConversation(conversation.record);
+      },
+      async list(owner, page) {
+        checkConversationPage(page);
+        const mine = [...byId.values()].filter((c) => c.record.owner === owner).sort(newestFirst);
+        let start = 0;
+        if (page.after !== undefined) {
+          const cursor = mine.findIndex((c) => c.record.id === page.after);
+          if (cursor === -1) return [];
+          start = cursor + 1;
+        }
+        return mine.slice(start, start + page.limit).map((c) => copyConversation(c.record));
+      },
+      async delete(id) {
+        return byId.delete(id);
+      },
+      async append(id, messages, expectedVersion) {
+        checkExpectedVersion(expectedVersion);
+        const prepared = prepareMessages(messages);
+        const conversation = byId.get(id);
+        if (conversation === undefined) throw new StoreError('NOT_FOUND', `no conversation with id "${id}"`);
+        const { record, items } = conversation;
+        if (expectedVersion !== undefined && expectedVersion !== record.version) {
+          throw new StoreError(
+            'CONFLICT',
+            `conversation "${id}" is at version ${record.version}, not the expected ${expectedVersion}`,
+          );
+        }
+        const now = Date.now();
+        const added = prepared.map(({ role, json }, index): ConversationItem => ({
+          id: newItemId(),
+          conversationId: id,
+          seq: items.length + index + 1,
+          role,
+          message: JSON.parse(json) as Record<string, unknown>,
+          createdAt: now,
+        }));
+        items.push(...added);
+        record.version += 1;
+        return { version: record.version, items: added.map(copyItem) };
+      },
+      async items(id, page) {
+        checkItemPage(page);
+        const items = byId.get(id)?.items ?? [];
+        if (page.order === 'asc') {
+          const start = Math.min(page.after ?? 0, items.length);
+          return items.slice(start, start + page.limit).map(copyItem);
+        }
+        const end = page.after === undefined ? items.length : Math.min(Math.max(page.after - 1, 0), items.length);
+        return items
+          .slice(Math.max(0, end - page.limit), end)
+          .reverse()
+          .map(copyItem);
+      },
+      async item(id, itemId) {
+        const found = byId.get(id)?.items.find((item) => item.id === itemId);
+        return found && copyItem(found);
+      },
+    },
+    clear() {
+      byId.clear();
+      created = 0;
+    },
+  };
+}
+
+function copyConversation(record: ConversationRecord): ConversationRecord {
+  return { ...record, metadata: { ...record.metadata } };
+}
+
+/** Messages go through JSON as they do in SQLite, so a caller never shares an object with the store. */
+function copyItem(item: ConversationItem): ConversationItem {
+  return { ...item, message: JSON.parse(JSON.stringify(item.message)) as Record<string, unknown> };
 }

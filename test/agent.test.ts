@@ -1,0 +1,162 @@
+// The tool-running chat: one /v1/chat/completions request with the `mcp` extension, sent with the openai SDK; the
+// scripted mock model calls a server-memory tool and a server-everything tool, mcplex runs them and loops until
+// the model answers. Streaming, the max_steps guard, approval, tool errors and key scopes.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import type { RunningServer } from '../src/main.js';
+import { startMockLlm } from '../src/llm/mock/mock-llm.js';
+import type { MockLlm } from '../src/llm/mock/mock-llm.js';
+import { everythingStdio, startMcplex } from './support/harness.js';
+
+let mock: MockLlm;
+let mcplex: RunningServer;
+let client: OpenAI;
+const dir = mkdtempSync(join(tmpdir(), 'mcplex-agent-'));
+
+beforeAll(async () => {
+  mock = await startMockLlm({ name: 'agent-mock' });
+  mcplex = await startMcplex({
+    auth: { mode: 'keys' },
+    mcpServers: {
+      memory: {
+        command: process.execPath,
+        args: [join('node_modules', '@modelcontextprotocol', 'server-memory', 'dist', 'index.js')],
+        env: { MEMORY_FILE_PATH: join(dir, 'memory.jsonl') },
+      },
+      everything: everythingStdio(),
+    },
+    llm: { models: { m: { deployments: [{ provider: 'openai', baseUrl: `${mock.url}/v1`, model: 'backend' }] } } },
+    agent: { embeddings: false },
+  });
+  await mcplex.gateway.whenSettled();
+  const key = await mcplex.policy.keys.create({ name: 'agent' });
+  client = new OpenAI({ baseURL: `${mcplex.url}/v1`, apiKey: key.token, maxRetries: 0 });
+});
+afterAll(async () => {
+  await mcplex?.close();
+  await mock?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+type McpAnswer = OpenAI.ChatCompletion & {
+  mcp: { steps: { step: number; tool_calls: { name: string; output: string; is_error: boolean }[] }[] };
+};
+
+const ask = (api: OpenAI, mcp: Record<string, unknown>, content = 'Remember Ada and echo hello') =>
+  api.chat.completions.create({
+    model: 'm',
+    messages: [{ role: 'user', content }],
+    // @ts-expect-error the MCP extension of mcplex
+    mcp,
+  }) as unknown as Promise<McpAnswer>;
+
+const bothTools = () =>
+  mock.enqueue(
+    {
+      kind: 'tool_calls',
+      calls: [
+        {
+          name: 'memory__create_entities',
+          arguments: { entities: [{ name: 'Ada', entityType: 'person', observations: ['wrote the first program'] }] },
+        },
+        { name: 'everything__echo', arguments: { message: 'hello agent' } },
+      ],
+    },
+    { kind: 'report_tool_results' },
+  );
+
+describe('the tool-running chat', () => {
+  it('runs a server-memory and a server-everything tool and answers with both results', async () => {
+    bothTools();
+    const answer = await ask(client, { servers: ['*'], max_steps: 4 });
+    const text = answer.choices[0]?.message.content ?? '';
+    expect(text).toContain('Echo: hello agent');
+    expect(text).toContain('wrote the first program');
+    expect(answer.mcp.steps).toHaveLength(1);
+    expect(answer.mcp.steps[0]!.tool_calls.map((c) => c.name).sort()).toEqual([
+      'everything__echo',
+      'memory__create_entities',
+    ]);
+    // The model saw every server's tools, and the tool results came back to it as tool messages.
+    const first = mock.requests.at(-2)!.body as { tools: { function: { name: string } }[] };
+    const offered = first.tools.map((t) => t.function.name);
+    expect(offered).toContain('memory__read_graph');
+    expect(offered).toContain('everything__echo');
+    const second = mock.requests.at(-1)!.body as { messages: { role: string }[] };
+    expect(second.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'tool']);
+    expect(answer.usage?.total_tokens).toBeGreaterThan(0);
+  });
+
+  it('streams the answer and reports the tool round as an mcp_step chunk', async () => {
+    bothTools();
+    // The MCP extension of mcplex rides along as an extra field.
+    const params = {
+      model: 'm',
+      messages: [{ role: 'user', content: 'Remember Ada and echo hello' }],
+      stream: true,
+      mcp: { servers: ['*'] },
+    } as unknown as OpenAI.ChatCompletionCreateParamsStreaming;
+    const stream = await client.chat.completions.create(params);
+    let text = '';
+    const steps: unknown[] = [];
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      const extra = chunk as unknown as { mcp_step?: unknown };
+      if (extra.mcp_step) steps.push(extra.mcp_step);
+      text += chunk.choices[0]?.delta.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(steps).toHaveLength(1);
+    expect(text).toContain('Echo: hello agent');
+    expect(finish).toBe('stop');
+  });
+
+  it('stops running tools after max_steps and makes the model answer', async () => {
+    for (let i = 0; i < 3; i++) {
+      mock.enqueue({ kind: 'tool_calls', calls: [{ name: 'everything__echo', arguments: { message: `round ${i}` } }] });
+    }
+    const answer = await ask(client, { max_steps: 2 }, 'loop forever');
+    expect(answer.mcp.steps).toHaveLength(2);
+    const last = mock.requests.at(-1)!.body as { tool_choice: string };
+    expect(last.tool_choice).toBe('none');
+    mock.clearQueue();
+  });
+
+  it('returns the tool calls to the client with require_approval "always", running nothing', async () => {
+    mock.enqueue({ kind: 'tool_calls', calls: [{ name: 'everything__echo', arguments: { message: 'approve me' } }] });
+    const answer = await ask(client, { require_approval: 'always' });
+    expect(answer.choices[0]?.finish_reason).toBe('tool_calls');
+    expect(answer.mcp.steps).toEqual([]);
+  });
+
+  it('gives a failing tool back to the model as a tool result', async () => {
+    mock.enqueue(
+      { kind: 'tool_calls', calls: [{ name: 'everything__echo', arguments: { wrong: 1 } }] },
+      { kind: 'report_tool_results' },
+    );
+    const answer = await ask(client, {});
+    expect(answer.mcp.steps[0]!.tool_calls[0]!.is_error).toBe(true);
+    expect(answer.choices[0]?.message.content).toMatch(/^tool results: Error: /);
+  });
+
+  it('keeps the tools of a server the key is scoped away from out of what the model sees', async () => {
+    const scoped = await mcplex.policy.keys.create({ name: 'memory-only', servers: ['memory'] });
+    const api = new OpenAI({ baseURL: `${mcplex.url}/v1`, apiKey: scoped.token, maxRetries: 0 });
+    mock.enqueue({ kind: 'text', text: 'fine' });
+    await ask(api, { servers: ['*'] });
+    const offered = (mock.requests.at(-1)!.body as { tools: { function: { name: string } }[] }).tools.map(
+      (t) => t.function.name,
+    );
+    expect(offered.length).toBeGreaterThan(0);
+    expect(offered.every((name) => name.startsWith('memory__'))).toBe(true);
+  });
+
+  it('refuses a malformed mcp field with a 400 naming it', async () => {
+    const error = await ask(client, { max_steps: 0 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((error as Error).message).toMatch(/mcp.max_steps/);
+  });
+});
