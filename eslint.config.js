@@ -9,7 +9,7 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.js', 'bin/*.js'] },
+        projectService: { allowDefaultProject: ['*.js', 'bin/*.js', 'examples/*.mjs'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -20,4 +20,6 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  // Plain Node.js scripts outside the TypeScript project.
+  { files: ['examples/*.mjs'], languageOptions: { globals: { process: 'readonly', URL: 'readonly' } } },
 );

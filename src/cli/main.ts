@@ -147,6 +147,7 @@ program
   .option('--failure-rate <x>', 'share of requests answered with a 500 error (0..1)', parseRate, 0)
   .option('--chunks <n>', 'content chunks per streamed reply', parsePositiveInteger, 4)
   .option('--chunk-delay-ms <ms>', 'delay between streamed chunks', parseNonNegative, 0)
+  .option('--auto-tools', 'call an offered tool, then report its result (a scripted demo model)', false)
   .action(
     async (options: {
       port: number;
@@ -156,6 +157,7 @@ program
       failureRate: number;
       chunks: number;
       chunkDelayMs: number;
+      autoTools: boolean;
     }) => {
       // Not recording: a long-running server would keep every request in memory.
       const mock = await startMockLlm({ ...options, record: false }).catch((error: unknown) =>

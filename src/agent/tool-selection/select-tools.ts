@@ -39,6 +39,9 @@ export interface ToolSelectorOptions {
  */
 const MAX_DESCRIPTION_CHARS = 1000;
 
+/** How much the (normalised) BM25 score adds to the cosine similarity in hybrid ranking. */
+const LEXICAL_WEIGHT = 0.1;
+
 export function createToolSelector(options: ToolSelectorOptions): ToolSelector {
   const { embedder, logger } = options;
   const threshold = nonNegativeInteger('threshold', options.threshold);
@@ -69,7 +72,12 @@ export function createToolSelector(options: ToolSelectorOptions): ToolSelector {
       if (tools.length <= threshold) return { tools: [...tools], method: 'all' };
       const lexical = lexicalScores(tools, query);
       const semantic = await embeddingScores(tools, query);
-      const primary = semantic ?? lexical;
+      // Hybrid ranking, dense plus a little sparse: the sentence model misses exact words a tool name carries
+      // ("logs", "row", "deal") that BM25 sees. The lexical score is scaled to the best match of the query.
+      const best = Math.max(0, ...lexical);
+      const primary = semantic
+        ? semantic.map((score, i) => score + (best > 0 ? (LEXICAL_WEIGHT * (lexical[i] ?? 0)) / best : 0))
+        : lexical;
       const order = tools.map((_, i) => i);
       order.sort((a, b) => {
         const byPrimary = (primary[b] ?? 0) - (primary[a] ?? 0);

@@ -59,6 +59,10 @@ export function readMessagesRequest(body: unknown): ChatInput | InvalidRequest {
     maxTokens: maxTokens as number,
     lastUserText,
     toolResults,
+    toolNames: ((body['tools'] as unknown[] | undefined) ?? [])
+      .map((t) => (isRecord(t) ? String(t['name'] ?? '') : ''))
+      .filter(Boolean),
+    afterTools: toolResults.length > 0,
     promptChars,
   };
 }

@@ -40,6 +40,12 @@ export interface MockLlmBehaviour {
   chunks: number;
   /** Delay between streamed chunks, in ms. Default 0: the whole stream goes out in one write. */
   chunkDelayMs: number;
+  /**
+   * With nothing scripted, a request that offers tools gets a tool call (`everything__echo` with the user's words
+   * when offered, else the first tool without required arguments), and the turn after the tools ran gets their
+   * results reported: a MOCK that exercises tool-running chat in demos.
+   */
+  autoTools: boolean;
 }
 
 export interface MockLlmOptions extends Partial<MockLlmBehaviour> {
@@ -135,13 +141,14 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
   const name = options.name ?? 'mock';
   if (!/^[\x20-\x7e]+$/.test(name)) throw new TypeError('name must be printable ASCII (it is sent in a header)');
   let behaviour = mergeBehaviour(
-    { latencyMs: 0, jitterMs: 0, failureRate: 0, chunks: 4, chunkDelayMs: 0 },
+    { latencyMs: 0, jitterMs: 0, failureRate: 0, chunks: 4, chunkDelayMs: 0, autoTools: false },
     {
       latencyMs: options.latencyMs,
       jitterMs: options.jitterMs,
       failureRate: options.failureRate,
       chunks: options.chunks,
       chunkDelayMs: options.chunkDelayMs,
+      autoTools: options.autoTools,
     },
   );
   const requireKey = options.requireKey;
@@ -334,7 +341,7 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
       return;
     }
     if (failureRoll(x)) return;
-    const step = queue.shift();
+    const step = queue.shift() ?? (behaviour.autoTools ? autoStep(input) : undefined);
     x.entry.outcome = step?.kind ?? 'default';
     if (step?.kind === 'hang') return;
     later(x, () => {
@@ -346,6 +353,15 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
         reply(x, input, step);
       }
     });
+  }
+
+  /** The demo's scripted model: call a tool when tools are offered, then report what they returned. */
+  function autoStep(input: ChatInput): MockStep | undefined {
+    if (input.afterTools) return { kind: 'report_tool_results' };
+    if (input.toolNames.length === 0) return undefined;
+    const echo = input.toolNames.find((name) => name.endsWith('__echo'));
+    if (echo) return { kind: 'tool_calls', calls: [{ name: echo, arguments: { message: input.lastUserText } }] };
+    return { kind: 'tool_calls', calls: [{ name: input.toolNames[0]!, arguments: {} }] };
   }
 
   function embeddings(x: Exchange, body: unknown): void {
@@ -502,11 +518,11 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
 }
 
 function mergeBehaviour(base: MockLlmBehaviour, partial: Partial<MockLlmBehaviour>): MockLlmBehaviour {
-  const merged = { ...base };
+  const merged: MockLlmBehaviour = { ...base };
   for (const key of Object.keys(base) as (keyof MockLlmBehaviour)[]) {
-    const value = partial[key];
-    if (value !== undefined) merged[key] = value;
+    if (partial[key] !== undefined) Object.assign(merged, { [key]: partial[key] });
   }
+  if (typeof merged.autoTools !== 'boolean') throw new TypeError('autoTools must be a boolean');
   for (const key of ['latencyMs', 'jitterMs', 'chunkDelayMs'] as const) {
     if (!Number.isFinite(merged[key]) || merged[key] < 0) throw new RangeError(`${key} must be a number >= 0`);
   }

@@ -55,6 +55,10 @@ export function readChatRequest(body: unknown): ChatInput | InvalidRequest {
     maxTokens: typeof maxTokens === 'number' ? maxTokens : undefined,
     lastUserText,
     toolResults,
+    toolNames: ((body['tools'] as unknown[] | undefined) ?? [])
+      .map((t) => (isRecord(t) && isRecord(t['function']) ? String(t['function']['name']) : ''))
+      .filter(Boolean),
+    afterTools: toolResults.length > 0,
     promptChars,
   };
 }

@@ -41,6 +41,10 @@ export interface ChatInput {
   lastUserText: string;
   /** Tool results since the model's last turn, reported by a `report_tool_results` step. */
   toolResults: string[];
+  /** Names of the tools the request offers. */
+  toolNames: string[];
+  /** The conversation ends with tool results (the model's turn after running tools). */
+  afterTools: boolean;
   /** Characters of conversation text, for the prompt token estimate. */
   promptChars: number;
 }
