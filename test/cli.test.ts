@@ -108,19 +108,20 @@ describe('mcplex keys and usage', () => {
     const token = create.stdout().trim();
     expect(token).toMatch(/^mcx_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
     const id = token.split('_')[1]!;
+    // The secret is base64url, which may contain "_" itself: everything after the id is the secret.
+    const secret = token.slice(`mcx_${id}_`.length);
 
     const list = spawnMcplex(['keys', 'list', '--config', config, '--json']);
     expect(await list.exited).toBe(0);
     const keys = JSON.parse(list.stdout()) as { id: string; name: string; limits: { rpm: number } }[];
     expect(keys).toEqual([expect.objectContaining({ id, name: 'ci', limits: { rpm: 5 } })]);
-    expect(list.stdout()).not.toContain(token.split('_')[2]);
+    expect(list.stdout()).not.toContain(secret);
 
     const revoke = spawnMcplex(['keys', 'revoke', '--config', config, id]);
     expect(await revoke.exited).toBe(0);
     const again = spawnMcplex(['keys', 'revoke', '--config', config, id]);
     expect(await again.exited).toBe(1);
 
-    const secret = token.split('_')[2]!;
     for (const file of [db, `${db}-wal`]) {
       let bytes: Buffer;
       try {
