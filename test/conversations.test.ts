@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
-import { listeningUrl, spawnMcplex, tempDir, writeConfig } from './support/harness.js';
+import { listeningUrl, spawnMcplex, tempDir, waitFor, writeConfig } from './support/harness.js';
 import type { SpawnedMcplex } from './support/harness.js';
 
 const dir = tempDir('mcplex-conversations-');
@@ -103,5 +103,77 @@ describe('conversations shared by two processes', () => {
     const items = await call(urls[0]!, 'GET', `/v1/conversations/${id}/items?order=asc`);
     const roles = (items.json.data as { role: string }[]).map((item) => item.role);
     expect(roles).toEqual(['user', 'user', 'assistant']);
+  });
+});
+
+describe('a streamed conversation turn', () => {
+  it('streams the answer, then appends the turn and names the new version in a last chunk', async () => {
+    const created = await call(urls[0]!, 'POST', '/v1/conversations', {
+      items: [{ role: 'user', content: 'I like tea' }],
+    });
+    const id = created.json.id as string;
+    const response = await request(`${urls[1]!}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'm',
+        stream: true,
+        conversation: id,
+        messages: [{ role: 'user', content: 'what do I like?' }],
+      }),
+      dispatcher,
+    });
+    const text = await response.body.text();
+    const chunks = text
+      .split('\n')
+      .filter((line) => line.startsWith('data: {'))
+      .map(
+        (line) => JSON.parse(line.slice(6)) as { choices: { delta: { content?: string } }[]; conversation?: unknown },
+      );
+    const streamed = chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
+    expect(streamed).toBe('mock reply: what do I like?');
+    expect(chunks.at(-1)!.conversation).toEqual({ id, version: 2 });
+    expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+    const sent = mock.requests.at(-1)!.body as { messages: { content: string }[] };
+    expect(sent.messages.map((m) => m.content)).toEqual(['I like tea', 'what do I like?']);
+    const items = await call(urls[0]!, 'GET', `/v1/conversations/${id}/items?order=asc`);
+    const stored = items.json.data as { role: string; message: { content: string } }[];
+    expect(stored.map((item) => [item.role, item.message.content])).toEqual([
+      ['user', 'I like tea'],
+      ['user', 'what do I like?'],
+      ['assistant', 'mock reply: what do I like?'],
+    ]);
+  });
+
+  it('ends with a 409 error event and appends nothing when another turn came in between', async () => {
+    const created = await call(urls[0]!, 'POST', '/v1/conversations', { items: [{ role: 'user', content: 'x' }] });
+    const id = created.json.id as string;
+    mock.setOptions({ latencyMs: 300 });
+    const before = mock.requests.length;
+    try {
+      const racing = request(`${urls[1]!}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'm',
+          stream: true,
+          conversation: id,
+          messages: [{ role: 'user', content: 'slow' }],
+        }),
+        dispatcher,
+      }).then((r) => r.body.text());
+      // Once the model has the request, the turn has read the conversation; another writer appends meanwhile.
+      await waitFor(() => mock.requests.length > before, 'the turn to reach the model');
+      await call(urls[0]!, 'POST', `/v1/conversations/${id}/items`, {
+        items: [{ role: 'user', content: 'meanwhile' }],
+      });
+      const text = await racing;
+      expect(text).toMatch(/conversation_version_conflict/);
+      expect(text).not.toContain('[DONE]');
+    } finally {
+      mock.setOptions({ latencyMs: 0 });
+    }
+    const after = await call(urls[0]!, 'GET', `/v1/conversations/${id}`);
+    expect(after.json.version).toBe(2);
   });
 });

@@ -48,6 +48,7 @@ import type {
   ChatCompletionRequest,
   ChatMessage,
   OpenAiErrorBody,
+  ToolCall,
   Usage,
 } from './types.js';
 import type { Admission } from '../policy/limits/rate-limiter.js';
@@ -703,7 +704,6 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     const id =
       typeof conversation === 'object' && conversation !== null ? (conversation as { id?: unknown }).id : conversation;
     if (typeof id !== 'string') throw bad("'conversation' must be a conversation id", 'conversation');
-    if (rest.stream === true) throw bad('streamed turns of a stored conversation are not supported yet', 'stream');
     if (rest.mcp !== undefined) throw bad('mcp and conversation cannot be combined yet', 'mcp');
     if (rest.n !== undefined && rest.n !== null && rest.n !== 1) throw bad('n must be 1 in a conversation', 'n');
     const turn = await withConversation(
@@ -721,6 +721,11 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       return;
     }
     const { primary, admission } = passed;
+    if (admission) for (const [name, value] of Object.entries(admission.headers)) res.setHeader(name, value);
+    if (request.stream === true) {
+      await streamConversationTurn(request, res, started, requestId, principal, primary, admission, turn, id);
+      return;
+    }
     const sink = bufferSink();
     let usage: Usage | undefined;
     try {
@@ -736,13 +741,108 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     const answer = JSON.parse(text) as ChatCompletion;
     const reply = answer.choices[0]?.message;
     const newVersion = await turn.commit(reply ? [reply as unknown as ChatMessage] : []);
-    if (admission) for (const [name, value] of Object.entries(admission.headers)) res.setHeader(name, value);
     sendJson(
       res,
       200,
       { ...answer, conversation: { id, version: newVersion } },
       { 'x-conversation-version': String(newVersion) },
     );
+  }
+
+  /**
+   * A streamed turn of a stored conversation: chunks go to the client as they arrive while the answer is rebuilt
+   * from them; the backend's `[DONE]` is held back until the turn is appended, then a last chunk names the new
+   * version. A turn that lost the race ends with a 409 error event instead (nothing appended).
+   */
+  async function streamConversationTurn(
+    request: Record<string, unknown>,
+    res: ServerResponse,
+    started: number,
+    requestId: string,
+    principal: Principal,
+    primary: ModelRoute,
+    admission: Extract<Admission, { ok: true }> | undefined,
+    turn: Awaited<ReturnType<typeof withConversation>>,
+    id: string,
+  ): Promise<void> {
+    const requested = request.model as string;
+    const client = responseSink(res);
+    const parser = createSseParser();
+    let content = '';
+    const calls: ToolCall[] = [];
+    let chunkId = '';
+    let broken = false;
+    const sink: Sink = {
+      head: (status, headers) => client.head(status, headers),
+      write(chunk) {
+        const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+        if (!client.started || res.statusCode !== 200) {
+          client.write(chunk);
+          return;
+        }
+        let out = '';
+        for (const event of parser.push(text)) {
+          if (event.data === '[DONE]') continue;
+          out += `data: ${event.data}\n\n`;
+          const piece = safeJson(event.data) as (ChatCompletionChunk & { error?: unknown }) | undefined;
+          if (piece?.error !== undefined) broken = true;
+          const delta = piece?.choices?.[0]?.delta;
+          if (piece?.id) chunkId = piece.id;
+          if (typeof delta?.content === 'string') content += delta.content;
+          for (const part of delta?.tool_calls ?? []) {
+            const call = (calls[part.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
+            if (part.id) call.id = part.id;
+            if (part.function?.name) call.function.name += part.function.name;
+            if (part.function?.arguments) call.function.arguments += part.function.arguments;
+          }
+        }
+        if (out !== '') client.write(out);
+      },
+      end(chunk) {
+        if (chunk !== undefined) this.write(chunk);
+      },
+      get started() {
+        return client.started;
+      },
+      get gone() {
+        return client.gone;
+      },
+      onGone: (listener) => client.onGone(listener),
+    };
+    let usage: Usage | undefined;
+    try {
+      usage = await routeRequest('chat', request, sink, started, requestId, requested, primary);
+    } finally {
+      settle(principal, requested, admission, usage);
+    }
+    if (res.writableEnded || res.destroyed) return;
+    // An error status, or a stream that broke after it began (its error event already went out): nothing to keep.
+    if (res.statusCode !== 200 || broken) {
+      res.end();
+      return;
+    }
+    const made = calls.filter(Boolean);
+    const reply: ChatMessage = {
+      role: 'assistant',
+      content: content || null,
+      ...(made.length > 0 ? { tool_calls: made } : {}),
+    };
+    try {
+      const version = await turn.commit([reply]);
+      const last = {
+        id: chunkId,
+        object: 'chat.completion.chunk',
+        created: Math.floor(Date.now() / 1000),
+        model: requested,
+        choices: [],
+        conversation: { id, version },
+      };
+      res.end(`data: ${JSON.stringify(last)}\n\ndata: [DONE]\n\n`);
+    } catch (error) {
+      const status = error instanceof McplexError ? error.status : 500;
+      const code = error instanceof McplexError && typeof error.data?.code === 'string' ? error.data.code : null;
+      res.end(`data: ${JSON.stringify(openAiError(status, errorMessage(error), undefined, code))}\n\n`);
+    }
   }
 
   /**
