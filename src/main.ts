@@ -20,7 +20,7 @@ import { createMcpHttpEndpoint } from './mcp/downstream/http-endpoint.js';
 import { createLlmGateway } from './llm/gateway.js';
 import type { AgentRunner, LlmGateway } from './llm/gateway.js';
 import { createAgent } from './agent/agent.js';
-import { createTextEmbedder, createToolSelector } from './agent/tool-selection/index.js';
+import { createTextEmbedder, createToolSelector, toolText } from './agent/tool-selection/index.js';
 import { createMetrics } from './metrics.js';
 import { isLoopbackHost } from './http/loopback.js';
 import type { Metrics } from './metrics.js';
@@ -98,12 +98,21 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     agent: () => late.agent,
     maxBodyBytes: config.server.maxBodyBytes,
   });
+  const embedder = config.agent.embeddings ? createTextEmbedder({ cache: store.cache }) : undefined;
   const selector = createToolSelector({
-    ...(config.agent.embeddings ? { embedder: createTextEmbedder({ cache: store.cache }) } : {}),
+    ...(embedder ? { embedder } : {}),
     threshold: config.agent.selectionThreshold,
     topK: config.agent.topK,
     logger,
   });
+  // A large catalog is embedded in the background when it changes, so the first chat that needs tool selection
+  // does not wait for hundreds of tool texts (the model yields between batches).
+  const embedCatalog = () => {
+    const tools = gateway.catalog.view.tools;
+    if (!embedder || tools.length <= config.agent.selectionThreshold) return;
+    void embedder.embed(tools.map(toolText)).catch(() => {});
+  };
+  const stopEmbedding = gateway.catalog.onChange(() => embedCatalog());
   late.agent = createAgent({ llm, catalog: gateway.catalog, servers: Object.keys(config.mcpServers), selector }).run;
   sampling.bridge = createSamplingBridge({
     ...identities,
@@ -141,6 +150,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     close() {
       closing ??= (async () => {
         unsubscribe();
+        stopEmbedding();
         http.close();
         await mcp.close();
         http.closeAllConnections();

@@ -187,7 +187,13 @@ export async function startEverything(transport: EverythingTransport): Promise<E
 
 export async function startMcplex(input: ConfigInput): Promise<RunningServer> {
   // Tests keep their state in memory unless they name a store.
-  const config = parseConfig({ store: 'memory:', ...input, server: { port: 0, ...input.server } });
+  // No embedding model unless a test asks for it: loading and running it would only slow unrelated tests.
+  const config = parseConfig({
+    store: 'memory:',
+    ...input,
+    agent: { embeddings: false, ...input.agent },
+    server: { port: 0, ...input.server },
+  });
   return startHttp(config, createLogger(process.env.MCPLEX_TEST_LOG ?? 'silent'));
 }
 
