@@ -14,6 +14,7 @@ import type { Principal } from '../policy/auth/keys.js';
 import { scopeCheck } from '../policy/auth/scopes.js';
 import type { LlmGateway } from '../llm/gateway.js';
 import { openAiError } from '../llm/gateway.js';
+import { addToolCallDeltas } from '../llm/tool-call-deltas.js';
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -331,12 +332,7 @@ export function createAgent(options: AgentOptions) {
               content += delta.content;
               send(chunk({ choices: [{ index: 0, delta: { content: delta.content }, finish_reason: null }] }));
             }
-            for (const part of delta.tool_calls ?? []) {
-              const call = (calls[part.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
-              if (part.id) call.id = part.id;
-              if (part.function?.name) call.function.name += part.function.name;
-              if (part.function?.arguments) call.function.arguments += part.function.arguments;
-            }
+            addToolCallDeltas(calls, delta.tool_calls);
             if (choice.finish_reason) finish = choice.finish_reason;
           },
         );

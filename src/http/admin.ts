@@ -1,20 +1,15 @@
 // The admin API under /admin, for admin keys only: keys (list, create, revoke) and usage. Errors are OpenAI-shaped
 // JSON like the rest of the HTTP API.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { McplexError, errorMessage } from '../errors.js';
+import { McplexError } from '../errors.js';
 import type { Policy } from '../policy/policy.js';
 import type { CreateKeyInput } from '../policy/auth/key-service.js';
 import { readBody } from './body.js';
+import { parseJsonObject, sendJson } from './json.js';
 import { openAiError, unauthorized } from '../llm/gateway.js';
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
 function fail(res: ServerResponse, status: number, message: string): void {
-  send(res, status, openAiError(status, message));
+  sendJson(res, status, openAiError(status, message));
 }
 
 const strings = (value: unknown, field: string): string[] | undefined => {
@@ -72,7 +67,7 @@ export async function handleAdmin(
   }
   const auth = await policy.authenticate(req);
   if (!auth.ok) {
-    send(res, 401, unauthorized(auth.reason));
+    sendJson(res, 401, unauthorized(auth.reason));
     return;
   }
   if (!auth.principal.scopes.admin) {
@@ -82,23 +77,14 @@ export async function handleAdmin(
   try {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (path === '/admin/keys' && req.method === 'GET') {
-      send(res, 200, { object: 'list', data: await policy.keys.list() });
+      sendJson(res, 200, { object: 'list', data: await policy.keys.list() });
     } else if (path === '/admin/keys' && req.method === 'POST') {
-      let body: unknown;
-      try {
-        body = JSON.parse((await readBody(req, maxBodyBytes)).toString('utf8'));
-      } catch (error) {
-        if (error instanceof McplexError) throw error;
-        throw new McplexError('KEY_INVALID', `the body is not valid JSON: ${errorMessage(error)}`, { status: 400 });
-      }
-      if (typeof body !== 'object' || body === null) {
-        throw new McplexError('KEY_INVALID', 'the body must be a JSON object', { status: 400 });
-      }
+      const body = parseJsonObject(await readBody(req, maxBodyBytes));
       const { token, key } = await policy.keys.create(createInput(body as Record<string, unknown>));
-      send(res, 201, { ...key, key: token });
+      sendJson(res, 201, { ...key, key: token });
     } else if (path.startsWith('/admin/keys/') && req.method === 'DELETE') {
       const id = decodeURIComponent(path.slice('/admin/keys/'.length));
-      if (await policy.keys.revoke(id)) send(res, 200, { id, revoked: true });
+      if (await policy.keys.revoke(id)) sendJson(res, 200, { id, revoked: true });
       else fail(res, 404, `no active key with id "${id}"`);
     } else if (path === '/admin/usage' && req.method === 'GET') {
       const since = url.searchParams.get('since');
@@ -111,7 +97,7 @@ export async function handleAdmin(
         ...(since ? { since: Number(since) || Date.parse(since) } : {}),
         ...(until ? { until: Number(until) || Date.parse(until) } : {}),
       });
-      send(res, 200, { object: 'list', data: totals });
+      sendJson(res, 200, { object: 'list', data: totals });
     } else {
       fail(res, 404, `no admin route for ${req.method} ${path}`);
     }

@@ -13,6 +13,7 @@ import type { Policy } from '../policy/policy.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { ANONYMOUS } from '../policy/auth/keys.js';
 import { readBody } from './body.js';
+import { sendJson } from './json.js';
 import { handleAdmin } from './admin.js';
 
 export interface HttpServerOptions {
@@ -31,12 +32,6 @@ export interface HttpServerOptions {
   policy?: Policy;
   /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
   readiness: () => { ready: boolean; body: unknown };
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
 }
 
 function jsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {

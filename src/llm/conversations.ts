@@ -1,10 +1,10 @@
 // Server-side conversations on /v1/conversations (OpenAI's Conversations API, simplified to chat messages): each
 // belongs to the principal that created it, and grows only by atomic appends that may name the version they expect.
 // withConversation is the same thing for the chat path: history in, the turn and its reply appended in one go.
-import { Buffer } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { McplexError, errorMessage } from '../errors.js';
+import { McplexError } from '../errors.js';
 import { readBody } from '../http/body.js';
+import { parseJsonObject, sendJson } from '../http/json.js';
 import type { Principal } from '../policy/auth/keys.js';
 import {
   CONVERSATION_ROLES,
@@ -51,10 +51,10 @@ export async function handleConversations(
       else if (method === 'GET') await list(res, query, principal, store);
       else notAllowed(res, method, path, 'GET, POST');
     } else if (id === '' || rest.length > 0 || (sub !== undefined && sub !== 'items')) {
-      send(res, 404, openAiError(404, `Unknown request URL: ${method} ${path}`, 'invalid_request_error'));
+      sendJson(res, 404, openAiError(404, `Unknown request URL: ${method} ${path}`, 'invalid_request_error'));
     } else if (sub === undefined) {
       const conversationId = decode(id);
-      if (method === 'GET') send(res, 200, conversationJson(await owned(store, principal, conversationId)));
+      if (method === 'GET') sendJson(res, 200, conversationJson(await owned(store, principal, conversationId)));
       else if (method === 'DELETE') await remove(res, principal, store, conversationId);
       else notAllowed(res, method, path, 'GET, DELETE');
     } else {
@@ -66,7 +66,7 @@ export async function handleConversations(
   } catch (error) {
     if (!(error instanceof McplexError)) throw error;
     if (error.code === 'BODY_TOO_LARGE') res.setHeader('connection', 'close');
-    send(res, error.status, errorBody(error));
+    sendJson(res, error.status, errorBody(error));
   }
   return true;
 }
@@ -157,7 +157,7 @@ async function create(
     const { version } = await store.append(record.id, items, 0);
     record = { ...record, version };
   }
-  send(res, 200, conversationJson(record));
+  sendJson(res, 200, conversationJson(record));
 }
 
 async function list(
@@ -170,7 +170,7 @@ async function list(
   const after = query.get('after') ?? undefined;
   // One more than asked says whether there is another page.
   const page = await store.list(principal.id, { limit: limit + 1, ...(after === undefined ? {} : { after }) });
-  send(res, 200, listJson(page.slice(0, limit).map(conversationJson), page.length > limit));
+  sendJson(res, 200, listJson(page.slice(0, limit).map(conversationJson), page.length > limit));
 }
 
 async function remove(
@@ -181,7 +181,7 @@ async function remove(
 ): Promise<void> {
   await owned(store, principal, conversationId);
   if (!(await store.delete(conversationId))) throw notFound(conversationId);
-  send(res, 200, { id: conversationId, object: 'conversation.deleted', deleted: true });
+  sendJson(res, 200, { id: conversationId, object: 'conversation.deleted', deleted: true });
 }
 
 async function addItems(
@@ -206,7 +206,7 @@ async function addItems(
   const expectedVersion = typeof expected === 'number' ? expected : undefined;
   try {
     const { version, items: added } = await store.append(conversationId, items, expectedVersion);
-    send(res, 200, { ...listJson(added.map(itemJson), false), version });
+    sendJson(res, 200, { ...listJson(added.map(itemJson), false), version });
   } catch (error) {
     throw fromStore(error, conversationId, expectedVersion);
   }
@@ -239,7 +239,7 @@ async function listItems(
     order,
     ...(after === undefined ? {} : { after }),
   });
-  send(res, 200, listJson(page.slice(0, limit).map(itemJson), page.length > limit));
+  sendJson(res, 200, listJson(page.slice(0, limit).map(itemJson), page.length > limit));
 }
 
 /** The conversation, if it is the principal's; someone else's is as unknown as one that does not exist. */
@@ -322,18 +322,7 @@ async function readJson(
 ): Promise<Record<string, unknown>> {
   const raw = (await readBody(req, maxBodyBytes)).toString('utf8');
   if (emptyIsObject && raw.trim() === '') return {};
-  let body: unknown;
-  try {
-    body = JSON.parse(raw);
-  } catch (error) {
-    throw new McplexError('LLM_BAD_REQUEST', `the request body is not valid JSON: ${errorMessage(error)}`, {
-      status: 400,
-    });
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new McplexError('LLM_BAD_REQUEST', 'the request body must be a JSON object', { status: 400 });
-  }
-  return body as Record<string, unknown>;
+  return parseJsonObject(raw);
 }
 
 /** Unknown fields are refused, as OpenAI does, so that a misspelt `expected_version` cannot be silently ignored. */
@@ -420,16 +409,7 @@ function errorBody(error: McplexError) {
 }
 
 function notAllowed(res: ServerResponse, method: string, path: string, allow: string): void {
-  send(res, 405, openAiError(405, `Method ${method} is not allowed on ${path}`, 'invalid_request_error'), { allow });
-}
-
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent) return;
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(text)),
-    ...headers,
+  sendJson(res, 405, openAiError(405, `Method ${method} is not allowed on ${path}`, 'invalid_request_error'), {
+    allow,
   });
-  res.end(text);
 }

@@ -28,6 +28,8 @@ import {
 } from './providers/anthropic.js';
 import { openAiBody, openAiHeaders } from './providers/openai.js';
 import { createSseParser } from './sse.js';
+import { addToolCallDeltas } from './tool-call-deltas.js';
+import { parseJsonObject, sendJson } from '../http/json.js';
 import { handleConversations, withConversation } from './conversations.js';
 import { bufferSink, flightSink, responseSink } from './sink.js';
 import type { Sink } from './sink.js';
@@ -143,17 +145,6 @@ function sinkJson(sink: Sink, status: number, body: unknown, headers: Record<str
     ...headers,
   });
   sink.end(text);
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent) return;
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(text)),
-    ...headers,
-  });
-  res.end(text);
 }
 
 /** `retry-after-ms`, else `retry-after` in seconds or as an HTTP date. */
@@ -328,24 +319,9 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
 
   async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
     const raw = await readBody(req, options.maxBodyBytes);
-    const parsed = await parseJsonBody(raw);
+    const parsed = parseJsonObject(raw);
     rawBodies.set(parsed, raw);
     return parsed;
-  }
-
-  async function parseJsonBody(raw: Buffer): Promise<Record<string, unknown>> {
-    let body: unknown;
-    try {
-      body = JSON.parse(raw.toString('utf8'));
-    } catch (error) {
-      throw new McplexError('LLM_BAD_REQUEST', `the request body is not valid JSON: ${errorMessage(error)}`, {
-        status: 400,
-      });
-    }
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new McplexError('LLM_BAD_REQUEST', 'the request body must be a JSON object', { status: 400 });
-    }
-    return body as Record<string, unknown>;
   }
 
   function validate(route: Route, body: Record<string, unknown>): void {
@@ -789,12 +765,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
           const delta = piece?.choices?.[0]?.delta;
           if (piece?.id) chunkId = piece.id;
           if (typeof delta?.content === 'string') content += delta.content;
-          for (const part of delta?.tool_calls ?? []) {
-            const call = (calls[part.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
-            if (part.id) call.id = part.id;
-            if (part.function?.name) call.function.name += part.function.name;
-            if (part.function?.arguments) call.function.arguments += part.function.arguments;
-          }
+          addToolCallDeltas(calls, delta?.tool_calls);
         }
         if (out !== '') client.write(out);
       },

@@ -1,0 +1,36 @@
+// JSON in and out of HTTP handlers: one answer writer, and one parser for request bodies that must be an object.
+import type { ServerResponse } from 'node:http';
+import { McplexError, errorMessage } from '../errors.js';
+
+/** Writes a JSON answer, unless an answer already began (then there is nothing left to say on this response). */
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** A request body that must be a JSON object; anything else is a 400 saying what is wrong. */
+export function parseJsonObject(raw: Buffer | string): Record<string, unknown> {
+  let body: unknown;
+  try {
+    body = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
+  } catch (error) {
+    throw new McplexError('LLM_BAD_REQUEST', `the request body is not valid JSON: ${errorMessage(error)}`, {
+      status: 400,
+    });
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new McplexError('LLM_BAD_REQUEST', 'the request body must be a JSON object', { status: 400 });
+  }
+  return body as Record<string, unknown>;
+}
