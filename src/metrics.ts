@@ -14,7 +14,12 @@ export interface Metrics {
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'mcplex_' });
+  if (options.defaultMetrics ?? true) {
+    // The event-loop delay monitor samples on a timer. prom-client's default of 10 ms wakes an idle process
+    // 100 times a second, which costs CPU and perturbs request latency on a small host; 100 ms still catches
+    // every stall long enough to matter for a proxy.
+    collectDefaultMetrics({ register: registry, prefix: 'mcplex_', eventLoopMonitoringPrecision: 100 });
+  }
   const registers = [registry];
   return {
     registry,

@@ -3,8 +3,11 @@
 // to web streams. Everything else, and anything unusual about this request, goes through the SDK server.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  classifyInboundRequest,
   LOG_LEVEL_META_KEY,
+  PROTOCOL_VERSION_META_KEY,
   ProtocolError,
+  RELATED_TASK_META_KEY,
   SERVER_INFO_META_KEY,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/server';
@@ -73,6 +76,54 @@ export function fastToolCall(
     if (req.headers['mcp-method'] !== 'tools/call' || req.headers['mcp-name'] !== params.name) return undefined;
   }
   return { id: message.id, params: params as CallToolRequest['params'], capabilities };
+}
+
+const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params']);
+
+/** Envelope verdicts by the envelope's JSON: a client sends the same envelope on every request. */
+const envelopeVerdicts = new Map<string, boolean>();
+const MAX_ENVELOPE_VERDICTS = 256;
+
+/** Whether the SDK's modern entry accepts this envelope, asked once per distinct envelope. */
+function validEnvelope(meta: Record<string, unknown>, version: string): boolean {
+  const key = JSON.stringify(meta);
+  let verdict = envelopeVerdicts.get(key);
+  if (verdict === undefined) {
+    const outcome = classifyInboundRequest({
+      httpMethod: 'POST',
+      body: { jsonrpc: '2.0', id: 0, method: 'tools/call', params: { _meta: meta } },
+      protocolVersionHeader: version,
+      mcpMethodHeader: 'tools/call',
+    });
+    verdict = outcome.kind === 'modern' && outcome.messageKind === 'request';
+    if (envelopeVerdicts.size >= MAX_ENVELOPE_VERDICTS) envelopeVerdicts.clear();
+    envelopeVerdicts.set(key, verdict);
+  }
+  return verdict;
+}
+
+/**
+ * A 2026-07-28 `tools/call` that the fast path can take without the SDK's classification of the whole body
+ * (four schema parses per request): a plain JSON-RPC request with no other top-level keys, an integer or
+ * string id, the headers agreeing with the body, and an envelope the SDK has accepted before. Anything else
+ * returns undefined and goes through the classification as usual, which answers every malformed case.
+ */
+export function plainModernToolCall(req: IncomingMessage, body: unknown): FastToolCall | undefined {
+  if (req.headers['mcp-session-id'] !== undefined) return undefined;
+  const version = req.headers['mcp-protocol-version'];
+  if (typeof version !== 'string' || !MODERN_VERSIONS.has(version)) return undefined;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  for (const key in body) if (!REQUEST_KEYS.has(key)) return undefined;
+  const message = body as { id?: unknown; params?: unknown };
+  if (typeof message.id === 'number' && !Number.isInteger(message.id)) return undefined;
+  const params = message.params as { _meta?: unknown } | undefined;
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return undefined;
+  const meta = params._meta;
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return undefined;
+  const envelope = meta as Record<string, unknown>;
+  if (envelope[PROTOCOL_VERSION_META_KEY] !== version || RELATED_TASK_META_KEY in envelope) return undefined;
+  const call = fastToolCall(req, body, 'modern');
+  return call && validEnvelope(envelope, version) ? call : undefined;
 }
 
 const SERVER_INFO = { name: 'mcplex', version: VERSION };

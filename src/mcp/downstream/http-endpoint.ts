@@ -8,7 +8,7 @@ import type { AuthInfo, Server } from '@modelcontextprotocol/server';
 import type { Logger } from '../../log/logger.js';
 import type { Catalog, ListChanges } from '../catalog/catalog.js';
 import { createMemoryEventStore } from './event-store.js';
-import { fastToolCall, serveFastToolCall } from './fast-tool-call.js';
+import { fastToolCall, plainModernToolCall, serveFastToolCall } from './fast-tool-call.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
 import type { Subscriptions } from './subscriptions.js';
 import type { Principal } from '../../policy/auth/keys.js';
@@ -269,6 +269,13 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       const sessionId = header(req, 'mcp-session-id');
       if (sessionId !== undefined && sessions.has(sessionId)) {
         await legacy(req, res, body, principal);
+        return;
+      }
+      // The common modern call, recognised without classifying the whole body.
+      const plain = plainModernToolCall(req, body);
+      if (plain) {
+        if (rejectParamHeaders(options.catalog, req, res, body)) return;
+        await serveFastToolCall(options.catalog, plain, 'modern', res, new AbortController(), principal);
         return;
       }
       const outcome = classifyInboundRequest({
