@@ -1,6 +1,7 @@
 // A plain HTTP pass-through proxy (node:http in, undici out), the floor for the latency any separate proxy
-// process adds on this machine: the benchmark runs it beside mcplex so that mcplex's overhead can be read
-// against what forwarding alone costs. It knows nothing about MCP and is not part of mcplex.
+// process adds on this machine: the benchmark runs it beside mcplex so that mcplex's overhead can be read against
+// what forwarding alone costs. Event streams are streamed; other answers are written in one go. It knows nothing
+// about MCP or LLMs and is not part of mcplex.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
@@ -33,9 +34,19 @@ const server = createServer((req, res) => {
         for (const [key, value] of Object.entries(upstream.headers)) {
           if (!HOP_BY_HOP.has(key) && value !== undefined) out[key] = value;
         }
+        if (String(upstream.headers['content-type'] ?? '').includes('text/event-stream')) {
+          // A stream goes on as it arrives.
+          res.writeHead(upstream.statusCode, out);
+          for await (const chunk of upstream.body) res.write(chunk);
+          res.end();
+          return;
+        }
+        // Anything else is read whole and written in one go, headers and body in a single write: the cheapest
+        // way to forward a small answer, so that this floor is as low as a plain proxy gets.
+        const body = Buffer.from(await upstream.body.arrayBuffer());
+        out['content-length'] = String(body.length);
         res.writeHead(upstream.statusCode, out);
-        for await (const chunk of upstream.body) res.write(chunk);
-        res.end();
+        res.end(body);
       })
       .catch(() => {
         if (!res.headersSent) res.writeHead(502);
