@@ -103,7 +103,10 @@ describe('mcplex keys and usage', () => {
       },
       'keys.json',
     );
-    const create = spawnMcplex(['keys', 'create', '--config', config, '--name', 'ci', '--models', 'm', '--rpm', '5']);
+    const create = spawnMcplex([
+      ...['keys', 'create', '--config', config, '--name', 'ci', '--models', 'm', '--tools', 'a__*'],
+      ...['--rpm', '5', '--tpm', '1000', '--max-concurrent', '2', '--expires', '30d'],
+    ]);
     expect(await create.exited).toBe(0);
     const token = create.stdout().trim();
     expect(token).toMatch(/^mcx_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
@@ -113,8 +116,17 @@ describe('mcplex keys and usage', () => {
 
     const list = spawnMcplex(['keys', 'list', '--config', config, '--json']);
     expect(await list.exited).toBe(0);
-    const keys = JSON.parse(list.stdout()) as { id: string; name: string; limits: { rpm: number } }[];
-    expect(keys).toEqual([expect.objectContaining({ id, name: 'ci', limits: { rpm: 5 } })]);
+    const keys = JSON.parse(list.stdout()) as { id: string; expiresAt: number }[];
+    // Every option given reaches the key, and nothing else is set.
+    expect(keys).toEqual([
+      expect.objectContaining({
+        id,
+        name: 'ci',
+        scopes: { models: ['m'], tools: ['a__*'] },
+        limits: { rpm: 5, tpm: 1000, maxConcurrent: 2 },
+      }),
+    ]);
+    expect(keys[0]!.expiresAt).toBeGreaterThan(Date.now() + 29 * 86_400_000);
     expect(list.stdout()).not.toContain(secret);
 
     const revoke = spawnMcplex(['keys', 'revoke', '--config', config, id]);

@@ -5,6 +5,7 @@ import { InvalidArgumentError } from 'commander';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { openConfiguredStore, policyFor } from '../main.js';
+import type { CreateKeyInput } from '../policy/auth/key-service.js';
 import type { Policy } from '../policy/policy.js';
 
 /** `30d`, `12h`, `90m`, or an ISO date: the moment a key stops working. */
@@ -75,36 +76,15 @@ export function registerKeyCommands(
     .option('--tpm <n>', 'tokens per minute', positive)
     .option('--max-concurrent <n>', 'requests in progress at once', positive)
     .option('--expires <when>', 'expiry: 30d, 12h, 90m or an ISO date', (v) => parseExpiry(v))
-    .action(
-      async (options: {
-        name: string;
-        config: string;
-        models?: string[];
-        servers?: string[];
-        tools?: string[];
-        admin?: boolean;
-        rpm?: number;
-        tpm?: number;
-        maxConcurrent?: number;
-        expires?: number;
-      }) => {
-        const { token, key } = await withPolicy(load, options.config, fail, (policy) =>
-          policy.keys.create({
-            name: options.name,
-            ...(options.models ? { models: options.models } : {}),
-            ...(options.servers ? { servers: options.servers } : {}),
-            ...(options.tools ? { tools: options.tools } : {}),
-            ...(options.admin ? { admin: true } : {}),
-            ...(options.rpm !== undefined ? { rpm: options.rpm } : {}),
-            ...(options.tpm !== undefined ? { tpm: options.tpm } : {}),
-            ...(options.maxConcurrent !== undefined ? { maxConcurrent: options.maxConcurrent } : {}),
-            ...(options.expires !== undefined ? { expiresAt: options.expires } : {}),
-          }),
-        );
-        process.stderr.write(`mcplex: created key ${key.id} ("${key.name}"); it is shown only this once:\n`);
-        process.stdout.write(`${token}\n`);
-      },
-    );
+    .action(async (options: Omit<CreateKeyInput, 'expiresAt'> & { config: string; expires?: number }) => {
+      // Commander sets only the options given, so the rest is the service's input as it stands.
+      const { config, expires, ...input } = options;
+      const { token, key } = await withPolicy(load, config, fail, (policy) =>
+        policy.keys.create({ ...input, ...(expires !== undefined ? { expiresAt: expires } : {}) }),
+      );
+      process.stderr.write(`mcplex: created key ${key.id} ("${key.name}"); it is shown only this once:\n`);
+      process.stdout.write(`${token}\n`);
+    });
 
   keys
     .command('list')
