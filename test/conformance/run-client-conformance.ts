@@ -2,12 +2,12 @@
 // starts its mock server for a scenario and runs test/conformance/upstream-client.ts against it, which connects
 // through mcplex's own Upstream. Each required scenario runs for every spec version that has it; the summary table
 // goes to stdout, the JSON report to --out, and the exit status is 1 if a required scenario failed a check.
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { SPEC_VERSIONS, emptyResult, locateSuite, pool, readResults, run } from './run-conformance.js';
+import { SPEC_VERSIONS, emptyResult, locateSuite, pool, readResults, run, writeReport } from './run-conformance.js';
 import type { SpecVersion, Suite, TargetResult } from './run-conformance.js';
 
 const CLIENT = fileURLToPath(new URL('./upstream-client.ts', import.meta.url));
@@ -167,13 +167,11 @@ export async function runClientConformance(options: ClientRunOptions): Promise<C
       failures,
       exitCode: failures.length > 0 ? 1 : 0,
     };
-    mkdirSync(dirname(options.out), { recursive: true });
-    writeFileSync(options.out, `${JSON.stringify(report, null, 2)}\n`);
-    if (options.keepRaw) {
-      const raw = join(dirname(options.out), 'conformance-client-raw');
-      rmSync(raw, { recursive: true, force: true });
-      if (existsSync(work)) cpSync(work, raw, { recursive: true });
-    }
+    writeReport(
+      options.out,
+      report,
+      options.keepRaw ? { name: 'conformance-client-raw', work, parts: [''] } : undefined,
+    );
     return report;
   } finally {
     rmSync(work, { recursive: true, force: true });

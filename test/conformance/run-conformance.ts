@@ -311,6 +311,25 @@ function printTable(report: ConformanceReport): void {
   for (const row of rows) console.log(line(row));
 }
 
+/**
+ * Writes the JSON report; with `raw`, also copies the suite's own results (checks.json of every scenario) from the
+ * `parts` of the work folder into `raw.name` beside it, for reading the failures the report only summarises.
+ */
+export function writeReport(
+  out: string,
+  report: object,
+  raw?: { name: string; work: string; parts: readonly string[] },
+): void {
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  if (!raw) return;
+  const copy = join(dirname(out), raw.name);
+  rmSync(copy, { recursive: true, force: true });
+  for (const part of raw.parts) {
+    if (existsSync(join(raw.work, part))) cpSync(join(raw.work, part), join(copy, part), { recursive: true });
+  }
+}
+
 export interface RunOptions {
   out: string;
   specVersions: SpecVersion[];
@@ -428,16 +447,7 @@ export async function runConformance(options: RunOptions): Promise<ConformanceRe
       failures,
       exitCode: failures.length > 0 ? 1 : 0,
     };
-    mkdirSync(dirname(options.out), { recursive: true });
-    writeFileSync(options.out, `${JSON.stringify(report, null, 2)}\n`);
-    if (options.keepRaw) {
-      // checks.json of every scenario and target, for reading the failures the report only summarises.
-      const raw = join(dirname(options.out), 'conformance-raw');
-      rmSync(raw, { recursive: true, force: true });
-      for (const target of targets) {
-        if (existsSync(join(work, target))) cpSync(join(work, target), join(raw, target), { recursive: true });
-      }
-    }
+    writeReport(options.out, report, options.keepRaw ? { name: 'conformance-raw', work, parts: targets } : undefined);
     return report;
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
