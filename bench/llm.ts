@@ -14,14 +14,13 @@
 //   cache, then every request sends that same body and must be answered `x-mcplex-cache: hit` (anything else
 //   counts as an error). Measured at 1 client (alternating with the others) and at N clients against direct.
 // The bare mcplex process (cache off, memory store, no auth) is the same as before these rows were added.
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { runToEnd, startProcess, stopAll } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PORTKEY_VERSION = '1.15.2';
@@ -55,84 +54,6 @@ const CACHED_BODY = JSON.stringify({ model: MODEL, messages, max_tokens: 16, tem
 /** Limits high enough never to refuse in this run, low enough to be real limits checked on every request. */
 const KEY_RPM = '100000000';
 const KEY_TPM = '1000000000';
-
-/** Every child this run started; all are stopped at the end, on error and on Ctrl-C. */
-const children = new Set<ChildProcess>();
-
-function track(child: ChildProcess): ChildProcess {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  // A command that could not start (ENOENT) never exits.
-  child.once('error', () => {
-    if (child.pid === undefined) children.delete(child);
-  });
-  return child;
-}
-
-/** SIGTERM, then SIGKILL for whatever has not exited after 3 s. */
-async function stopAll(): Promise<void> {
-  const running = [...children];
-  await Promise.all(
-    running.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return resolve();
-          const force = setTimeout(() => child.kill('SIGKILL'), 3_000);
-          child.once('exit', () => {
-            clearTimeout(force);
-            resolve();
-          });
-          child.kill('SIGTERM');
-        }),
-    ),
-  );
-}
-
-/** Starts a child process and resolves with the first stdout/stderr match of `pattern`. */
-function startProcess(
-  command: string,
-  args: string[],
-  pattern: RegExp,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
-  const child = track(spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }));
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const onData = (chunk: Buffer) => {
-      seen += chunk.toString();
-      const match = pattern.exec(seen);
-      if (match) resolve({ child, match });
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`${[command, ...args].join(' ')} exited with ${code}:\n${seen}`)));
-  });
-}
-
-/** Runs a command to its end and resolves with its stdout; rejects with its output on failure or after `timeoutMs`. */
-function runToEnd(command: string, args: string[], cwd: string, timeoutMs: number): Promise<string> {
-  const child = track(spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] }));
-  return new Promise((resolve, reject) => {
-    let output = '';
-    let stdout = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      stdout += chunk.toString();
-    });
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${command} ${args.join(' ')} ended with ${signal ?? code}:\n${output.trim()}`));
-    });
-  });
-}
 
 interface Target {
   name: string;

@@ -4,14 +4,14 @@
 // mcplex speaks to the upstream in the same era as the clients, so both paths exercise the same upstream code.
 // A plain pass-through proxy runs beside them as the floor of what any proxy process adds here. At 1 client the
 // paths alternate call by call, at 16 in rounds, so that drift on a shared machine affects them alike.
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { ChildProcess } from 'node:child_process';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { startProcess, stopAll } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'fixture-server.ts');
@@ -32,22 +32,6 @@ const LEVELS = values.concurrency.split(',').map(Number);
 const ERAS = values.eras.split(',').filter((e): e is Era => e === 'legacy' || e === 'modern');
 
 type Era = 'legacy' | 'modern';
-
-/** Starts a child process and resolves with the first stdout/stderr match of `pattern`. */
-function startProcess(args: string[], pattern: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const onData = (chunk: Buffer) => {
-      seen += chunk.toString();
-      const match = pattern.exec(seen);
-      if (match) resolve({ child, match });
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}:\n${seen}`)));
-  });
-}
 
 async function connect(url: string, era: Era): Promise<Client> {
   const client = new Client(
@@ -151,6 +135,7 @@ async function startMcplex(dir: string, upstreamUrl: string, era: Era): Promise<
     }),
   );
   const { child, match } = await startProcess(
+    process.execPath,
     // MCPLEX_NODE_ARGS passes profiler flags (e.g. --cpu-prof) to the mcplex process only.
     [
       ...(process.env.MCPLEX_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
@@ -172,16 +157,18 @@ async function startMcplex(dir: string, upstreamUrl: string, era: Era): Promise<
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mcplex-bench-'));
-  const children: ChildProcess[] = [];
   try {
-    const upstream = await startProcess(['--import', 'tsx', FIXTURE, '--transport', 'http'], /LISTENING (\S+)/);
-    children.push(upstream.child);
+    const upstream = await startProcess(
+      process.execPath,
+      ['--import', 'tsx', FIXTURE, '--transport', 'http'],
+      /LISTENING (\S+)/,
+    );
     const upstreamUrl = upstream.match[1]!;
     const proxy = await startProcess(
+      process.execPath,
       ['--import', 'tsx', join(ROOT, 'bench', 'plain-proxy.ts'), upstreamUrl],
       /LISTENING (\S+)/,
     );
-    children.push(proxy.child);
     const proxyUrl = proxy.match[1]!;
 
     console.log(`mcplex MCP tool-call benchmark: ${ROUNDS} rounds x ${SECONDS}s per path and level (after warm-up)`);
@@ -191,7 +178,6 @@ async function main(): Promise<void> {
     const rows: string[][] = [header];
     for (const era of ERAS) {
       const mcplex = await startMcplex(dir, upstreamUrl, era);
-      children.push(mcplex.child);
       const targets: Target[] = [
         { path: 'direct', url: upstreamUrl, tool: 'echo' },
         { path: 'plain proxy', url: proxyUrl, tool: 'echo' },
@@ -234,7 +220,7 @@ async function main(): Promise<void> {
     console.log('\nthroughput = calls/s as a share of direct; p50 added = p50 minus direct p50');
     console.log('plain proxy = bench/plain-proxy.ts, a pass-through HTTP proxy: what forwarding alone costs here');
   } finally {
-    for (const child of children) child.kill('SIGTERM');
+    await stopAll();
     rmSync(dir, { recursive: true, force: true });
   }
 }
