@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { runToEnd, startProcess, stopAll } from './processes.js';
+import { runToEnd, startMcplexServe, startProcess, stopAll } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PORTKEY_VERSION = '1.15.2';
@@ -296,19 +296,7 @@ async function createKey(config: string): Promise<string> {
 
 /** Starts `mcplex serve` on `config` and returns its base URL. */
 async function startMcplex(config: string): Promise<string> {
-  const { match } = await startProcess(
-    process.execPath,
-    // MCPLEX_NODE_ARGS passes profiler flags (e.g. --cpu-prof) to the mcplex processes only.
-    [
-      ...(process.env.MCPLEX_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-      join(ROOT, 'bin', 'mcplex.js'),
-      'serve',
-      '--config',
-      config,
-    ],
-    /listening on (http:\/\/\S+)\/mcp/,
-  );
-  return match[1]!;
+  return (await startMcplexServe(config)).url;
 }
 
 /** Loaded into Portkey's process: every listen() goes to 127.0.0.1 (never all interfaces), and says where. */

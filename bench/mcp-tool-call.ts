@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { startProcess, stopAll } from './processes.js';
+import { startMcplexServe, startProcess, stopAll } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'fixture-server.ts');
@@ -134,19 +134,7 @@ async function startMcplex(dir: string, upstreamUrl: string, era: Era): Promise<
       logLevel: 'info',
     }),
   );
-  const { child, match } = await startProcess(
-    process.execPath,
-    // MCPLEX_NODE_ARGS passes profiler flags (e.g. --cpu-prof) to the mcplex process only.
-    [
-      ...(process.env.MCPLEX_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-      join(ROOT, 'bin', 'mcplex.js'),
-      'serve',
-      '--config',
-      config,
-    ],
-    /listening on (http:\/\/\S+\/mcp)/,
-  );
-  const url = match[1]!;
+  const { child, mcpUrl: url } = await startMcplexServe(config);
   const probe = await connect(url, era);
   for (let i = 0; i < 100 && !(await probe.listTools()).tools.some((t) => t.name === 'up__echo'); i++) {
     await new Promise((r) => setTimeout(r, 100));

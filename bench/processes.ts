@@ -2,6 +2,7 @@
 // the end (SIGTERM, then SIGKILL), on error and on Ctrl-C alike.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -82,4 +83,23 @@ export function runToEnd(command: string, args: string[], cwd: string, timeoutMs
       else reject(new Error(`${command} ${args.join(' ')} ended with ${signal ?? code}:\n${output.trim()}`));
     });
   });
+}
+
+/**
+ * Starts `mcplex serve --config <config>` and resolves once it listens, with its /mcp URL and its base URL.
+ * MCPLEX_NODE_ARGS passes Node flags (e.g. --cpu-prof) to the mcplex processes only.
+ */
+export async function startMcplexServe(config: string): Promise<{ child: ChildProcess; mcpUrl: string; url: string }> {
+  const { child, match } = await startProcess(
+    process.execPath,
+    [
+      ...(process.env.MCPLEX_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      join(ROOT, 'bin', 'mcplex.js'),
+      'serve',
+      '--config',
+      config,
+    ],
+    /listening on ((http:\/\/\S+)\/mcp)/,
+  );
+  return { child, mcpUrl: match[1]!, url: match[2]! };
 }

