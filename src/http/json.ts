@@ -1,4 +1,5 @@
-// JSON in and out of HTTP handlers: one answer writer, and one parser for request bodies that must be an object.
+// JSON in and out of HTTP handlers: one answer writer (and its JSON-RPC error form), and one parser for request
+// bodies that must be an object.
 import type { ServerResponse } from 'node:http';
 import { McplexError, errorMessage } from '../errors.js';
 
@@ -17,6 +18,19 @@ export function sendJson(
     ...headers,
   });
   res.end(text);
+}
+
+/**
+ * A JSON-RPC error as the whole answer: for a request mcplex refuses before any MCP server sees it. `id` is the
+ * request's when it is known, else null (as JSON-RPC asks when the request could not be read).
+ */
+export function sendJsonRpcError(
+  res: ServerResponse,
+  status: number,
+  error: { code: number; message: string; data?: unknown },
+  id: unknown = null,
+): void {
+  sendJson(res, status, { jsonrpc: '2.0', id, error });
 }
 
 /** A request body that must be a JSON object; anything else is a 400 saying what is wrong. */

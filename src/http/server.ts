@@ -13,7 +13,7 @@ import type { Policy } from '../policy/policy.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { ANONYMOUS } from '../policy/auth/keys.js';
 import { readBody } from './body.js';
-import { sendJson } from './json.js';
+import { sendJson, sendJsonRpcError } from './json.js';
 import { handleAdmin } from './admin.js';
 
 export interface HttpServerOptions {
@@ -32,10 +32,6 @@ export interface HttpServerOptions {
   policy?: Policy;
   /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
   readiness: () => { ready: boolean; body: unknown };
-}
-
-function jsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
-  sendJson(res, status, { jsonrpc: '2.0', error: { code, message }, id: null });
 }
 
 export function createHttpServer(options: HttpServerOptions): HttpServer {
@@ -62,7 +58,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     res.setHeader('www-authenticate', `Bearer realm="mcplex", error="${error}"`);
     const message =
       auth.reason === 'missing' ? 'an API key is required (Authorization: Bearer <key>)' : `API key ${auth.reason}`;
-    jsonRpcError(res, 401, -32001, message);
+    sendJsonRpcError(res, 401, { code: -32001, message });
     return undefined;
   }
 
@@ -77,7 +73,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     }
     if (req.method !== 'POST') {
       res.setHeader('allow', 'GET, POST, DELETE');
-      jsonRpcError(res, 405, -32000, `method ${req.method} is not allowed on /mcp`);
+      sendJsonRpcError(res, 405, { code: -32000, message: `method ${req.method} is not allowed on /mcp` });
       return;
     }
     const raw = await readBody(req, options.maxBodyBytes);
@@ -85,7 +81,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     try {
       body = JSON.parse(raw.toString('utf8'));
     } catch (error) {
-      jsonRpcError(res, 400, -32700, `Parse error: ${errorMessage(error)}`);
+      sendJsonRpcError(res, 400, { code: -32700, message: `Parse error: ${errorMessage(error)}` });
       return;
     }
     await mcp.post(req, res, body, principal);
@@ -125,11 +121,11 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       if (error instanceof McplexError && error.code === 'BODY_TOO_LARGE') {
         // Stop reading: the client gets its answer and the connection is not reused for the rest of the body.
         res.setHeader('connection', 'close');
-        jsonRpcError(res, 413, -32600, error.message);
+        sendJsonRpcError(res, 413, { code: -32600, message: error.message });
         return;
       }
       logger.error({ err: errorMessage(error), url: req.url }, 'request failed');
-      if (!res.headersSent) jsonRpcError(res, 500, -32603, 'Internal error');
+      if (!res.headersSent) sendJsonRpcError(res, 500, { code: -32603, message: 'Internal error' });
       else res.end();
     });
   });

@@ -7,6 +7,7 @@ import { classifyInboundRequest, createMcpHandler, isInitializeRequest } from '@
 import type { AuthInfo, Server } from '@modelcontextprotocol/server';
 import type { Logger } from '../../log/logger.js';
 import type { Catalog, ListChanges } from '../catalog/catalog.js';
+import { sendJsonRpcError } from '../../http/json.js';
 import { createMemoryEventStore } from './event-store.js';
 import { fastToolCall, plainModernToolCall, serveFastToolCall } from './fast-tool-call.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
@@ -49,11 +50,6 @@ export interface McpHttpEndpoint {
   close(): Promise<void>;
 }
 
-function sendJsonRpcError(res: ServerResponse, status: number, code: number, message: string): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
-}
-
 function requestedLogLevel(body: unknown): string | undefined {
   const message = body as { method?: unknown; params?: { level?: unknown } } | null;
   if (message?.method !== 'logging/setLevel') return undefined;
@@ -82,8 +78,7 @@ function rejectParamHeaders(catalog: Catalog, req: IncomingMessage, res: ServerR
   if (declarations.length === 0) return false;
   const rejection = checkParamHeaders(declarations, message.params.arguments, req.headers);
   if (rejection === undefined) return false;
-  res.writeHead(400, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ jsonrpc: '2.0', id: message.id ?? null, error: rejection }));
+  sendJsonRpcError(res, 400, rejection, message.id ?? null);
   return true;
 }
 
@@ -138,7 +133,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
         }
       });
       if (hidden !== undefined) {
-        sendJsonRpcError(res, 404, -32002, `unknown resource "${hidden}"`);
+        sendJsonRpcError(res, 404, { code: -32002, message: `unknown resource "${hidden}"` });
         return false;
       }
     }
@@ -164,7 +159,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     } catch (error) {
       release();
       const message = error instanceof Error ? error.message : String(error);
-      sendJsonRpcError(res, 404, -32002, message);
+      sendJsonRpcError(res, 404, { code: -32002, message });
       return false;
     }
     res.once('close', release);
@@ -192,7 +187,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     principal: Principal,
   ): Promise<void> {
     if (sessions.size >= maxSessions) {
-      sendJsonRpcError(res, 503, -32000, `too many open sessions (${maxSessions}); try again later`);
+      sendJsonRpcError(res, 503, { code: -32000, message: `too many open sessions (${maxSessions}); try again later` });
       return;
     }
     const server = options.createServer('legacy', principal);
@@ -248,7 +243,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       // Another key's session is as good as unknown: its id must not be usable, nor its existence confirmed.
       if (!session || session.principal.id !== principal.id) {
         // 404 tells a legacy client that its session is gone and it should initialise again.
-        sendJsonRpcError(res, 404, -32001, 'Session not found');
+        sendJsonRpcError(res, 404, { code: -32001, message: 'Session not found' });
         return;
       }
       session.lastSeen = Date.now();
@@ -260,7 +255,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       await openSession(req, res, body, principal);
       return;
     }
-    sendJsonRpcError(res, 400, -32000, 'Bad Request: Mcp-Session-Id header is required');
+    sendJsonRpcError(res, 400, { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' });
   }
 
   return {
