@@ -13,7 +13,7 @@ import { scopedView } from '../mcp/downstream/scoped-view.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { scopeCheck } from '../policy/auth/scopes.js';
 import type { LlmGateway } from '../llm/gateway.js';
-import { openAiError } from '../llm/gateway.js';
+import { openAiError } from '../llm/openai-errors.js';
 import { addToolCallDeltas } from '../llm/tool-call-deltas.js';
 import type {
   ChatCompletion,

@@ -6,7 +6,7 @@ import type { Policy } from '../policy/policy.js';
 import type { CreateKeyInput } from '../policy/auth/key-service.js';
 import { readBody } from './body.js';
 import { parseJsonObject, sendJson } from './json.js';
-import { openAiError, unauthorized } from '../llm/gateway.js';
+import { openAiError, unauthorized } from '../llm/openai-errors.js';
 
 function fail(res: ServerResponse, status: number, message: string): void {
   sendJson(res, status, openAiError(status, message));

@@ -48,3 +48,12 @@ export function parseJsonObject(raw: Buffer | string): Record<string, unknown> {
   }
   return body as Record<string, unknown>;
 }
+
+/** JSON text parsed, or undefined when it is not JSON (a backend's error text, say). */
+export function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -13,7 +13,7 @@ import {
   type ConversationRecord,
   type ConversationStore,
 } from '../store/store.js';
-import { openAiError } from './gateway.js';
+import { openAiError } from './openai-errors.js';
 import type { ChatMessage } from './types.js';
 
 const PREFIX = '/v1/conversations';

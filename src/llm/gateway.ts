@@ -1,36 +1,22 @@
 // The OpenAI-compatible API in front of the configured LLM backends: /v1/chat/completions (plain and streamed),
-// /v1/embeddings and /v1/models. Each request is routed to a deployment of its model (weighted, least in flight
-// or latency-aware), retried on another one on connect errors, 429 and 5xx while nothing has reached the client,
-// then handed to the model's fallbacks; a circuit breaker per deployment keeps a failing backend out of rotation.
+// /v1/embeddings and /v1/models. A request passes the policies (key, scopes, limits), is answered from the cache,
+// joins an identical request in flight or an embedding batch, or goes to the router (router.ts); the same gate
+// serves callers inside mcplex (the sampling bridge, the agent loop) through complete and completeStream.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Pool } from 'undici';
-import type { Dispatcher } from 'undici';
-import type { DeploymentConfig, LlmConfig, ModelConfig } from '../config/llm-schema.js';
-import { DEFAULT_BASE_URL } from '../config/llm-schema.js';
+import type { LlmConfig } from '../config/llm-schema.js';
 import { McplexError, errorMessage } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics.js';
 import { readBody } from '../http/body.js';
-import { backoffDelay } from '../backoff.js';
-import { PeakEwma, pickDeployment } from './balancer.js';
-import type { Strategy } from './balancer.js';
-import { createBreaker } from './breaker.js';
-import type { Breaker } from './breaker.js';
-import {
-  AnthropicStreamError,
-  anthropicHeaders,
-  createAnthropicStreamTranslator,
-  fromAnthropicError,
-  fromAnthropicResponse,
-  toAnthropicRequest,
-} from './providers/anthropic.js';
-import { openAiBody, openAiHeaders } from './providers/openai.js';
+import { parseJsonObject, safeJson, sendJson } from '../http/json.js';
 import { createSseParser } from './sse.js';
-import { addToolCallDeltas } from './tool-call-deltas.js';
-import { parseJsonObject, sendJson } from '../http/json.js';
-import { handleConversations, withConversation } from './conversations.js';
+import { handleConversations } from './conversations.js';
+import { openAiError, llmFailure, unauthorized } from './openai-errors.js';
+import { createConversationTurns } from './conversation-turns.js';
+import { createPolicyGate } from './policy-gate.js';
+import { createRouter } from './router.js';
+import type { ModelRoute, Route } from './router.js';
 import { bufferSink, flightSink, responseSink } from './sink.js';
 import type { Sink } from './sink.js';
 import { cacheable, cacheKey } from '../policy/cache/cache-key.js';
@@ -41,147 +27,9 @@ import { createEmbeddingBatcher } from './batching/embedding-batcher.js';
 import { createMemoryStore } from '../store/memory/memory-store.js';
 import type { Policy } from '../policy/policy.js';
 import { ANONYMOUS } from '../policy/auth/keys.js';
-import type { AuthFailure, Principal } from '../policy/auth/keys.js';
+import type { Principal } from '../policy/auth/keys.js';
 import { scopeCheck } from '../policy/auth/scopes.js';
-import { estimateTokens } from '../policy/limits/rate-limiter.js';
-import type {
-  ChatCompletion,
-  ChatCompletionChunk,
-  ChatCompletionRequest,
-  ChatMessage,
-  OpenAiErrorBody,
-  ToolCall,
-  Usage,
-} from './types.js';
-import type { Admission } from '../policy/limits/rate-limiter.js';
-
-type Route = 'chat' | 'embeddings';
-
-class Deployment {
-  readonly id: string;
-  readonly pool: Pool;
-  readonly basePath: string;
-  readonly breaker: Breaker;
-  inFlight = 0;
-  private readonly latency = new PeakEwma();
-
-  constructor(
-    readonly modelName: string,
-    index: number,
-    readonly config: DeploymentConfig,
-    breaker: { failures: number; cooldownMs: number },
-  ) {
-    this.id = `${modelName}#${index}`;
-    const url = new URL(config.baseUrl ?? DEFAULT_BASE_URL[config.provider]);
-    this.basePath = url.pathname.replace(/\/$/, '');
-    this.pool = new Pool(url.origin, {
-      connections: config.maxConcurrent,
-      keepAliveTimeout: 30_000,
-      connect: { timeout: config.timeouts.connect },
-      // Our own timers (first token, total) decide; undici's defaults would cut long generations.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    });
-    this.breaker = createBreaker(breaker);
-  }
-
-  get weight(): number {
-    return this.config.weight;
-  }
-
-  get maxConcurrent(): number {
-    return this.config.maxConcurrent;
-  }
-
-  cost(): number {
-    return this.latency.estimate() * (this.inFlight + 1);
-  }
-
-  observe(rttMs: number): void {
-    this.latency.observe(rttMs, performance.now());
-  }
-}
-
-interface ModelRoute {
-  name: string;
-  config: ModelConfig;
-  deployments: Deployment[];
-}
-
-/** How one attempt ended. */
-type Attempt =
-  | { kind: 'done'; usage: Usage | undefined }
-  /** Failed before anything reached the client: another attempt may still answer it. */
-  | { kind: 'retry'; reason: string; error: OpenAiErrorBody; status: number; retryAfterMs?: number }
-  /** Failed in a way another deployment would not fix (a bad request), or after the response began. */
-  | { kind: 'final'; error?: OpenAiErrorBody; status?: number };
-
-const RETRYABLE_STATUS = new Set([408, 409, 429, 500, 502, 503, 504, 529]);
-
-export function openAiError(status: number, message: string, type?: string, code?: string | null, param?: string) {
-  const kind =
-    type ??
-    (status === 401
-      ? 'authentication_error'
-      : status === 403
-        ? 'permission_error'
-        : status === 404
-          ? 'not_found_error'
-          : status === 429
-            ? 'rate_limit_error'
-            : status >= 500
-              ? 'server_error'
-              : 'invalid_request_error');
-  return { error: { message, type: kind, param: param ?? null, code: code ?? null } } satisfies OpenAiErrorBody;
-}
-
-/** A JSON answer into a sink (which may be shared by coalesced requests, or buffered). */
-function sinkJson(sink: Sink, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (sink.started) return;
-  const text = JSON.stringify(body);
-  sink.head(status, {
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(text)),
-    ...headers,
-  });
-  sink.end(text);
-}
-
-/** `retry-after-ms`, else `retry-after` in seconds or as an HTTP date. */
-export function retryAfterMs(headers: Record<string, string | string[] | undefined>): number | undefined {
-  const ms = Number(headers['retry-after-ms']);
-  if (Number.isFinite(ms) && ms >= 0) return ms;
-  const raw = headers['retry-after'];
-  const value = Array.isArray(raw) ? raw[0] : raw;
-  if (value === undefined) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-function asOpenAiError(status: number, text: string): OpenAiErrorBody {
-  try {
-    const parsed = JSON.parse(text) as Partial<OpenAiErrorBody>;
-    if (parsed.error && typeof parsed.error.message === 'string') {
-      return openAiError(
-        status,
-        parsed.error.message,
-        parsed.error.type,
-        parsed.error.code,
-        parsed.error.param ?? undefined,
-      );
-    }
-  } catch {
-    // Not JSON: the text itself is the best message there is.
-  }
-  return openAiError(status, text.slice(0, 500) || `the backend answered HTTP ${status}`);
-}
-
-function usageOf(value: unknown): Usage | undefined {
-  const usage = (value as { usage?: Usage } | null)?.usage;
-  return usage && typeof usage.prompt_tokens === 'number' ? usage : undefined;
-}
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
 
 /** Runs a chat request that carries the `mcp` extension (the tool-running loop). */
 export type AgentRunner = (principal: Principal, body: Record<string, unknown>, res: ServerResponse) => Promise<void>;
@@ -194,11 +42,6 @@ export interface LlmGatewayOptions {
   /** Keys, scopes, limits and usage; without it every request is anonymous and unlimited. */
   policy?: Policy;
   maxBodyBytes: number;
-}
-
-/** An LLM request refused or failed, for callers inside mcplex; `data.error` is the OpenAI error body. */
-export function llmFailure(status: number, body: OpenAiErrorBody): McplexError {
-  return new McplexError('LLM_FAILED', body.error.message, { status, data: { error: body.error } });
 }
 
 export interface LlmGateway {
@@ -221,21 +64,18 @@ export interface LlmGateway {
 
 export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions): LlmGateway {
   const { logger, metrics } = options;
-  const routes = new Map<string, ModelRoute>();
-  const byName = new Map<string, ModelRoute>();
-  for (const [name, model] of Object.entries(config.models)) {
-    const route: ModelRoute = {
-      name,
-      config: model,
-      deployments: model.deployments.map((d, i) => new Deployment(name, i, d, config.breaker)),
-    };
-    routes.set(name, route);
-    byName.set(name, route);
-    for (const alias of model.aliases) byName.set(alias, route);
-  }
-  const created = Math.floor(Date.now() / 1000);
   /** Request bodies as they arrived, by their parsed object. */
   const rawBodies = new WeakMap<object, Buffer>();
+  const router = createRouter(config, { logger, metrics, rawBodies });
+  const { routes, byName, routeRequest } = router;
+  const { gate, settle } = createPolicyGate({ byName, metrics, ...(options.policy ? { policy: options.policy } : {}) });
+  const serveConversation = createConversationTurns({
+    gate,
+    settle,
+    routeRequest,
+    conversations: options.policy?.store.conversations,
+  });
+  const created = Math.floor(Date.now() / 1000);
   const cache: ResponseCache | undefined = config.cache.enabled
     ? createResponseCache(
         config.cache.store === 'store' && options.policy
@@ -285,28 +125,6 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
   const idPrefix = randomBytes(4).toString('hex');
   let sequence = 0;
 
-  /** The breaker gauge changes only when a breaker does (not on every request). */
-  const gaugeStates = new Map<Deployment, string>();
-  function breakerGauge(d: Deployment): void {
-    const state = d.breaker.state;
-    if (gaugeStates.get(d) === state) return;
-    gaugeStates.set(d, state);
-    metrics.llmBreakerState.set({ deployment: d.id }, state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
-  }
-
-  /** Metric children per route, model and deployment: label lookups once, not on every request. */
-  const children = new Map<string, ReturnType<typeof successMetrics>>();
-  function successMetrics(labels: { route: Route; model: string; deployment: string }) {
-    const owner = { model: labels.model, deployment: labels.deployment };
-    return {
-      requests: metrics.llmRequests.labels({ ...labels, status: '200' }),
-      upstream: metrics.llmUpstreamSeconds.labels(labels),
-      overhead: metrics.llmOverheadSeconds.labels({ route: labels.route }),
-      tokensIn: metrics.llmTokens.labels({ ...owner, direction: 'in' }),
-      tokensOut: metrics.llmTokens.labels({ ...owner, direction: 'out' }),
-    };
-  }
-
   function models(res: ServerResponse, principal: Principal): void {
     const scope = scopeCheck(principal.scopes);
     const data = [...byName.entries()]
@@ -336,292 +154,6 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       if (body.stream !== undefined && typeof body.stream !== 'boolean') bad('stream', "'stream' must be a boolean");
     } else if (body.input === undefined || body.input === null) {
       bad('input', "'input' is required");
-    }
-  }
-
-  /**
-   * One attempt against one deployment. Writes the response when it succeeds (or fails after the response
-   * began); otherwise reports why, for the caller to retry or answer.
-   */
-  async function attempt(
-    d: Deployment,
-    route: Route,
-    body: Record<string, unknown>,
-    sink: Sink,
-    publicModel: string,
-    started: number,
-  ): Promise<Attempt> {
-    const anthropic = d.config.provider === 'anthropic';
-    if (anthropic && route === 'embeddings') {
-      return {
-        kind: 'final',
-        status: 400,
-        error: openAiError(400, `model "${publicModel}" is served by Anthropic, which has no embeddings API`),
-      };
-    }
-    const stream = route === 'chat' && body.stream === true;
-    const chat = body as unknown as ChatCompletionRequest;
-    let payload: string | Buffer;
-    let headers: Record<string, string>;
-    let path: string;
-    if (anthropic) {
-      payload = JSON.stringify(
-        toAnthropicRequest(chat, { model: d.config.model, defaultMaxTokens: d.config.defaultMaxTokens }),
-      );
-      headers = { ...anthropicHeaders(d.config.apiKey), ...d.config.headers };
-      path = `${d.basePath}/messages`;
-    } else {
-      // The client's own bytes when nothing in them changes (the public name is the backend's name).
-      const raw = body.model === d.config.model ? rawBodies.get(body) : undefined;
-      payload = raw ?? openAiBody(body, d.config);
-      headers = openAiHeaders(d.config);
-      path = `${d.basePath}/${route === 'chat' ? 'chat/completions' : 'embeddings'}`;
-    }
-
-    const abort = new AbortController();
-    let reason: 'client' | 'first-token' | 'total' | undefined;
-    const stop = (why: typeof reason) => {
-      reason ??= why;
-      abort.abort(new Error(why));
-    };
-    const offGone = sink.onGone(() => stop('client'));
-    const firstToken = setTimeout(() => stop('first-token'), d.config.timeouts.firstToken);
-    const total = setTimeout(() => stop('total'), d.config.timeouts.total);
-    const sentAt = performance.now();
-    d.inFlight++;
-    const labels = { route, model: publicModel, deployment: d.id };
-    let committed = false;
-    try {
-      let response: Dispatcher.ResponseData;
-      try {
-        response = await d.pool.request({ method: 'POST', path, headers, body: payload, signal: abort.signal });
-      } catch (error) {
-        return failed(error);
-      }
-      if (response.statusCode >= 400) {
-        const text = await response.body.text().catch(() => '');
-        clearTimeout(firstToken);
-        const error = anthropic
-          ? fromAnthropicError(response.statusCode, safeJson(text)).body
-          : asOpenAiError(response.statusCode, text);
-        const status = anthropic ? fromAnthropicError(response.statusCode, safeJson(text)).status : response.statusCode;
-        if (RETRYABLE_STATUS.has(response.statusCode)) {
-          const after = retryAfterMs(response.headers);
-          return {
-            kind: 'retry',
-            reason: String(response.statusCode),
-            status,
-            error,
-            ...(after === undefined ? {} : { retryAfterMs: after }),
-          };
-        }
-        d.breaker.success(); // The backend answered: a client error says nothing about its health.
-        if (response.statusCode === 401 || response.statusCode === 403) {
-          // mcplex's own key for the backend was refused: not the client's fault, nor something it can fix.
-          logger.warn({ deployment: d.id, status: response.statusCode }, 'the LLM backend refused its credentials');
-          const message = `the backend of model "${publicModel}" refused mcplex's credentials`;
-          return { kind: 'final', status: 502, error: openAiError(502, message, 'server_error', 'upstream_auth') };
-        }
-        return { kind: 'final', status, error };
-      }
-
-      if (!stream) {
-        const text = await response.body.text();
-        clearTimeout(firstToken);
-        const upstreamMs = performance.now() - sentAt;
-        d.observe(upstreamMs);
-        let out = text;
-        let usage: Usage | undefined;
-        if (anthropic) {
-          const translated = fromAnthropicResponse(JSON.parse(text), publicModel);
-          usage = translated.usage;
-          out = JSON.stringify(translated);
-        } else {
-          usage = usageIn(text);
-        }
-        const overheadMs = performance.now() - started - upstreamMs;
-        sink.head(200, {
-          'content-type': 'application/json',
-          'content-length': String(Buffer.byteLength(out)),
-          'x-mcplex-overhead-ms': overheadMs.toFixed(3),
-          'x-mcplex-deployment': d.id,
-        });
-        sink.end(out);
-        committed = true;
-        succeeded(d, labels, upstreamMs, overheadMs, usage);
-        return { kind: 'done', usage };
-      }
-
-      // Streaming: nothing is written until the backend's first chunk, so a failure before it can be retried.
-      const translator = anthropic
-        ? createAnthropicStreamTranslator(publicModel, {
-            includeUsage: (chat.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
-          })
-        : undefined;
-      const parser = anthropic ? createSseParser() : undefined;
-      let usageText = '';
-      let overheadMs = 0;
-      let lastWrite = performance.now();
-      const keepAlive = setInterval(() => {
-        if (committed && performance.now() - lastWrite >= config.keepAliveMs) {
-          sink.write(': keep-alive\n\n');
-          lastWrite = performance.now();
-        }
-      }, config.keepAliveMs);
-      keepAlive.unref();
-      try {
-        for await (const chunk of response.body as AsyncIterable<Buffer>) {
-          let out: string | Buffer = chunk;
-          if (translator && parser) {
-            let text = '';
-            for (const event of parser.push(chunk.toString('utf8'))) {
-              for (const piece of translator.push(event.event, safeJson(event.data))) {
-                text += `data: ${JSON.stringify(piece)}\n\n`;
-              }
-            }
-            if (translator.done) text += 'data: [DONE]\n\n';
-            if (text === '') continue;
-            out = text;
-          } else if (chunk.includes('"usage"') || usageText !== '') {
-            // Usage rides in one of the last chunks; only those are decoded.
-            usageText += chunk.toString('utf8');
-          }
-          if (!committed) {
-            clearTimeout(firstToken);
-            overheadMs = sentAt - started;
-            sink.head(200, {
-              'content-type': 'text/event-stream',
-              'cache-control': 'no-cache',
-              connection: 'keep-alive',
-              'x-mcplex-overhead-ms': overheadMs.toFixed(3),
-              'x-mcplex-deployment': d.id,
-            });
-            committed = true;
-          }
-          sink.write(out);
-          lastWrite = performance.now();
-        }
-      } catch (error) {
-        if (!committed) return failed(error);
-        // The stream broke after it began: the client learns it in-band; there is no retrying a half answer.
-        const message = error instanceof AnthropicStreamError ? error.body : openAiError(502, streamFailure(error));
-        if (!sink.gone) sink.end(`data: ${JSON.stringify(message)}\n\n`);
-        if (reason !== 'client') failure(d, labels);
-        metrics.llmRequests.inc({ ...labels, status: reason === 'client' ? '499' : '502' });
-        return { kind: 'final' };
-      } finally {
-        clearInterval(keepAlive);
-      }
-      if (!committed) {
-        return failed(new Error('the backend ended the stream without sending anything'));
-      }
-      sink.end();
-      const upstreamMs = performance.now() - sentAt;
-      d.observe(upstreamMs);
-      const usage = translator ? translator.usage : usageFromStream(usageText);
-      succeeded(d, labels, upstreamMs, overheadMs, usage);
-      return { kind: 'done', usage };
-    } finally {
-      d.inFlight--;
-      clearTimeout(firstToken);
-      clearTimeout(total);
-      offGone();
-      breakerGauge(d);
-    }
-
-    function failed(error: unknown): Attempt {
-      if (reason === 'client') return { kind: 'final' };
-      const timedOut = reason === 'first-token' || reason === 'total';
-      const message = timedOut
-        ? `the backend did not answer in time (${reason === 'total' ? 'total' : 'first token'} timeout)`
-        : `the backend could not be reached: ${errorMessage(error)}`;
-      return {
-        kind: 'retry',
-        reason: timedOut ? 'timeout' : 'connect',
-        status: timedOut ? 504 : 502,
-        error: openAiError(timedOut ? 504 : 502, message, 'server_error', timedOut ? 'timeout' : 'upstream_error'),
-      };
-    }
-  }
-
-  function succeeded(
-    d: Deployment,
-    labels: { route: Route; model: string; deployment: string },
-    upstreamMs: number,
-    overheadMs: number,
-    usage: Usage | undefined,
-  ): void {
-    d.breaker.success();
-    const key = `${labels.route}\0${labels.model}\0${labels.deployment}`;
-    let child = children.get(key);
-    if (!child) children.set(key, (child = successMetrics(labels)));
-    child.requests.inc();
-    child.upstream.observe(upstreamMs / 1000);
-    child.overhead.observe(Math.max(0, overheadMs) / 1000);
-    if (usage) {
-      child.tokensIn.inc(usage.prompt_tokens);
-      child.tokensOut.inc(usage.completion_tokens ?? 0);
-    }
-  }
-
-  function failure(d: Deployment, _labels: { model: string; deployment: string }): void {
-    d.breaker.failure();
-    breakerGauge(d);
-  }
-
-  /** Serves one chat or embeddings request: deployments of the model, then of its fallbacks, with retries. */
-  /** Why a request may not go ahead, as the OpenAI error to answer with. */
-  interface Refusal {
-    status: number;
-    body: OpenAiErrorBody;
-    headers: Record<string, string>;
-  }
-
-  /**
-   * The policy gate of a validated request: its model exists and is in the principal's scope, and its limits
-   * admit it. Returns the model's route and the admission to release when the answer is done.
-   */
-  async function gate(
-    route: Route,
-    body: Record<string, unknown>,
-    principal: Principal,
-  ): Promise<{ primary: ModelRoute; admission: Extract<Admission, { ok: true }> | undefined } | Refusal> {
-    const requested = body.model as string;
-    const refuse = (status: number, error: OpenAiErrorBody, headers: Record<string, string> = {}): Refusal => {
-      metrics.llmRequests.inc({ route, model: requested, deployment: '', status: String(status) });
-      return { status, body: error, headers };
-    };
-    const primary = byName.get(requested);
-    if (!primary) {
-      const message = `The model \`${requested}\` does not exist`;
-      return refuse(404, openAiError(404, message, 'invalid_request_error', 'model_not_found', 'model'));
-    }
-    if (!scopeCheck(principal.scopes).model(requested, primary.name)) {
-      const message = `${principal.kind === 'server' ? `MCP server "${principal.name}"` : 'this API key'} may not use model "${requested}"`;
-      return refuse(403, openAiError(403, message, 'permission_error', 'model_not_allowed', 'model'));
-    }
-    const { rpm, tpm, maxConcurrent } = principal.limits;
-    const admission =
-      options.policy && (rpm !== undefined || tpm !== undefined || maxConcurrent !== undefined)
-        ? await options.policy.limiter.admit(principal, tpm !== undefined ? estimateTokens(body) : 0)
-        : undefined;
-    if (admission && !admission.ok) {
-      const code = admission.limit === 'concurrency' ? 'concurrency_limit_exceeded' : 'rate_limit_exceeded';
-      return refuse(429, openAiError(429, admission.message, admission.limit, code), admission.headers);
-    }
-    return { primary, admission };
-  }
-
-  /** Releases the admission and adds the usage to the principal's account. */
-  function settle(
-    principal: Principal,
-    requested: string,
-    admission: Extract<Admission, { ok: true }> | undefined,
-    usage: Usage | undefined,
-  ): void {
-    admission?.release(usage ? usage.prompt_tokens + (usage.completion_tokens ?? 0) : undefined);
-    if (options.policy && principal !== ANONYMOUS) {
-      options.policy.usage.add(principal.id, requested, usage?.prompt_tokens ?? 0, usage?.completion_tokens ?? 0);
     }
   }
 
@@ -658,161 +190,6 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       usage = await deliver(route, body, req, res, started, requestId, requested, primary, principal);
     } finally {
       settle(principal, requested, admission, usage);
-    }
-  }
-
-  /**
-   * A chat turn in a stored conversation: its history goes before the new messages, and the new messages with the
-   * model's answer are appended in one step, guarded by the version read (a concurrent turn makes this one a 409).
-   */
-  async function serveConversation(
-    body: Record<string, unknown>,
-    res: ServerResponse,
-    started: number,
-    requestId: string,
-    principal: Principal,
-  ): Promise<void> {
-    const store = options.policy?.store;
-    const bad = (message: string, param: string) =>
-      new McplexError('LLM_BAD_REQUEST', message, { status: 400, data: { param } });
-    if (!store) throw bad('conversations need a store', 'conversation');
-    const { conversation, conversation_version: version, ...rest } = body;
-    const id =
-      typeof conversation === 'object' && conversation !== null ? (conversation as { id?: unknown }).id : conversation;
-    if (typeof id !== 'string') throw bad("'conversation' must be a conversation id", 'conversation');
-    if (rest.mcp !== undefined) throw bad('mcp and conversation cannot be combined yet', 'mcp');
-    if (rest.n !== undefined && rest.n !== null && rest.n !== 1) throw bad('n must be 1 in a conversation', 'n');
-    const turn = await withConversation(
-      store.conversations,
-      principal,
-      id,
-      rest.messages as ChatMessage[],
-      version === undefined ? {} : { expectedVersion: version as number },
-    );
-    const request: Record<string, unknown> = { ...rest, messages: turn.messages };
-    const requested = request.model as string;
-    const passed = await gate('chat', request, principal);
-    if ('status' in passed) {
-      sendJson(res, passed.status, passed.body, passed.headers);
-      return;
-    }
-    const { primary, admission } = passed;
-    if (admission) for (const [name, value] of Object.entries(admission.headers)) res.setHeader(name, value);
-    if (request.stream === true) {
-      await streamConversationTurn(request, res, started, requestId, principal, primary, admission, turn, id);
-      return;
-    }
-    const sink = bufferSink();
-    let usage: Usage | undefined;
-    try {
-      usage = await routeRequest('chat', request, sink, started, requestId, requested, primary);
-    } finally {
-      settle(principal, requested, admission, usage);
-    }
-    const text = sink.text();
-    if (sink.status !== 200) {
-      sendJson(res, sink.status ?? 502, safeJson(text) ?? openAiError(502, 'no answer'));
-      return;
-    }
-    const answer = JSON.parse(text) as ChatCompletion;
-    const reply = answer.choices[0]?.message;
-    const newVersion = await turn.commit(reply ? [reply as unknown as ChatMessage] : []);
-    sendJson(
-      res,
-      200,
-      { ...answer, conversation: { id, version: newVersion } },
-      { 'x-conversation-version': String(newVersion) },
-    );
-  }
-
-  /**
-   * A streamed turn of a stored conversation: chunks go to the client as they arrive while the answer is rebuilt
-   * from them; the backend's `[DONE]` is held back until the turn is appended, then a last chunk names the new
-   * version. A turn that lost the race ends with a 409 error event instead (nothing appended).
-   */
-  async function streamConversationTurn(
-    request: Record<string, unknown>,
-    res: ServerResponse,
-    started: number,
-    requestId: string,
-    principal: Principal,
-    primary: ModelRoute,
-    admission: Extract<Admission, { ok: true }> | undefined,
-    turn: Awaited<ReturnType<typeof withConversation>>,
-    id: string,
-  ): Promise<void> {
-    const requested = request.model as string;
-    const client = responseSink(res);
-    const parser = createSseParser();
-    let content = '';
-    const calls: ToolCall[] = [];
-    let chunkId = '';
-    let broken = false;
-    const sink: Sink = {
-      head: (status, headers) => client.head(status, headers),
-      write(chunk) {
-        const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
-        if (!client.started || res.statusCode !== 200) {
-          client.write(chunk);
-          return;
-        }
-        let out = '';
-        for (const event of parser.push(text)) {
-          if (event.data === '[DONE]') continue;
-          out += `data: ${event.data}\n\n`;
-          const piece = safeJson(event.data) as (ChatCompletionChunk & { error?: unknown }) | undefined;
-          if (piece?.error !== undefined) broken = true;
-          const delta = piece?.choices?.[0]?.delta;
-          if (piece?.id) chunkId = piece.id;
-          if (typeof delta?.content === 'string') content += delta.content;
-          addToolCallDeltas(calls, delta?.tool_calls);
-        }
-        if (out !== '') client.write(out);
-      },
-      end(chunk) {
-        if (chunk !== undefined) this.write(chunk);
-      },
-      get started() {
-        return client.started;
-      },
-      get gone() {
-        return client.gone;
-      },
-      onGone: (listener) => client.onGone(listener),
-    };
-    let usage: Usage | undefined;
-    try {
-      usage = await routeRequest('chat', request, sink, started, requestId, requested, primary);
-    } finally {
-      settle(principal, requested, admission, usage);
-    }
-    if (res.writableEnded || res.destroyed) return;
-    // An error status, or a stream that broke after it began (its error event already went out): nothing to keep.
-    if (res.statusCode !== 200 || broken) {
-      res.end();
-      return;
-    }
-    const made = calls.filter(Boolean);
-    const reply: ChatMessage = {
-      role: 'assistant',
-      content: content || null,
-      ...(made.length > 0 ? { tool_calls: made } : {}),
-    };
-    try {
-      const version = await turn.commit([reply]);
-      const last = {
-        id: chunkId,
-        object: 'chat.completion.chunk',
-        created: Math.floor(Date.now() / 1000),
-        model: requested,
-        choices: [],
-        conversation: { id, version },
-      };
-      res.end(`data: ${JSON.stringify(last)}\n\ndata: [DONE]\n\n`);
-    } catch (error) {
-      const status = error instanceof McplexError ? error.status : 500;
-      const code = error instanceof McplexError && typeof error.data?.code === 'string' ? error.data.code : null;
-      res.end(`data: ${JSON.stringify(openAiError(status, errorMessage(error), undefined, code))}\n\n`);
     }
   }
 
@@ -992,78 +369,6 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     }
   }
 
-  /** Tries the model's deployments, then its fallbacks; returns the usage of the answer that was sent. */
-  async function routeRequest(
-    route: Route,
-    body: Record<string, unknown>,
-    sink: Sink,
-    started: number,
-    requestId: string,
-    requested: string,
-    primary: ModelRoute,
-  ): Promise<Usage | undefined> {
-    const chain = [primary, ...primary.config.fallbacks.map((name) => byName.get(name)!)];
-    const { retries } = config;
-    let last: Extract<Attempt, { kind: 'retry' }> | undefined;
-    let lastDeployment = '';
-    // Each model of the chain gets the retry budget; when it is spent (or every deployment is out), the next one.
-    for (const model of chain) {
-      const tried = new Set<Deployment>();
-      for (let attempts = 0; attempts <= retries.attempts; attempts++) {
-        if (sink.gone) return undefined;
-        let d = pickDeployment(model.deployments, model.config.strategy as Strategy, tried);
-        // Every deployment failed once: try them again (the breaker still keeps broken ones out).
-        if (d === undefined && tried.size > 0) d = pickDeployment(model.deployments, model.config.strategy, new Set());
-        if (d === undefined || !d.breaker.acquire()) break;
-        if (last !== undefined) {
-          metrics.llmRetries.inc({ model: requested, deployment: lastDeployment, reason: last.reason });
-          const delay = Math.max(
-            last.retryAfterMs ?? 0,
-            backoffDelay(attempts, { initialDelay: retries.initialDelayMs, maxDelay: retries.maxDelayMs }),
-          );
-          if (delay > 0) await sleep(delay);
-          if (sink.gone) return undefined;
-        }
-        const outcome = await attempt(d, route, body, sink, requested, started);
-        if (outcome.kind === 'done') return outcome.usage;
-        if (outcome.kind === 'final') {
-          if (outcome.error && outcome.status !== undefined) {
-            sinkJson(sink, outcome.status, outcome.error);
-            metrics.llmRequests.inc({ route, model: requested, deployment: d.id, status: String(outcome.status) });
-          }
-          return undefined;
-        }
-        failure(d, { model: requested, deployment: d.id });
-        logger.warn({ requestId, model: requested, deployment: d.id, reason: outcome.reason }, 'LLM attempt failed');
-        last = outcome;
-        lastDeployment = d.id;
-        tried.add(d);
-        // A backend that asks for a longer pause than mcplex waits: the next model, or the client, decides.
-        if (outcome.retryAfterMs !== undefined && outcome.retryAfterMs > retries.maxRetryAfterMs) break;
-      }
-    }
-    if (last) {
-      answerFailure(sink, last, route, requested, lastDeployment);
-      return undefined;
-    }
-    sinkJson(sink, 503, openAiError(503, `no deployment of model "${requested}" is available`, 'server_error'));
-    metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '503' });
-    return undefined;
-  }
-
-  function answerFailure(
-    sink: Sink,
-    last: Extract<Attempt, { kind: 'retry' }>,
-    route: Route,
-    model: string,
-    deployment: string,
-  ): void {
-    const headers: Record<string, string> =
-      last.retryAfterMs === undefined ? {} : { 'retry-after': String(Math.ceil(last.retryAfterMs / 1000)) };
-    sinkJson(sink, last.status, last.error, headers);
-    metrics.llmRequests.inc({ route, model, deployment, status: String(last.status) });
-  }
-
   return {
     async handle(req, res, path, started) {
       const given = req.headers['x-request-id'];
@@ -1121,22 +426,9 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     },
     async close() {
       batcher?.flush();
-      await Promise.allSettled([...routes.values()].flatMap((r) => r.deployments.map((d) => d.pool.close())));
+      await router.close();
     },
   };
-}
-
-/** OpenAI's answer to a missing or wrong key. */
-export function unauthorized(reason: AuthFailure): OpenAiErrorBody {
-  const message =
-    reason === 'missing'
-      ? 'You did not provide an API key. Send it as "Authorization: Bearer <key>".'
-      : reason === 'revoked'
-        ? 'This API key has been revoked.'
-        : reason === 'expired'
-          ? 'This API key has expired.'
-          : 'Incorrect API key provided.';
-  return openAiError(401, message, 'invalid_request_error', 'invalid_api_key');
 }
 
 /** A batch's upstream error, handed to every caller in the batch. */
@@ -1155,51 +447,4 @@ function batchable(body: Record<string, unknown>): boolean {
   return (
     typeof input === 'string' || (Array.isArray(input) && input.length > 0 && input.every((i) => typeof i === 'string'))
   );
-}
-
-/**
- * The `usage` object of a chat completion or embeddings answer, read without parsing the whole answer: it is the
- * last top-level field in practice, and the answer itself passes through untouched.
- */
-export function usageIn(text: string): Usage | undefined {
-  const at = text.lastIndexOf('"usage"');
-  if (at < 0) return undefined;
-  const start = text.indexOf('{', at);
-  if (start < 0) return undefined;
-  let depth = 0;
-  let inString = false;
-  for (let i = start; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 92)
-        i++; // backslash: skip the escaped character
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 123) depth++;
-    else if (c === 125 && --depth === 0) return usageOf({ usage: safeJson(text.slice(start, i + 1)) });
-  }
-  return undefined;
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function streamFailure(error: unknown): string {
-  return `the backend stream broke: ${errorMessage(error)}`;
-}
-
-/** The usage of an OpenAI stream: the `usage` of the last data line that has one. */
-function usageFromStream(text: string): Usage | undefined {
-  if (text === '') return undefined;
-  let usage: Usage | undefined;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('data: {') || !line.includes('"usage"')) continue;
-    usage = usageOf(safeJson(line.slice(6))) ?? usage;
-  }
-  return usage;
 }

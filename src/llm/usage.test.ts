@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { usageIn } from './gateway.js';
+import { usageIn } from './usage.js';
 
 describe('usageIn', () => {
   it('reads the usage object of an answer without parsing the rest', () => {

@@ -1,0 +1,193 @@
+// A chat turn in a stored conversation (/v1/chat/completions naming a `conversation`): its history goes before the
+// new messages, and the new messages with the model's answer are appended in one step, guarded by the version read
+// (a concurrent turn makes this one a 409). Plain and streamed turns pass the same gate and router as any request.
+import type { ServerResponse } from 'node:http';
+import { McplexError, errorMessage } from '../errors.js';
+import { safeJson, sendJson } from '../http/json.js';
+import type { Principal } from '../policy/auth/keys.js';
+import type { ConversationStore } from '../store/store.js';
+import { withConversation } from './conversations.js';
+import { openAiError } from './openai-errors.js';
+import type { Admitted, PolicyGate } from './policy-gate.js';
+import type { ModelRoute, Router } from './router.js';
+import { bufferSink, responseSink } from './sink.js';
+import type { Sink } from './sink.js';
+import { createSseParser } from './sse.js';
+import { addToolCallDeltas } from './tool-call-deltas.js';
+import type { ChatCompletion, ChatCompletionChunk, ChatMessage, ToolCall, Usage } from './types.js';
+
+export interface ConversationTurnOptions extends PolicyGate {
+  /** Where conversations live; without a store, a request naming one is refused. */
+  conversations: ConversationStore | undefined;
+  routeRequest: Router['routeRequest'];
+}
+
+/** Serves chat requests that name a conversation. */
+export function createConversationTurns(
+  options: ConversationTurnOptions,
+): (
+  body: Record<string, unknown>,
+  res: ServerResponse,
+  started: number,
+  requestId: string,
+  principal: Principal,
+) => Promise<void> {
+  const { gate, settle, routeRequest } = options;
+
+  /**
+   * A chat turn in a stored conversation: its history goes before the new messages, and the new messages with the
+   * model's answer are appended in one step, guarded by the version read (a concurrent turn makes this one a 409).
+   */
+  async function serveConversation(
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    started: number,
+    requestId: string,
+    principal: Principal,
+  ): Promise<void> {
+    const store = options.conversations;
+    const bad = (message: string, param: string) =>
+      new McplexError('LLM_BAD_REQUEST', message, { status: 400, data: { param } });
+    if (!store) throw bad('conversations need a store', 'conversation');
+    const { conversation, conversation_version: version, ...rest } = body;
+    const id =
+      typeof conversation === 'object' && conversation !== null ? (conversation as { id?: unknown }).id : conversation;
+    if (typeof id !== 'string') throw bad("'conversation' must be a conversation id", 'conversation');
+    if (rest.mcp !== undefined) throw bad('mcp and conversation cannot be combined yet', 'mcp');
+    if (rest.n !== undefined && rest.n !== null && rest.n !== 1) throw bad('n must be 1 in a conversation', 'n');
+    const turn = await withConversation(
+      store,
+      principal,
+      id,
+      rest.messages as ChatMessage[],
+      version === undefined ? {} : { expectedVersion: version as number },
+    );
+    const request: Record<string, unknown> = { ...rest, messages: turn.messages };
+    const requested = request.model as string;
+    const passed = await gate('chat', request, principal);
+    if ('status' in passed) {
+      sendJson(res, passed.status, passed.body, passed.headers);
+      return;
+    }
+    const { primary, admission } = passed;
+    if (admission) for (const [name, value] of Object.entries(admission.headers)) res.setHeader(name, value);
+    if (request.stream === true) {
+      await streamConversationTurn(request, res, started, requestId, principal, primary, admission, turn, id);
+      return;
+    }
+    const sink = bufferSink();
+    let usage: Usage | undefined;
+    try {
+      usage = await routeRequest('chat', request, sink, started, requestId, requested, primary);
+    } finally {
+      settle(principal, requested, admission, usage);
+    }
+    const text = sink.text();
+    if (sink.status !== 200) {
+      sendJson(res, sink.status ?? 502, safeJson(text) ?? openAiError(502, 'no answer'));
+      return;
+    }
+    const answer = JSON.parse(text) as ChatCompletion;
+    const reply = answer.choices[0]?.message;
+    const newVersion = await turn.commit(reply ? [reply as unknown as ChatMessage] : []);
+    sendJson(
+      res,
+      200,
+      { ...answer, conversation: { id, version: newVersion } },
+      { 'x-conversation-version': String(newVersion) },
+    );
+  }
+
+  /**
+   * A streamed turn of a stored conversation: chunks go to the client as they arrive while the answer is rebuilt
+   * from them; the backend's `[DONE]` is held back until the turn is appended, then a last chunk names the new
+   * version. A turn that lost the race ends with a 409 error event instead (nothing appended).
+   */
+  async function streamConversationTurn(
+    request: Record<string, unknown>,
+    res: ServerResponse,
+    started: number,
+    requestId: string,
+    principal: Principal,
+    primary: ModelRoute,
+    admission: Admitted | undefined,
+    turn: Awaited<ReturnType<typeof withConversation>>,
+    id: string,
+  ): Promise<void> {
+    const requested = request.model as string;
+    const client = responseSink(res);
+    const parser = createSseParser();
+    let content = '';
+    const calls: ToolCall[] = [];
+    let chunkId = '';
+    let broken = false;
+    const sink: Sink = {
+      head: (status, headers) => client.head(status, headers),
+      write(chunk) {
+        const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+        if (!client.started || res.statusCode !== 200) {
+          client.write(chunk);
+          return;
+        }
+        let out = '';
+        for (const event of parser.push(text)) {
+          if (event.data === '[DONE]') continue;
+          out += `data: ${event.data}\n\n`;
+          const piece = safeJson(event.data) as (ChatCompletionChunk & { error?: unknown }) | undefined;
+          if (piece?.error !== undefined) broken = true;
+          const delta = piece?.choices?.[0]?.delta;
+          if (piece?.id) chunkId = piece.id;
+          if (typeof delta?.content === 'string') content += delta.content;
+          addToolCallDeltas(calls, delta?.tool_calls);
+        }
+        if (out !== '') client.write(out);
+      },
+      end(chunk) {
+        if (chunk !== undefined) this.write(chunk);
+      },
+      get started() {
+        return client.started;
+      },
+      get gone() {
+        return client.gone;
+      },
+      onGone: (listener) => client.onGone(listener),
+    };
+    let usage: Usage | undefined;
+    try {
+      usage = await routeRequest('chat', request, sink, started, requestId, requested, primary);
+    } finally {
+      settle(principal, requested, admission, usage);
+    }
+    if (res.writableEnded || res.destroyed) return;
+    // An error status, or a stream that broke after it began (its error event already went out): nothing to keep.
+    if (res.statusCode !== 200 || broken) {
+      res.end();
+      return;
+    }
+    const made = calls.filter(Boolean);
+    const reply: ChatMessage = {
+      role: 'assistant',
+      content: content || null,
+      ...(made.length > 0 ? { tool_calls: made } : {}),
+    };
+    try {
+      const version = await turn.commit([reply]);
+      const last = {
+        id: chunkId,
+        object: 'chat.completion.chunk',
+        created: Math.floor(Date.now() / 1000),
+        model: requested,
+        choices: [],
+        conversation: { id, version },
+      };
+      res.end(`data: ${JSON.stringify(last)}\n\ndata: [DONE]\n\n`);
+    } catch (error) {
+      const status = error instanceof McplexError ? error.status : 500;
+      const code = error instanceof McplexError && typeof error.data?.code === 'string' ? error.data.code : null;
+      res.end(`data: ${JSON.stringify(openAiError(status, errorMessage(error), undefined, code))}\n\n`);
+    }
+  }
+
+  return serveConversation;
+}

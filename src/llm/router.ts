@@ -1,0 +1,496 @@
+// The router of the LLM gateway: each request goes to a deployment of its model (weighted, least in flight or
+// latency-aware), is retried on another one on connect errors, 429 and 5xx while nothing has reached the client,
+// then handed to the model's fallbacks; a circuit breaker per deployment keeps a failing backend out of rotation.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import { backoffDelay } from '../backoff.js';
+import type { DeploymentConfig, LlmConfig, ModelConfig } from '../config/llm-schema.js';
+import { DEFAULT_BASE_URL } from '../config/llm-schema.js';
+import { errorMessage } from '../errors.js';
+import { safeJson } from '../http/json.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics.js';
+import { PeakEwma, pickDeployment } from './balancer.js';
+import type { Strategy } from './balancer.js';
+import { createBreaker } from './breaker.js';
+import type { Breaker } from './breaker.js';
+import { asOpenAiError, openAiError, streamFailure } from './openai-errors.js';
+import {
+  AnthropicStreamError,
+  anthropicHeaders,
+  createAnthropicStreamTranslator,
+  fromAnthropicError,
+  fromAnthropicResponse,
+  toAnthropicRequest,
+} from './providers/anthropic.js';
+import { openAiBody, openAiHeaders } from './providers/openai.js';
+import type { Sink } from './sink.js';
+import { createSseParser } from './sse.js';
+import type { ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
+import { usageFromStream, usageIn } from './usage.js';
+
+export type Route = 'chat' | 'embeddings';
+
+export class Deployment {
+  readonly id: string;
+  readonly pool: Pool;
+  readonly basePath: string;
+  readonly breaker: Breaker;
+  inFlight = 0;
+  private readonly latency = new PeakEwma();
+
+  constructor(
+    readonly modelName: string,
+    index: number,
+    readonly config: DeploymentConfig,
+    breaker: { failures: number; cooldownMs: number },
+  ) {
+    this.id = `${modelName}#${index}`;
+    const url = new URL(config.baseUrl ?? DEFAULT_BASE_URL[config.provider]);
+    this.basePath = url.pathname.replace(/\/$/, '');
+    this.pool = new Pool(url.origin, {
+      connections: config.maxConcurrent,
+      keepAliveTimeout: 30_000,
+      connect: { timeout: config.timeouts.connect },
+      // Our own timers (first token, total) decide; undici's defaults would cut long generations.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    this.breaker = createBreaker(breaker);
+  }
+
+  get weight(): number {
+    return this.config.weight;
+  }
+
+  get maxConcurrent(): number {
+    return this.config.maxConcurrent;
+  }
+
+  cost(): number {
+    return this.latency.estimate() * (this.inFlight + 1);
+  }
+
+  observe(rttMs: number): void {
+    this.latency.observe(rttMs, performance.now());
+  }
+}
+
+export interface ModelRoute {
+  name: string;
+  config: ModelConfig;
+  deployments: Deployment[];
+}
+
+/** How one attempt ended. */
+type Attempt =
+  | { kind: 'done'; usage: Usage | undefined }
+  /** Failed before anything reached the client: another attempt may still answer it. */
+  | { kind: 'retry'; reason: string; error: OpenAiErrorBody; status: number; retryAfterMs?: number }
+  /** Failed in a way another deployment would not fix (a bad request), or after the response began. */
+  | { kind: 'final'; error?: OpenAiErrorBody; status?: number };
+
+const RETRYABLE_STATUS = new Set([408, 409, 429, 500, 502, 503, 504, 529]);
+
+/** A JSON answer into a sink (which may be shared by coalesced requests, or buffered). */
+export function sinkJson(sink: Sink, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (sink.started) return;
+  const text = JSON.stringify(body);
+  sink.head(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  sink.end(text);
+}
+
+/** `retry-after-ms`, else `retry-after` in seconds or as an HTTP date. */
+export function retryAfterMs(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const ms = Number(headers['retry-after-ms']);
+  if (Number.isFinite(ms) && ms >= 0) return ms;
+  const raw = headers['retry-after'];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  if (value === undefined) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+export interface RouterOptions {
+  logger: Logger;
+  metrics: Metrics;
+  /** Request bodies as they arrived, by their parsed object: sent on unchanged when nothing in them changes. */
+  rawBodies: WeakMap<object, Buffer>;
+}
+
+export interface Router {
+  /** Configured models by their name. */
+  readonly routes: ReadonlyMap<string, ModelRoute>;
+  /** Configured models by every public name, aliases included. */
+  readonly byName: ReadonlyMap<string, ModelRoute>;
+  /**
+   * Answers one request into `sink`: the deployments of `primary`, then of its fallbacks, with retries. Returns the
+   * usage of the answer that was sent (undefined for an error answer, or a client that went away).
+   */
+  routeRequest(
+    route: Route,
+    body: Record<string, unknown>,
+    sink: Sink,
+    started: number,
+    requestId: string,
+    requested: string,
+    primary: ModelRoute,
+  ): Promise<Usage | undefined>;
+  close(): Promise<void>;
+}
+
+export function createRouter(config: LlmConfig, options: RouterOptions): Router {
+  const { logger, metrics, rawBodies } = options;
+  const routes = new Map<string, ModelRoute>();
+  const byName = new Map<string, ModelRoute>();
+  for (const [name, model] of Object.entries(config.models)) {
+    const route: ModelRoute = {
+      name,
+      config: model,
+      deployments: model.deployments.map((d, i) => new Deployment(name, i, d, config.breaker)),
+    };
+    routes.set(name, route);
+    byName.set(name, route);
+    for (const alias of model.aliases) byName.set(alias, route);
+  }
+
+  /** The breaker gauge changes only when a breaker does (not on every request). */
+  const gaugeStates = new Map<Deployment, string>();
+  function breakerGauge(d: Deployment): void {
+    const state = d.breaker.state;
+    if (gaugeStates.get(d) === state) return;
+    gaugeStates.set(d, state);
+    metrics.llmBreakerState.set({ deployment: d.id }, state === 'closed' ? 0 : state === 'half-open' ? 1 : 2);
+  }
+
+  /** Metric children per route, model and deployment: label lookups once, not on every request. */
+  const children = new Map<string, ReturnType<typeof successMetrics>>();
+  function successMetrics(labels: { route: Route; model: string; deployment: string }) {
+    const owner = { model: labels.model, deployment: labels.deployment };
+    return {
+      requests: metrics.llmRequests.labels({ ...labels, status: '200' }),
+      upstream: metrics.llmUpstreamSeconds.labels(labels),
+      overhead: metrics.llmOverheadSeconds.labels({ route: labels.route }),
+      tokensIn: metrics.llmTokens.labels({ ...owner, direction: 'in' }),
+      tokensOut: metrics.llmTokens.labels({ ...owner, direction: 'out' }),
+    };
+  }
+
+  /**
+   * One attempt against one deployment. Writes the response when it succeeds (or fails after the response
+   * began); otherwise reports why, for the caller to retry or answer.
+   */
+  async function attempt(
+    d: Deployment,
+    route: Route,
+    body: Record<string, unknown>,
+    sink: Sink,
+    publicModel: string,
+    started: number,
+  ): Promise<Attempt> {
+    const anthropic = d.config.provider === 'anthropic';
+    if (anthropic && route === 'embeddings') {
+      return {
+        kind: 'final',
+        status: 400,
+        error: openAiError(400, `model "${publicModel}" is served by Anthropic, which has no embeddings API`),
+      };
+    }
+    const stream = route === 'chat' && body.stream === true;
+    const chat = body as unknown as ChatCompletionRequest;
+    let payload: string | Buffer;
+    let headers: Record<string, string>;
+    let path: string;
+    if (anthropic) {
+      payload = JSON.stringify(
+        toAnthropicRequest(chat, { model: d.config.model, defaultMaxTokens: d.config.defaultMaxTokens }),
+      );
+      headers = { ...anthropicHeaders(d.config.apiKey), ...d.config.headers };
+      path = `${d.basePath}/messages`;
+    } else {
+      // The client's own bytes when nothing in them changes (the public name is the backend's name).
+      const raw = body.model === d.config.model ? rawBodies.get(body) : undefined;
+      payload = raw ?? openAiBody(body, d.config);
+      headers = openAiHeaders(d.config);
+      path = `${d.basePath}/${route === 'chat' ? 'chat/completions' : 'embeddings'}`;
+    }
+
+    const abort = new AbortController();
+    let reason: 'client' | 'first-token' | 'total' | undefined;
+    const stop = (why: typeof reason) => {
+      reason ??= why;
+      abort.abort(new Error(why));
+    };
+    const offGone = sink.onGone(() => stop('client'));
+    const firstToken = setTimeout(() => stop('first-token'), d.config.timeouts.firstToken);
+    const total = setTimeout(() => stop('total'), d.config.timeouts.total);
+    const sentAt = performance.now();
+    d.inFlight++;
+    const labels = { route, model: publicModel, deployment: d.id };
+    let committed = false;
+    try {
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await d.pool.request({ method: 'POST', path, headers, body: payload, signal: abort.signal });
+      } catch (error) {
+        return failed(error);
+      }
+      if (response.statusCode >= 400) {
+        const text = await response.body.text().catch(() => '');
+        clearTimeout(firstToken);
+        const error = anthropic
+          ? fromAnthropicError(response.statusCode, safeJson(text)).body
+          : asOpenAiError(response.statusCode, text);
+        const status = anthropic ? fromAnthropicError(response.statusCode, safeJson(text)).status : response.statusCode;
+        if (RETRYABLE_STATUS.has(response.statusCode)) {
+          const after = retryAfterMs(response.headers);
+          return {
+            kind: 'retry',
+            reason: String(response.statusCode),
+            status,
+            error,
+            ...(after === undefined ? {} : { retryAfterMs: after }),
+          };
+        }
+        d.breaker.success(); // The backend answered: a client error says nothing about its health.
+        if (response.statusCode === 401 || response.statusCode === 403) {
+          // mcplex's own key for the backend was refused: not the client's fault, nor something it can fix.
+          logger.warn({ deployment: d.id, status: response.statusCode }, 'the LLM backend refused its credentials');
+          const message = `the backend of model "${publicModel}" refused mcplex's credentials`;
+          return { kind: 'final', status: 502, error: openAiError(502, message, 'server_error', 'upstream_auth') };
+        }
+        return { kind: 'final', status, error };
+      }
+
+      if (!stream) {
+        const text = await response.body.text();
+        clearTimeout(firstToken);
+        const upstreamMs = performance.now() - sentAt;
+        d.observe(upstreamMs);
+        let out = text;
+        let usage: Usage | undefined;
+        if (anthropic) {
+          const translated = fromAnthropicResponse(JSON.parse(text), publicModel);
+          usage = translated.usage;
+          out = JSON.stringify(translated);
+        } else {
+          usage = usageIn(text);
+        }
+        const overheadMs = performance.now() - started - upstreamMs;
+        sink.head(200, {
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(out)),
+          'x-mcplex-overhead-ms': overheadMs.toFixed(3),
+          'x-mcplex-deployment': d.id,
+        });
+        sink.end(out);
+        committed = true;
+        succeeded(d, labels, upstreamMs, overheadMs, usage);
+        return { kind: 'done', usage };
+      }
+
+      // Streaming: nothing is written until the backend's first chunk, so a failure before it can be retried.
+      const translator = anthropic
+        ? createAnthropicStreamTranslator(publicModel, {
+            includeUsage: (chat.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
+          })
+        : undefined;
+      const parser = anthropic ? createSseParser() : undefined;
+      let usageText = '';
+      let overheadMs = 0;
+      let lastWrite = performance.now();
+      const keepAlive = setInterval(() => {
+        if (committed && performance.now() - lastWrite >= config.keepAliveMs) {
+          sink.write(': keep-alive\n\n');
+          lastWrite = performance.now();
+        }
+      }, config.keepAliveMs);
+      keepAlive.unref();
+      try {
+        for await (const chunk of response.body as AsyncIterable<Buffer>) {
+          let out: string | Buffer = chunk;
+          if (translator && parser) {
+            let text = '';
+            for (const event of parser.push(chunk.toString('utf8'))) {
+              for (const piece of translator.push(event.event, safeJson(event.data))) {
+                text += `data: ${JSON.stringify(piece)}\n\n`;
+              }
+            }
+            if (translator.done) text += 'data: [DONE]\n\n';
+            if (text === '') continue;
+            out = text;
+          } else if (chunk.includes('"usage"') || usageText !== '') {
+            // Usage rides in one of the last chunks; only those are decoded.
+            usageText += chunk.toString('utf8');
+          }
+          if (!committed) {
+            clearTimeout(firstToken);
+            overheadMs = sentAt - started;
+            sink.head(200, {
+              'content-type': 'text/event-stream',
+              'cache-control': 'no-cache',
+              connection: 'keep-alive',
+              'x-mcplex-overhead-ms': overheadMs.toFixed(3),
+              'x-mcplex-deployment': d.id,
+            });
+            committed = true;
+          }
+          sink.write(out);
+          lastWrite = performance.now();
+        }
+      } catch (error) {
+        if (!committed) return failed(error);
+        // The stream broke after it began: the client learns it in-band; there is no retrying a half answer.
+        const message = error instanceof AnthropicStreamError ? error.body : openAiError(502, streamFailure(error));
+        if (!sink.gone) sink.end(`data: ${JSON.stringify(message)}\n\n`);
+        if (reason !== 'client') failure(d, labels);
+        metrics.llmRequests.inc({ ...labels, status: reason === 'client' ? '499' : '502' });
+        return { kind: 'final' };
+      } finally {
+        clearInterval(keepAlive);
+      }
+      if (!committed) {
+        return failed(new Error('the backend ended the stream without sending anything'));
+      }
+      sink.end();
+      const upstreamMs = performance.now() - sentAt;
+      d.observe(upstreamMs);
+      const usage = translator ? translator.usage : usageFromStream(usageText);
+      succeeded(d, labels, upstreamMs, overheadMs, usage);
+      return { kind: 'done', usage };
+    } finally {
+      d.inFlight--;
+      clearTimeout(firstToken);
+      clearTimeout(total);
+      offGone();
+      breakerGauge(d);
+    }
+
+    function failed(error: unknown): Attempt {
+      if (reason === 'client') return { kind: 'final' };
+      const timedOut = reason === 'first-token' || reason === 'total';
+      const message = timedOut
+        ? `the backend did not answer in time (${reason === 'total' ? 'total' : 'first token'} timeout)`
+        : `the backend could not be reached: ${errorMessage(error)}`;
+      return {
+        kind: 'retry',
+        reason: timedOut ? 'timeout' : 'connect',
+        status: timedOut ? 504 : 502,
+        error: openAiError(timedOut ? 504 : 502, message, 'server_error', timedOut ? 'timeout' : 'upstream_error'),
+      };
+    }
+  }
+
+  function succeeded(
+    d: Deployment,
+    labels: { route: Route; model: string; deployment: string },
+    upstreamMs: number,
+    overheadMs: number,
+    usage: Usage | undefined,
+  ): void {
+    d.breaker.success();
+    const key = `${labels.route}\0${labels.model}\0${labels.deployment}`;
+    let child = children.get(key);
+    if (!child) children.set(key, (child = successMetrics(labels)));
+    child.requests.inc();
+    child.upstream.observe(upstreamMs / 1000);
+    child.overhead.observe(Math.max(0, overheadMs) / 1000);
+    if (usage) {
+      child.tokensIn.inc(usage.prompt_tokens);
+      child.tokensOut.inc(usage.completion_tokens ?? 0);
+    }
+  }
+
+  function failure(d: Deployment, _labels: { model: string; deployment: string }): void {
+    d.breaker.failure();
+    breakerGauge(d);
+  }
+
+  /** Tries the model's deployments, then its fallbacks; returns the usage of the answer that was sent. */
+  async function routeRequest(
+    route: Route,
+    body: Record<string, unknown>,
+    sink: Sink,
+    started: number,
+    requestId: string,
+    requested: string,
+    primary: ModelRoute,
+  ): Promise<Usage | undefined> {
+    const chain = [primary, ...primary.config.fallbacks.map((name) => byName.get(name)!)];
+    const { retries } = config;
+    let last: Extract<Attempt, { kind: 'retry' }> | undefined;
+    let lastDeployment = '';
+    // Each model of the chain gets the retry budget; when it is spent (or every deployment is out), the next one.
+    for (const model of chain) {
+      const tried = new Set<Deployment>();
+      for (let attempts = 0; attempts <= retries.attempts; attempts++) {
+        if (sink.gone) return undefined;
+        let d = pickDeployment(model.deployments, model.config.strategy as Strategy, tried);
+        // Every deployment failed once: try them again (the breaker still keeps broken ones out).
+        if (d === undefined && tried.size > 0) d = pickDeployment(model.deployments, model.config.strategy, new Set());
+        if (d === undefined || !d.breaker.acquire()) break;
+        if (last !== undefined) {
+          metrics.llmRetries.inc({ model: requested, deployment: lastDeployment, reason: last.reason });
+          const delay = Math.max(
+            last.retryAfterMs ?? 0,
+            backoffDelay(attempts, { initialDelay: retries.initialDelayMs, maxDelay: retries.maxDelayMs }),
+          );
+          if (delay > 0) await sleep(delay);
+          if (sink.gone) return undefined;
+        }
+        const outcome = await attempt(d, route, body, sink, requested, started);
+        if (outcome.kind === 'done') return outcome.usage;
+        if (outcome.kind === 'final') {
+          if (outcome.error && outcome.status !== undefined) {
+            sinkJson(sink, outcome.status, outcome.error);
+            metrics.llmRequests.inc({ route, model: requested, deployment: d.id, status: String(outcome.status) });
+          }
+          return undefined;
+        }
+        failure(d, { model: requested, deployment: d.id });
+        logger.warn({ requestId, model: requested, deployment: d.id, reason: outcome.reason }, 'LLM attempt failed');
+        last = outcome;
+        lastDeployment = d.id;
+        tried.add(d);
+        // A backend that asks for a longer pause than mcplex waits: the next model, or the client, decides.
+        if (outcome.retryAfterMs !== undefined && outcome.retryAfterMs > retries.maxRetryAfterMs) break;
+      }
+    }
+    if (last) {
+      answerFailure(sink, last, route, requested, lastDeployment);
+      return undefined;
+    }
+    sinkJson(sink, 503, openAiError(503, `no deployment of model "${requested}" is available`, 'server_error'));
+    metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '503' });
+    return undefined;
+  }
+
+  function answerFailure(
+    sink: Sink,
+    last: Extract<Attempt, { kind: 'retry' }>,
+    route: Route,
+    model: string,
+    deployment: string,
+  ): void {
+    const headers: Record<string, string> =
+      last.retryAfterMs === undefined ? {} : { 'retry-after': String(Math.ceil(last.retryAfterMs / 1000)) };
+    sinkJson(sink, last.status, last.error, headers);
+    metrics.llmRequests.inc({ route, model, deployment, status: String(last.status) });
+  }
+
+  return {
+    routes,
+    byName,
+    routeRequest,
+    async close() {
+      await Promise.allSettled([...routes.values()].flatMap((r) => r.deployments.map((d) => d.pool.close())));
+    },
+  };
+}
