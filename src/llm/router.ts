@@ -94,7 +94,7 @@ type Attempt =
 const RETRYABLE_STATUS = new Set([408, 409, 429, 500, 502, 503, 504, 529]);
 
 /** A JSON answer into a sink (which may be shared by coalesced requests, or buffered). */
-export function sinkJson(sink: Sink, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function sinkJson(sink: Sink, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (sink.started) return;
   const text = JSON.stringify(body);
   sink.head(status, {
@@ -413,16 +413,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
     breakerGauge(d);
   }
 
-  /** Tries the model's deployments, then its fallbacks; returns the usage of the answer that was sent. */
-  async function routeRequest(
-    route: Route,
-    body: Record<string, unknown>,
-    sink: Sink,
-    started: number,
-    requestId: string,
-    requested: string,
-    primary: ModelRoute,
-  ): Promise<Usage | undefined> {
+  const routeRequest: Router['routeRequest'] = async (route, body, sink, started, requestId, requested, primary) => {
     const chain = [primary, ...primary.config.fallbacks.map((name) => byName.get(name)!)];
     const { retries } = config;
     let last: Extract<Attempt, { kind: 'retry' }> | undefined;
@@ -470,7 +461,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
     sinkJson(sink, 503, openAiError(503, `no deployment of model "${requested}" is available`, 'server_error'));
     metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '503' });
     return undefined;
-  }
+  };
 
   function answerFailure(
     sink: Sink,
