@@ -164,6 +164,8 @@ async function main(): Promise<void> {
     console.log('clients: the official SDK v2 client, one connection per concurrent client\n');
     const header = ['era', 'clients', 'path', 'calls/s', 'p50 ms', 'p99 ms', 'errors', 'throughput', 'p50 added ms'];
     const rows: string[][] = [header];
+    /** Per era and level: mcplex's and the plain proxy's throughput share and p50 added, for the targets line. */
+    const verdicts: string[] = [];
     for (const era of ERAS) {
       const mcplex = await startMcplex(dir, upstreamUrl, era);
       const targets: Target[] = [
@@ -185,6 +187,15 @@ async function main(): Promise<void> {
         }
         const direct = summarise(samples[0]!);
         const fmt = (n: number) => n.toFixed(2);
+        const [proxyRow, mcplexRow] = [summarise(samples[1]!), summarise(samples[2]!)];
+        const share = (r: typeof direct) => `${((r.rps / direct.rps) * 100).toFixed(1)} %`;
+        verdicts.push(
+          concurrency === 1
+            ? `${era}, 1 client: p50 added ${fmt(mcplexRow.p50 - direct.p50)} ms (target <= 0.5; plain proxy ` +
+                `${fmt(proxyRow.p50 - direct.p50)} ms)`
+            : `${era}, ${concurrency} clients: throughput ${share(mcplexRow)} of direct (target >= 70 %; plain ` +
+                `proxy ${share(proxyRow)})`,
+        );
         targets.forEach((target, i) => {
           const r = summarise(samples[i]!);
           const relative =
@@ -207,6 +218,7 @@ async function main(): Promise<void> {
     for (const row of rows) console.log(row.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
     console.log('\nthroughput = calls/s as a share of direct; p50 added = p50 minus direct p50');
     console.log('plain proxy = bench/plain-proxy.ts, a pass-through HTTP proxy: what forwarding alone costs here');
+    console.log(`\ntargets:\n${verdicts.map((v) => `  ${v}`).join('\n')}`);
   } finally {
     await stopAll();
     rmSync(dir, { recursive: true, force: true });
