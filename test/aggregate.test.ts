@@ -121,6 +121,35 @@ describe.each<Era>(['legacy', 'modern'])('through /mcp with a %s client', (era) 
     expect(template.completion.values).toEqual(['gamma']);
   });
 
+  it('points resource links and embedded resources at URIs that read back through mcplex', async () => {
+    const links = await client.callTool({ name: 'everything__get-resource-links', arguments: { count: 2 } });
+    const linked = (links.content as { type: string; uri?: string }[]).filter((c) => c.type === 'resource_link');
+    expect(linked).toHaveLength(2);
+    for (const link of linked) {
+      expect(link.uri).toMatch(/^mcplex:\/\/everything\//);
+      const read = await client.readResource({ uri: link.uri! });
+      expect(read.contents[0]!.uri).toBe(link.uri);
+    }
+    const reference = await client.callTool({
+      name: 'everything__get-resource-reference',
+      arguments: { resourceType: 'Text', resourceId: 3 },
+    });
+    const embedded = (reference.content as { type: string; resource?: { uri: string; text?: string } }[]).find(
+      (c) => c.type === 'resource',
+    );
+    expect(embedded?.resource?.uri).toMatch(/^mcplex:\/\/everything\//);
+    const read = await client.readResource({ uri: embedded!.resource!.uri });
+    expect((read.contents[0] as { text?: string }).text).toBe(embedded!.resource!.text);
+
+    const prompt = await client.getPrompt({
+      name: 'everything__resource-prompt',
+      arguments: { resourceType: 'Text', resourceId: '3' },
+    });
+    const inPrompt = prompt.messages.find((m) => m.content.type === 'resource')?.content as
+      { resource: { uri: string } } | undefined;
+    expect(inPrompt?.resource.uri).toBe(embedded!.resource!.uri);
+  });
+
   it('reads a server-everything resource', async () => {
     const { resources } = await client.listResources();
     const doc = resources.find((r) => r.uri.startsWith('mcplex://everything/'));

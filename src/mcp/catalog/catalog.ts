@@ -47,6 +47,40 @@ export function exposeUpstreamUri(upstream: Upstream, uri: string): string {
   return exposeUri(upstream.key, uri, upstream.config.prefix === '');
 }
 
+/** A content block's resource URI as clients see it: what a resource link or an embedded resource points at. */
+function exposeBlock(upstream: Upstream, block: unknown): unknown {
+  const typed = block as { type?: unknown; uri?: unknown; resource?: { uri?: unknown } };
+  if (typed?.type === 'resource_link' && typeof typed.uri === 'string') {
+    return { ...typed, uri: exposeUpstreamUri(upstream, typed.uri) };
+  }
+  if (typed?.type === 'resource' && typeof typed.resource?.uri === 'string') {
+    return { ...typed, resource: { ...typed.resource, uri: exposeUpstreamUri(upstream, typed.resource.uri) } };
+  }
+  return block;
+}
+
+const linksResource = (block: unknown) => {
+  const type = (block as { type?: unknown } | null)?.type;
+  return type === 'resource_link' || type === 'resource';
+};
+
+/**
+ * A tool result or prompt whose resource links and embedded resources name URIs as clients see them, so that a
+ * client can read what it was pointed at through mcplex (as `resources/read` answers carry exposed URIs). Results
+ * without such content are returned as they are.
+ */
+export function exposeContentUris<T extends object>(upstream: Upstream, result: T): T {
+  const { content, messages } = result as { content?: unknown; messages?: unknown };
+  if (Array.isArray(content) && content.some(linksResource)) {
+    return { ...result, content: content.map((block) => exposeBlock(upstream, block)) };
+  }
+  if (Array.isArray(messages) && messages.some((m) => linksResource((m as { content?: unknown })?.content))) {
+    const exposed = messages.map((m: { content?: unknown }) => ({ ...m, content: exposeBlock(upstream, m.content) }));
+    return { ...result, messages: exposed };
+  }
+  return result;
+}
+
 export function parseExposedUri(uri: string): { serverKey: string; original: string } | undefined {
   if (!uri.startsWith(NAMESPACE)) return undefined;
   const rest = uri.slice(NAMESPACE.length);

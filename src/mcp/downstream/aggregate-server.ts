@@ -16,6 +16,7 @@ import type { ClientCapabilities } from '@modelcontextprotocol/client';
 import type { CallOptions, DownstreamRelay, LogMessage } from '../upstream/upstream.js';
 import { McplexError } from '../../errors.js';
 import type { Catalog } from '../catalog/catalog.js';
+import { exposeContentUris } from '../catalog/catalog.js';
 import { paginate } from './paginate.js';
 import { scopeCheck } from '../../policy/auth/scopes.js';
 import type { ScopeCheck } from '../../policy/auth/scopes.js';
@@ -97,10 +98,12 @@ export function callRoutedTool(
     throw new McplexError('UNKNOWN_TOOL', `unknown tool "${params.name}"`, { status: 404 });
   }
   const unknown = unknownParamHeaders(catalog.tool(params.name), headers);
-  return route.upstream.callTool(
-    { ...forwardableParams(params), name: route.original },
-    unknown ? { ...options, headers: unknown } : options,
-  );
+  return route.upstream
+    .callTool(
+      { ...forwardableParams(params), name: route.original },
+      unknown ? { ...options, headers: unknown } : options,
+    )
+    .then((result) => exposeContentUris(route.upstream, result));
 }
 
 /** The capabilities of the client behind a request: from its envelope (modern) or its initialize (legacy). */
@@ -291,9 +294,10 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     wrap(async () => {
       const route = scopedPrompt(catalog, scope, request.params.name);
       const params = { ...forwardableParams(request.params), name: route.original };
-      return forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
+      const result = await forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
         route.upstream.getPrompt(params, options),
       );
+      return isInputRequiredResult(result) ? result : exposeContentUris(route.upstream, result);
     }),
   );
   server.setRequestHandler('completion/complete', async (request, ctx) =>
