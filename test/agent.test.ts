@@ -14,6 +14,7 @@ import { everythingStdio, startMcplex } from './support/harness.js';
 let mock: MockLlm;
 let mcplex: RunningServer;
 let client: OpenAI;
+let token: string;
 const dir = mkdtempSync(join(tmpdir(), 'mcplex-agent-'));
 
 beforeAll(async () => {
@@ -33,7 +34,8 @@ beforeAll(async () => {
   });
   await mcplex.gateway.whenSettled();
   const key = await mcplex.policy.keys.create({ name: 'agent' });
-  client = new OpenAI({ baseURL: `${mcplex.url}/v1`, apiKey: key.token, maxRetries: 0 });
+  token = key.token;
+  client = new OpenAI({ baseURL: `${mcplex.url}/v1`, apiKey: token, maxRetries: 0 });
 });
 afterAll(async () => {
   await mcplex?.close();
@@ -158,5 +160,84 @@ describe('the tool-running chat', () => {
     const error = await ask(client, { max_steps: 0 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect((error as Error).message).toMatch(/mcp.max_steps/);
+  });
+});
+
+describe('the tool-running chat in a stored conversation', () => {
+  async function v1(method: string, path: string, body?: unknown) {
+    const response = await fetch(`${mcplex.url}/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+  }
+  const roles = async (id: string) => {
+    const items = await v1('GET', `/conversations/${id}/items?order=asc`);
+    return (items.json.data as { message: { role: string; content: string | null } }[]).map((i) => i.message);
+  };
+
+  it('appends the whole exchange with its version, and the next (streamed) turn is sent all of it', async () => {
+    const id = (await v1('POST', '/conversations', {})).json.id as string;
+    mock.enqueue(
+      { kind: 'tool_calls', calls: [{ name: 'everything__echo', arguments: { message: 'kept' } }] },
+      { kind: 'report_tool_results' },
+    );
+    const first = (await client.chat.completions.create({
+      model: 'm',
+      messages: [{ role: 'user', content: 'echo kept' }],
+      // @ts-expect-error the MCP and conversation extensions of mcplex
+      mcp: { servers: ['everything'] },
+      conversation: id,
+    })) as unknown as McpAnswer & { conversation: { id: string; version: number } };
+    const stored = await roles(id);
+    expect(stored.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
+    expect(stored[2]!.content).toContain('Echo: kept');
+    expect(stored[3]!.content).toBe(first.choices[0]?.message.content);
+    expect(first.conversation).toEqual({ id, version: (await v1('GET', `/conversations/${id}`)).json.version });
+
+    mock.enqueue({ kind: 'text', text: 'done' });
+    const params = {
+      model: 'm',
+      messages: [{ role: 'user', content: 'thanks' }],
+      stream: true,
+      mcp: { servers: ['everything'] },
+      conversation: id,
+    } as unknown as OpenAI.ChatCompletionCreateParamsStreaming;
+    let text = '';
+    let named: { id: string; version: number } | undefined;
+    for await (const chunk of await client.chat.completions.create(params)) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      named = (chunk as unknown as { conversation?: typeof named }).conversation ?? named;
+    }
+    expect(text).toBe('done');
+    const sent = mock.requests.at(-1)!.body as { messages: { role: string }[] };
+    expect(sent.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool', 'assistant', 'user']);
+    expect((await roles(id)).map((m) => m.role)).toEqual([
+      'user',
+      'assistant',
+      'tool',
+      'assistant',
+      'user',
+      'assistant',
+    ]);
+    expect(named?.version).toBeGreaterThan(first.conversation.version);
+    expect(named?.version).toBe((await v1('GET', `/conversations/${id}`)).json.version);
+  });
+
+  it('refuses a stale conversation_version with 409 before the model or any tool runs', async () => {
+    const id = (await v1('POST', '/conversations', {})).json.id as string;
+    await v1('POST', `/conversations/${id}/items`, { items: [{ role: 'user', content: 'earlier' }] });
+    const seen = mock.requests.length;
+    const refused = await v1('POST', '/chat/completions', {
+      model: 'm',
+      messages: [{ role: 'user', content: 'echo nothing' }],
+      mcp: { servers: ['everything'] },
+      conversation: id,
+      conversation_version: 0,
+    });
+    expect(refused.status).toBe(409);
+    expect(mock.requests.length).toBe(seen);
+    expect((await roles(id)).map((m) => m.content)).toEqual(['earlier']);
   });
 });

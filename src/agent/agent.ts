@@ -56,6 +56,15 @@ export interface ToolStep {
   }[];
 }
 
+/**
+ * The stored conversation a run belongs to. `commit` appends what the run added (the assistant's tool calls, the
+ * tool results and the answer) after the turn's new messages, and returns where the conversation stands; it throws
+ * (409) when another turn was appended meanwhile.
+ */
+export interface AgentTurn {
+  commit(added: ChatMessage[]): Promise<{ id: string; version: number }>;
+}
+
 const MAX_STEPS_LIMIT = 32;
 
 export function parseMcpOptions(value: unknown, servers: readonly string[]): McpOptions {
@@ -232,7 +241,12 @@ export function createAgent(options: AgentOptions) {
     return mcp.require_approval === 'always' || calls.some((c) => !offered.servers.has(c.function.name));
   }
 
-  async function run(principal: Principal, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+  async function run(
+    principal: Principal,
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    turn?: AgentTurn,
+  ): Promise<void> {
     const mcp = parseMcpOptions(body.mcp, options.servers);
     const { mcp: _mcp, stream, stream_options: streamOptions, ...rest } = body;
     const request = rest as unknown as ChatCompletionRequest;
@@ -240,6 +254,8 @@ export function createAgent(options: AgentOptions) {
       throw new McplexError('LLM_BAD_REQUEST', 'n must be 1 with mcp', { status: 400, data: { param: 'n' } });
     }
     const messages: ChatMessage[] = [...request.messages];
+    /** Where this run's own messages begin: what a conversation appends. */
+    const own = messages.length;
     const offered = await offer(principal, mcp, messages);
     const clientTools = (request.tools ?? []).filter((t) => t.type === 'function');
     for (const tool of clientTools) {
@@ -254,7 +270,7 @@ export function createAgent(options: AgentOptions) {
     const extension = { tools_offered: offered.tools.length, selection: offered.method };
     if (stream === true) {
       const includeUsage = (streamOptions as { include_usage?: boolean } | undefined)?.include_usage === true;
-      await runStreamed(principal, request, messages, tools, offered, mcp, res, includeUsage, extension);
+      await runStreamed(principal, request, messages, tools, offered, mcp, res, includeUsage, extension, turn, own);
       return;
     }
     const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
@@ -270,9 +286,20 @@ export function createAgent(options: AgentOptions) {
       const message = completion.choices[0]?.message;
       const calls = message?.tool_calls ?? [];
       if (last || calls.length === 0 || needsClient(calls, offered, mcp)) {
-        const answer = { ...completion, usage, mcp: { ...extension, steps } };
+        // A conversation keeps the whole exchange; a conflict (409) is the answer instead, nothing appended.
+        const conversation = turn && (await turn.commit([...messages.slice(own), ...(message ? [message] : [])]));
+        const answer = {
+          ...completion,
+          usage,
+          mcp: { ...extension, steps },
+          ...(conversation ? { conversation } : {}),
+        };
         const text = JSON.stringify(answer);
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        res.writeHead(200, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(text),
+          ...(conversation ? { 'x-conversation-version': String(conversation.version) } : {}),
+        });
         res.end(text);
         return;
       }
@@ -293,6 +320,8 @@ export function createAgent(options: AgentOptions) {
     res: ServerResponse,
     includeUsage: boolean,
     extension: Record<string, unknown>,
+    turn: AgentTurn | undefined,
+    own: number,
   ): Promise<void> {
     const id = `chatcmpl-${randomBytes(12).toString('hex')}`;
     const created = Math.floor(Date.now() / 1000);
@@ -344,6 +373,15 @@ export function createAgent(options: AgentOptions) {
           }
           send(chunk({ choices: [{ index: 0, delta: {}, finish_reason: finish ?? 'stop' }], mcp: extension }));
           if (includeUsage) send(chunk({ usage }));
+          if (turn) {
+            // The exchange is appended before [DONE]; a last chunk names the conversation's new version.
+            const reply: ChatMessage = {
+              role: 'assistant',
+              content: content || null,
+              ...(made.length > 0 ? { tool_calls: made } : {}),
+            };
+            send(chunk({ conversation: await turn.commit([...messages.slice(own), reply]) }));
+          }
           send('data: [DONE]\n\n');
           res.end();
           return;

@@ -5,6 +5,7 @@ import type { ServerResponse } from 'node:http';
 import { McplexError, errorMessage } from '../errors.js';
 import { safeJson, sendJson } from '../http/json.js';
 import type { Principal } from '../policy/auth/keys.js';
+import type { AgentRunner } from './gateway.js';
 import type { ConversationStore } from '../store/store.js';
 import { withConversation } from './conversations.js';
 import { openAiError } from './openai-errors.js';
@@ -20,6 +21,8 @@ export interface ConversationTurnOptions extends PolicyGate {
   /** Where conversations live; without a store, a request naming one is refused. */
   conversations: ConversationStore | undefined;
   routeRequest: Router['routeRequest'];
+  /** The tool-running chat, for turns that carry the `mcp` extension. */
+  agent: () => AgentRunner | undefined;
 }
 
 /** Serves chat requests that name a conversation. */
@@ -53,7 +56,6 @@ export function createConversationTurns(
     const id =
       typeof conversation === 'object' && conversation !== null ? (conversation as { id?: unknown }).id : conversation;
     if (typeof id !== 'string') throw bad("'conversation' must be a conversation id", 'conversation');
-    if (rest.mcp !== undefined) throw bad('mcp and conversation cannot be combined yet', 'mcp');
     if (rest.n !== undefined && rest.n !== null && rest.n !== 1) throw bad('n must be 1 in a conversation', 'n');
     const turn = await withConversation(
       store,
@@ -62,6 +64,15 @@ export function createConversationTurns(
       rest.messages as ChatMessage[],
       version === undefined ? {} : { expectedVersion: version as number },
     );
+    if (rest.mcp !== undefined && rest.mcp !== null) {
+      // The tool-running chat passes the gate on every model call; the whole exchange is appended at the end.
+      const agent = options.agent();
+      if (!agent) throw bad('the mcp extension is not available', 'mcp');
+      await agent(principal, { ...rest, messages: turn.messages }, res, {
+        commit: async (added) => ({ id, version: await turn.commit(added) }),
+      });
+      return;
+    }
     const request: Record<string, unknown> = { ...rest, messages: turn.messages };
     const requested = request.model as string;
     const passed = await gate('chat', request, principal);

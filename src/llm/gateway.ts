@@ -25,6 +25,7 @@ import type { ResponseCache } from '../policy/cache/response-cache.js';
 import { createCoalescer, createFlight } from './batching/coalescer.js';
 import { createEmbeddingBatcher } from './batching/embedding-batcher.js';
 import { createMemoryStore } from '../store/memory/memory-store.js';
+import type { AgentTurn } from '../agent/agent.js';
 import type { Policy } from '../policy/policy.js';
 import { ANONYMOUS } from '../policy/auth/keys.js';
 import type { Principal } from '../policy/auth/keys.js';
@@ -32,7 +33,13 @@ import { scopeCheck } from '../policy/auth/scopes.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
 
 /** Runs a chat request that carries the `mcp` extension (the tool-running loop). */
-export type AgentRunner = (principal: Principal, body: Record<string, unknown>, res: ServerResponse) => Promise<void>;
+export type AgentRunner = (
+  principal: Principal,
+  body: Record<string, unknown>,
+  res: ServerResponse,
+  /** The stored conversation the request belongs to: the run's messages are appended to it. */
+  turn?: AgentTurn,
+) => Promise<void>;
 
 export interface LlmGatewayOptions {
   logger: Logger;
@@ -74,6 +81,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     settle,
     routeRequest,
     conversations: options.policy?.store.conversations,
+    agent: () => options.agent?.(),
   });
   const created = Math.floor(Date.now() / 1000);
   const cache: ResponseCache | undefined = config.cache.enabled
