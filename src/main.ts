@@ -64,16 +64,23 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startHttp(config: Config, logger: Logger): Promise<RunningServer> {
-  assertListenAllowed(config.server.host, config.auth.mode);
+/**
+ * What both front ends share: the store and policies, the upstream connections with their catalog, and the shared
+ * LLM, which answers the upstreams' sampling requests (the bridge) and, over HTTP, the /v1 API.
+ */
+interface Core {
+  store: Store;
+  policy: Policy;
+  gateway: Gateway;
+  llm: LlmGateway;
+  /** The tool-running chat for /v1 requests with `mcp`; built after the LLM gateway, which hands them to it. */
+  setAgent(agent: AgentRunner): void;
+  close(): Promise<void>;
+}
+
+async function composeCore(config: Config, logger: Logger, metrics: Metrics): Promise<Core> {
   const store = await openConfiguredStore(config);
   const policy = policyFor(config, store);
-  if (config.auth.mode === 'none') {
-    logger.warn(
-      'keyless development mode: anyone who can reach this loopback address may use /mcp and /v1 ' +
-        '(set "auth": {"mode": "keys"} and create keys with `mcplex keys create` to require API keys)',
-    );
-  }
   // Sampling requests of upstream servers go to the shared LLM, which is built after the upstreams.
   const sampling: { bridge?: SamplingBridge } = {};
   const identities = serverIdentities(config.mcpServers, Object.keys(config.llm.models).length > 0);
@@ -81,15 +88,6 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     sample: (key, params) => sampling.bridge?.answer(key, params),
     samples: (key) => identities.policies.get(key)?.mode === 'gateway',
   });
-  const mcp = createMcpHttpEndpoint({
-    createServer: (era, principal) => gateway.createServer(era, principal),
-    catalog: gateway.catalog,
-    subscriptions: gateway.subscriptions,
-    logger,
-  });
-  const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
-  const metrics = createMetrics();
-  // The tool-running chat needs the LLM gateway, which hands requests to it: built right after it.
   const late: { agent?: AgentRunner } = {};
   const llm = createLlmGateway(config.llm, {
     logger,
@@ -98,6 +96,43 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     agent: () => late.agent,
     maxBodyBytes: config.server.maxBodyBytes,
   });
+  sampling.bridge = createSamplingBridge({
+    ...identities,
+    complete: (principal, request) => llm.complete(principal, request),
+    models: (principal) => llm.modelsFor(principal),
+  });
+  return {
+    store,
+    policy,
+    gateway,
+    llm,
+    setAgent: (agent) => (late.agent = agent),
+    async close() {
+      await Promise.all([gateway.close(), llm.close()]);
+      await policy.close();
+      await store.close();
+    },
+  };
+}
+
+export async function startHttp(config: Config, logger: Logger): Promise<RunningServer> {
+  assertListenAllowed(config.server.host, config.auth.mode);
+  const metrics = createMetrics();
+  const core = await composeCore(config, logger, metrics);
+  const { store, policy, gateway, llm } = core;
+  if (config.auth.mode === 'none') {
+    logger.warn(
+      'keyless development mode: anyone who can reach this loopback address may use /mcp and /v1 ' +
+        '(set "auth": {"mode": "keys"} and create keys with `mcplex keys create` to require API keys)',
+    );
+  }
+  const mcp = createMcpHttpEndpoint({
+    createServer: (era, principal) => gateway.createServer(era, principal),
+    catalog: gateway.catalog,
+    subscriptions: gateway.subscriptions,
+    logger,
+  });
+  const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
   const embedder = config.agent.embeddings ? createTextEmbedder({ cache: store.cache }) : undefined;
   const selector = createToolSelector({
     ...(embedder ? { embedder } : {}),
@@ -113,12 +148,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     void embedder.embed(tools.map(toolText)).catch(() => {});
   };
   const stopEmbedding = gateway.catalog.onChange(() => embedCatalog());
-  late.agent = createAgent({ llm, catalog: gateway.catalog, servers: Object.keys(config.mcpServers), selector }).run;
-  sampling.bridge = createSamplingBridge({
-    ...identities,
-    complete: (principal, request) => llm.complete(principal, request),
-    models: (principal) => llm.modelsFor(principal),
-  });
+  core.setAgent(createAgent({ llm, catalog: gateway.catalog, servers: Object.keys(config.mcpServers), selector }).run);
   const http = createHttpServer({
     ...config.server,
     logger,
@@ -154,9 +184,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
         http.close();
         await mcp.close();
         http.closeAllConnections();
-        await Promise.all([gateway.close(), llm.close()]);
-        await policy.close();
-        await store.close();
+        await core.close();
       })();
       return closing;
     },
@@ -168,9 +196,20 @@ export interface RunningStdio {
   close(): Promise<void>;
 }
 
-/** Serves the aggregated server on this process's stdin/stdout (for desktop clients). */
-export function startStdio(config: Config, logger: Logger): RunningStdio {
-  const gateway = createGateway(config, logger);
+/**
+ * Serves the aggregated server on this process's stdin/stdout (for desktop clients). The shared LLM answers the
+ * upstreams' sampling requests as over HTTP (usage under each server's identity in the store); there is no /v1.
+ */
+export async function startStdio(config: Config, logger: Logger): Promise<RunningStdio> {
+  // Nothing serves /metrics here: no default metrics, whose event-loop monitor would only cost a timer. Without
+  // models nothing would be kept (stdio has no keys), so no database file is opened wherever the client started us.
+  const llmConfigured = Object.keys(config.llm.models).length > 0;
+  const core = await composeCore(
+    llmConfigured ? config : { ...config, store: 'memory:' },
+    logger,
+    createMetrics({ defaultMetrics: false }),
+  );
+  const { gateway } = core;
   const servers = new Set<Server>();
   const unsubscribe = gateway.catalog.onChange((_view, changes) => {
     for (const server of servers) {
@@ -190,12 +229,16 @@ export function startStdio(config: Config, logger: Logger): RunningStdio {
     };
     return server;
   });
+  let closing: Promise<void> | undefined;
   return {
     gateway,
-    async close() {
-      unsubscribe();
-      await handle.close();
-      await gateway.close();
+    close() {
+      closing ??= (async () => {
+        unsubscribe();
+        await handle.close();
+        await core.close();
+      })();
+      return closing;
     },
   };
 }

@@ -1,7 +1,9 @@
 // `mcplex stdio`: the same aggregated server on stdin/stdout, as desktop MCP clients launch it.
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
+import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import { NAME_PATTERN } from '../src/mcp/catalog/naming.js';
 import {
   MCPLEX_BIN,
@@ -9,6 +11,7 @@ import {
   clientOptions,
   everythingStdio,
   fixtureStdio,
+  spawnMcplex,
   tempDir,
   waitFor,
   writeConfig,
@@ -66,5 +69,52 @@ describe.each<Era>(['legacy', 'modern'])('mcplex stdio with a %s client', (era) 
       argument: { name: 'name', value: 'a' },
     });
     expect(completion.completion.values).toEqual(['alice']);
+  });
+});
+
+describe('mcplex stdio with a shared LLM', () => {
+  it("answers an upstream's sampling request with the shared LLM and keeps the usage in the store", async () => {
+    const mock = await startMockLlm({ name: 'stdio-sampling-mock' });
+    const config = writeConfig(
+      dir.path,
+      {
+        mcpServers: { everything: everythingStdio() },
+        store: `sqlite:${join(dir.path, 'stdio.db')}`,
+        llm: { models: { shared: { deployments: [{ provider: 'openai', baseUrl: `${mock.url}/v1`, model: 'b' }] } } },
+        logLevel: 'silent',
+      },
+      'stdio-llm.json',
+    );
+    // The client declares no sampling: the answer can only come from mcplex's LLM.
+    const client = new Client({ name: 'stdio-test', version: '1.0.0' }, clientOptions('legacy'));
+    try {
+      await client.connect(
+        new StdioClientTransport({
+          command: process.execPath,
+          args: [MCPLEX_BIN, 'stdio', '--config', config],
+          cwd: ROOT,
+        }),
+      );
+      await waitFor(
+        async () => (await client.listTools()).tools.some((t) => t.name === 'everything__trigger-sampling-request'),
+        'server-everything to be listed',
+      );
+      const result = await client.callTool({
+        name: 'everything__trigger-sampling-request',
+        arguments: { prompt: 'hello over stdio', maxTokens: 20 },
+      });
+      const text = (result.content as { text?: string }[]).map((c) => c.text ?? '').join('\n');
+      expect(text).toContain('mock reply: Resource trigger-sampling-request context: hello over stdio');
+      expect(mock.requests).toHaveLength(1);
+    } finally {
+      await client.close();
+      await mock.close();
+    }
+    // Usage is flushed on shutdown; the CLI reads it from the same file.
+    const usage = spawnMcplex(['usage', '--config', config, '--json']);
+    expect(await usage.exited).toBe(0);
+    expect(JSON.parse(usage.stdout())).toEqual([
+      expect.objectContaining({ subject: 'server:everything', model: 'shared', requests: 1 }),
+    ]);
   });
 });

@@ -110,7 +110,7 @@ program
   .action(async (options: { config: string }) => {
     const config = await load(options.config);
     const logger = createLogger(config.logLevel);
-    const running = startStdio(config, logger);
+    const running = await startStdio(config, logger).catch((error: unknown) => fail(errorMessage(error)));
     onShutdown(logger, running.close);
     process.stdin.on('end', () => void running.close().then(() => process.exit(0)));
   });
