@@ -79,6 +79,7 @@ describe('the modern tools/call shortcut', () => {
     ['a method header that disagrees', request({ 'mcp-method': 'tools/list' }), body()],
     ['a legacy session id', request({ 'mcp-session-id': 'abc' }), body()],
     ['a progress token', request(), body(envelope({ progressToken: 'p' }))],
+    ['an envelope too large to remember', request(), body(envelope({ 'example.com/trace': 'x'.repeat(5000) }))],
   ])('leaves %s to the SDK', (_case, req, message) => {
     expect(plainModernToolCall(req, message)).toBeUndefined();
   });

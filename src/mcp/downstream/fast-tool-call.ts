@@ -83,10 +83,16 @@ const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params']);
 /** Envelope verdicts by the envelope's JSON: a client sends the same envelope on every request. */
 const envelopeVerdicts = new Map<string, boolean>();
 const MAX_ENVELOPE_VERDICTS = 256;
+/** Longer envelopes are not remembered (256 of them must stay small): their requests take the SDK's path. */
+const MAX_ENVELOPE_CHARS = 4096;
 
-/** Whether the SDK's modern entry accepts this envelope, asked once per distinct envelope. */
-function validEnvelope(meta: Record<string, unknown>, version: string): boolean {
+/**
+ * Whether the SDK's modern entry accepts this envelope, asked once per distinct envelope; undefined when the
+ * envelope is too large to remember.
+ */
+function validEnvelope(meta: Record<string, unknown>, version: string): boolean | undefined {
   const key = JSON.stringify(meta);
+  if (key.length > MAX_ENVELOPE_CHARS) return undefined;
   let verdict = envelopeVerdicts.get(key);
   if (verdict === undefined) {
     const outcome = classifyInboundRequest({
@@ -123,7 +129,7 @@ export function plainModernToolCall(req: IncomingMessage, body: unknown): FastTo
   const envelope = meta as Record<string, unknown>;
   if (envelope[PROTOCOL_VERSION_META_KEY] !== version || RELATED_TASK_META_KEY in envelope) return undefined;
   const call = fastToolCall(req, body, 'modern');
-  return call && validEnvelope(envelope, version) ? call : undefined;
+  return call && validEnvelope(envelope, version) === true ? call : undefined;
 }
 
 const SERVER_INFO = { name: 'mcplex', version: VERSION };
