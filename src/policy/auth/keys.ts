@@ -58,13 +58,16 @@ export interface Authenticator {
 
 /**
  * Keys are cached for `cacheTtlMs` after a store read, so the request path rarely touches the store; a key
- * revoked by another replica stops working within that time.
+ * revoked by another replica stops working within that time. Ids that name no key are cached too (a flood of
+ * made-up keys does not reach the store), and the cache holds `maxEntries` ids at most, dropping the one read
+ * longest ago, so that made-up ids cannot grow it without bound.
  */
 export function createAuthenticator(
   keys: KeyStore,
-  options: { cacheTtlMs?: number; now?: () => number } = {},
+  options: { cacheTtlMs?: number; maxEntries?: number; now?: () => number } = {},
 ): Authenticator {
   const ttl = options.cacheTtlMs ?? 5_000;
+  const maxEntries = options.maxEntries ?? 10_000;
   const now = options.now ?? Date.now;
   const cache = new Map<string, { record: ApiKeyRecord | undefined; hash: Buffer | undefined; at: number }>();
 
@@ -74,7 +77,10 @@ export function createAuthenticator(
     if (cached && time - cached.at < ttl) return cached;
     const record = await keys.get(id);
     const entry = { record, hash: record ? Buffer.from(record.secretHash, 'hex') : undefined, at: time };
+    // Map order is insertion order: re-inserting puts this id last, and the first one is the oldest read.
+    cache.delete(id);
     cache.set(id, entry);
+    if (cache.size > maxEntries) cache.delete(cache.keys().next().value!);
     return entry;
   }
 
