@@ -146,6 +146,10 @@ describe('errors in the OpenAI shape', () => {
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.NotFoundError);
     expect((error as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
+    // A made-up name is counted, but never becomes a label of its own (one series per name would grow forever).
+    const metrics = await (await fetch(`${mcplex.url}/metrics`)).text();
+    expect(metrics).toMatch(/mcplex_llm_requests_total\{route="chat",model="",deployment="",status="404"\} \d+/);
+    expect(metrics).not.toContain('model="nope"');
   });
 
   it('a request without messages is a 400 naming the parameter', async () => {

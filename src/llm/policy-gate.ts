@@ -47,11 +47,12 @@ export function createPolicyGate(options: PolicyGateOptions): PolicyGate {
    */
   async function gate(route: Route, body: Record<string, unknown>, principal: Principal): Promise<Passed | Refusal> {
     const requested = body.model as string;
+    const primary = byName.get(requested);
     const refuse = (status: number, error: OpenAiErrorBody, headers: Record<string, string> = {}): Refusal => {
-      metrics.llmRequests.inc({ route, model: requested, deployment: '', status: String(status) });
+      // A name no model has is the caller's text: as a label it would add a metric series per made-up name.
+      metrics.llmRequests.inc({ route, model: primary ? requested : '', deployment: '', status: String(status) });
       return { status, body: error, headers };
     };
-    const primary = byName.get(requested);
     if (!primary) {
       const message = `The model \`${requested}\` does not exist`;
       return refuse(404, openAiError(404, message, 'invalid_request_error', 'model_not_found', 'model'));
