@@ -181,7 +181,8 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
       closing ??= (async () => {
         unsubscribe();
         stopEmbedding();
-        http.close();
+        const drained = await http.drain(config.server.drainMs);
+        if (!drained) logger.warn({ drainMs: config.server.drainMs }, 'requests still in progress were cut');
         await mcp.close();
         http.closeAllConnections();
         await core.close();

@@ -57,13 +57,14 @@ async function load(path: string): Promise<Config> {
 }
 
 /** SIGTERM/SIGINT close upstreams (children get SIGTERM, then SIGKILL) before the process exits. */
-function onShutdown(logger: Logger, close: () => Promise<void>): void {
+/** On SIGTERM or SIGINT: `close`, then exit; after `drainMs` plus 10 s for closing the upstreams, exit anyway. */
+function onShutdown(logger: Logger, close: () => Promise<void>, drainMs = 0): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 10_000);
+    const force = setTimeout(() => process.exit(1), drainMs + 10_000);
     force.unref();
     close().then(
       () => process.exit(0),
@@ -95,7 +96,7 @@ program
     const logger = createLogger(config.logLevel);
     try {
       const running = await startHttp(config, logger);
-      onShutdown(logger, running.close);
+      onShutdown(logger, running.close, config.server.drainMs);
     } catch (error) {
       fail(errorMessage(error));
     }

@@ -226,6 +226,8 @@ const httpServerSchema = z.strictObject({
   allowedHosts: z.array(z.string()).default([]),
   /** Items per page in merged tools/resources/prompts lists. */
   pageSize: z.number().int('pageSize must be an integer').positive('pageSize must be > 0').default(500),
+  /** On SIGTERM, how long requests in progress may run on before they are cut (new connections are refused). */
+  drainMs: z.number().int('drainMs must be an integer').min(0, 'drainMs must be >= 0').default(10_000),
 });
 
 export const configSchema = z

@@ -15,6 +15,7 @@ import { ANONYMOUS } from '../policy/auth/keys.js';
 import { readBody } from './body.js';
 import { sendJson, sendJsonRpcError } from './json.js';
 import { handleAdmin } from './admin.js';
+import { createDrain, markOpenEnded } from './drain.js';
 
 export interface HttpServerOptions {
   /** The address mcplex listens on; it is always an acceptable Host. */
@@ -34,7 +35,13 @@ export interface HttpServerOptions {
   readiness: () => { ready: boolean; body: unknown };
 }
 
-export function createHttpServer(options: HttpServerOptions): HttpServer {
+/** The listener, with a graceful shutdown. */
+export interface McplexHttpServer extends HttpServer {
+  /** Stops accepting connections and waits up to `timeoutMs` for the requests in progress; see drain.ts. */
+  drain(timeoutMs: number): Promise<boolean>;
+}
+
+export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
   const { logger, mcp } = options;
   const boundHost = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
   const checkHost = hostHeaderValidation([...localhostAllowedHostnames(), boundHost, ...options.allowedHosts]);
@@ -116,7 +123,10 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${path}` } });
   }
 
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
+    drain.track(res);
+    // A GET on /mcp is a notification stream, open for as long as the client likes.
+    if (req.method === 'GET' && req.url?.startsWith('/mcp')) markOpenEnded(res);
     route(req, res, performance.now()).catch((error: unknown) => {
       if (error instanceof McplexError && error.code === 'BODY_TOO_LARGE') {
         // Stop reading: the client gets its answer and the connection is not reused for the rest of the body.
@@ -129,4 +139,6 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       else res.end();
     });
   });
+  const drain = createDrain(server);
+  return Object.assign(server, { drain: (timeoutMs: number) => drain.drain(timeoutMs) });
 }

@@ -7,6 +7,7 @@ import { classifyInboundRequest, createMcpHandler, isInitializeRequest } from '@
 import type { AuthInfo, Server } from '@modelcontextprotocol/server';
 import type { Logger } from '../../log/logger.js';
 import type { Catalog, ListChanges } from '../catalog/catalog.js';
+import { markOpenEnded } from '../../http/drain.js';
 import { sendJsonRpcError } from '../../http/json.js';
 import { createMemoryEventStore } from './event-store.js';
 import { fastToolCall, plainModernToolCall, serveFastToolCall } from './fast-tool-call.js';
@@ -285,6 +286,8 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
         return;
       }
       if (outcome.kind === 'modern' && outcome.messageKind === 'request') {
+        // A listen stays open for as long as the client likes: a drain does not wait for it.
+        if ((body as { method?: unknown }).method === 'subscriptions/listen') markOpenEnded(res);
         if (rejectParamHeaders(options.catalog, req, res, body)) return;
         if (!(await followListen(res, listenedUris(body), principal))) return;
         const call = fastToolCall(req, body, 'modern');
