@@ -46,6 +46,7 @@ describe('parseConfig', () => {
         allowedOrigins: [],
         allowedHosts: [],
         pageSize: 500,
+        drainMs: 10_000,
       },
       llm: {
         models: {},
