@@ -1,6 +1,7 @@
 // Builds the SDK client transport for one configured upstream server: a stdio child process, Streamable HTTP or legacy SSE.
+import { setMaxListeners } from 'node:events';
 import { SSEClientTransport, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import type { Transport } from '@modelcontextprotocol/client';
+import type { FetchLike, Transport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import type { ServerConfig } from '../../config/schema.js';
 
@@ -18,6 +19,23 @@ export interface UpstreamTransport {
  * the connection attempt (a sibling probe outlives close() by up to its timeout).
  */
 class InPlaceStdioClientTransport extends StdioClientTransport {}
+
+const marked = new WeakSet<AbortSignal>();
+
+/**
+ * fetch for the SDK's HTTP transports. They hand the same connection-wide AbortSignal to every request, and Node's
+ * fetch keeps a listener on it per request until that request is garbage-collected: a few thousand requests
+ * between two collections would print "MaxListenersExceededWarning: Possible EventTarget memory leak" on every
+ * request. The listeners are released all the same, so the warning threshold is lifted for that signal only.
+ */
+const upstreamFetch: FetchLike = (url, init) => {
+  const signal = init?.signal;
+  if (signal && !marked.has(signal)) {
+    marked.add(signal);
+    setMaxListeners(0, signal);
+  }
+  return fetch(url, init);
+};
 
 export function createUpstreamTransport(config: ServerConfig): UpstreamTransport {
   switch (config.transport) {
@@ -53,12 +71,14 @@ export function createUpstreamTransport(config: ServerConfig): UpstreamTransport
     case 'streamable-http': {
       const transport = new StreamableHTTPClientTransport(new URL(config.url), {
         requestInit: { headers: { ...config.headers } },
+        fetch: upstreamFetch,
       });
       return { transport, pid: () => undefined, onStderr: () => {} };
     }
     case 'sse': {
       const transport = new SSEClientTransport(new URL(config.url), {
         requestInit: { headers: { ...config.headers } },
+        fetch: upstreamFetch,
       });
       return { transport, pid: () => undefined, onStderr: () => {} };
     }
