@@ -70,6 +70,8 @@ describe('closing mcplex', () => {
     await expect(freshConnection(mcplex.url)).rejects.toThrow();
     const answer = await pending;
     expect(answer.status).toBe(200);
+    // Its client must not send another request on a connection that is about to close.
+    expect(answer.headers.get('connection')).toBe('close');
     expect(((await answer.json()) as { choices: unknown[] }).choices).toHaveLength(1);
     // With a 60 s drain, closing ends within the test's own time limit only because the stream is not waited for.
     await closing;

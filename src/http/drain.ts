@@ -37,6 +37,9 @@ export function createDrain(server: Server): Drain {
     },
     drain(timeoutMs) {
       draining = true;
+      // Answers not begun yet close their connection after them, so that no client sends another request on a
+      // socket about to be closed (an answer already under way cannot say so any more).
+      for (const res of inProgress) if (!res.headersSent) res.setHeader('connection', 'close');
       server.close();
       server.closeIdleConnections();
       if (settled()) return Promise.resolve(true);

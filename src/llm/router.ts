@@ -336,7 +336,6 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
             sink.head(200, {
               'content-type': 'text/event-stream',
               'cache-control': 'no-cache',
-              connection: 'keep-alive',
               'x-mcplex-overhead-ms': overheadMs.toFixed(3),
               'x-mcplex-deployment': d.id,
             });

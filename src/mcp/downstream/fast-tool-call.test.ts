@@ -75,6 +75,7 @@ describe('the modern tools/call shortcut', () => {
     ],
     ['a top-level key JSON-RPC does not have', request(), body(envelope(), { extra: true })],
     ['a fractional id', request(), { ...body(), id: 1.5 }],
+    ['an id beyond the safe integers', request(), { ...body(), id: 2 ** 53 }],
     ['a header naming another version', request({ 'mcp-protocol-version': '2025-11-25' }), body()],
     ['a method header that disagrees', request({ 'mcp-method': 'tools/list' }), body()],
     ['a legacy session id', request({ 'mcp-session-id': 'abc' }), body()],

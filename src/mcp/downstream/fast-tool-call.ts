@@ -46,6 +46,8 @@ export function fastToolCall(
   const message = body as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
   if (message.jsonrpc !== '2.0' || message.method !== 'tools/call') return undefined;
   if (typeof message.id !== 'string' && typeof message.id !== 'number') return undefined;
+  // The SDK takes only safe integers as numeric ids (zod's int()): anything else gets its error answer.
+  if (typeof message.id === 'number' && !Number.isSafeInteger(message.id)) return undefined;
   const params = message.params as { name?: unknown; arguments?: unknown; _meta?: { progressToken?: unknown } };
   if (typeof params !== 'object' || params === null || typeof params.name !== 'string') return undefined;
   if (params.arguments !== undefined && (typeof params.arguments !== 'object' || params.arguments === null)) {
@@ -121,7 +123,6 @@ export function plainModernToolCall(req: IncomingMessage, body: unknown): FastTo
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
   for (const key in body) if (!REQUEST_KEYS.has(key)) return undefined;
   const message = body as { id?: unknown; params?: unknown };
-  if (typeof message.id === 'number' && !Number.isInteger(message.id)) return undefined;
   const params = message.params as { _meta?: unknown } | undefined;
   if (typeof params !== 'object' || params === null || Array.isArray(params)) return undefined;
   const meta = params._meta;
