@@ -9,7 +9,7 @@ import OpenAI from 'openai';
 import type { RunningServer } from '../src/main.js';
 import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
-import { everythingStdio, startMcplex } from './support/harness.js';
+import { everythingStdio, startMcplex, waitFor } from './support/harness.js';
 
 let mock: MockLlm;
 let mcplex: RunningServer;
@@ -223,6 +223,58 @@ describe('the tool-running chat in a stored conversation', () => {
     ]);
     expect(named?.version).toBeGreaterThan(first.conversation.version);
     expect(named?.version).toBe((await v1('GET', `/conversations/${id}`)).json.version);
+  });
+
+  it('keeps no tool calls of a last step, which were neither run nor answered', async () => {
+    const id = (await v1('POST', '/conversations', {})).json.id as string;
+    for (let i = 0; i < 2; i++) {
+      mock.enqueue({ kind: 'tool_calls', calls: [{ name: 'everything__echo', arguments: { message: `round ${i}` } }] });
+    }
+    await v1('POST', '/chat/completions', {
+      model: 'm',
+      messages: [{ role: 'user', content: 'loop' }],
+      mcp: { servers: ['everything'], max_steps: 1 },
+      conversation: id,
+    });
+    const stored = (await v1('GET', `/conversations/${id}/items?order=asc`)).json.data as {
+      message: { role: string; tool_calls?: unknown[] };
+    }[];
+    expect(stored.map((i) => i.message.role)).toEqual(['user', 'assistant', 'tool', 'assistant']);
+    expect(stored[1]!.message.tool_calls).toHaveLength(1);
+    expect(stored[3]!.message.tool_calls).toBeUndefined();
+  });
+
+  it('ends a streamed turn with a 409 error event when another turn came in meanwhile', async () => {
+    const id = (await v1('POST', '/conversations', {})).json.id as string;
+    mock.setOptions({ latencyMs: 300 });
+    mock.enqueue({ kind: 'text', text: 'too late' });
+    const seen = mock.requests.length;
+    const streamed = fetch(`${mcplex.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'm',
+        messages: [{ role: 'user', content: 'hello' }],
+        stream: true,
+        mcp: { servers: ['everything'] },
+        conversation: id,
+      }),
+    }).then((response) => response.text());
+    try {
+      await waitFor(() => mock.requests.length > seen, 'the model to be asked');
+      expect(
+        (await v1('POST', `/conversations/${id}/items`, { items: [{ role: 'user', content: 'first' }] })).status,
+      ).toBe(200);
+    } finally {
+      mock.setOptions({ latencyMs: 0 });
+    }
+    const events = (await streamed)
+      .split('\n\n')
+      .filter((e) => e.startsWith('data: '))
+      .map((e) => e.slice(6));
+    expect(events.at(-1)).not.toBe('[DONE]');
+    expect(JSON.parse(events.at(-1)!)).toMatchObject({ error: { code: 'conversation_version_conflict' } });
+    expect((await v1('GET', `/conversations/${id}/items?order=asc`)).json.data).toHaveLength(1);
   });
 
   it('refuses a stale conversation_version with 409 before the model or any tool runs', async () => {

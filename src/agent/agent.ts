@@ -149,6 +149,15 @@ interface Offered {
   method: string;
 }
 
+/**
+ * An assistant message without the tool calls of a last step, which were neither run nor answered: kept in a
+ * conversation they would leave calls without results, which backends refuse on the next turn.
+ */
+function withoutToolCalls(message: ChatMessage): ChatMessage {
+  const { tool_calls: _dropped, ...rest } = message as ChatMessage & { tool_calls?: unknown };
+  return rest as ChatMessage;
+}
+
 export function createAgent(options: AgentOptions) {
   const { llm, catalog } = options;
 
@@ -287,7 +296,8 @@ export function createAgent(options: AgentOptions) {
       const calls = message?.tool_calls ?? [];
       if (last || calls.length === 0 || needsClient(calls, offered, mcp)) {
         // A conversation keeps the whole exchange; a conflict (409) is the answer instead, nothing appended.
-        const conversation = turn && (await turn.commit([...messages.slice(own), ...(message ? [message] : [])]));
+        const reply = message && (last ? withoutToolCalls(message) : message);
+        const conversation = turn && (await turn.commit([...messages.slice(own), ...(reply ? [reply] : [])]));
         const answer = {
           ...completion,
           usage,
@@ -375,10 +385,11 @@ export function createAgent(options: AgentOptions) {
           if (includeUsage) send(chunk({ usage }));
           if (turn) {
             // The exchange is appended before [DONE]; a last chunk names the conversation's new version.
+            // On the last step the model's tool calls go nowhere (neither run nor sent): they are not kept either.
             const reply: ChatMessage = {
               role: 'assistant',
               content: content || null,
-              ...(made.length > 0 ? { tool_calls: made } : {}),
+              ...(made.length > 0 && !last ? { tool_calls: made } : {}),
             };
             send(chunk({ conversation: await turn.commit([...messages.slice(own), reply]) }));
           }
@@ -395,10 +406,17 @@ export function createAgent(options: AgentOptions) {
     } catch (error) {
       if (!started) throw error;
       // The stream began: the failure goes out in band, as an OpenAI error event.
-      const body =
-        error instanceof McplexError && error.data?.error
+      const body = !(error instanceof McplexError)
+        ? openAiError(502, errorMessage(error))
+        : error.data?.error
           ? { error: error.data.error }
-          : openAiError(502, errorMessage(error));
+          : // Its own failures (a conversation that moved on: 409) keep their status and code.
+            openAiError(
+              error.status,
+              error.message,
+              undefined,
+              typeof error.data?.code === 'string' ? error.data.code : null,
+            );
       if (!res.destroyed) res.end(`data: ${JSON.stringify(body)}\n\n`);
     }
   }
