@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import type { Server } from '@modelcontextprotocol/server';
+import { DEFAULT_STORE } from './config/schema.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log/logger.js';
 import { McplexError, errorMessage } from './errors.js';
@@ -202,11 +203,12 @@ export interface RunningStdio {
  * upstreams' sampling requests as over HTTP (usage under each server's identity in the store); there is no /v1.
  */
 export async function startStdio(config: Config, logger: Logger): Promise<RunningStdio> {
-  // Nothing serves /metrics here: no default metrics, whose event-loop monitor would only cost a timer. Without
-  // models nothing would be kept (stdio has no keys), so no database file is opened wherever the client started us.
-  const llmConfigured = Object.keys(config.llm.models).length > 0;
+  // Nothing serves /metrics here: no default metrics, whose event-loop monitor would only cost a timer. A desktop
+  // client starts us in a folder of its choosing (often read-only): the default store, a file in the working
+  // folder, is not opened there; usage is kept only in a store the configuration names, and only with models.
+  const keepsUsage = Object.keys(config.llm.models).length > 0 && config.store !== DEFAULT_STORE;
   const core = await composeCore(
-    llmConfigured ? config : { ...config, store: 'memory:' },
+    keepsUsage ? config : { ...config, store: 'memory:' },
     logger,
     createMetrics({ defaultMetrics: false }),
   );

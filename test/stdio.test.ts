@@ -1,4 +1,5 @@
 // `mcplex stdio`: the same aggregated server on stdin/stdout, as desktop MCP clients launch it.
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/client';
@@ -73,6 +74,36 @@ describe.each<Era>(['legacy', 'modern'])('mcplex stdio with a %s client', (era) 
 });
 
 describe('mcplex stdio with a shared LLM', () => {
+  it('opens no database file in the folder a desktop client starts it in, unless the configuration names one', async () => {
+    const folder = tempDir('mcplex-stdio-cwd-');
+    const config = writeConfig(
+      dir.path,
+      {
+        mcpServers: {},
+        llm: {
+          models: { shared: { deployments: [{ provider: 'openai', baseUrl: 'http://127.0.0.1:9/v1', model: 'b' }] } },
+        },
+        logLevel: 'silent',
+      },
+      'stdio-default-store.json',
+    );
+    const client = new Client({ name: 'stdio-test', version: '1.0.0' }, clientOptions('legacy'));
+    try {
+      await client.connect(
+        new StdioClientTransport({
+          command: process.execPath,
+          args: [MCPLEX_BIN, 'stdio', '--config', config],
+          cwd: folder.path,
+        }),
+      );
+      expect((await client.listTools()).tools).toEqual([]);
+      expect(readdirSync(folder.path)).toEqual([]);
+    } finally {
+      await client.close();
+      folder.remove();
+    }
+  });
+
   it("answers an upstream's sampling request with the shared LLM and keeps the usage in the store", async () => {
     const mock = await startMockLlm({ name: 'stdio-sampling-mock' });
     const config = writeConfig(

@@ -209,6 +209,9 @@ const mcpServersSchema = z
     return result;
   });
 
+/** The store when the configuration names none: a SQLite file in the working folder. */
+export const DEFAULT_STORE = 'sqlite:./mcplex.db';
+
 const httpServerSchema = z.strictObject({
   host: z.string().min(1, 'host must not be empty').default('127.0.0.1'),
   port: z
@@ -239,7 +242,7 @@ export const configSchema = z
     store: z
       .string()
       .regex(/^(memory:|sqlite:.+)$/, { error: 'store must be "memory:" or "sqlite:<path>"' })
-      .default('sqlite:./mcplex.db'),
+      .default(DEFAULT_STORE),
     auth: z
       .strictObject({
         /** `keys`: every /mcp, /v1 and /admin request needs an API key. `none`: keyless, loopback only. */
