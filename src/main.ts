@@ -164,7 +164,16 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   });
   gateway.start();
   http.listen(config.server.port, config.server.host);
-  await once(http, 'listening');
+  try {
+    await once(http, 'listening');
+  } catch (error) {
+    // The port is taken, say: nothing started so far may outlive the failure (upstream children included).
+    unsubscribe();
+    stopEmbedding();
+    await mcp.close();
+    await core.close();
+    throw error;
+  }
   const address = http.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;

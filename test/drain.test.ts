@@ -5,7 +5,8 @@ import { Client as HttpClient } from 'undici';
 import type { RunningServer } from '../src/main.js';
 import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
-import { connectHttp, startMcplex, waitFor } from './support/harness.js';
+import { execFileSync } from 'node:child_process';
+import { connectHttp, fixtureStdio, startMcplex, waitFor } from './support/harness.js';
 
 let mock: MockLlm | undefined;
 let mcplex: RunningServer | undefined;
@@ -88,5 +89,29 @@ describe('closing mcplex', () => {
     await waitFor(() => mock.inFlight === 1, 'the chat request to reach the backend');
     await mcplex.close();
     expect(await pending).toBeInstanceOf(Error);
+  });
+});
+
+describe('a port already taken', () => {
+  /** Child processes of this test process whose command line names `marker`. */
+  const children = (marker: string) =>
+    execFileSync('ps', ['--ppid', String(process.pid), '-o', 'args='], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes(marker));
+
+  it('fails the start with the reason and leaves no upstream child behind', async () => {
+    const first = await startMcplex({});
+    try {
+      const port = Number(new URL(first.url).port);
+      const marker = 'port-taken-marker';
+      await expect(
+        startMcplex({ server: { port }, mcpServers: { local: fixtureStdio('--name', marker) } }),
+      ).rejects.toMatchObject({ code: 'EADDRINUSE' });
+      await waitFor(() => children(marker).length === 0, 'the upstream child to be gone');
+      // The first one still serves.
+      expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
+    } finally {
+      await first.close();
+    }
   });
 });
