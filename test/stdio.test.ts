@@ -30,17 +30,19 @@ beforeAll(() => {
 });
 afterAll(() => dir.remove());
 
+/** An SDK client that launches `mcplex stdio` on `config`, as a desktop client does. */
+async function connectStdio(config: string, era: Era, cwd = ROOT): Promise<Client> {
+  const client = new Client({ name: 'stdio-test', version: '1.0.0' }, clientOptions(era));
+  await client.connect(
+    new StdioClientTransport({ command: process.execPath, args: [MCPLEX_BIN, 'stdio', '--config', config], cwd }),
+  );
+  return client;
+}
+
 describe.each<Era>(['legacy', 'modern'])('mcplex stdio with a %s client', (era) => {
   let client: Client;
   beforeAll(async () => {
-    client = new Client({ name: 'stdio-test', version: '1.0.0' }, clientOptions(era));
-    await client.connect(
-      new StdioClientTransport({
-        command: process.execPath,
-        args: [MCPLEX_BIN, 'stdio', '--config', configPath],
-        cwd: ROOT,
-      }),
-    );
+    client = await connectStdio(configPath, era);
   });
   afterAll(async () => {
     await client?.close();
@@ -87,15 +89,8 @@ describe('mcplex stdio with a shared LLM', () => {
       },
       'stdio-default-store.json',
     );
-    const client = new Client({ name: 'stdio-test', version: '1.0.0' }, clientOptions('legacy'));
+    const client = await connectStdio(config, 'legacy', folder.path);
     try {
-      await client.connect(
-        new StdioClientTransport({
-          command: process.execPath,
-          args: [MCPLEX_BIN, 'stdio', '--config', config],
-          cwd: folder.path,
-        }),
-      );
       expect((await client.listTools()).tools).toEqual([]);
       expect(readdirSync(folder.path)).toEqual([]);
     } finally {
@@ -117,15 +112,8 @@ describe('mcplex stdio with a shared LLM', () => {
       'stdio-llm.json',
     );
     // The client declares no sampling: the answer can only come from mcplex's LLM.
-    const client = new Client({ name: 'stdio-test', version: '1.0.0' }, clientOptions('legacy'));
+    const client = await connectStdio(config, 'legacy');
     try {
-      await client.connect(
-        new StdioClientTransport({
-          command: process.execPath,
-          args: [MCPLEX_BIN, 'stdio', '--config', config],
-          cwd: ROOT,
-        }),
-      );
       await waitFor(
         async () => (await client.listTools()).tools.some((t) => t.name === 'everything__trigger-sampling-request'),
         'server-everything to be listed',
