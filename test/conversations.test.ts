@@ -106,24 +106,24 @@ describe('conversations shared by two processes', () => {
   });
 });
 
+/** A streamed chat turn in conversation `id`, read to its end. */
+async function streamTurn(url: string, id: string, content: string): Promise<string> {
+  const response = await request(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', stream: true, conversation: id, messages: [{ role: 'user', content }] }),
+    dispatcher,
+  });
+  return response.body.text();
+}
+
 describe('a streamed conversation turn', () => {
   it('streams the answer, then appends the turn and names the new version in a last chunk', async () => {
     const created = await call(urls[0]!, 'POST', '/v1/conversations', {
       items: [{ role: 'user', content: 'I like tea' }],
     });
     const id = created.json.id as string;
-    const response = await request(`${urls[1]!}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: 'm',
-        stream: true,
-        conversation: id,
-        messages: [{ role: 'user', content: 'what do I like?' }],
-      }),
-      dispatcher,
-    });
-    const text = await response.body.text();
+    const text = await streamTurn(urls[1]!, id, 'what do I like?');
     const chunks = text
       .split('\n')
       .filter((line) => line.startsWith('data: {'))
@@ -151,17 +151,7 @@ describe('a streamed conversation turn', () => {
     mock.setOptions({ latencyMs: 300 });
     const before = mock.requests.length;
     try {
-      const racing = request(`${urls[1]!}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          model: 'm',
-          stream: true,
-          conversation: id,
-          messages: [{ role: 'user', content: 'slow' }],
-        }),
-        dispatcher,
-      }).then((r) => r.body.text());
+      const racing = streamTurn(urls[1]!, id, 'slow');
       // Once the model has the request, the turn has read the conversation; another writer appends meanwhile.
       await waitFor(() => mock.requests.length > before, 'the turn to reach the model');
       await call(urls[0]!, 'POST', `/v1/conversations/${id}/items`, {

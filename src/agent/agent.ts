@@ -385,13 +385,13 @@ export function createAgent(options: AgentOptions) {
           if (includeUsage) send(chunk({ usage }));
           if (turn) {
             // The exchange is appended before [DONE]; a last chunk names the conversation's new version.
-            // On the last step the model's tool calls go nowhere (neither run nor sent): they are not kept either.
             const reply: ChatMessage = {
               role: 'assistant',
               content: content || null,
-              ...(made.length > 0 && !last ? { tool_calls: made } : {}),
+              ...(made.length > 0 ? { tool_calls: made } : {}),
             };
-            send(chunk({ conversation: await turn.commit([...messages.slice(own), reply]) }));
+            const kept = last ? withoutToolCalls(reply) : reply;
+            send(chunk({ conversation: await turn.commit([...messages.slice(own), kept]) }));
           }
           send('data: [DONE]\n\n');
           res.end();

@@ -7,6 +7,7 @@ import { importDesktopConfig } from '../config/import-desktop.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { startMockLlm } from '../llm/mock/mock-llm.js';
+import type { MockLlmBehaviour } from '../llm/mock/mock-llm.js';
 import { createLogger } from '../log/logger.js';
 import type { Logger } from '../log/logger.js';
 import { startHttp, startStdio } from '../main.js';
@@ -150,16 +151,8 @@ program
   .option('--chunk-delay-ms <ms>', 'delay between streamed chunks', parseNonNegative, 0)
   .option('--auto-tools', 'call an offered tool, then report its result (a scripted demo model)', false)
   .action(
-    async (options: {
-      port: number;
-      host: string;
-      latencyMs: number;
-      jitterMs: number;
-      failureRate: number;
-      chunks: number;
-      chunkDelayMs: number;
-      autoTools: boolean;
-    }) => {
+    // Every option has a default: what commander hands over is the mock's behaviour plus where it listens.
+    async (options: MockLlmBehaviour & { port: number; host: string }) => {
       // Not recording: a long-running server would keep every request in memory.
       const mock = await startMockLlm({ ...options, record: false }).catch((error: unknown) =>
         fail(errorMessage(error)),

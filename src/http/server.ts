@@ -75,6 +75,8 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     const principal = await mcpPrincipal(req, res);
     if (!principal) return;
     if (req.method === 'GET' || req.method === 'DELETE') {
+      // A GET is a notification stream, open for as long as the client likes: a drain does not wait for it.
+      if (req.method === 'GET') markOpenEnded(res);
       await mcp.sessionRequest(req, res, principal);
       return;
     }
@@ -125,8 +127,6 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
 
   const server = createServer((req, res) => {
     drain.track(res);
-    // A GET on /mcp is a notification stream, open for as long as the client likes.
-    if (req.method === 'GET' && req.url?.startsWith('/mcp')) markOpenEnded(res);
     route(req, res, performance.now()).catch((error: unknown) => {
       if (error instanceof McplexError && error.code === 'BODY_TOO_LARGE') {
         // Stop reading: the client gets its answer and the connection is not reused for the rest of the body.

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   SPEC_VERSIONS,
@@ -15,6 +15,7 @@ import {
   readResults,
   reportHeader,
   run,
+  runWhenMain,
   writeReport,
 } from './run-conformance.js';
 import type { ReportHeader, SpecVersion, Suite, TargetResult } from './run-conformance.js';
@@ -240,9 +241,4 @@ async function main(): Promise<void> {
   process.exitCode = report.exitCode;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 2;
-  });
-}
+runWhenMain(import.meta.url, main);

@@ -342,6 +342,15 @@ export function writeReport(
   }
 }
 
+/** Runs `main` when the module at `moduleUrl` is the program itself (not imported by a test); exit code 2 on a crash. */
+export function runWhenMain(moduleUrl: string, main: () => Promise<void>): void {
+  if (process.argv[1] === undefined || moduleUrl !== pathToFileURL(process.argv[1]).href) return;
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 2;
+  });
+}
+
 export interface RunOptions {
   out: string;
   specVersions: SpecVersion[];
@@ -493,9 +502,4 @@ async function main(): Promise<void> {
   process.exitCode = report.exitCode;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 2;
-  });
-}
+runWhenMain(import.meta.url, main);

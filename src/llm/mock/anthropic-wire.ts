@@ -1,5 +1,6 @@
 // The Anthropic side of the mock LLM: reads Messages API requests, renders the message object or its exact SSE
 // event sequence (message_start … message_stop), the model list and errors in Anthropic's shapes.
+import { anthropicErrorType } from '../providers/anthropic.js';
 import { completionChars, estimateTokens, isRecord, splitPieces, sseEvent } from './script.js';
 import type { ChatInput, Completion, InvalidRequest, ReplyPlan } from './script.js';
 
@@ -176,18 +177,6 @@ export function anthropicModelsBody(models: readonly string[]): string {
   });
 }
 
-const ERROR_TYPES: Record<number, string> = {
-  400: 'invalid_request_error',
-  401: 'authentication_error',
-  403: 'permission_error',
-  404: 'not_found_error',
-  413: 'request_too_large',
-  429: 'rate_limit_error',
-  500: 'api_error',
-  529: 'overloaded_error',
-};
-
 export function anthropicErrorBody(status: number, message: string): string {
-  const type = ERROR_TYPES[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error');
-  return JSON.stringify({ type: 'error', error: { type, message } });
+  return JSON.stringify({ type: 'error', error: { type: anthropicErrorType(status), message } });
 }

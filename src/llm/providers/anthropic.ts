@@ -563,6 +563,7 @@ const ERROR_TYPES: Record<string, ErrorMapping> = {
   timeout_error: { status: 504, type: 'server_error', code: null },
 };
 
+/** Anthropic's error type for an HTTP status, as its API names them. */
 const STATUS_TYPES: Record<number, string> = {
   400: 'invalid_request_error',
   401: 'authentication_error',
@@ -574,6 +575,11 @@ const STATUS_TYPES: Record<number, string> = {
   500: 'api_error',
   529: 'overloaded_error',
 };
+
+/** The `error.type` Anthropic sends with an HTTP status (for statuses it does not list, by class). */
+export function anthropicErrorType(status: number): string {
+  return STATUS_TYPES[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error');
+}
 
 function errorMapping(status: number, anthropicType: unknown): ErrorMapping {
   const known = typeof anthropicType === 'string' ? ERROR_TYPES[anthropicType] : undefined;

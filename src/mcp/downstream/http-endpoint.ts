@@ -11,6 +11,7 @@ import { markOpenEnded } from '../../http/drain.js';
 import { sendJsonRpcError } from '../../http/json.js';
 import { createMemoryEventStore } from './event-store.js';
 import { fastToolCall, plainModernToolCall, serveFastToolCall } from './fast-tool-call.js';
+import type { FastToolCall } from './fast-tool-call.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
 import type { Subscriptions } from './subscriptions.js';
 import type { Principal } from '../../policy/auth/keys.js';
@@ -267,11 +268,15 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
         await legacy(req, res, body, principal);
         return;
       }
+      /** A modern tools/call without the SDK server, once its Mcp-Param-* headers agree with its arguments. */
+      const serveModernCall = async (call: FastToolCall) => {
+        if (rejectParamHeaders(options.catalog, req, res, body)) return;
+        await serveFastToolCall(options.catalog, call, 'modern', res, new AbortController(), principal);
+      };
       // The common modern call, recognised without classifying the whole body.
       const plain = plainModernToolCall(req, body);
       if (plain) {
-        if (rejectParamHeaders(options.catalog, req, res, body)) return;
-        await serveFastToolCall(options.catalog, plain, 'modern', res, new AbortController(), principal);
+        await serveModernCall(plain);
         return;
       }
       const outcome = classifyInboundRequest({
@@ -288,13 +293,13 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       if (outcome.kind === 'modern' && outcome.messageKind === 'request') {
         // A listen stays open for as long as the client likes: a drain does not wait for it.
         if ((body as { method?: unknown }).method === 'subscriptions/listen') markOpenEnded(res);
-        if (rejectParamHeaders(options.catalog, req, res, body)) return;
-        if (!(await followListen(res, listenedUris(body), principal))) return;
         const call = fastToolCall(req, body, 'modern');
         if (call) {
-          await serveFastToolCall(options.catalog, call, 'modern', res, new AbortController(), principal);
+          await serveModernCall(call);
           return;
         }
+        if (rejectParamHeaders(options.catalog, req, res, body)) return;
+        if (!(await followListen(res, listenedUris(body), principal))) return;
       }
       // Other modern requests, and malformed ones, which the modern entry answers with the right error.
       (req as IncomingMessage & { auth?: AuthInfo }).auth = authInfoFor(principal);

@@ -111,22 +111,7 @@ describe('sqlite store: one file, several connections', () => {
         stdio: ['pipe', 'pipe', 'inherit'],
       }),
     );
-    const outputs = children.map((child) => {
-      let text = '';
-      child.stdout.setEncoding('utf8');
-      const ready = new Promise<void>((resolve, reject) => {
-        child.stdout.on('data', (chunk: string) => {
-          text += chunk;
-          if (text.startsWith('ready\n')) resolve();
-        });
-        child.on('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready`)));
-      });
-      const done = new Promise<string>((resolve, reject) => {
-        child.on('error', reject);
-        child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`worker exited with ${code}`))));
-      });
-      return { ready, done };
-    });
+    const outputs = children.map(watch);
     await Promise.all(outputs.map((o) => o.ready));
     for (const child of children) child.stdin.end('go\n');
     const results = await Promise.all(outputs.map((o) => o.done));
