@@ -1,8 +1,10 @@
 // A plain HTTP pass-through proxy (node:http in, undici out), the floor for the latency any separate proxy
 // process adds on this machine: the benchmark runs it beside mcplex so that mcplex's overhead can be read against
-// what forwarding alone costs. Event streams are streamed; other answers are written in one go. It knows nothing
-// about MCP or LLMs and is not part of mcplex.
+// what forwarding alone costs. It uses undici's dispatch (no per-request stream, promise or AbortSignal), and
+// writes a non-streamed answer in one go, so that this floor is as low as a Node proxy gets. Event streams are
+// streamed as they arrive. It knows nothing about MCP or LLMs and is not part of mcplex.
 import { createServer } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
 
@@ -10,48 +12,62 @@ const target = new URL(process.argv[2] ?? '');
 const pool = new Pool(target.origin, { connections: 64 });
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'host']);
 
+function endToEnd(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [key, value] of Object.entries(headers)) {
+    if (!HOP_BY_HOP.has(key) && value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
 const server = createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on('data', (chunk: Buffer) => chunks.push(chunk));
-  // A client that goes away (a closed SSE stream) must free the upstream connection as well.
-  const abort = new AbortController();
-  res.on('close', () => abort.abort());
   req.on('end', () => {
-    const headers: Record<string, string> = {};
-    for (const [key, value] of Object.entries(req.headers)) {
-      if (!HOP_BY_HOP.has(key) && typeof value === 'string') headers[key] = value;
-    }
-    pool
-      .request({
+    let status = 502;
+    let headers: Record<string, string | string[]> = {};
+    let streaming = false;
+    const body: Buffer[] = [];
+    pool.dispatch(
+      {
         method: req.method === 'GET' ? 'GET' : req.method === 'DELETE' ? 'DELETE' : 'POST',
         path: target.pathname,
-        headers,
+        headers: endToEnd(req.headers) as Record<string, string>,
         body: req.method === 'POST' ? Buffer.concat(chunks) : null,
-        signal: abort.signal,
-      })
-      .then(async (upstream) => {
-        const out: Record<string, string | string[]> = {};
-        for (const [key, value] of Object.entries(upstream.headers)) {
-          if (!HOP_BY_HOP.has(key) && value !== undefined) out[key] = value;
-        }
-        if (String(upstream.headers['content-type'] ?? '').includes('text/event-stream')) {
-          // A stream goes on as it arrives.
-          res.writeHead(upstream.statusCode, out);
-          for await (const chunk of upstream.body) res.write(chunk);
+      },
+      {
+        onRequestStart(controller) {
+          // A client that goes away (a closed SSE stream) must free the upstream connection as well.
+          res.once('close', () => {
+            if (!res.writableFinished) controller.abort(new Error('client went away'));
+          });
+        },
+        onResponseStart(_controller, statusCode, upstreamHeaders) {
+          status = statusCode;
+          headers = endToEnd(upstreamHeaders);
+          streaming = String(upstreamHeaders['content-type'] ?? '').includes('text/event-stream');
+          if (streaming) res.writeHead(status, headers);
+        },
+        onResponseData(_controller, chunk) {
+          if (streaming) res.write(chunk);
+          else body.push(chunk);
+        },
+        onResponseEnd() {
+          if (streaming) {
+            res.end();
+            return;
+          }
+          const whole = Buffer.concat(body);
+          headers['content-length'] = String(whole.length);
+          res.writeHead(status, headers);
+          res.end(whole);
+        },
+        onResponseError() {
+          if (!res.headersSent) res.writeHead(502);
           res.end();
-          return;
-        }
-        // Anything else is read whole and written in one go, headers and body in a single write: the cheapest
-        // way to forward a small answer, so that this floor is as low as a plain proxy gets.
-        const body = Buffer.from(await upstream.body.arrayBuffer());
-        out['content-length'] = String(body.length);
-        res.writeHead(upstream.statusCode, out);
-        res.end(body);
-      })
-      .catch(() => {
-        if (!res.headersSent) res.writeHead(502);
-        res.end();
-      });
+        },
+      },
+    );
   });
 });
 server.listen(0, '127.0.0.1', () => {

@@ -4,6 +4,7 @@
 // a refused connection) or asks for input first, so that the caller can take the SDK client path without
 // running a tool twice.
 import { CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY } from '@modelcontextprotocol/client';
+import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
@@ -30,7 +31,10 @@ export interface ForwardSession {
 
 export interface ForwardOptions {
   session: ForwardSession;
-  signal: AbortSignal;
+  /** The caller's cancellation. */
+  signal?: AbortSignal;
+  /** How long to wait for the answer; every progress report starts the wait again. */
+  timeoutMs?: number;
   /** The `Mcp-Name` of a modern request (the tool name). */
   name?: string;
   /** Called for each progress notification the server sends for this request. */
@@ -58,6 +62,14 @@ export interface HttpForwarderOptions {
   /** Answers a request the server sends on the response stream (roots, sampling, elicitation). */
   answerServerRequest: (method: string, params: unknown) => Promise<unknown>;
   connections?: number;
+}
+
+/** Raised when the upstream sent no answer within the call's timeout (restarted by each progress report). */
+export class ForwardTimeout extends Error {
+  override readonly name = 'ForwardTimeout';
+  constructor(readonly timeoutMs: number) {
+    super(`no answer within ${timeoutMs} ms`);
+  }
 }
 
 /** Raised when the upstream answered in a way that is neither a result nor a JSON-RPC error. */
@@ -94,6 +106,21 @@ interface StreamEnded extends StreamPosition {
   kind: 'ended';
   /** The stream's error when it broke rather than ended. */
   error?: unknown;
+}
+
+/** A response that is not an event stream, read whole. */
+interface PlainAnswer {
+  kind: 'plain';
+  status: number;
+  type: string;
+  text: string;
+}
+
+/** What a call hands on from its response stream. */
+interface EventHandlers {
+  onProgress: (progress: unknown) => void;
+  answer: ForwardOptions['answer'];
+  onLog: ForwardOptions['onLog'];
 }
 
 function isJsonRpcError(value: unknown): value is JsonRpcError {
@@ -159,42 +186,19 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
   }
 
   /**
-   * Reads SSE events until the response to `id` arrives. The rest of a POST response stream is consumed in the
-   * background (the server ends it after the response) so that the connection goes back to the pool; stopping
-   * early would destroy the socket and cost an error with a stack trace on every call. A resumed stream (a GET)
-   * is closed once the answer is in: it may stay open. A stream that ends or breaks before the answer resolves
-   * as `ended`, with the last event id and `retry:` seen (starting from `from`), for the caller to resume it.
+   * Reads the SSE events of a response stream, chunk by chunk, until the answer to `id`: progress, log messages
+   * and requests from the server on the way are handed on, and the position (last event id, `retry:` advice) is
+   * kept for a resumption. `feed` returns the answer once it has arrived; an event that is not JSON throws.
    */
-  function readSse(
-    body: Dispatcher.ResponseData['body'],
-    id: string,
-    session: ForwardSession,
-    onProgress: ((progress: unknown) => void) | undefined,
-    answer: ForwardOptions['answer'],
-    onLog: ForwardOptions['onLog'],
-    from: StreamPosition = { lastEventId: undefined, retryMs: undefined },
-    resumed = false,
-  ): Promise<ForwardOutcome | StreamEnded> {
-    return new Promise((resolve, reject) => {
-      let buffer = '';
-      let settled = false;
-      const position = { ...from };
-      const finish = (run: () => ForwardOutcome | StreamEnded) => {
-        if (settled) return;
-        settled = true;
-        if (resumed) body.destroy();
-        try {
-          resolve(run());
-        } catch (error) {
-          reject(error);
-        }
-      };
-      body.setEncoding('utf8');
-      body.on('data', (chunk: string) => {
-        if (settled) return;
+  function sseReader(id: string, session: ForwardSession, events: EventHandlers, from: StreamPosition) {
+    let buffer = '';
+    const position = { ...from };
+    return {
+      position,
+      feed(chunk: string): ForwardOutcome | undefined {
         buffer += chunk;
         let match: RegExpExecArray | null;
-        while (!settled && (match = EVENT_BOUNDARY.exec(buffer)) !== null) {
+        while ((match = EVENT_BOUNDARY.exec(buffer)) !== null) {
           const event = buffer.slice(0, match.index);
           buffer = buffer.slice(match.index + match[0].length);
           const lines = event.split(/\r\n|\n|\r/);
@@ -212,26 +216,119 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
           try {
             message = JSON.parse(data) as JsonRpcMessage;
           } catch {
-            finish(() => {
-              throw new ForwardError('the server sent an event that is not JSON');
-            });
-            return;
+            throw new ForwardError('the server sent an event that is not JSON');
           }
           if (message.id === id && (message.result !== undefined || message.error !== undefined)) {
-            finish(() => settle(message));
+            return settle(message);
           } else if (message.method !== undefined && message.id !== undefined && message.id !== null) {
-            void reply(session, message, answer).catch(() => {});
-          } else if (message.method === 'notifications/progress' && onProgress) {
+            void reply(session, message, events.answer).catch(() => {});
+          } else if (message.method === 'notifications/progress') {
             const params = message.params as { progressToken?: unknown } | undefined;
-            if (params?.progressToken === id) onProgress(params);
+            if (params?.progressToken === id) events.onProgress(params);
           } else if (message.method === 'notifications/message') {
-            onLog?.(message.params);
+            events.onLog?.(message.params);
           }
         }
+        return undefined;
+      },
+    };
+  }
+
+  /**
+   * Reads a resumed response stream (a GET) until the answer, which closes it (such a stream may stay open);
+   * one that ends or breaks first resolves as `ended`, with where it got to.
+   */
+  function readResumed(
+    body: Dispatcher.ResponseData['body'],
+    reader: ReturnType<typeof sseReader>,
+  ): Promise<ForwardOutcome | StreamEnded> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const finish = (outcome: ForwardOutcome | StreamEnded | Error) => {
+        if (settled) return;
+        settled = true;
+        body.destroy();
+        if (outcome instanceof Error) reject(outcome);
+        else resolve(outcome);
+      };
+      body.setEncoding('utf8');
+      body.on('data', (chunk: string) => {
+        if (settled) return;
+        try {
+          const outcome = reader.feed(chunk);
+          if (outcome) finish(outcome);
+        } catch (error) {
+          finish(error as Error);
+        }
       });
-      body.once('end', () => finish(() => ({ kind: 'ended', ...position })));
+      body.once('end', () => finish({ kind: 'ended', ...reader.position }));
       // `on`, not `once`: a stream destroyed after the answer may still report an error, which must not throw.
-      body.on('error', (error) => finish(() => ({ kind: 'ended', ...position, error })));
+      body.on('error', (error) => finish({ kind: 'ended', ...reader.position, error }));
+    });
+  }
+
+  /**
+   * Sends one request (undici's dispatch: no per-request stream or promise machinery) and reads its answer: an
+   * SSE stream through `sseReader` until the answer (the rest of the stream is let run out, so that the
+   * connection goes back to the pool), any other body whole. `control` receives the exchange's abort.
+   */
+  function exchange(
+    headers: Record<string, string>,
+    body: string,
+    reader: () => ReturnType<typeof sseReader>,
+    control: (abort: (reason: unknown) => void) => void,
+  ): Promise<ForwardOutcome | StreamEnded | PlainAnswer> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let status = 0;
+      let type = '';
+      let sse: ReturnType<typeof sseReader> | undefined;
+      let decoder: StringDecoder | undefined;
+      const chunks: Buffer[] = [];
+      const finish = (outcome: ForwardOutcome | StreamEnded | PlainAnswer | Error) => {
+        if (settled) return;
+        settled = true;
+        if (outcome instanceof Error) reject(outcome);
+        else resolve(outcome);
+      };
+      pool.dispatch(
+        { method: 'POST', path, headers, body },
+        {
+          onRequestStart(controller) {
+            control((reason) => controller.abort(reason as Error));
+          },
+          onResponseStart(_controller, statusCode, responseHeaders) {
+            status = statusCode;
+            type = String(responseHeaders['content-type'] ?? '');
+            if (status >= 200 && status < 300 && type.includes('text/event-stream')) {
+              sse = reader();
+              decoder = new StringDecoder('utf8');
+            }
+          },
+          onResponseData(_controller, chunk) {
+            if (settled) return;
+            if (!sse) {
+              chunks.push(chunk);
+              return;
+            }
+            try {
+              const outcome = sse.feed(decoder!.write(chunk));
+              if (outcome) finish(outcome);
+            } catch (error) {
+              finish(error as Error);
+            }
+          },
+          onResponseEnd() {
+            if (sse) finish({ kind: 'ended', ...sse.position });
+            else finish({ kind: 'plain', status, type, text: Buffer.concat(chunks).toString('utf8') });
+          },
+          onResponseError(_controller, error) {
+            // An SSE stream that breaks after some events may still be resumed from its last event id.
+            if (sse) finish({ kind: 'ended', ...sse.position, error });
+            else finish(error);
+          },
+        },
+      );
     });
   }
 
@@ -284,66 +381,92 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
   }
 
   return {
-    async call(method, params, { session, signal, name, onProgress, answer, onLog, capabilities, onPause, headers }) {
+    async call(method, params, options) {
+      const { session, signal, timeoutMs, name, onProgress, answer, onLog, capabilities, onPause, headers } = options;
+      signal?.throwIfAborted();
       const id = `mcplex-${++counter}`;
       // The request id doubles as progress token: progress keeps a long call inside its timeout.
       const meta = {
         ...(params._meta as Record<string, unknown> | undefined),
-        ...(onProgress ? { progressToken: id } : {}),
+        progressToken: id,
         ...(session.era === 'modern' ? session.envelope : undefined),
         // A 2026-07-28 server logs only for requests that name a level; the caller filters by its client's level.
         ...(session.era === 'modern' && onLog ? { [LOG_LEVEL_META_KEY]: 'debug' } : {}),
         ...(session.era === 'modern' && capabilities ? { [CLIENT_CAPABILITIES_META_KEY]: capabilities } : {}),
       };
-      const sent = Object.keys(meta).length === 0 ? params : { ...params, _meta: meta };
-      // In the legacy era closing a stream does not cancel: the server is told explicitly.
-      const onAbort = () => {
-        if (session.era !== 'legacy') return;
-        const notice = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id } };
-        void post(session, notice).catch(() => {});
+      // The call ends early on the caller's cancellation or the timeout: whichever stops it first is the reason.
+      let stopped: { reason: unknown } | undefined;
+      let abortExchange: ((reason: unknown) => void) | undefined;
+      let resumption: AbortController | undefined;
+      const stop = (reason: unknown) => {
+        if (stopped) return;
+        stopped = { reason };
+        abortExchange?.(reason);
+        resumption?.abort(reason);
+        // In the legacy era closing a stream does not cancel: the server is told explicitly.
+        if (session.era === 'legacy') {
+          const notice = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id } };
+          void post(session, notice).catch(() => {});
+        }
       };
-      signal.addEventListener('abort', onAbort, { once: true });
+      const timer =
+        timeoutMs === undefined ? undefined : setTimeout(() => stop(new ForwardTimeout(timeoutMs)), timeoutMs);
+      const onCancel = () => stop(signal!.reason);
+      signal?.addEventListener('abort', onCancel, { once: true });
+      const events: EventHandlers = {
+        onProgress: (progress) => {
+          timer?.refresh();
+          onProgress?.(progress);
+        },
+        answer,
+        onLog,
+      };
       try {
-        let response: Dispatcher.ResponseData;
+        let outcome: ForwardOutcome | StreamEnded | PlainAnswer;
         try {
-          response = await pool.request({
-            method: 'POST',
-            path,
-            headers: headers ? { ...headers, ...headersFor(session, method, name) } : headersFor(session, method, name),
-            body: JSON.stringify({ jsonrpc: '2.0', id, method, params: sent }),
-            signal,
-          });
+          outcome = await exchange(
+            headers ? { ...headers, ...headersFor(session, method, name) } : headersFor(session, method, name),
+            JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } }),
+            () => sseReader(id, session, events, { lastEventId: undefined, retryMs: undefined }),
+            (abort) => {
+              abortExchange = abort;
+              if (stopped) abort(stopped.reason);
+            },
+          );
         } catch (error) {
+          if (stopped) throw stopped.reason;
           const code = (error as { code?: unknown }).code;
           if (typeof code === 'string' && NOT_SENT.has(code)) return { kind: 'fallback', reason: code };
           throw error;
         }
-        const type = String(response.headers['content-type'] ?? '');
-        if (response.statusCode === 404) {
-          await response.body.dump();
-          return { kind: 'fallback', reason: 'session expired' };
-        }
-        if (response.statusCode >= 200 && response.statusCode < 300 && type.includes('text/event-stream')) {
-          const outcome = await readSse(response.body, id, session, onProgress, answer, onLog);
-          if (outcome.kind !== 'ended') return outcome;
+        if (stopped) throw stopped.reason;
+        if (outcome.kind === 'ended') {
           if (session.era === 'legacy' && outcome.lastEventId !== undefined && outcome.error === undefined) onPause?.();
-          return await resume(outcome, session, signal, (body, from) =>
-            readSse(body, id, session, onProgress, answer, onLog, from, true),
-          );
+          resumption = new AbortController();
+          return await resume(outcome, session, resumption.signal, (body, from) =>
+            readResumed(body, sseReader(id, session, events, from)),
+          ).catch((error: unknown) => {
+            throw stopped ? stopped.reason : error;
+          });
         }
-        const text = await response.body.text();
+        if (outcome.kind !== 'plain') return outcome;
+        if (outcome.status === 404) return { kind: 'fallback', reason: 'session expired' };
         let message: JsonRpcMessage | undefined;
         try {
-          message = type.includes('application/json') && text !== '' ? (JSON.parse(text) as JsonRpcMessage) : undefined;
+          message =
+            outcome.type.includes('application/json') && outcome.text !== ''
+              ? (JSON.parse(outcome.text) as JsonRpcMessage)
+              : undefined;
         } catch {
           message = undefined;
         }
         if (message && (message.id === id || (message.id === null && isJsonRpcError(message.error)))) {
           return settle(message);
         }
-        throw new ForwardError(`unexpected answer: HTTP ${response.statusCode} ${type}`.trim());
+        throw new ForwardError(`unexpected answer: HTTP ${outcome.status} ${outcome.type}`.trim());
       } finally {
-        signal.removeEventListener('abort', onAbort);
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onCancel);
       }
     },
     close: () => pool.close(),

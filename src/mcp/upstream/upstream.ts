@@ -35,7 +35,7 @@ import type { Logger } from '../../log/logger.js';
 import type { ServerConfig } from '../../config/schema.js';
 import { McplexError, errorMessage } from '../../errors.js';
 import { backoffDelay } from '../../backoff.js';
-import { createHttpForwarder } from './http-forwarder.js';
+import { createHttpForwarder, ForwardTimeout } from './http-forwarder.js';
 import type { ForwardSession, HttpForwarder } from './http-forwarder.js';
 import { createUpstreamTransport } from './transport.js';
 import type { UpstreamTransport } from './transport.js';
@@ -597,22 +597,14 @@ export class Upstream {
   ): Promise<Record<string, unknown> | undefined> {
     const session = this.forwarder && this.fastTools.has(name) ? this.forwardSession() : undefined;
     if (!session) return undefined;
-    // One controller for the caller's cancellation and the call timeout, which starts again on every progress report.
-    const abort = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      abort.abort(new Error('call timeout'));
-    }, this.config.timeouts.call);
-    const onCancel = () => abort.abort(signal?.reason);
-    signal?.addEventListener('abort', onCancel, { once: true });
     let outcome;
     try {
       outcome = await this.forwarder!.call(method, params, {
         session,
-        signal: abort.signal,
+        ...(signal ? { signal } : {}),
+        // The call timeout starts again on every progress report.
+        timeoutMs: this.config.timeouts.call,
         name,
-        onProgress: () => timer.refresh(),
         // Requests on this call's response stream belong to this call's client.
         answer: (requestMethod, requestParams) => this.answerServerRequest(requestMethod, requestParams, relay),
         onLog: (message) => relay?.log?.(message as LogMessage),
@@ -621,7 +613,7 @@ export class Upstream {
         ...(headers && session.era === 'modern' ? { headers } : {}),
       });
     } catch (error) {
-      if (timedOut) {
+      if (error instanceof ForwardTimeout) {
         throw new McplexError('UPSTREAM_TIMEOUT', `server "${this.key}" did not answer in time`, { status: 504 });
       }
       if (signal?.aborted) throw error;
@@ -630,9 +622,6 @@ export class Upstream {
         status: 502,
         cause: error,
       });
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onCancel);
     }
     if (outcome.kind === 'result') return outcome.result;
     if (outcome.kind === 'error')
