@@ -19,6 +19,7 @@ export type McplexErrorCode =
   | 'STORE_FAILED'
   | 'NOT_FOUND'
   | 'CONVERSATION_CONFLICT'
+  | 'TOO_MANY_SUBSCRIPTIONS'
   | 'LLM_FAILED';
 
 export class McplexError extends Error {

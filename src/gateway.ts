@@ -73,6 +73,7 @@ export function createGateway(config: Config, logger: Logger, options: GatewayOp
         // 2026-07-28 clients subscribe through subscriptions/listen, which the HTTP endpoint feeds; a server
         // instance for them only needs to declare resources.subscribe so that the listen stream honours URIs.
         subscriptions,
+        maxSubscriptions: config.server.maxSubscriptions,
       }),
     start() {
       for (const upstream of upstreams) upstream.start();

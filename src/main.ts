@@ -131,6 +131,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     createServer: (era, principal) => gateway.createServer(era, principal),
     catalog: gateway.catalog,
     subscriptions: gateway.subscriptions,
+    maxSubscriptions: config.server.maxSubscriptions,
     logger,
   });
   const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));

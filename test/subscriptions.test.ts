@@ -95,4 +95,54 @@ describe.each(EVERYTHING_TRANSPORTS)('server-everything over %s', (transport) =>
       await expect(subscribed.subscribeResource({ uri: 'mcplex://nowhere/x://y' })).rejects.toThrow(/unknown resource/);
     });
   });
+
+  describe('with server.maxSubscriptions: 2', () => {
+    let limited: RunningServer;
+    let uris: string[];
+    beforeAll(async () => {
+      limited = await startMcplex({ mcpServers: { everything: everything.server }, server: { maxSubscriptions: 2 } });
+      await limited.gateway.whenSettled();
+      const probe = await connectHttp(`${limited.url}/mcp`, 'legacy');
+      uris = (await probe.listResources()).resources.map((r) => r.uri).slice(0, 3);
+      await probe.close();
+      expect(uris).toHaveLength(3);
+    });
+    afterAll(async () => {
+      await limited?.close();
+    });
+
+    it('a 2025-era session holds at most 2 URIs; unsubscribing makes room, and other sessions have their own', async () => {
+      const [a, b, c] = uris as [string, string, string];
+      const client = await connectHttp(`${limited.url}/mcp`, 'legacy');
+      const other = await connectHttp(`${limited.url}/mcp`, 'legacy');
+      try {
+        await client.subscribeResource({ uri: a });
+        await client.subscribeResource({ uri: b });
+        // Subscribing again to a URI it holds is not a new subscription.
+        await client.subscribeResource({ uri: b });
+        const refused = await client.subscribeResource({ uri: c }).catch((error: unknown) => error);
+        expect(refused).toMatchObject({ code: -32602 });
+        expect(String(refused)).toMatch(/too many resource subscriptions.*2/);
+        await other.subscribeResource({ uri: c });
+        await client.unsubscribeResource({ uri: a });
+        await client.subscribeResource({ uri: c });
+        // The session is still served.
+        expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+      } finally {
+        await client.close();
+        await other.close();
+      }
+    });
+
+    it('a 2026-07-28 listen request may name at most 2 URIs', async () => {
+      const client = await connectHttp(`${limited.url}/mcp`, 'modern');
+      try {
+        await expect(client.listen({ resourceSubscriptions: uris })).rejects.toThrow(/too many resource subscriptions/);
+        const subscription = await client.listen({ resourceSubscriptions: uris.slice(0, 2) });
+        await subscription.close();
+      } finally {
+        await client.close();
+      }
+    });
+  });
 });

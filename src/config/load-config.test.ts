@@ -47,6 +47,7 @@ describe('parseConfig', () => {
         allowedHosts: [],
         pageSize: 500,
         drainMs: 10_000,
+        maxSubscriptions: 1000,
       },
       llm: {
         models: {},

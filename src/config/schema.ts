@@ -231,6 +231,15 @@ const httpServerSchema = z.strictObject({
   pageSize: z.number().int('pageSize must be an integer').positive('pageSize must be > 0').default(500),
   /** On SIGTERM, how long requests in progress may run on before they are cut (new connections are refused). */
   drainMs: z.number().int('drainMs must be an integer').min(0, 'drainMs must be >= 0').default(10_000),
+  /**
+   * Resource subscriptions one client may hold: a 2025-era session or stdio connection, or one 2026-07-28 listen
+   * request. Each may cost a subscription on the upstream; a template matches any number of URIs.
+   */
+  maxSubscriptions: z
+    .number()
+    .int('maxSubscriptions must be an integer')
+    .positive('maxSubscriptions must be > 0')
+    .default(1000),
 });
 
 export const configSchema = z

@@ -35,6 +35,8 @@ export interface AggregateServerOptions {
   rounds?: InputRounds;
   /** Resource subscriptions of legacy clients; without it subscribing is not offered. */
   subscriptions?: Subscriptions;
+  /** How many URIs this server's client may be subscribed to at once (default 1000). */
+  maxSubscriptions?: number;
   instructions?: string;
 }
 
@@ -44,6 +46,7 @@ const WIRE_CODES: Partial<Record<McplexError['code'], number>> = {
   UNKNOWN_PROMPT: -32602,
   UNKNOWN_RESOURCE: -32002,
   INVALID_CURSOR: -32602,
+  TOO_MANY_SUBSCRIPTIONS: -32602,
   UPSTREAM_UNAVAILABLE: -32603,
   UPSTREAM_TIMEOUT: -32603,
   UPSTREAM_ERROR: -32603,
@@ -222,16 +225,28 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
   if (subscriptions) {
     // This server instance is the subscriber: one per legacy session or stdio connection.
     const subscriber = { notifyUpdated: (uri: string) => void server.sendResourceUpdated({ uri }).catch(() => {}) };
+    const held = new Set<string>();
+    const max = options.maxSubscriptions ?? 1000;
     server.setRequestHandler('resources/subscribe', async (request) =>
       wrap(async () => {
-        scopedResource(catalog, scope, request.params.uri);
-        await subscriptions.subscribe(request.params.uri, subscriber);
+        const { uri } = request.params;
+        scopedResource(catalog, scope, uri);
+        if (!held.has(uri) && held.size >= max) {
+          throw new McplexError(
+            'TOO_MANY_SUBSCRIPTIONS',
+            `too many resource subscriptions: this client holds ${max}, the most allowed; unsubscribe first`,
+            { data: { limit: max } },
+          );
+        }
+        await subscriptions.subscribe(uri, subscriber);
+        held.add(uri);
         return {};
       }),
     );
     server.setRequestHandler('resources/unsubscribe', async (request) =>
       wrap(async () => {
         await subscriptions.unsubscribe(request.params.uri, subscriber);
+        held.delete(request.params.uri);
         return {};
       }),
     );

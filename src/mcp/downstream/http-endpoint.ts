@@ -28,6 +28,8 @@ export interface McpHttpEndpointOptions {
   /** Legacy sessions idle longer than this are closed. */
   sessionIdleMs?: number;
   maxSessions?: number;
+  /** How many URIs one 2026-07-28 listen request may name (default 1000). */
+  maxSubscriptions?: number;
 }
 
 interface LegacySession {
@@ -125,6 +127,15 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
   async function followListen(res: ServerResponse, uris: string[], principal: Principal): Promise<boolean> {
     const subscriptions = options.subscriptions;
     if (!subscriptions || uris.length === 0) return true;
+    const max = options.maxSubscriptions ?? 1000;
+    if (new Set(uris).size > max) {
+      sendJsonRpcError(res, 400, {
+        code: -32602,
+        message: `too many resource subscriptions: a listen request may name at most ${max} URIs`,
+        data: { code: 'TOO_MANY_SUBSCRIPTIONS', limit: max },
+      });
+      return false;
+    }
     const scope = scopeCheck(principal.scopes);
     if (!scope.unrestricted) {
       const hidden = uris.find((uri) => {
