@@ -22,7 +22,10 @@ afterEach(async () => {
 });
 
 /** A server that hands each POSTed JSON-RPC message to `handler`; every message is recorded. */
-async function upstream(handler: Handler): Promise<{ forwarder: HttpForwarder; received: Received[] }> {
+async function upstream(
+  handler: Handler,
+  options: { connections?: number; lingerMs?: number } = {},
+): Promise<{ forwarder: HttpForwarder; received: Received[] }> {
   const received: Received[] = [];
   const server = createServer((req, res) => {
     let body = '';
@@ -39,6 +42,7 @@ async function upstream(handler: Handler): Promise<{ forwarder: HttpForwarder; r
     url: `http://127.0.0.1:${port}/mcp`,
     headers: {},
     answerServerRequest: () => Promise.reject(new Error('no requests expected')),
+    ...options,
   });
   cleanups.push(
     () =>
@@ -80,6 +84,25 @@ describe('the HTTP fast path', () => {
     });
     const outcome = await forwarder.call('tools/call', { name: 't', arguments: {} }, { session: modern });
     expect(outcome).toEqual({ kind: 'result', result: { content: [{ type: 'text', text }] } });
+  });
+
+  it('cuts a stream the server keeps open after answering, so that its connection serves the next call', async () => {
+    const closed: number[] = [];
+    const { forwarder } = await upstream(
+      (message, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(event(answer(message.id, `answer ${String(message.id)}`)));
+        res.once('close', () => closed.push(Date.now()));
+      },
+      { connections: 1, lingerMs: 100 },
+    );
+    const call = () => forwarder.call('tools/call', { name: 't', arguments: {} }, { session: modern });
+    const first = await call();
+    expect(first).toMatchObject({ kind: 'result' });
+    // The only connection is busy with the open stream until it is cut; then the next call goes through.
+    const second = await call();
+    expect(second).toMatchObject({ kind: 'result' });
+    expect(closed.length).toBeGreaterThanOrEqual(1);
   });
 
   it('keeps a call that reports progress alive past its timeout, and hands the progress on', async () => {

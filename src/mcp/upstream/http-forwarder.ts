@@ -62,6 +62,8 @@ export interface HttpForwarderOptions {
   /** Answers a request the server sends on the response stream (roots, sampling, elicitation). */
   answerServerRequest: (method: string, params: unknown) => Promise<unknown>;
   connections?: number;
+  /** How long a response stream may stay open after its answer before it is cut (default 5000 ms). */
+  lingerMs?: number;
 }
 
 /** Raised when the upstream sent no answer within the call's timeout (restarted by each progress report). */
@@ -138,6 +140,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
     bodyTimeout: 0,
   });
   const path = `${url.pathname}${url.search}`;
+  const lingerMs = options.lingerMs ?? 5000;
   // String ids in a namespace of their own: the SDK client uses numbers on the same session.
   let counter = 0;
 
@@ -269,8 +272,10 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
 
   /**
    * Sends one request (undici's dispatch: no per-request stream or promise machinery) and reads its answer: an
-   * SSE stream through `sseReader` until the answer (the rest of the stream is let run out, so that the
-   * connection goes back to the pool), any other body whole. `control` receives the exchange's abort.
+   * SSE stream through `sseReader` until the answer, any other body whole. The rest of an event stream is let
+   * run out, so that the connection goes back to the pool; one still open `lingerMs` after the answer is cut,
+   * so that a server that never ends its streams cannot take the pool's connections one call at a time.
+   * `control` receives the exchange's abort.
    */
   function exchange(
     headers: Record<string, string>,
@@ -284,6 +289,8 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
       let type = '';
       let sse: ReturnType<typeof sseReader> | undefined;
       let decoder: StringDecoder | undefined;
+      let abort: ((reason: Error) => void) | undefined;
+      let linger: NodeJS.Timeout | undefined;
       const chunks: Buffer[] = [];
       const finish = (outcome: ForwardOutcome | StreamEnded | PlainAnswer | Error) => {
         if (settled) return;
@@ -291,10 +298,20 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
         if (outcome instanceof Error) reject(outcome);
         else resolve(outcome);
       };
+      /** Settles with what a still-open event stream brought, which then has a while to end before it is cut. */
+      const finishStream = (outcome: ForwardOutcome | Error) => {
+        finish(outcome);
+        linger = setTimeout(
+          () => abort?.(new ForwardError('the server kept the stream open after answering')),
+          lingerMs,
+        );
+        linger.unref();
+      };
       pool.dispatch(
         { method: 'POST', path, headers, body },
         {
           onRequestStart(controller) {
+            abort = (reason) => controller.abort(reason);
             control((reason) => controller.abort(reason as Error));
           },
           onResponseStart(_controller, statusCode, responseHeaders) {
@@ -313,16 +330,18 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
             }
             try {
               const outcome = sse.feed(decoder!.write(chunk));
-              if (outcome) finish(outcome);
+              if (outcome) finishStream(outcome);
             } catch (error) {
-              finish(error as Error);
+              finishStream(error as Error);
             }
           },
           onResponseEnd() {
+            clearTimeout(linger);
             if (sse) finish({ kind: 'ended', ...sse.position });
             else finish({ kind: 'plain', status, type, text: Buffer.concat(chunks).toString('utf8') });
           },
           onResponseError(_controller, error) {
+            clearTimeout(linger);
             // An SSE stream that breaks after some events may still be resumed from its last event id.
             if (sse) finish({ kind: 'ended', ...sse.position, error });
             else finish(error);
