@@ -105,6 +105,33 @@ describe('the HTTP fast path', () => {
     expect(closed.length).toBeGreaterThanOrEqual(1);
   });
 
+  it('ends a call that times out while waiting for a pooled connection, without waiting for one', async () => {
+    const { forwarder, received } = await upstream(
+      (_message, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': working\n\n');
+      },
+      { connections: 1 },
+    );
+    const cancel = new AbortController();
+    const first = forwarder.call(
+      'tools/call',
+      { name: 't', arguments: {} },
+      { session: modern, signal: cancel.signal },
+    );
+    await expect.poll(() => received.length).toBe(1);
+    // The only connection is busy with the first call, which never answers.
+    const queued = await forwarder
+      .call('tools/call', { name: 't', arguments: {} }, { session: modern, timeoutMs: 100 })
+      .catch((e: unknown) => e);
+    expect(queued).toBeInstanceOf(ForwardTimeout);
+    cancel.abort(new Error('done'));
+    await expect(first).rejects.toThrow('done');
+    // The queued request was given up: it never reaches the server.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(received).toHaveLength(1);
+  });
+
   it('keeps a call that reports progress alive past its timeout, and hands the progress on', async () => {
     const { forwarder } = await upstream((message, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });

@@ -134,6 +134,19 @@ describe.each(EVERYTHING_TRANSPORTS)('server-everything over %s', (transport) =>
       }
     });
 
+    it('subscribes sent together cannot pass the limit between them', async () => {
+      const client = await connectHttp(`${limited.url}/mcp`, 'legacy');
+      try {
+        const outcomes = await Promise.allSettled(uris.map((uri) => client.subscribeResource({ uri })));
+        expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(2);
+        const refused = outcomes.filter((o) => o.status === 'rejected');
+        expect(refused).toHaveLength(1);
+        expect(String((refused[0] as PromiseRejectedResult).reason)).toMatch(/too many resource subscriptions/);
+      } finally {
+        await client.close();
+      }
+    });
+
     it('a 2026-07-28 listen request may name at most 2 URIs', async () => {
       const client = await connectHttp(`${limited.url}/mcp`, 'modern');
       try {

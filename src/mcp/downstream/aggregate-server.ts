@@ -238,8 +238,18 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
             { data: { limit: max } },
           );
         }
-        await subscriptions.subscribe(uri, subscriber);
+        if (held.has(uri)) {
+          await subscriptions.subscribe(uri, subscriber);
+          return {};
+        }
+        // The place is taken before the upstream is asked, so that subscribes sent together cannot all pass.
         held.add(uri);
+        try {
+          await subscriptions.subscribe(uri, subscriber);
+        } catch (error) {
+          held.delete(uri);
+          throw error;
+        }
         return {};
       }),
     );

@@ -163,7 +163,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       taken.length = 0;
     };
     try {
-      for (const uri of uris) {
+      for (const uri of new Set(uris)) {
         const count = listening.get(uri) ?? 0;
         listening.set(uri, count + 1);
         taken.push(uri);

@@ -289,7 +289,9 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
       let type = '';
       let sse: ReturnType<typeof sseReader> | undefined;
       let decoder: StringDecoder | undefined;
-      let abort: ((reason: Error) => void) | undefined;
+      let controller: Dispatcher.DispatchController | undefined;
+      /** Why the exchange was stopped before undici started it (it waited for a pooled connection). */
+      let stoppedEarly: Error | undefined;
       let linger: NodeJS.Timeout | undefined;
       const chunks: Buffer[] = [];
       const finish = (outcome: ForwardOutcome | StreamEnded | PlainAnswer | Error) => {
@@ -298,21 +300,39 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
         if (outcome instanceof Error) reject(outcome);
         else resolve(outcome);
       };
-      /** Settles with what a still-open event stream brought, which then has a while to end before it is cut. */
+      /**
+       * Settles with what a still-open event stream brought. After an answer the stream has a while to end before
+       * it is cut; after an event that is not JSON it is cut at once.
+       */
       const finishStream = (outcome: ForwardOutcome | Error) => {
         finish(outcome);
+        if (outcome instanceof Error) {
+          controller?.abort(outcome);
+          return;
+        }
         linger = setTimeout(
-          () => abort?.(new ForwardError('the server kept the stream open after answering')),
+          () => controller?.abort(new ForwardError('the server kept the stream open after answering')),
           lingerMs,
         );
         linger.unref();
       };
+      // A stop before undici starts the request (all pooled connections busy) ends the call at once; the request
+      // is aborted when its turn comes.
+      control((reason) => {
+        const error = reason instanceof Error ? reason : new ForwardError(`stopped: ${String(reason)}`);
+        if (controller) {
+          controller.abort(error);
+          return;
+        }
+        stoppedEarly = error;
+        finish(error);
+      });
       pool.dispatch(
         { method: 'POST', path, headers, body },
         {
-          onRequestStart(controller) {
-            abort = (reason) => controller.abort(reason);
-            control((reason) => controller.abort(reason as Error));
+          onRequestStart(started) {
+            controller = started;
+            if (stoppedEarly) started.abort(stoppedEarly);
           },
           onResponseStart(_controller, statusCode, responseHeaders) {
             status = statusCode;
@@ -447,10 +467,7 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
             headers ? { ...headers, ...headersFor(session, method, name) } : headersFor(session, method, name),
             JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } }),
             () => sseReader(id, session, events, { lastEventId: undefined, retryMs: undefined }),
-            (abort) => {
-              abortExchange = abort;
-              if (stopped) abort(stopped.reason);
-            },
+            (abort) => (abortExchange = abort),
           );
         } catch (error) {
           if (stopped) throw stopped.reason;
