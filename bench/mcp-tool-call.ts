@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { upstreamFetch } from '../src/mcp/upstream/transport.js';
 import { startMcplexServe, startProcess, stopAll } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -41,7 +42,8 @@ async function connect(url: string, era: Era): Promise<Client> {
     { name: 'bench', version: '1.0.0' },
     { versionNegotiation: era === 'modern' ? { mode: { pin: '2026-07-28' } } : { mode: 'legacy' } },
   );
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  // No MaxListenersExceededWarning after thousands of calls on one client (see upstreamFetch).
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { fetch: upstreamFetch }));
   return client;
 }
 

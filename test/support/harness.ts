@@ -17,6 +17,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { startHttp } from '../../src/main.js';
 import type { RunningServer } from '../../src/main.js';
 import type { UpstreamStatus } from '../../src/mcp/upstream/upstream.js';
+import { upstreamFetch } from '../../src/mcp/upstream/transport.js';
 
 const require = createRequire(import.meta.url);
 
@@ -206,7 +207,8 @@ export function clientOptions(era: Era): ClientOptions {
 
 export async function connectHttp(url: string, era: Era): Promise<Client> {
   const client = new Client({ name: `test-${era}`, version: '1.0.0' }, clientOptions(era));
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  // The fetch mcplex gives its own SDK transports: thousands of requests on one client print no listener warning.
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { fetch: upstreamFetch }));
   return client;
 }
 

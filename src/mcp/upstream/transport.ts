@@ -28,7 +28,7 @@ const marked = new WeakSet<AbortSignal>();
  * between two collections would print "MaxListenersExceededWarning: Possible EventTarget memory leak" on every
  * request. The listeners are released all the same, so the warning threshold is lifted for that signal only.
  */
-const upstreamFetch: FetchLike = (url, init) => {
+export const upstreamFetch: FetchLike = (url, init) => {
   const signal = init?.signal;
   if (signal && !marked.has(signal)) {
     marked.add(signal);
