@@ -2,7 +2,8 @@
 // concurrent clients, in both protocol eras. Prints throughput, p50 and p99 of both paths and their ratios.
 // Run with `npm run bench` (builds first). The upstream and mcplex each run in their own process, as deployed;
 // mcplex speaks to the upstream in the same era as the clients, so both paths exercise the same upstream code.
-// A plain pass-through proxy runs beside them as the floor of what any proxy process adds here. At 1 client the
+// A plain pass-through proxy runs beside them as the floor of what any proxy process adds here, and a raw TCP relay
+// as the cost of the extra hop alone, without HTTP. At 1 client the
 // paths alternate call by call, at 16 in rounds, so that drift on a shared machine affects them alike. Nothing is
 // measured before every process has run --warmup seconds (8 by default): the figures are of the steady state.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -163,6 +164,12 @@ async function main(): Promise<void> {
       /LISTENING (\S+)/,
     );
     const proxyUrl = proxy.match[1]!;
+    const relay = await startProcess(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'bench', 'tcp-relay.ts'), upstreamUrl],
+      /LISTENING (\S+)/,
+    );
+    const relayUrl = relay.match[1]!;
 
     console.log(`mcplex MCP tool-call benchmark: ${ROUNDS} rounds x ${SECONDS}s per path and level (after warm-up)`);
     console.log('upstream: the project fixture (SDK v2, Streamable HTTP) in its own process; tool: echo');
@@ -175,6 +182,7 @@ async function main(): Promise<void> {
       const mcplex = await startMcplex(dir, upstreamUrl, era);
       const targets: Target[] = [
         { path: 'direct', url: upstreamUrl, tool: 'echo' },
+        { path: 'tcp relay', url: relayUrl, tool: 'echo' },
         { path: 'plain proxy', url: proxyUrl, tool: 'echo' },
         { path: 'mcplex', url: mcplex.url, tool: 'up__echo' },
       ];
@@ -193,12 +201,16 @@ async function main(): Promise<void> {
         }
         const direct = summarise(samples[0]!);
         const fmt = (n: number) => n.toFixed(2);
-        const [proxyRow, mcplexRow] = [summarise(samples[1]!), summarise(samples[2]!)];
+        const [relayRow, proxyRow, mcplexRow] = [1, 2, 3].map((i) => summarise(samples[i]!)) as [
+          ReturnType<typeof summarise>,
+          ReturnType<typeof summarise>,
+          ReturnType<typeof summarise>,
+        ];
         const share = (r: typeof direct) => `${((r.rps / direct.rps) * 100).toFixed(1)} %`;
         verdicts.push(
           concurrency === 1
             ? `${era}, 1 client: p50 added ${fmt(mcplexRow.p50 - direct.p50)} ms (target <= 0.5; plain proxy ` +
-                `${fmt(proxyRow.p50 - direct.p50)} ms)`
+                `${fmt(proxyRow.p50 - direct.p50)} ms, tcp relay ${fmt(relayRow.p50 - direct.p50)} ms)`
             : `${era}, ${concurrency} clients: throughput ${share(mcplexRow)} of direct (target >= 70 %; plain ` +
                 `proxy ${share(proxyRow)})`,
         );
@@ -224,6 +236,7 @@ async function main(): Promise<void> {
     for (const row of rows) console.log(row.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
     console.log('\nthroughput = calls/s as a share of direct; p50 added = p50 minus direct p50');
     console.log('plain proxy = bench/plain-proxy.ts, a pass-through HTTP proxy: what forwarding alone costs here');
+    console.log('tcp relay = bench/tcp-relay.ts, bytes piped without HTTP parsing: what the extra hop alone costs');
     console.log(`\ntargets:\n${verdicts.map((v) => `  ${v}`).join('\n')}`);
   } finally {
     await stopAll();
