@@ -5,6 +5,7 @@
 import type { ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
+import { sendJson } from '../http/json.js';
 import { McplexError, errorMessage } from '../errors.js';
 import type { Catalog } from '../mcp/catalog/catalog.js';
 import { compileGlob } from '../mcp/catalog/glob.js';
@@ -304,13 +305,12 @@ export function createAgent(options: AgentOptions) {
           mcp: { ...extension, steps },
           ...(conversation ? { conversation } : {}),
         };
-        const text = JSON.stringify(answer);
-        res.writeHead(200, {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(text),
-          ...(conversation ? { 'x-conversation-version': String(conversation.version) } : {}),
-        });
-        res.end(text);
+        sendJson(
+          res,
+          200,
+          answer,
+          conversation ? { 'x-conversation-version': String(conversation.version) } : undefined,
+        );
         return;
       }
       messages.push({ role: 'assistant', content: message?.content ?? null, tool_calls: calls });

@@ -3,21 +3,24 @@
 import type { ServerResponse } from 'node:http';
 import { McplexError, errorMessage } from '../errors.js';
 
-/** Writes a JSON answer, unless an answer already began (then there is nothing left to say on this response). */
-export function sendJson(
-  res: ServerResponse,
-  status: number,
+/** The text and head of a JSON answer, for whatever writes it (a response here, an LLM sink elsewhere). */
+export function jsonAnswer(
   body: unknown,
   headers: Record<string, string> = {},
-): void {
-  if (res.headersSent) return;
+): { text: string; headers: Record<string, string> } {
   const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(text)),
-    ...headers,
-  });
-  res.end(text);
+  return {
+    text,
+    headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers },
+  };
+}
+
+/** Writes a JSON answer, unless an answer already began (then there is nothing left to say on this response). */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
+  if (res.headersSent) return;
+  const answer = jsonAnswer(body, headers);
+  res.writeHead(status, answer.headers);
+  res.end(answer.text);
 }
 
 /**

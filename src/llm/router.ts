@@ -8,7 +8,7 @@ import { backoffDelay } from '../backoff.js';
 import type { DeploymentConfig, LlmConfig, ModelConfig } from '../config/llm-schema.js';
 import { DEFAULT_BASE_URL } from '../config/llm-schema.js';
 import { errorMessage } from '../errors.js';
-import { safeJson } from '../http/json.js';
+import { jsonAnswer, safeJson } from '../http/json.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics.js';
 import { PeakEwma, pickDeployment } from './balancer.js';
@@ -94,15 +94,11 @@ type Attempt =
 const RETRYABLE_STATUS = new Set([408, 409, 429, 500, 502, 503, 504, 529]);
 
 /** A JSON answer into a sink (which may be shared by coalesced requests, or buffered). */
-function sinkJson(sink: Sink, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function sinkJson(sink: Sink, status: number, body: unknown, headers?: Record<string, string>): void {
   if (sink.started) return;
-  const text = JSON.stringify(body);
-  sink.head(status, {
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(text)),
-    ...headers,
-  });
-  sink.end(text);
+  const answer = jsonAnswer(body, headers);
+  sink.head(status, answer.headers);
+  sink.end(answer.text);
 }
 
 /** `retry-after-ms`, else `retry-after` in seconds or as an HTTP date. */

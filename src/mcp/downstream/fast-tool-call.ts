@@ -18,6 +18,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import { callRoutedTool, toWireError } from './aggregate-server.js';
 import type { Principal } from '../../policy/auth/keys.js';
 import { scopeCheck } from '../../policy/auth/scopes.js';
+import { sendJson } from '../../http/json.js';
 
 type RequestId = string | number;
 
@@ -179,9 +180,7 @@ function createAnswer(res: ServerResponse) {
         res.end(event(payload));
         return;
       }
-      const text = JSON.stringify(payload);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
+      sendJson(res, status, payload);
     },
   };
 }
