@@ -261,4 +261,25 @@ describe('timeouts and quiet streams', () => {
     expect(text).toContain(': keep-alive');
     expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
   });
+
+  it('sends keep-alive comments on a quiet streamed conversation turn too', async () => {
+    const [a] = await mocks(1);
+    a!.setOptions({ chunks: 3, chunkDelayMs: 400 });
+    const mcplex = await gateway({ deployments: [deployment(a!)] }, { keepAliveMs: 100 });
+    const created = await fetch(`${mcplex.url}/v1/conversations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ items: [{ role: 'user', content: 'hello' }] }),
+    });
+    const { id } = (await created.json()) as { id: string };
+    const response = await fetch(`${mcplex.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...(JSON.parse(chatBody(true)) as object), conversation: id }),
+    });
+    const text = await response.text();
+    expect(text).toContain(': keep-alive');
+    expect(text).toContain('"conversation"');
+    expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+  });
 });

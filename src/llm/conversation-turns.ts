@@ -17,6 +17,9 @@ import { createSseParser } from './sse.js';
 import { addToolCallDeltas } from './tool-call-deltas.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatMessage, ToolCall, Usage } from './types.js';
 
+/** Text that is nothing but SSE comment lines. */
+const SSE_COMMENTS = /^(?::[^\r\n]*(?:\r\n|\n|\r))+(?:\r\n|\n|\r)*$/;
+
 export interface ConversationTurnOptions extends PolicyGate {
   /** Where conversations live; without a store, a request naming one is refused. */
   conversations: ConversationStore | undefined;
@@ -136,7 +139,9 @@ export function createConversationTurns(
       head: (status, headers) => client.head(status, headers),
       write(chunk) {
         const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
-        if (!client.started || res.statusCode !== 200) {
+        // Comments (the router's keep-alives) go straight on: the client's stream is only ever written whole
+        // events, so one can come between any two of them.
+        if (!client.started || res.statusCode !== 200 || SSE_COMMENTS.test(text)) {
           client.write(chunk);
           return;
         }
