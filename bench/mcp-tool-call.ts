@@ -116,6 +116,8 @@ async function alternate(targets: Target[], era: Era): Promise<Sample[]> {
   return samples;
 }
 
+type Summary = ReturnType<typeof summarise>;
+
 function summarise(samples: Sample[]) {
   const latencies = samples.flatMap((s) => s.latencies).sort((a, b) => a - b);
   const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
@@ -199,14 +201,10 @@ async function main(): Promise<void> {
             }
           }
         }
-        const direct = summarise(samples[0]!);
+        const summaries = samples.map(summarise);
+        const [direct, relayRow, proxyRow, mcplexRow] = summaries as [Summary, Summary, Summary, Summary];
         const fmt = (n: number) => n.toFixed(2);
-        const [relayRow, proxyRow, mcplexRow] = [1, 2, 3].map((i) => summarise(samples[i]!)) as [
-          ReturnType<typeof summarise>,
-          ReturnType<typeof summarise>,
-          ReturnType<typeof summarise>,
-        ];
-        const share = (r: typeof direct) => `${((r.rps / direct.rps) * 100).toFixed(1)} %`;
+        const share = (r: Summary) => `${((r.rps / direct.rps) * 100).toFixed(1)} %`;
         verdicts.push(
           concurrency === 1
             ? `${era}, 1 client: p50 added ${fmt(mcplexRow.p50 - direct.p50)} ms (target <= 0.5; plain proxy ` +
@@ -215,9 +213,8 @@ async function main(): Promise<void> {
                 `proxy ${share(proxyRow)})`,
         );
         targets.forEach((target, i) => {
-          const r = summarise(samples[i]!);
-          const relative =
-            i === 0 ? ['', ''] : [`${((r.rps / direct.rps) * 100).toFixed(1)} %`, fmt(r.p50 - direct.p50)];
+          const r = summaries[i]!;
+          const relative = i === 0 ? ['', ''] : [share(r), fmt(r.p50 - direct.p50)];
           rows.push([
             era,
             String(concurrency),

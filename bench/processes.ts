@@ -10,7 +10,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Every child this run started; all are stopped at the end, on error and on Ctrl-C. */
 const children = new Set<ChildProcess>();
 
-export function track(child: ChildProcess): ChildProcess {
+function track(child: ChildProcess): ChildProcess {
   children.add(child);
   child.once('exit', () => children.delete(child));
   // A command that could not start (ENOENT) never exits.

@@ -57,7 +57,6 @@ async function load(path: string): Promise<Config> {
   }
 }
 
-/** SIGTERM/SIGINT close upstreams (children get SIGTERM, then SIGKILL) before the process exits. */
 /** On SIGTERM or SIGINT: `close`, then exit; after `drainMs` plus 10 s for closing the upstreams, exit anyway. */
 function onShutdown(logger: Logger, close: () => Promise<void>, drainMs = 0): void {
   let stopping = false;

@@ -32,7 +32,7 @@ import { usageFromStream, usageIn } from './usage.js';
 
 export type Route = 'chat' | 'embeddings';
 
-export class Deployment {
+class Deployment {
   readonly id: string;
   readonly pool: Pool;
   readonly basePath: string;
@@ -102,7 +102,7 @@ function sinkJson(sink: Sink, status: number, body: unknown, headers?: Record<st
 }
 
 /** `retry-after-ms`, else `retry-after` in seconds or as an HTTP date. */
-export function retryAfterMs(headers: Record<string, string | string[] | undefined>): number | undefined {
+function retryAfterMs(headers: Record<string, string | string[] | undefined>): number | undefined {
   const ms = Number(headers['retry-after-ms']);
   if (Number.isFinite(ms) && ms >= 0) return ms;
   const raw = headers['retry-after'];
@@ -241,10 +241,9 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
       if (response.statusCode >= 400) {
         const text = await response.body.text().catch(() => '');
         clearTimeout(firstToken);
-        const error = anthropic
-          ? fromAnthropicError(response.statusCode, safeJson(text)).body
-          : asOpenAiError(response.statusCode, text);
-        const status = anthropic ? fromAnthropicError(response.statusCode, safeJson(text)).status : response.statusCode;
+        const { body: error, status } = anthropic
+          ? fromAnthropicError(response.statusCode, safeJson(text))
+          : { body: asOpenAiError(response.statusCode, text), status: response.statusCode };
         if (RETRYABLE_STATUS.has(response.statusCode)) {
           const after = retryAfterMs(response.headers);
           return {
@@ -345,7 +344,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
         // The stream broke after it began: the client learns it in-band; there is no retrying a half answer.
         const message = error instanceof AnthropicStreamError ? error.body : openAiError(502, streamFailure(error));
         if (!sink.gone) sink.end(`data: ${JSON.stringify(message)}\n\n`);
-        if (reason !== 'client') failure(d, labels);
+        if (reason !== 'client') failure(d);
         metrics.llmRequests.inc({ ...labels, status: reason === 'client' ? '499' : '502' });
         return { kind: 'final' };
       } finally {
@@ -403,7 +402,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
     }
   }
 
-  function failure(d: Deployment, _labels: { model: string; deployment: string }): void {
+  function failure(d: Deployment): void {
     d.breaker.failure();
     breakerGauge(d);
   }
@@ -440,7 +439,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
           }
           return undefined;
         }
-        failure(d, { model: requested, deployment: d.id });
+        failure(d);
         logger.warn({ requestId, model: requested, deployment: d.id, reason: outcome.reason }, 'LLM attempt failed');
         last = outcome;
         lastDeployment = d.id;

@@ -35,8 +35,8 @@ export interface AggregateServerOptions {
   rounds?: InputRounds;
   /** Resource subscriptions of legacy clients; without it subscribing is not offered. */
   subscriptions?: Subscriptions;
-  /** How many URIs this server's client may be subscribed to at once (default 1000). */
-  maxSubscriptions?: number;
+  /** How many URIs this server's client may be subscribed to at once. */
+  maxSubscriptions: number;
   instructions?: string;
 }
 
@@ -226,21 +226,21 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     // This server instance is the subscriber: one per legacy session or stdio connection.
     const subscriber = { notifyUpdated: (uri: string) => void server.sendResourceUpdated({ uri }).catch(() => {}) };
     const held = new Set<string>();
-    const max = options.maxSubscriptions ?? 1000;
+    const max = options.maxSubscriptions;
     server.setRequestHandler('resources/subscribe', async (request) =>
       wrap(async () => {
         const { uri } = request.params;
         scopedResource(catalog, scope, uri);
-        if (!held.has(uri) && held.size >= max) {
+        if (held.has(uri)) {
+          await subscriptions.subscribe(uri, subscriber);
+          return {};
+        }
+        if (held.size >= max) {
           throw new McplexError(
             'TOO_MANY_SUBSCRIPTIONS',
             `too many resource subscriptions: this client holds ${max}, the most allowed; unsubscribe first`,
             { data: { limit: max } },
           );
-        }
-        if (held.has(uri)) {
-          await subscriptions.subscribe(uri, subscriber);
-          return {};
         }
         // The place is taken before the upstream is asked, so that subscribes sent together cannot all pass.
         held.add(uri);

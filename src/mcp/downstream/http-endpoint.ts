@@ -28,8 +28,8 @@ export interface McpHttpEndpointOptions {
   /** Legacy sessions idle longer than this are closed. */
   sessionIdleMs?: number;
   maxSessions?: number;
-  /** How many URIs one 2026-07-28 listen request may name (default 1000). */
-  maxSubscriptions?: number;
+  /** How many URIs one 2026-07-28 listen request may name. */
+  maxSubscriptions: number;
 }
 
 interface LegacySession {
@@ -127,8 +127,9 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
   async function followListen(res: ServerResponse, uris: string[], principal: Principal): Promise<boolean> {
     const subscriptions = options.subscriptions;
     if (!subscriptions || uris.length === 0) return true;
-    const max = options.maxSubscriptions ?? 1000;
-    if (new Set(uris).size > max) {
+    // The URIs come de-duplicated (listenedUris).
+    const max = options.maxSubscriptions;
+    if (uris.length > max) {
       sendJsonRpcError(res, 400, {
         code: -32602,
         message: `too many resource subscriptions: a listen request may name at most ${max} URIs`,
@@ -163,7 +164,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       taken.length = 0;
     };
     try {
-      for (const uri of new Set(uris)) {
+      for (const uri of uris) {
         const count = listening.get(uri) ?? 0;
         listening.set(uri, count + 1);
         taken.push(uri);
