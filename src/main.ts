@@ -21,7 +21,7 @@ import { createMcpHttpEndpoint } from './mcp/downstream/http-endpoint.js';
 import { createLlmGateway } from './llm/gateway.js';
 import type { AgentRunner, LlmGateway } from './llm/gateway.js';
 import { createAgent } from './agent/agent.js';
-import { createTextEmbedder, createToolSelector, toolText } from './agent/tool-selection/index.js';
+import { createTextEmbedder, createToolSelector } from './agent/tool-selection/index.js';
 import { createMetrics } from './metrics.js';
 import { isLoopbackHost } from './http/loopback.js';
 import type { Metrics } from './metrics.js';
@@ -142,14 +142,9 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     topK: config.agent.topK,
     logger,
   });
-  // A large catalog is embedded in the background when it changes, so the first chat that needs tool selection
-  // does not wait for hundreds of tool texts (the model yields between batches).
-  const embedCatalog = () => {
-    const tools = gateway.catalog.view.tools;
-    if (!embedder || tools.length <= config.agent.selectionThreshold) return;
-    void embedder.embed(tools.map(toolText)).catch(() => {});
-  };
-  const stopEmbedding = gateway.catalog.onChange(() => embedCatalog());
+  // A large catalog is embedded in the background (on the model's worker thread) when it changes, so the first
+  // chat that needs tool selection does not wait for hundreds of tool texts.
+  const stopEmbedding = gateway.catalog.onChange(() => void selector.warm(gateway.catalog.view.tools));
   core.setAgent(createAgent({ llm, catalog: gateway.catalog, servers: Object.keys(config.mcpServers), selector }).run);
   const http = createHttpServer({
     ...config.server,

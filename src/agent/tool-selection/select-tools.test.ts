@@ -138,6 +138,18 @@ describe('createToolSelector', () => {
     embed: () => Promise.reject(new Error('model failed to load')),
   };
 
+  it('warms the embedder with a catalog that selection would rank, and not with a small one', async () => {
+    const embed = vi.fn(async (texts: string[]) => texts.map(() => [1]));
+    await createToolSelector({ embedder: { model: 'x', embed }, threshold: 40, topK: 5 }).warm(CATALOG);
+    expect(embed).not.toHaveBeenCalled();
+    await createToolSelector({ embedder: { model: 'x', embed }, threshold: 3, topK: 5 }).warm(CATALOG);
+    expect(embed).toHaveBeenCalledWith(CATALOG.map(toolText));
+    // A failing model is left for select to report.
+    await expect(createToolSelector({ embedder: failing, threshold: 3, topK: 5 }).warm(CATALOG)).resolves.toBe(
+      undefined,
+    );
+  });
+
   it('returns every tool, in catalog order, when there are no more than the threshold', async () => {
     const embed = vi.fn();
     const selector = createToolSelector({ embedder: { model: 'x', embed }, threshold: 40, topK: 5 });

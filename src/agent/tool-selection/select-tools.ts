@@ -21,6 +21,11 @@ export interface ToolSelection<T extends SelectableTool> {
 
 export interface ToolSelector {
   select<T extends SelectableTool>(tools: readonly T[], query: string): Promise<ToolSelection<T>>;
+  /**
+   * Embeds a catalog that selection would rank, ahead of the first chat that needs it (the texts land in the
+   * embedder's cache); a failure is left for `select` to report.
+   */
+  warm(tools: readonly SelectableTool[]): Promise<void>;
 }
 
 export interface ToolSelectorOptions {
@@ -68,6 +73,10 @@ export function createToolSelector(options: ToolSelectorOptions): ToolSelector {
   }
 
   return {
+    async warm(tools) {
+      if (embedder === undefined || tools.length <= threshold) return;
+      await embedder.embed(tools.map(toolText)).catch(() => {});
+    },
     async select(tools, query) {
       if (tools.length <= threshold) return { tools: [...tools], method: 'all' };
       const lexical = lexicalScores(tools, query);
