@@ -8,7 +8,7 @@ import type { Principal } from '../policy/auth/keys.js';
 import type { AgentRunner } from './gateway.js';
 import type { ConversationStore } from '../store/store.js';
 import { withConversation } from './conversations.js';
-import { openAiError } from './openai-errors.js';
+import { bufferedError, openAiError } from './openai-errors.js';
 import type { Admitted, PolicyGate } from './policy-gate.js';
 import type { ModelRoute, Router } from './router.js';
 import { bufferSink, responseSink } from './sink.js';
@@ -98,7 +98,7 @@ export function createConversationTurns(
     }
     const text = sink.text();
     if (sink.status !== 200) {
-      sendJson(res, sink.status ?? 502, safeJson(text) ?? openAiError(502, 'no answer'));
+      sendJson(res, sink.status ?? 502, bufferedError(text));
       return;
     }
     const answer = JSON.parse(text) as ChatCompletion;

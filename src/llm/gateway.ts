@@ -12,7 +12,7 @@ import { readBody } from '../http/body.js';
 import { parseJsonObject, safeJson, sendJson } from '../http/json.js';
 import { createSseParser } from './sse.js';
 import { handleConversations } from './conversations.js';
-import { openAiError, llmFailure, unauthorized } from './openai-errors.js';
+import { bufferedError, openAiError, llmFailure, unauthorized } from './openai-errors.js';
 import { createConversationTurns } from './conversation-turns.js';
 import { createPolicyGate } from './policy-gate.js';
 import { createRouter } from './router.js';
@@ -113,11 +113,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
             );
             const text = sink.text();
             if (sink.status !== 200) {
-              const parsed = safeJson(text) as OpenAiErrorBody | undefined;
-              throw new BatchFailure(
-                sink.status ?? 502,
-                parsed?.error ? parsed : openAiError(502, text || 'no answer'),
-              );
+              throw new BatchFailure(sink.status ?? 502, bufferedError(text));
             }
             const answer = JSON.parse(text) as {
               data: { index: number; embedding: number[] | string }[];
@@ -221,8 +217,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     }
     const text = sink.text();
     if (sink.status !== 200) {
-      const parsed = safeJson(text) as OpenAiErrorBody | undefined;
-      throw llmFailure(sink.status ?? 502, parsed?.error ? parsed : openAiError(502, text || 'no answer'));
+      throw llmFailure(sink.status ?? 502, bufferedError(text));
     }
     return JSON.parse(text) as ChatCompletion;
   }
@@ -280,8 +275,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
       settle(principal, requested, admission, usage);
     }
     if (status !== 200) {
-      const parsed = safeJson(errorText) as OpenAiErrorBody | undefined;
-      throw llmFailure(status ?? 502, parsed?.error ? parsed : openAiError(502, errorText || 'no answer'));
+      throw llmFailure(status ?? 502, bufferedError(errorText));
     }
     if (broken) throw llmFailure(502, broken);
   }

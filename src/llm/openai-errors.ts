@@ -1,5 +1,6 @@
 // OpenAI's error shape for every /v1 answer mcplex makes itself, and the translation of a backend's error into it.
 import { McplexError, errorMessage } from '../errors.js';
+import { safeJson } from '../http/json.js';
 import type { AuthFailure } from '../policy/auth/keys.js';
 import type { OpenAiErrorBody } from './types.js';
 
@@ -18,6 +19,12 @@ export function openAiError(status: number, message: string, type?: string, code
               ? 'server_error'
               : 'invalid_request_error');
   return { error: { message, type: kind, param: param ?? null, code: code ?? null } } satisfies OpenAiErrorBody;
+}
+
+/** The error in a failed answer mcplex buffered from its own router (which always writes OpenAI's error shape). */
+export function bufferedError(text: string): OpenAiErrorBody {
+  const parsed = safeJson(text) as OpenAiErrorBody | undefined;
+  return parsed?.error ? parsed : openAiError(502, text || 'no answer');
 }
 
 /** A backend's error answer as OpenAI's error shape (its own message when it sent one). */
