@@ -161,6 +161,31 @@ describe('the tool-running chat', () => {
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect((error as Error).message).toMatch(/mcp.max_steps/);
   });
+
+  // Each star once became ".*" in a regular expression that backtracked exponentially: this request held the
+  // whole process (every route, SIGTERM included) for longer than any test timeout.
+  it('regression: an mcp.tools glob of many stars is matched at once and /healthz stays answered', async () => {
+    mock.enqueue({ kind: 'text', text: 'no tools matched' });
+    const answer = await ask(client, { tools: [`${'*'.repeat(200)}x`, 'everything__echo'] });
+    expect(answer.choices[0]?.message.content).toBe('no tools matched');
+    const offered = (mock.requests.at(-1)!.body as { tools?: { function: { name: string } }[] }).tools ?? [];
+    expect(offered.map((t) => t.function.name).filter((name) => !name.endsWith('x'))).toEqual(['everything__echo']);
+    expect((await fetch(`${mcplex.url}/healthz`)).status).toBe(200);
+  });
+
+  it('refuses a tool pattern over 256 characters, or more than 256 patterns, with a 400 naming mcp.tools', async () => {
+    for (const tools of [['*'.repeat(257)], Array.from({ length: 257 }, (_, i) => `t${i}`)]) {
+      const error = await ask(client, { tools }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((error as Error).message).toMatch(/mcp.tools/);
+    }
+  });
+
+  it('refuses a key scope with an overlong tool pattern', async () => {
+    await expect(mcplex.policy.keys.create({ name: 'starry', tools: ['*'.repeat(257)] })).rejects.toThrow(
+      /longer than 256/,
+    );
+  });
 });
 
 describe('the tool-running chat in a stored conversation', () => {

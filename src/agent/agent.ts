@@ -8,7 +8,7 @@ import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
 import { sendJson } from '../http/json.js';
 import { McplexError, errorMessage } from '../errors.js';
 import type { Catalog } from '../mcp/catalog/catalog.js';
-import { compileGlob } from '../mcp/catalog/glob.js';
+import { MAX_GLOBS, compileGlobs, globProblem } from '../mcp/catalog/glob.js';
 import { callRoutedTool } from '../mcp/downstream/aggregate-server.js';
 import { scopedView } from '../mcp/downstream/scoped-view.js';
 import type { Principal } from '../policy/auth/keys.js';
@@ -108,6 +108,11 @@ export function parseMcpOptions(value: unknown, servers: readonly string[]): Mcp
     throw bad('mcp.top_k must be a whole number above 0', 'mcp.top_k');
   }
   const tools = list('tools');
+  if (tools && tools.length > MAX_GLOBS) throw bad(`mcp.tools has more than ${MAX_GLOBS} patterns`, 'mcp.tools');
+  for (const pattern of tools ?? []) {
+    const problem = globProblem(pattern);
+    if (problem) throw bad(`mcp.tools: ${problem}`, 'mcp.tools');
+  }
   return {
     servers: chosen,
     ...(tools ? { tools } : {}),
@@ -165,12 +170,12 @@ export function createAgent(options: AgentOptions) {
   async function offer(principal: Principal, mcp: McpOptions, messages: ChatMessage[]): Promise<Offered> {
     const scope = scopeCheck(principal.scopes);
     const wanted = mcp.servers.includes('*') ? undefined : new Set(mcp.servers);
-    const patterns = mcp.tools?.map(compileGlob);
+    const patterns = mcp.tools ? compileGlobs(mcp.tools) : undefined;
     const chosen: { tool: Tool; server: string }[] = [];
     for (const tool of scopedView(catalog, scope).tools) {
       const server = catalog.resolveTool(tool.name).upstream.key;
       if (wanted && !wanted.has(server)) continue;
-      if (patterns && !patterns.some((re) => re.test(tool.name))) continue;
+      if (patterns && !patterns(tool.name)) continue;
       chosen.push({ tool, server });
     }
     let method = 'all';

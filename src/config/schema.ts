@@ -19,12 +19,16 @@ const whenObject = { when: (payload: { value: unknown }) => isRecord(payload.val
 const ms = (what: string) =>
   z.number().int(`${what} must be a whole number of milliseconds`).positive(`${what} must be > 0`);
 
+/** The same bounds as every other list of tool patterns (mcp/catalog/glob.ts), which config/ does not import. */
 const toolPattern = z
   .string()
   .min(1, 'tool pattern must not be empty')
+  .max(256, 'tool pattern is longer than 256 characters')
   .regex(/^[^[\]{}]+$/, {
     error: (issue) => `invalid tool pattern "${String(issue.input)}": only "*" and "?" wildcards are supported`,
   });
+
+const toolPatterns = z.array(toolPattern).max(256, 'at most 256 tool patterns');
 
 const stringMap = z.record(z.string(), z.string());
 
@@ -47,9 +51,7 @@ const serverInputSchema = z
         error: (issue) => `invalid prefix "${String(issue.input)}": ${SERVER_KEY_RULE}, or "" for none`,
       })
       .optional(),
-    tools: z
-      .strictObject({ allow: z.array(toolPattern).optional(), deny: z.array(toolPattern).optional() })
-      .prefault({}),
+    tools: z.strictObject({ allow: toolPatterns.optional(), deny: toolPatterns.optional() }).prefault({}),
     timeouts: z
       .strictObject({ startup: ms('startup').default(30_000), call: ms('call').default(300_000) })
       .prefault({}),

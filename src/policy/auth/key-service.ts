@@ -3,6 +3,7 @@
 import { McplexError } from '../../errors.js';
 import type { ApiKeyRecord, KeyStore } from '../../store/store.js';
 import { StoreError } from '../../store/store.js';
+import { MAX_GLOBS, globProblem } from '../../mcp/catalog/glob.js';
 import { generateKey } from './keys.js';
 import type { Authenticator } from './keys.js';
 
@@ -55,10 +56,10 @@ export function createKeyService(
           throw invalid(`unknown MCP server "${server}" (configured: ${known.servers.join(', ') || 'none'})`);
         }
       }
+      if ((input.tools?.length ?? 0) > MAX_GLOBS) throw invalid(`a key has at most ${MAX_GLOBS} tool patterns`);
       for (const pattern of input.tools ?? []) {
-        if (pattern === '' || /[[\]{}]/.test(pattern)) {
-          throw invalid(`invalid tool pattern "${pattern}": only "*" and "?" wildcards are supported`);
-        }
+        const problem = globProblem(pattern);
+        if (problem) throw invalid(problem);
       }
       for (const [field, value] of [
         ['rpm', input.rpm],

@@ -1,5 +1,5 @@
 // What a principal may reach: models on /v1; MCP servers and tools on /mcp and for tools used from /v1.
-import { compileGlob } from '../../mcp/catalog/glob.js';
+import { compileGlobs } from '../../mcp/catalog/glob.js';
 import type { KeyScopes } from '../../store/store.js';
 
 export interface ScopeCheck {
@@ -17,13 +17,13 @@ export function scopeCheck(scopes: KeyScopes): ScopeCheck {
   if (check) return check;
   const models = scopes.models ? new Set(scopes.models) : undefined;
   const servers = scopes.servers ? new Set(scopes.servers) : undefined;
-  const tools = scopes.tools?.map(compileGlob);
+  const tools = scopes.tools ? compileGlobs(scopes.tools) : undefined;
   check = {
     unrestricted: !models && !servers && !tools,
     // A model is allowed when any of its names (the requested one, the canonical one) is listed.
     model: (...names) => !models || names.some((n) => models.has(n)),
     server: (key) => !servers || servers.has(key),
-    tool: (serverKey, name) => (!servers || servers.has(serverKey)) && (!tools || tools.some((re) => re.test(name))),
+    tool: (serverKey, name) => (!servers || servers.has(serverKey)) && (!tools || tools(name)),
   };
   compiled.set(scopes, check);
   return check;
