@@ -65,7 +65,7 @@ export function createGateway(config: Config, logger: Logger, options: GatewayOp
     subscriptions,
     createServer: (_era, principal) =>
       createAggregateServer(merged, {
-        ...(principal ? { scopes: principal.scopes } : {}),
+        ...(principal ? { scopes: principal.scopes, principal: principal.id } : {}),
         name: 'mcplex',
         version: VERSION,
         pageSize: config.server.pageSize,

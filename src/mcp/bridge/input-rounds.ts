@@ -45,14 +45,18 @@ interface ParkedCall {
 }
 
 export interface InputRounds {
-  /** The `requestState` verifier to give the SDK server (HMAC, expiry). */
-  verify: (state: string, ctx: ServerContext) => Promise<unknown>;
+  /**
+   * The `requestState` verifier to give the SDK server of one principal (HMAC, expiry, owner): a state minted for
+   * anyone else is refused as invalid, so that it can neither resume nor end another principal's call.
+   */
+  verifier(principal: string): (state: string, ctx: ServerContext) => Promise<unknown>;
   /**
    * Runs (or resumes) a forwarded request for a 2026-07-28 client. `start` begins the upstream call with a relay
    * that turns upstream questions into input-required rounds, and the signal that cancels it.
    */
   run<T>(
     ctx: ServerContext,
+    principal: string,
     target: string,
     capabilities: ClientCapabilities | undefined,
     sink: RoundSink,
@@ -63,6 +67,8 @@ export interface InputRounds {
 
 interface State {
   call: string;
+  /** Who started the call: only the same principal may answer it. */
+  principal: string;
   /** The request the call answers (method and tool name or URI): a state is good for that request only. */
   target: string;
   /** Which round this state answers: each round's state is its own, and only the latest is accepted. */
@@ -134,13 +140,18 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
   }
 
   return {
-    verify: (state, ctx) => codec.verify(state, ctx),
-    async run(ctx, target, capabilities, sink, begin) {
+    verifier: (principal) => async (state, ctx) => {
+      const decoded = (await codec.verify(state, ctx)) as Partial<State> | undefined;
+      // The SDK answers a refused state as invalid (-32602), which is what a stranger's state must look like.
+      if (decoded?.principal !== principal) throw new Error('requestState of another principal');
+      return decoded;
+    },
+    async run(ctx, principal, target, capabilities, sink, begin) {
       const state = ctx.mcpReq.requestState<State>();
       let call: ParkedCall;
       if (state?.call !== undefined) {
         const found = parked.get(state.call);
-        if (!found || found.round !== state.round || state.target !== target) {
+        if (!found || found.round !== state.round || state.target !== target || state.principal !== principal) {
           throw new ProtocolError(-32602, 'the call this requestState belongs to is no longer waiting for it');
         }
         // Taken: a second retry with the same state finds nothing, and the expiry stops while the call runs on.
@@ -184,7 +195,7 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
       call.round++;
       return inputRequired({
         inputRequests,
-        requestState: await codec.mint({ call: call.id, round: call.round, target }, ctx),
+        requestState: await codec.mint({ call: call.id, principal, round: call.round, target }, ctx),
       });
     },
     close() {

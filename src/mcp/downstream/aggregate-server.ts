@@ -21,6 +21,7 @@ import { paginate } from './paginate.js';
 import { scopeCheck } from '../../policy/auth/scopes.js';
 import type { ScopeCheck } from '../../policy/auth/scopes.js';
 import type { KeyScopes } from '../../store/store.js';
+import { ANONYMOUS } from '../../policy/auth/keys.js';
 import { scopedPrompt, scopedResource, scopedView } from './scoped-view.js';
 import { unknownParamHeaders } from './param-headers.js';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -29,6 +30,8 @@ export interface AggregateServerOptions {
   name: string;
   /** What the client may reach (its API key's scopes); everything when absent. */
   scopes?: KeyScopes;
+  /** Who the client is (a principal id): input-required rounds belong to it. */
+  principal?: string;
   version: string;
   pageSize: number;
   /** Input-required rounds for 2026-07-28 clients; without it they cannot be asked anything. */
@@ -84,6 +87,15 @@ export function forwardableParams<T extends { _meta?: Record<string, unknown> }>
   return (Object.keys(kept).length === 0 ? rest : { ...rest, _meta: kept }) as T;
 }
 
+/** The route of a tool the caller may use; a tool outside its scope does not exist for it. */
+function assertToolInScope(catalog: Catalog, scope: ScopeCheck, name: string): ReturnType<Catalog['resolveTool']> {
+  const route = catalog.resolveTool(name);
+  if (!scope.unrestricted && !scope.tool(route.upstream.key, name)) {
+    throw new McplexError('UNKNOWN_TOOL', `unknown tool "${name}"`, { status: 404 });
+  }
+  return route;
+}
+
 /**
  * Routes a tools/call to the owning upstream under the tool's original name, with the `Mcp-Param-*` headers of
  * the client's request that the tool does not declare.
@@ -95,11 +107,7 @@ export function callRoutedTool(
   headers?: IncomingHttpHeaders | Headers,
   scope?: ScopeCheck,
 ): Promise<CallToolResult> {
-  const route = catalog.resolveTool(params.name);
-  // A tool outside the caller's scope does not exist for it.
-  if (scope && !scope.unrestricted && !scope.tool(route.upstream.key, params.name)) {
-    throw new McplexError('UNKNOWN_TOOL', `unknown tool "${params.name}"`, { status: 404 });
-  }
+  const route = scope ? assertToolInScope(catalog, scope, params.name) : catalog.resolveTool(params.name);
   const unknown = unknownParamHeaders(catalog.tool(params.name), headers);
   return route.upstream
     .callTool(
@@ -153,7 +161,7 @@ async function forward<T>(server: Server, ctx: ServerContext, run: (options: Cal
 async function forwardRequest<T>(
   server: Server,
   ctx: ServerContext,
-  rounds: { engine: InputRounds; subject: string } | undefined,
+  rounds: { engine: InputRounds; principal: string; subject: string } | undefined,
   run: (options: CallOptions) => Promise<T>,
 ): Promise<T | InputRequiredResult> {
   const token = ctx.mcpReq._meta?.progressToken;
@@ -174,6 +182,7 @@ async function forwardRequest<T>(
     rounds && (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META_KEY] !== undefined
       ? await rounds.engine.run(
           ctx,
+          rounds.principal,
           `${ctx.mcpReq.method} ${rounds.subject}`,
           callerCapabilities(server, ctx),
           { log, ...(onprogress ? { progress: onprogress } : {}) },
@@ -204,6 +213,7 @@ function withoutUpstreamIdentity<T>(result: T): T {
 }
 
 export function createAggregateServer(catalog: Catalog, options: AggregateServerOptions): Server {
+  const principal = options.principal ?? ANONYMOUS.id;
   const server = new Server(
     { name: options.name, version: options.version },
     {
@@ -215,13 +225,13 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
         logging: {},
       },
       ...(options.instructions === undefined ? {} : { instructions: options.instructions }),
-      ...(options.rounds ? { requestState: { verify: options.rounds.verify } } : {}),
+      ...(options.rounds ? { requestState: { verify: options.rounds.verifier(principal) } } : {}),
     },
   );
   const { pageSize, rounds, subscriptions } = options;
   const scope = scopeCheck(options.scopes ?? {});
   const view = () => scopedView(catalog, scope);
-  const withRounds = (subject: string) => (rounds ? { engine: rounds, subject } : undefined);
+  const withRounds = (subject: string) => (rounds ? { engine: rounds, principal, subject } : undefined);
   if (subscriptions) {
     // This server instance is the subscriber: one per legacy session or stdio connection.
     const subscriber = { notifyUpdated: (uri: string) => void server.sendResourceUpdated({ uri }).catch(() => {}) };
@@ -275,11 +285,14 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     }),
   );
   server.setRequestHandler('tools/call', async (request, ctx) =>
-    wrap(() =>
-      forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
+    wrap(() => {
+      // Checked here as well as in callRoutedTool: a resumed input-required round does not call it again, and the
+      // scope must hold on every round.
+      assertToolInScope(catalog, scope, request.params.name);
+      return forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
         callRoutedTool(catalog, request.params, options, ctx.http?.req?.headers, scope),
-      ),
-    ),
+      );
+    }),
   );
   server.setRequestHandler('resources/list', async (request) =>
     wrap(async () => {
