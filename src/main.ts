@@ -132,6 +132,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     catalog: gateway.catalog,
     subscriptions: gateway.subscriptions,
     maxSubscriptions: config.server.maxSubscriptions,
+    sessions: config.server.sessions,
     logger,
   });
   const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
@@ -155,7 +156,8 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     policy,
     readiness: () => {
       const { settled, servers } = gateway.status();
-      return { ready: settled, body: { ready: settled, sessions: mcp.sessionCount(), servers } };
+      const sessions = mcp.sessionCount();
+      return { ready: settled, body: { ready: settled, sessions, replayBufferBytes: mcp.replayBytes(), servers } };
     },
   });
   gateway.start();

@@ -48,6 +48,15 @@ describe('parseConfig', () => {
         pageSize: 500,
         drainMs: 10_000,
         maxSubscriptions: 1000,
+        sessions: {
+          max: 10_000,
+          maxPerPrincipal: 1000,
+          idleMs: 1_800_000,
+          pressureIdleMs: 60_000,
+          replayEvents: 200,
+          replayBytes: 1_048_576,
+          replayTotalBytes: 67_108_864,
+        },
       },
       llm: {
         models: {},

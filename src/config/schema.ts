@@ -214,6 +214,22 @@ const mcpServersSchema = z
 /** The store when the configuration names none: a SQLite file in the working folder. */
 export const DEFAULT_STORE = 'sqlite:./mcplex.db';
 
+const count = (what: string) => z.number().int(`${what} must be a whole number`).positive(`${what} must be > 0`);
+
+/** 2025-11-25 sessions on /mcp: how many, for how long, and what each keeps to resume a dropped stream. */
+const sessionsSchema = z.strictObject({
+  max: count('max').default(10_000),
+  /** One API key (or everyone, in keyless mode) holds at most this many. */
+  maxPerPrincipal: count('maxPerPrincipal').default(1000),
+  idleMs: ms('idleMs').default(30 * 60_000),
+  /** When a cap is reached, sessions idle (no request, no open stream) for longer than this are closed. */
+  pressureIdleMs: ms('pressureIdleMs').default(60_000),
+  /** Last-Event-ID replay: newest events per session, their size per session and for all sessions together. */
+  replayEvents: count('replayEvents').default(200),
+  replayBytes: count('replayBytes').default(1_048_576),
+  replayTotalBytes: count('replayTotalBytes').default(67_108_864),
+});
+
 const httpServerSchema = z.strictObject({
   host: z.string().min(1, 'host must not be empty').default('127.0.0.1'),
   port: z
@@ -242,6 +258,7 @@ const httpServerSchema = z.strictObject({
     .int('maxSubscriptions must be an integer')
     .positive('maxSubscriptions must be > 0')
     .default(1000),
+  sessions: sessionsSchema.prefault({}),
 });
 
 export const configSchema = z

@@ -1,48 +1,96 @@
-// A bounded in-memory event store so that legacy clients can resume a dropped SSE stream with Last-Event-ID.
+// Bounded in-memory replay buffers so that legacy clients can resume a dropped SSE stream with Last-Event-ID: one
+// event store per session, all of them under one shared budget, so that neither one session nor many can hold
+// an unbounded amount of memory.
 import { randomUUID } from 'node:crypto';
 import type { EventStore, JSONRPCMessage } from '@modelcontextprotocol/server';
+
+export interface ReplayLimits {
+  /** Events one session keeps, newest first. */
+  maxEvents: number;
+  /** Size one session keeps (JSON text, counted in characters); a bigger event is sent but never kept. */
+  maxBytes: number;
+  /** Size all sessions together keep; past it the oldest events of any session go first. */
+  maxTotalBytes: number;
+}
 
 interface StoredEvent {
   id: string;
   streamId: string;
   message: JSONRPCMessage;
   size: number;
+  owner: SessionEvents;
 }
 
-/**
- * Keeps the newest events of one session, at most `maxEvents` and about `maxBytes` of JSON; older ones can no
- * longer be replayed (the client then gets an error and starts a fresh stream).
- */
-export function createMemoryEventStore(maxEvents = 200, maxBytes = 1_048_576): EventStore {
-  const events: StoredEvent[] = [];
-  const byId = new Map<string, StoredEvent>();
-  let bytes = 0;
+interface SessionEvents {
+  events: StoredEvent[];
+  bytes: number;
+}
+
+/** A session's event store, which can also say whether an event can still be replayed. */
+export interface SessionEventStore extends EventStore {
+  has(eventId: string): boolean;
+  /** Forgets every event of the session (when it ends). */
+  clear(): void;
+}
+
+export interface ReplayBuffer {
+  forSession(): SessionEventStore;
+  /** What all sessions keep now, in the unit of the limits. */
+  bytes(): number;
+}
+
+export function createReplayBuffer(limits: ReplayLimits): ReplayBuffer {
+  // Every kept event of every session in the order stored: the first entry is the oldest anywhere, and it is
+  // also the oldest of its own session, so evicting it is a shift of that session's list.
+  const all = new Map<string, StoredEvent>();
+  let total = 0;
+
+  function evictOldestOf(session: SessionEvents): void {
+    const dropped = session.events.shift()!;
+    session.bytes -= dropped.size;
+    total -= dropped.size;
+    all.delete(dropped.id);
+  }
+
   return {
-    async storeEvent(streamId, message) {
-      const size = JSON.stringify(message).length;
-      const event = { id: `${streamId}_${randomUUID()}`, streamId, message, size };
-      events.push(event);
-      byId.set(event.id, event);
-      bytes += size;
-      while (events.length > 1 && (events.length > maxEvents || bytes > maxBytes)) {
-        const dropped = events.shift()!;
-        byId.delete(dropped.id);
-        bytes -= dropped.size;
-      }
-      return event.id;
-    },
-    async getStreamIdForEventId(eventId) {
-      return byId.get(eventId)?.streamId;
-    },
-    async replayEventsAfter(lastEventId, { send }) {
-      const last = byId.get(lastEventId);
-      if (!last) throw new Error(`event ${lastEventId} is unknown or too old to replay`);
-      let found = false;
-      for (const event of events) {
-        if (found && event.streamId === last.streamId) await send(event.id, event.message);
-        if (event === last) found = true;
-      }
-      return last.streamId;
+    bytes: () => total,
+    forSession() {
+      const session: SessionEvents = { events: [], bytes: 0 };
+      return {
+        async storeEvent(streamId, message) {
+          const id = `${streamId}_${randomUUID()}`;
+          const size = JSON.stringify(message).length;
+          // Too big to keep: it is delivered, and a resume from before it finds the id unknown.
+          if (size > limits.maxBytes || size > limits.maxTotalBytes) return id;
+          const event: StoredEvent = { id, streamId, message, size, owner: session };
+          session.events.push(event);
+          session.bytes += size;
+          total += size;
+          all.set(id, event);
+          while (session.events.length > limits.maxEvents || session.bytes > limits.maxBytes) evictOldestOf(session);
+          while (total > limits.maxTotalBytes) evictOldestOf(all.values().next().value!.owner);
+          return id;
+        },
+        async getStreamIdForEventId(eventId) {
+          const event = all.get(eventId);
+          return event?.owner === session ? event.streamId : undefined;
+        },
+        async replayEventsAfter(lastEventId, { send }) {
+          const last = all.get(lastEventId);
+          if (!last || last.owner !== session) throw new Error(`event ${lastEventId} is unknown or too old to replay`);
+          // Copied first: sending may store new events, which must not be replayed now.
+          const after = session.events.slice(session.events.indexOf(last) + 1);
+          for (const event of after) if (event.streamId === last.streamId) await send(event.id, event.message);
+          return last.streamId;
+        },
+        has: (eventId) => all.get(eventId)?.owner === session,
+        clear() {
+          for (const event of session.events) all.delete(event.id);
+          total -= session.bytes;
+          session.events = [];
+          session.bytes = 0;
+        },
+      };
     },
   };
 }

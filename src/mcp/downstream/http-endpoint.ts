@@ -9,7 +9,8 @@ import type { Logger } from '../../log/logger.js';
 import type { Catalog, ListChanges } from '../catalog/catalog.js';
 import { markOpenEnded } from '../../http/drain.js';
 import { sendJsonRpcError } from '../../http/json.js';
-import { createMemoryEventStore } from './event-store.js';
+import { createReplayBuffer } from './event-store.js';
+import type { SessionEventStore } from './event-store.js';
 import { fastToolCall, plainModernToolCall, serveFastToolCall } from './fast-tool-call.js';
 import type { FastToolCall } from './fast-tool-call.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
@@ -25,19 +26,37 @@ export interface McpHttpEndpointOptions {
   /** Where 2026-07-28 listen streams subscribe to resources (2025-11-25 sessions subscribe through their server). */
   subscriptions?: Subscriptions;
   logger: Logger;
-  /** Legacy sessions idle longer than this are closed. */
-  sessionIdleMs?: number;
-  maxSessions?: number;
+  /** Legacy sessions: how many, for how long, and what each keeps for resumption. */
+  sessions: SessionLimits;
   /** How many URIs one 2026-07-28 listen request may name. */
   maxSubscriptions: number;
 }
 
+export interface SessionLimits {
+  /** Open sessions in all. */
+  max: number;
+  /** Open sessions of one principal (one API key, or everyone in keyless mode). */
+  maxPerPrincipal: number;
+  /** Sessions idle longer than this are closed. */
+  idleMs: number;
+  /** When the sessions in all or of one principal reach their cap, sessions idle longer than this are closed. */
+  pressureIdleMs: number;
+  /** Last-Event-ID replay: newest events per session, their size per session and in all (ReplayLimits). */
+  replayEvents: number;
+  replayBytes: number;
+  replayTotalBytes: number;
+}
+
 interface LegacySession {
+  id: string;
   transport: NodeStreamableHTTPServerTransport;
+  events: SessionEventStore;
   server: Server;
   /** Who opened it: only the same principal may use it. */
   principal: Principal;
   lastSeen: number;
+  /** Open GET streams: a session that holds one is in use, however long since its last request. */
+  streams: number;
   /** Calls in flight on the fast path, by request id, so that notifications/cancelled can reach them. */
   inflight: Map<string | number, AbortController>;
   /** The level the client set with logging/setLevel (the SDK server records it too, for its own path). */
@@ -51,6 +70,8 @@ export interface McpHttpEndpoint {
   sessionRequest(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void>;
   notifyListChanged(changes: ListChanges): void;
   sessionCount(): number;
+  /** What the sessions' replay buffers hold now (JSON characters). */
+  replayBytes(): number;
   close(): Promise<void>;
 }
 
@@ -110,9 +131,15 @@ function header(req: IncomingMessage, name: string): string | undefined {
 
 export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpEndpoint {
   const { logger } = options;
-  const sessionIdleMs = options.sessionIdleMs ?? 30 * 60_000;
-  const maxSessions = options.maxSessions ?? 10_000;
+  const limits = options.sessions;
   const sessions = new Map<string, LegacySession>();
+  /** Open sessions per principal id. */
+  const owned = new Map<string, number>();
+  const replay = createReplayBuffer({
+    maxEvents: limits.replayEvents,
+    maxBytes: limits.replayBytes,
+    maxTotalBytes: limits.replayTotalBytes,
+  });
   // The principal rides on `req.auth` (the SDK's pass-through auth info) into the per-request factory.
   const modern = createMcpHandler((ctx) => options.createServer('modern', principalOf(ctx.authInfo)), {
     legacy: 'reject',
@@ -180,17 +207,37 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     return true;
   }
 
+  const idle = (session: LegacySession, cutoff: number) => session.streams === 0 && session.lastSeen < cutoff;
+
+  /** Closes the sessions (of `principal`, or of anyone) idle for longer than `idleMs`; how many it closed. */
+  function closeIdle(idleMs: number, principal?: string): number {
+    const cutoff = Date.now() - idleMs;
+    let closed = 0;
+    for (const session of sessions.values()) {
+      if ((principal === undefined || session.principal.id === principal) && idle(session, cutoff)) {
+        logger.debug({ session: session.id, idleMs }, 'closing idle session');
+        void endSession(session);
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  function endSession(session: LegacySession): Promise<void> {
+    if (!sessions.delete(session.id)) return Promise.resolve();
+    const count = (owned.get(session.principal.id) ?? 1) - 1;
+    if (count > 0) owned.set(session.principal.id, count);
+    else owned.delete(session.principal.id);
+    session.events.clear();
+    return session.transport.close();
+  }
+
   const sweep = setInterval(
     () => {
-      const cutoff = Date.now() - sessionIdleMs;
-      for (const [id, session] of sessions) {
-        if (session.lastSeen < cutoff) {
-          logger.debug({ session: id }, 'closing idle session');
-          void session.transport.close();
-        }
-      }
+      // Near the cap, idle sessions go sooner: a burst of abandoned sessions must not lock others out for long.
+      closeIdle(sessions.size >= limits.max * 0.9 ? limits.pressureIdleMs : limits.idleMs);
     },
-    Math.min(sessionIdleMs, 60_000),
+    Math.min(limits.idleMs, limits.pressureIdleMs, 60_000),
   );
   sweep.unref();
 
@@ -200,22 +247,40 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     body: unknown,
     principal: Principal,
   ): Promise<void> {
-    if (sessions.size >= maxSessions) {
-      sendJsonRpcError(res, 503, { code: -32000, message: `too many open sessions (${maxSessions}); try again later` });
+    if (
+      (owned.get(principal.id) ?? 0) >= limits.maxPerPrincipal &&
+      closeIdle(limits.pressureIdleMs, principal.id) === 0
+    ) {
+      sendJsonRpcError(res, 429, {
+        code: -32000,
+        message:
+          `too many open sessions for this key (${limits.maxPerPrincipal}); end unused ones with DELETE /mcp, ` +
+          'or wait for idle ones to expire',
+        data: { code: 'TOO_MANY_SESSIONS', limit: limits.maxPerPrincipal },
+      });
+      return;
+    }
+    if (sessions.size >= limits.max && closeIdle(limits.pressureIdleMs) === 0) {
+      sendJsonRpcError(res, 503, { code: -32000, message: `too many open sessions (${limits.max}); try again later` });
       return;
     }
     const server = options.createServer('legacy', principal);
+    const events = replay.forSession();
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
-      eventStore: createMemoryEventStore(),
+      eventStore: events,
       // Tells clients how soon to reconnect when a stream ends before its response (SSE polling).
       retryInterval: 1000,
       onsessioninitialized: (id) => {
-        sessions.set(id, { transport, server, principal, lastSeen: Date.now(), inflight: new Map() });
+        const session = { id, transport, events, server, principal, lastSeen: Date.now(), streams: 0 };
+        sessions.set(id, { ...session, inflight: new Map() });
+        owned.set(principal.id, (owned.get(principal.id) ?? 0) + 1);
       },
     });
     transport.onclose = () => {
-      if (transport.sessionId) sessions.delete(transport.sessionId);
+      const session = transport.sessionId === undefined ? undefined : sessions.get(transport.sessionId);
+      if (session) void endSession(session);
+      else events.clear();
     };
     await server.connect(transport);
     await transport.handleRequest(req, res, body);
@@ -261,6 +326,25 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
         return;
       }
       session.lastSeen = Date.now();
+      if (req.method === 'GET') {
+        const resumeFrom = header(req, 'last-event-id');
+        if (resumeFrom !== undefined && !session.events.has(resumeFrom)) {
+          sendJsonRpcError(res, 400, {
+            code: -32000,
+            message:
+              `event "${resumeFrom}" cannot be replayed: it is unknown, or older than what this session keeps ` +
+              `(the newest ${limits.replayEvents} events and ${limits.replayBytes} characters at most); ` +
+              'open the stream again without Last-Event-ID',
+            data: { code: 'EVENT_NOT_REPLAYABLE' },
+          });
+          return;
+        }
+        session.streams++;
+        res.once('close', () => {
+          session.streams--;
+          session.lastSeen = Date.now();
+        });
+      }
       if (req.method === 'POST' && (await serveLegacyFast(session, req, res, body))) return;
       await session.transport.handleRequest(req, res, body);
       return;
@@ -331,10 +415,10 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       }
     },
     sessionCount: () => sessions.size,
+    replayBytes: () => replay.bytes(),
     async close() {
       clearInterval(sweep);
-      await Promise.allSettled([...sessions.values()].map((s) => s.transport.close()));
-      sessions.clear();
+      await Promise.allSettled([...sessions.values()].map(endSession));
       await modern.close();
     },
   };

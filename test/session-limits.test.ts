@@ -1,0 +1,148 @@
+// Legacy sessions are bounded per principal and in all, idle ones go sooner at the cap, and the replay buffers
+// for Last-Event-ID are bounded per session and in all; a resume beyond them gets a clear 400.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { RunningServer } from '../src/main.js';
+import { upstreamFetch } from '../src/mcp/upstream/transport.js';
+import { clientOptions, fixtureStdio, startMcplex, waitFor } from './support/harness.js';
+
+let mcplex: RunningServer;
+const tokens: Record<string, string> = {};
+
+beforeAll(async () => {
+  mcplex = await startMcplex({
+    auth: { mode: 'keys' },
+    mcpServers: { fixture: fixtureStdio() },
+    server: {
+      sessions: { max: 5, maxPerPrincipal: 3, pressureIdleMs: 150, replayBytes: 200_000, replayTotalBytes: 300_000 },
+    },
+  });
+  await mcplex.gateway.whenSettled();
+  for (const name of ['a', 'b', 'c', 'replay']) tokens[name] = (await mcplex.policy.keys.create({ name })).token;
+});
+afterAll(async () => {
+  await mcplex?.close();
+});
+
+const headers = (token: string, extra: Record<string, string> = {}) => ({
+  authorization: `Bearer ${token}`,
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  ...extra,
+});
+
+async function initialize(token: string): Promise<{ status: number; session?: string; body: string }> {
+  const response = await fetch(`${mcplex.url}/mcp`, {
+    method: 'POST',
+    headers: headers(token),
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    }),
+  });
+  const session = response.headers.get('mcp-session-id') ?? undefined;
+  return { status: response.status, ...(session ? { session } : {}), body: await response.text() };
+}
+
+async function ping(token: string, session: string): Promise<number> {
+  const response = await fetch(`${mcplex.url}/mcp`, {
+    method: 'POST',
+    headers: headers(token, { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' }),
+    body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
+  });
+  await response.text();
+  return response.status;
+}
+
+async function readyz(): Promise<{ sessions: number; replayBufferBytes: number }> {
+  return (await (await fetch(`${mcplex.url}/readyz`)).json()) as { sessions: number; replayBufferBytes: number };
+}
+
+/** Opens the session's GET stream: a session that holds one is in use, however long since its last request. */
+async function openStream(token: string, session: string): Promise<Response> {
+  const stream = await fetch(`${mcplex.url}/mcp`, {
+    headers: headers(token, { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' }),
+  });
+  expect(stream.status).toBe(200);
+  return stream;
+}
+
+describe('sessions per principal and in all', () => {
+  // The cap was global only: one key opened 9,997 sessions and every other key's initialize got 503.
+  it('regression: one key cannot take every session; past its own cap it gets 429, others still get theirs', async () => {
+    const a = await Promise.all([initialize(tokens.a!), initialize(tokens.a!), initialize(tokens.a!)]);
+    expect(a.map((r) => r.status)).toEqual([200, 200, 200]);
+    // Streams keep every session in use while the caps are checked, however slowly this test runs.
+    const aStreams = await Promise.all(a.map((r) => openStream(tokens.a!, r.session!)));
+    const refused = await initialize(tokens.a!);
+    expect(refused.status).toBe(429);
+    expect(refused.body).toMatch(/too many open sessions for this key \(3\)/);
+    const b = await Promise.all([initialize(tokens.b!), initialize(tokens.b!)]);
+    expect(b.map((r) => r.status)).toEqual([200, 200]);
+    const bStreams = await Promise.all(b.map((r) => openStream(tokens.b!, r.session!)));
+    // Five in all now, every one in use: a third key gets 503.
+    expect((await initialize(tokens.c!)).status).toBe(503);
+
+    // Once two of a's streams end, those sessions go idle; at the cap, idle past pressureIdleMs, they make room.
+    await Promise.all(aStreams.slice(1).map((stream) => stream.body?.cancel()));
+    const again = await waitFor(async () => {
+      const r = await initialize(tokens.a!);
+      return r.status === 200 ? r : undefined;
+    }, 'an idle session to make room');
+    expect(again.session).toBeDefined();
+    expect(await ping(tokens.a!, a[0]!.session!)).toBe(200);
+    expect(await ping(tokens.a!, a[1]!.session!)).toBe(404);
+    expect(await ping(tokens.a!, a[2]!.session!)).toBe(404);
+    await Promise.all([aStreams[0], ...bStreams].map((stream) => stream?.body?.cancel()));
+  });
+});
+
+describe('replay buffers', () => {
+  /** A legacy client that can be asked for input: it takes the SDK path, whose SSE events are kept for replay. */
+  async function askableClient(): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+    const client = new Client(
+      { name: 'askable', version: '1.0.0' },
+      { ...clientOptions('legacy'), capabilities: { elicitation: { form: {} } } },
+    );
+    const transport = new StreamableHTTPClientTransport(new URL(`${mcplex.url}/mcp`), {
+      fetch: upstreamFetch,
+      requestInit: { headers: { authorization: `Bearer ${tokens.replay}` } },
+    });
+    await client.connect(transport);
+    return { client, transport };
+  }
+
+  it('keep no event over the per-session bound and stay under the total; a resume beyond them gets 400', async () => {
+    // Four sessions are open (the test above), one more fits.
+    const before = (await readyz()).replayBufferBytes;
+    const { client, transport } = await askableClient();
+    try {
+      const huge = await client.callTool({ name: 'fixture__echo', arguments: { message: 'h'.repeat(250_000) } });
+      expect((huge.content as { text: string }[])[0]?.text).toHaveLength(250_000);
+      expect((await readyz()).replayBufferBytes - before).toBeLessThan(10_000);
+      for (let i = 0; i < 3; i++) {
+        await client.callTool({ name: 'fixture__echo', arguments: { message: String(i).repeat(150_000) } });
+      }
+      const kept = (await readyz()).replayBufferBytes;
+      // Answers within the bound are kept (the newest), all of them under the total.
+      expect(kept).toBeGreaterThan(150_000);
+      expect(kept).toBeLessThanOrEqual(300_000);
+
+      const resume = await fetch(`${mcplex.url}/mcp`, {
+        headers: headers(tokens.replay!, {
+          'mcp-session-id': transport.sessionId!,
+          'mcp-protocol-version': '2025-11-25',
+          'last-event-id': 'stream_00000000-0000-0000-0000-000000000000',
+        }),
+      });
+      expect(resume.status).toBe(400);
+      const body = (await resume.json()) as { error: { message: string; data: { code: string } } };
+      expect(body.error.data.code).toBe('EVENT_NOT_REPLAYABLE');
+      expect(body.error.message).toMatch(/without Last-Event-ID/);
+    } finally {
+      await client.close();
+    }
+  });
+});
