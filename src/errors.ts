@@ -11,6 +11,8 @@ export type McplexErrorCode =
   | 'UPSTREAM_ERROR'
   | 'INVALID_CURSOR'
   | 'BODY_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'BAD_REQUEST'
   | 'LLM_BAD_REQUEST'
   | 'KEY_INVALID'
   | 'UNAUTHORIZED'

@@ -5,7 +5,7 @@ import { McplexError } from '../errors.js';
 import type { Policy } from '../policy/policy.js';
 import type { CreateKeyInput } from '../policy/auth/key-service.js';
 import { readBody } from './body.js';
-import { parseJsonObject, sendJson } from './json.js';
+import { assertJsonContentType, parseJsonObject, requestQuery, sendJson } from './json.js';
 import { openAiError, unauthorized } from '../llm/openai-errors.js';
 
 function fail(res: ServerResponse, status: number, message: string): void {
@@ -25,6 +25,17 @@ const count = (value: unknown, field: string): number | undefined => {
   if (typeof value !== 'number') throw new McplexError('KEY_INVALID', `${field} must be a number`, { status: 400 });
   return value;
 };
+
+/** A path segment percent-decoded; bad encoding is the client's mistake (400), not a failure of mcplex. */
+function decodedSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new McplexError('BAD_REQUEST', `the path segment "${segment}" is not valid percent-encoding`, {
+      status: 400,
+    });
+  }
+}
 
 function createInput(body: Record<string, unknown>): CreateKeyInput {
   if (typeof body.name !== 'string') throw new McplexError('KEY_INVALID', 'name must be a string', { status: 400 });
@@ -75,22 +86,23 @@ export async function handleAdmin(
     return;
   }
   try {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const query = requestQuery(req);
     if (path === '/admin/keys' && req.method === 'GET') {
       sendJson(res, 200, { object: 'list', data: await policy.keys.list() });
     } else if (path === '/admin/keys' && req.method === 'POST') {
+      assertJsonContentType(req);
       const body = parseJsonObject(await readBody(req, maxBodyBytes));
       const { token, key } = await policy.keys.create(createInput(body as Record<string, unknown>));
       sendJson(res, 201, { ...key, key: token });
     } else if (path.startsWith('/admin/keys/') && req.method === 'DELETE') {
-      const id = decodeURIComponent(path.slice('/admin/keys/'.length));
+      const id = decodedSegment(path.slice('/admin/keys/'.length));
       if (await policy.keys.revoke(id)) sendJson(res, 200, { id, revoked: true });
       else fail(res, 404, `no active key with id "${id}"`);
     } else if (path === '/admin/usage' && req.method === 'GET') {
-      const since = url.searchParams.get('since');
-      const until = url.searchParams.get('until');
-      const subject = url.searchParams.get('subject');
-      const model = url.searchParams.get('model');
+      const since = query.get('since');
+      const until = query.get('until');
+      const subject = query.get('subject');
+      const model = query.get('model');
       const totals = await policy.usage.totals({
         ...(subject ? { subject } : {}),
         ...(model ? { model } : {}),

@@ -1,6 +1,7 @@
 // JSON in and out of HTTP handlers: one answer writer (and its JSON-RPC error form), and one parser for request
 // bodies that must be an object.
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isJsonContentType } from '@modelcontextprotocol/server';
 import { McplexError, errorMessage } from '../errors.js';
 
 /** The text and head of a JSON answer, for whatever writes it (a response here, an LLM sink elsewhere). */
@@ -36,6 +37,29 @@ export function sendJsonRpcError(
   sendJson(res, status, { jsonrpc: '2.0', id, error });
 }
 
+/**
+ * How deep a request body may nest. Deeper JSON is refused before anything reads it: code that walks a value
+ * recursively (schema validation, serialisation, an upstream's parser) would run out of stack on it.
+ */
+export const MAX_JSON_DEPTH = 128;
+
+/** Whether `value` nests objects and arrays deeper than `max` levels (walked without recursion). */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const stack: [object, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (depth > max) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === 'object' && child !== null) stack.push([child as object, depth + 1]);
+    }
+  }
+  return false;
+}
+
+/** The refusal of a body nested too deeply, in words for any route's error shape. */
+export const TOO_DEEP = `the request body nests deeper than ${MAX_JSON_DEPTH} levels`;
+
 /** A request body that must be a JSON object; anything else is a 400 saying what is wrong. */
 export function parseJsonObject(raw: Buffer | string): Record<string, unknown> {
   let body: unknown;
@@ -49,7 +73,26 @@ export function parseJsonObject(raw: Buffer | string): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new McplexError('LLM_BAD_REQUEST', 'the request body must be a JSON object', { status: 400 });
   }
+  if (raw.length > MAX_JSON_DEPTH && nestedDeeperThan(body, MAX_JSON_DEPTH))
+    throw new McplexError('LLM_BAD_REQUEST', TOO_DEEP, { status: 400 });
   return body as Record<string, unknown>;
+}
+
+/** A JSON request body must say so: anything else is refused with 415, as the MCP endpoint does. */
+export function assertJsonContentType(req: IncomingMessage): void {
+  if (!isJsonContentType(req.headers['content-type'])) {
+    throw new McplexError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json', { status: 415 });
+  }
+}
+
+/**
+ * The query of a request. Not through `new URL`: a request target in absolute form that is no valid URL would
+ * make it throw, and no request line may fail mcplex.
+ */
+export function requestQuery(req: IncomingMessage): URLSearchParams {
+  const url = req.url ?? '';
+  const at = url.indexOf('?');
+  return new URLSearchParams(at < 0 ? '' : url.slice(at + 1));
 }
 
 /** JSON text parsed, or undefined when it is not JSON (a backend's error text, say). */

@@ -3,7 +3,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { hostHeaderValidation, originValidation } from '@modelcontextprotocol/node';
-import { localhostAllowedHostnames, localhostAllowedOrigins } from '@modelcontextprotocol/server';
+import { isJsonContentType, localhostAllowedHostnames, localhostAllowedOrigins } from '@modelcontextprotocol/server';
 import type { Logger } from '../log/logger.js';
 import { McplexError, errorMessage } from '../errors.js';
 import type { McpHttpEndpoint } from '../mcp/downstream/http-endpoint.js';
@@ -13,7 +13,7 @@ import type { Policy } from '../policy/policy.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { ANONYMOUS } from '../policy/auth/keys.js';
 import { readBody } from './body.js';
-import { sendJson, sendJsonRpcError } from './json.js';
+import { MAX_JSON_DEPTH, TOO_DEEP, nestedDeeperThan, sendJson, sendJsonRpcError } from './json.js';
 import { handleAdmin } from './admin.js';
 import { createDrain, markOpenEnded } from './drain.js';
 
@@ -85,12 +85,28 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
       sendJsonRpcError(res, 405, { code: -32000, message: `method ${req.method} is not allowed on /mcp` });
       return;
     }
+    if (!isJsonContentType(req.headers['content-type'])) {
+      sendJsonRpcError(res, 415, {
+        code: -32000,
+        message: 'Unsupported Media Type: Content-Type must be application/json',
+      });
+      return;
+    }
     const raw = await readBody(req, options.maxBodyBytes);
     let body: unknown;
     try {
       body = JSON.parse(raw.toString('utf8'));
     } catch (error) {
       sendJsonRpcError(res, 400, { code: -32700, message: `Parse error: ${errorMessage(error)}` });
+      return;
+    }
+    // Refused here, with or without a session, before any code walks the message.
+    if (Array.isArray(body) && body.length === 0) {
+      sendJsonRpcError(res, 400, { code: -32600, message: 'Invalid Request: empty JSON-RPC batch' });
+      return;
+    }
+    if (raw.length > MAX_JSON_DEPTH && nestedDeeperThan(body, MAX_JSON_DEPTH)) {
+      sendJsonRpcError(res, 400, { code: -32600, message: `Invalid Request: ${TOO_DEEP}` });
       return;
     }
     await mcp.post(req, res, body, principal);

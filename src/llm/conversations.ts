@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { McplexError } from '../errors.js';
 import { readBody } from '../http/body.js';
-import { parseJsonObject, sendJson } from '../http/json.js';
+import { assertJsonContentType, parseJsonObject, requestQuery, sendJson } from '../http/json.js';
 import type { Principal } from '../policy/auth/keys.js';
 import {
   CONVERSATION_ROLES,
@@ -44,7 +44,7 @@ export async function handleConversations(
   if (path !== PREFIX && !path.startsWith(`${PREFIX}/`)) return false;
   const method = req.method ?? 'GET';
   try {
-    const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+    const query = requestQuery(req);
     const [id, sub, ...rest] = path === PREFIX ? [] : path.slice(PREFIX.length + 1).split('/');
     if (id === undefined) {
       if (method === 'POST') await create(req, res, principal, store, maxBodyBytes);
@@ -322,6 +322,7 @@ async function readJson(
 ): Promise<Record<string, unknown>> {
   const raw = (await readBody(req, maxBodyBytes)).toString('utf8');
   if (emptyIsObject && raw.trim() === '') return {};
+  assertJsonContentType(req);
   return parseJsonObject(raw);
 }
 

@@ -9,7 +9,7 @@ import { McplexError, errorMessage } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics.js';
 import { readBody } from '../http/body.js';
-import { parseJsonObject, safeJson, sendJson } from '../http/json.js';
+import { assertJsonContentType, parseJsonObject, safeJson, sendJson } from '../http/json.js';
 import { createSseParser } from './sse.js';
 import { handleConversations } from './conversations.js';
 import { bufferedError, openAiError, llmFailure, unauthorized } from './openai-errors.js';
@@ -140,6 +140,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
   }
 
   async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+    assertJsonContentType(req);
     const raw = await readBody(req, options.maxBodyBytes);
     const parsed = parseJsonObject(raw);
     rawBodies.set(parsed, raw);

@@ -51,7 +51,8 @@ export function fastToolCall(
   if (typeof message.id === 'number' && !Number.isSafeInteger(message.id)) return undefined;
   const params = message.params as { name?: unknown; arguments?: unknown; _meta?: { progressToken?: unknown } };
   if (typeof params !== 'object' || params === null || typeof params.name !== 'string') return undefined;
-  if (params.arguments !== undefined && (typeof params.arguments !== 'object' || params.arguments === null)) {
+  const args = params.arguments;
+  if (args !== undefined && (typeof args !== 'object' || args === null || Array.isArray(args))) {
     return undefined;
   }
   // Progress needs a streamed response: the SDK server does that.

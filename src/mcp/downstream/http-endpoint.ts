@@ -14,6 +14,7 @@ import type { SessionEventStore } from './event-store.js';
 import { fastToolCall, plainModernToolCall, serveFastToolCall } from './fast-tool-call.js';
 import type { FastToolCall } from './fast-tool-call.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
+import { invalidParams } from './request-params.js';
 import type { Subscriptions } from './subscriptions.js';
 import type { Principal } from '../../policy/auth/keys.js';
 import { ANONYMOUS } from '../../policy/auth/keys.js';
@@ -286,6 +287,19 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     await transport.handleRequest(req, res, body);
   }
 
+  /** Answers a request whose params do not fit its method's schema (-32602 naming the field); false when they do. */
+  function refuseInvalid(res: ServerResponse, body: unknown, era: 'legacy' | 'modern'): boolean {
+    const messages = Array.isArray(body) ? body : [body];
+    for (const message of messages) {
+      const invalid = invalidParams(message, era);
+      if (invalid === undefined) continue;
+      // An error about the request itself, as the SDK's handlers answer one (HTTP 200, the error in the body).
+      sendJsonRpcError(res, 200, invalid.error, invalid.id);
+      return true;
+    }
+    return false;
+  }
+
   /** Serves a plain tools/call, or a cancellation of one, without the SDK server; false when it cannot. */
   async function serveLegacyFast(
     session: LegacySession,
@@ -345,7 +359,12 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
           session.lastSeen = Date.now();
         });
       }
-      if (req.method === 'POST' && (await serveLegacyFast(session, req, res, body))) return;
+      if (
+        req.method === 'POST' &&
+        ((await serveLegacyFast(session, req, res, body)) || refuseInvalid(res, body, 'legacy'))
+      ) {
+        return;
+      }
       await session.transport.handleRequest(req, res, body);
       return;
     }
@@ -353,6 +372,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       await openSession(req, res, body, principal);
       return;
     }
+    if (req.method === 'POST' && refuseInvalid(res, body, 'legacy')) return;
     sendJsonRpcError(res, 400, { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' });
   }
 
@@ -397,6 +417,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
         if (rejectParamHeaders(options.catalog, req, res, body)) return;
         if (!(await followListen(res, listenedUris(body), principal))) return;
       }
+      if (refuseInvalid(res, body, 'modern')) return;
       // Other modern requests, and malformed ones, which the modern entry answers with the right error.
       (req as IncomingMessage & { auth?: AuthInfo }).auth = authInfoFor(principal);
       await modernNode(req, res, body);

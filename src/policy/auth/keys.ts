@@ -87,7 +87,8 @@ export function createAuthenticator(
   return {
     async authenticate(credential) {
       if (credential === undefined || credential === '') return { ok: false, reason: 'missing' };
-      const token = credential.startsWith('Bearer ') ? credential.slice(7).trim() : credential.trim();
+      // The scheme is case-insensitive (RFC 9110): `bearer` and `BEARER` are Bearer too.
+      const token = /^bearer\s/i.test(credential) ? credential.slice(7).trim() : credential.trim();
       const parsed = parseKey(token);
       if (!parsed) return { ok: false, reason: 'malformed' };
       const { record, hash } = await lookup(parsed.id);
