@@ -57,6 +57,8 @@ describe('parseConfig', () => {
           replayBytes: 1_048_576,
           replayTotalBytes: 67_108_864,
         },
+        timeouts: { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5000 },
+        maxConnections: 10_000,
       },
       llm: {
         models: {},

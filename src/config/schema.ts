@@ -259,6 +259,23 @@ const httpServerSchema = z.strictObject({
     .positive('maxSubscriptions must be > 0')
     .default(1000),
   sessions: sessionsSchema.prefault({}),
+  /** A slow client holds a socket for at most this long without sending its headers or its whole request. */
+  timeouts: z
+    .strictObject({
+      headersMs: ms('headersMs').default(10_000),
+      requestMs: ms('requestMs').default(30_000),
+      /** An idle keep-alive connection (no request in progress) is closed after this long. */
+      keepAliveMs: ms('keepAliveMs').default(5000),
+    })
+    .superRefine((t, ctx) => {
+      if (t.headersMs > t.requestMs) {
+        ctx.addIssue({ code: 'custom', path: ['headersMs'], message: 'headersMs must not exceed requestMs' });
+      }
+    })
+    .prefault({}),
+  maxConnections: count('maxConnections').default(10_000),
+  /** Off by default: behind a load balancer every client has the balancer's address. */
+  maxConnectionsPerAddress: count('maxConnectionsPerAddress').optional(),
 });
 
 export const configSchema = z

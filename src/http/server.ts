@@ -16,6 +16,8 @@ import { readBody } from './body.js';
 import { MAX_JSON_DEPTH, TOO_DEEP, nestedDeeperThan, sendJson, sendJsonRpcError } from './json.js';
 import { handleAdmin } from './admin.js';
 import { createDrain, markOpenEnded } from './drain.js';
+import { limitConnections } from './connection-limits.js';
+import { isClientAbort } from './client-abort.js';
 
 export interface HttpServerOptions {
   /** The address mcplex listens on; it is always an acceptable Host. */
@@ -31,6 +33,11 @@ export interface HttpServerOptions {
   metrics?: Metrics;
   /** Who may use /mcp (API keys); without it every request is anonymous. */
   policy?: Policy;
+  /** How long a client may take to send its headers and its whole request, and to keep an idle connection. */
+  timeouts: { headersMs: number; requestMs: number; keepAliveMs: number };
+  /** Open connections in all, and from one client address (off unless set). */
+  maxConnections: number;
+  maxConnectionsPerAddress?: number | undefined;
   /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
   readiness: () => { ready: boolean; body: unknown };
 }
@@ -141,19 +148,39 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${path}` } });
   }
 
-  const server = createServer((req, res) => {
-    drain.track(res);
-    route(req, res, performance.now()).catch((error: unknown) => {
-      if (error instanceof McplexError && error.code === 'BODY_TOO_LARGE') {
-        // Stop reading: the client gets its answer and the connection is not reused for the rest of the body.
-        res.setHeader('connection', 'close');
-        sendJsonRpcError(res, 413, { code: -32600, message: error.message });
+  const { headersMs, requestMs, keepAliveMs } = options.timeouts;
+  const server = createServer(
+    {
+      headersTimeout: headersMs,
+      requestTimeout: requestMs,
+      keepAliveTimeout: keepAliveMs,
+      // How often Node looks for requests past those timeouts (30 s by default, which would let a slow client
+      // hold its socket for up to that much longer).
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersMs / 4))),
+    },
+    (req, res) => {
+      if (connections.refused(req.socket)) {
+        req.socket.destroy();
         return;
       }
-      logger.error({ err: errorMessage(error), url: req.url }, 'request failed');
-      if (!res.headersSent) sendJsonRpcError(res, 500, { code: -32603, message: 'Internal error' });
-      else res.end();
-    });
+      drain.track(res);
+      route(req, res, performance.now()).catch((error: unknown) => {
+        if (error instanceof McplexError && error.code === 'BODY_TOO_LARGE') {
+          // Stop reading: the client gets its answer and the connection is not reused for the rest of the body.
+          res.setHeader('connection', 'close');
+          sendJsonRpcError(res, 413, { code: -32600, message: error.message });
+          return;
+        }
+        if (isClientAbort(req, error)) logger.debug({ err: errorMessage(error), url: req.url }, 'client went away');
+        else logger.error({ err: errorMessage(error), url: req.url }, 'request failed');
+        if (!res.headersSent) sendJsonRpcError(res, 500, { code: -32603, message: 'Internal error' });
+        else res.end();
+      });
+    },
+  );
+  const connections = limitConnections(server, {
+    max: options.maxConnections,
+    ...(options.maxConnectionsPerAddress === undefined ? {} : { perAddress: options.maxConnectionsPerAddress }),
   });
   const drain = createDrain(server);
   return Object.assign(server, { drain: (timeoutMs: number) => drain.drain(timeoutMs) });

@@ -9,6 +9,7 @@ import { McplexError, errorMessage } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics.js';
 import { readBody } from '../http/body.js';
+import { isClientAbort } from '../http/client-abort.js';
 import { assertJsonContentType, parseJsonObject, safeJson, sendJson } from '../http/json.js';
 import { createSseParser } from './sse.js';
 import { handleConversations } from './conversations.js';
@@ -409,6 +410,9 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
           const param = typeof error.data?.param === 'string' ? error.data.param : undefined;
           const code = typeof error.data?.code === 'string' ? error.data.code : null;
           sendJson(res, error.status, openAiError(error.status, error.message, undefined, code, param));
+        } else if (isClientAbort(req, error)) {
+          logger.debug({ err: errorMessage(error), path, requestId }, 'client went away');
+          res.destroy();
         } else {
           logger.error({ err: errorMessage(error), path, requestId }, 'LLM request failed');
           sendJson(res, 500, openAiError(500, 'internal error'));
