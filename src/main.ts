@@ -18,6 +18,7 @@ import { createGateway } from './gateway.js';
 import type { Gateway } from './gateway.js';
 import { createHttpServer } from './http/server.js';
 import { createMcpHttpEndpoint } from './mcp/downstream/http-endpoint.js';
+import { checkInboundParams } from './mcp/downstream/request-params.js';
 import { createLlmGateway } from './llm/gateway.js';
 import type { AgentRunner, LlmGateway } from './llm/gateway.js';
 import { createAgent } from './agent/agent.js';
@@ -231,6 +232,7 @@ export async function startStdio(config: Config, logger: Logger): Promise<Runnin
   gateway.start();
   const handle = serveStdio(({ era }) => {
     const server = gateway.createServer(era);
+    checkInboundParams(server, era);
     servers.add(server);
     const previous = server.onclose;
     server.onclose = () => {

@@ -73,6 +73,15 @@ describe.each<Era>(['legacy', 'modern'])('mcplex stdio with a %s client', (era) 
     });
     expect(completion.completion.values).toEqual(['alice']);
   });
+
+  it('answers a parameter of the wrong type with -32602 naming the field', async () => {
+    const error = (await client
+      .callTool({ name: 'fixture__echo', arguments: [1, 2] as unknown as Record<string, unknown> })
+      .catch((e: unknown) => e)) as { code?: number; message?: string };
+    expect(error.code).toBe(-32602);
+    expect(error.message).toContain('params.arguments');
+    expect(error.message).not.toMatch(/\[\s*\{/);
+  });
 });
 
 describe('mcplex stdio with a shared LLM', () => {

@@ -2,7 +2,7 @@
 // wrong type gets -32602 with a short message naming the field (the SDK answers some of them with -32603 and a
 // raw dump of the schema issues).
 import { specTypeSchemas } from '@modelcontextprotocol/server';
-import type { SpecTypeName } from '@modelcontextprotocol/server';
+import type { JSONRPCMessage, Server, SpecTypeName, Transport } from '@modelcontextprotocol/server';
 
 /** The requests of one era only: in the other, the SDK answers them as unknown methods (404 / -32601 on HTTP). */
 const LEGACY_ONLY = new Set(['initialize', 'logging/setLevel', 'resources/subscribe', 'resources/unsubscribe']);
@@ -57,5 +57,22 @@ export function invalidParams(message: unknown, era: 'legacy' | 'modern'): Inval
       message: `Invalid params for ${method}: ${field || 'the request'}: ${reason}${more}`,
       data: { code: 'INVALID_PARAMS', field },
     },
+  };
+}
+
+/**
+ * Makes `server` answer requests whose params do not fit with `invalidParams`' error on whatever transport it is
+ * connected to (the stdio front end: the HTTP endpoint checks before a request reaches a transport).
+ */
+export function checkInboundParams(server: Server, era: 'legacy' | 'modern'): void {
+  const connect = server.connect.bind(server);
+  server.connect = async (transport: Transport) => {
+    await connect(transport);
+    const deliver = transport.onmessage;
+    transport.onmessage = (message, extra) => {
+      const invalid = invalidParams(message, era);
+      if (invalid === undefined) deliver?.(message, extra);
+      else void transport.send({ jsonrpc: '2.0', id: invalid.id ?? null, error: invalid.error } as JSONRPCMessage);
+    };
   };
 }
