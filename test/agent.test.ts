@@ -173,8 +173,9 @@ describe('the tool-running chat', () => {
     expect((await fetch(`${mcplex.url}/healthz`)).status).toBe(200);
   });
 
-  it('refuses a tool pattern over 256 characters, or more than 256 patterns, with a 400 naming mcp.tools', async () => {
-    for (const tools of [['*'.repeat(257)], Array.from({ length: 257 }, (_, i) => `t${i}`)]) {
+  it('refuses a pattern over 256 characters, over 64 patterns or over 1024 characters in all, naming mcp.tools', async () => {
+    const lists = [['*'.repeat(257)], Array.from({ length: 65 }, (_, i) => `t${i}`), Array(5).fill('*'.repeat(250))];
+    for (const tools of lists) {
       const error = await ask(client, { tools }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(OpenAI.BadRequestError);
       expect((error as Error).message).toMatch(/mcp.tools/);

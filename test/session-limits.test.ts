@@ -31,8 +31,11 @@ const headers = (token: string, extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-async function initialize(token: string): Promise<{ status: number; session?: string; body: string }> {
-  const response = await fetch(`${mcplex.url}/mcp`, {
+async function initialize(
+  token: string,
+  base = mcplex.url,
+): Promise<{ status: number; session?: string; body: string }> {
+  const response = await fetch(`${base}/mcp`, {
     method: 'POST',
     headers: headers(token),
     body: JSON.stringify({
@@ -46,8 +49,8 @@ async function initialize(token: string): Promise<{ status: number; session?: st
   return { status: response.status, ...(session ? { session } : {}), body: await response.text() };
 }
 
-async function ping(token: string, session: string): Promise<number> {
-  const response = await fetch(`${mcplex.url}/mcp`, {
+async function ping(token: string, session: string, base = mcplex.url): Promise<number> {
+  const response = await fetch(`${base}/mcp`, {
     method: 'POST',
     headers: headers(token, { 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' }),
     body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
@@ -96,6 +99,42 @@ describe('sessions per principal and in all', () => {
     expect(await ping(tokens.a!, a[1]!.session!)).toBe(404);
     expect(await ping(tokens.a!, a[2]!.session!)).toBe(404);
     await Promise.all([aStreams[0], ...bStreams].map((stream) => stream?.body?.cancel()));
+  });
+});
+
+describe('pressure expiry', () => {
+  let busy: RunningServer;
+  beforeAll(async () => {
+    busy = await startMcplex({
+      auth: { mode: 'keys' },
+      mcpServers: { fixture: fixtureStdio() },
+      server: { sessions: { maxPerPrincipal: 2, pressureIdleMs: 100 } },
+    });
+    await busy.gateway.whenSettled();
+  });
+  afterAll(async () => {
+    await busy?.close();
+  });
+
+  it('never closes a session whose call is still running, only the idle ones', async () => {
+    const { token: key } = await busy.policy.keys.create({ name: 'busy' });
+    const open = async () => (await initialize(key, busy.url)).session!;
+    const [calling, idle] = [await open(), await open()];
+    const call = fetch(`${busy.url}/mcp`, {
+      method: 'POST',
+      headers: headers(key, { 'mcp-session-id': calling, 'mcp-protocol-version': '2025-11-25' }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'fixture__slow', arguments: { ms: 1500 } },
+      }),
+    }).then((r) => r.text());
+    // The cap is reached; once the idle session is idle long enough, a new one takes its place.
+    await waitFor(async () => (await initialize(key, busy.url)).status === 200, 'room for a new session');
+    expect(await call).toContain('done');
+    expect(await ping(key, calling, busy.url)).toBe(200);
+    expect(await ping(key, idle, busy.url)).toBe(404);
   });
 });
 

@@ -8,7 +8,7 @@ import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
 import { sendJson } from '../http/json.js';
 import { McplexError, errorMessage } from '../errors.js';
 import type { Catalog } from '../mcp/catalog/catalog.js';
-import { MAX_GLOBS, compileGlobs, globProblem } from '../mcp/catalog/glob.js';
+import { compileGlobs, globsProblem } from '../mcp/catalog/glob.js';
 import { callRoutedTool } from '../mcp/downstream/aggregate-server.js';
 import { scopedView } from '../mcp/downstream/scoped-view.js';
 import type { Principal } from '../policy/auth/keys.js';
@@ -108,11 +108,8 @@ export function parseMcpOptions(value: unknown, servers: readonly string[]): Mcp
     throw bad('mcp.top_k must be a whole number above 0', 'mcp.top_k');
   }
   const tools = list('tools');
-  if (tools && tools.length > MAX_GLOBS) throw bad(`mcp.tools has more than ${MAX_GLOBS} patterns`, 'mcp.tools');
-  for (const pattern of tools ?? []) {
-    const problem = globProblem(pattern);
-    if (problem) throw bad(`mcp.tools: ${problem}`, 'mcp.tools');
-  }
+  const problem = tools && globsProblem(tools);
+  if (problem) throw bad(`mcp.tools: ${problem}`, 'mcp.tools');
   return {
     servers: chosen,
     ...(tools ? { tools } : {}),

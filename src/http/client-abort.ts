@@ -1,12 +1,11 @@
-// Whether a request failed because its client went away (closed the connection, reset it): that is not an error
+// Whether a request failed because its client went away (closed or reset its connection): that is not an error
 // of mcplex, and a flood of such requests must not be a flood of error lines.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
-const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
-
-export function isClientAbort(req: IncomingMessage, error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && CLIENT_GONE.has(code)) return true;
-  if (error instanceof Error && error.message === 'aborted') return true;
-  return req.socket.destroyed;
+/**
+ * Decided by the client's own connection, never by the error alone: an upstream's reset carries the same codes
+ * (ECONNRESET, EPIPE) and is a failure to report.
+ */
+export function isClientAbort(req: IncomingMessage, res: ServerResponse): boolean {
+  return req.socket.destroyed || (res.destroyed && !res.writableFinished);
 }

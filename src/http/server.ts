@@ -171,7 +171,7 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
           sendJsonRpcError(res, 413, { code: -32600, message: error.message });
           return;
         }
-        if (isClientAbort(req, error)) logger.debug({ err: errorMessage(error), url: req.url }, 'client went away');
+        if (isClientAbort(req, res)) logger.debug({ err: errorMessage(error), url: req.url }, 'client went away');
         else logger.error({ err: errorMessage(error), url: req.url }, 'request failed');
         if (!res.headersSent) sendJsonRpcError(res, 500, { code: -32603, message: 'Internal error' });
         else res.end();

@@ -410,7 +410,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
           const param = typeof error.data?.param === 'string' ? error.data.param : undefined;
           const code = typeof error.data?.code === 'string' ? error.data.code : null;
           sendJson(res, error.status, openAiError(error.status, error.message, undefined, code, param));
-        } else if (isClientAbort(req, error)) {
+        } else if (isClientAbort(req, res)) {
           logger.debug({ err: errorMessage(error), path, requestId }, 'client went away');
           res.destroy();
         } else {

@@ -19,7 +19,7 @@ describe('createRepeatLimit', () => {
     limit.admit('c');
     limit.admit('c');
     now = 4500;
-    expect(limit.due()).toEqual([{ key: 'c', suppressed: 1 }]);
+    expect(limit.due()).toEqual([{ key: 'c', suppressed: 1, level: 0 }]);
     expect(limit.due()).toEqual([]);
   });
 
@@ -57,6 +57,21 @@ describe('createLogger', () => {
     // Distinct messages are distinct keys.
     expect(count('request 0 failed')).toBe(1);
     expect(count('served')).toBe(20);
+  });
+
+  it('tells sources apart: the first line of another server or backend is written', async () => {
+    const { lines, stream } = capture();
+    const logger = createLogger('info', stream);
+    for (let i = 0; i < 10; i++) logger.warn({ deployment: 'a', requestId: String(i) }, 'LLM attempt failed');
+    logger.warn({ deployment: 'b', requestId: 'x' }, 'LLM attempt failed');
+    for (let i = 0; i < 10; i++) logger.child({ server: 'one' }).warn('catalog refresh failed');
+    logger.child({ server: 'two' }).warn('catalog refresh failed');
+    await new Promise((resolve) => setImmediate(resolve));
+    const from = (field: string, value: string) => lines.filter((l) => l[field] === value).length;
+    expect(from('deployment', 'a')).toBe(5);
+    expect(from('deployment', 'b')).toBe(1);
+    expect(from('server', 'one')).toBe(5);
+    expect(from('server', 'two')).toBe(1);
   });
 
   it('keeps secrets out of the lines', async () => {

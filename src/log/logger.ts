@@ -20,6 +20,16 @@ function messageOf(args: unknown[]): string {
   return typeof args[1] === 'string' ? args[1] : '';
 }
 
+/** Fields that tell one source of a message from another (which server, which backend), never a request id. */
+const SOURCE_FIELDS = ['server', 'deployment', 'model', 'uri', 'status', 'reason', 'path'] as const;
+
+/** What makes two lines "the same": the message, the logger's own bindings and the source fields of the line. */
+function repeatKey(message: string, bindings: Record<string, unknown>, args: unknown[]): string {
+  const fields = typeof args[0] === 'object' && args[0] !== null ? (args[0] as Record<string, unknown>) : {};
+  const source = SOURCE_FIELDS.map((field) => fields[field] ?? bindings[field] ?? '');
+  return JSON.stringify([message, bindings.name ?? '', ...source]);
+}
+
 export function createLogger(level: string = 'info', destination?: DestinationStream): Logger {
   const repeats = createRepeatLimit({ windowMs: REPEAT_WINDOW_MS, perWindow: REPEATS_PER_WINDOW });
   const logger = pino(
@@ -41,8 +51,9 @@ export function createLogger(level: string = 'info', destination?: DestinationSt
         logMethod(args, method, lineLevel) {
           const message = messageOf(args);
           if (lineLevel < WARN || lineLevel >= FATAL || message === SUMMARY) return method.apply(this, args);
-          const { write, suppressed } = repeats.admit(message);
-          if (suppressed > 0) method.apply(this, [{ suppressed, message }, SUMMARY] as unknown as typeof args);
+          const key = repeatKey(message, this.bindings(), args);
+          const { write, suppressed } = repeats.admit(key, lineLevel);
+          if (suppressed > 0) method.apply(this, [{ suppressed, of: key }, SUMMARY] as unknown as typeof args);
           if (write) method.apply(this, args);
         },
       },
@@ -51,7 +62,10 @@ export function createLogger(level: string = 'info', destination?: DestinationSt
   );
   // Lines left out in a window that no later line of the same message closes are reported all the same.
   const flush = setInterval(() => {
-    for (const { key, suppressed } of repeats.due()) logger.warn({ suppressed, message: key }, SUMMARY);
+    for (const { key, suppressed, level: at } of repeats.due()) {
+      const write = at >= 50 ? logger.error.bind(logger) : logger.warn.bind(logger);
+      write({ suppressed, of: key }, SUMMARY);
+    }
   }, REPEAT_WINDOW_MS);
   flush.unref();
   return logger;

@@ -7,15 +7,17 @@ export interface RepeatLimit {
    * Whether a line with this key may be written now (when not, it is counted), and how many lines of the key's
    * previous window were left out, to be reported first.
    */
-  admit(key: string): { write: boolean; suppressed: number };
-  /** The keys whose window has ended with lines left out, and how many; they are forgotten. */
-  due(): { key: string; suppressed: number }[];
+  admit(key: string, level?: number): { write: boolean; suppressed: number };
+  /** The keys whose window has ended with lines left out, how many and at what level; they are forgotten. */
+  due(): { key: string; suppressed: number; level: number }[];
 }
 
 interface Window {
   start: number;
   written: number;
   suppressed: number;
+  /** The highest level of the key's lines in this window. */
+  level: number;
 }
 
 export function createRepeatLimit(options: {
@@ -29,7 +31,7 @@ export function createRepeatLimit(options: {
   const maxKeys = options.maxKeys ?? 1000;
   const windows = new Map<string, Window>();
   return {
-    admit(key) {
+    admit(key, level = 0) {
       const at = now();
       let window = windows.get(key);
       let suppressed = 0;
@@ -37,9 +39,10 @@ export function createRepeatLimit(options: {
         suppressed = window?.suppressed ?? 0;
         windows.delete(key);
         if (windows.size >= maxKeys) windows.delete(windows.keys().next().value!);
-        window = { start: at, written: 0, suppressed: 0 };
+        window = { start: at, written: 0, suppressed: 0, level };
         windows.set(key, window);
       }
+      window.level = Math.max(window.level, level);
       if (window.written < options.perWindow) {
         window.written++;
         return { write: true, suppressed };
@@ -49,10 +52,10 @@ export function createRepeatLimit(options: {
     },
     due() {
       const at = now();
-      const out: { key: string; suppressed: number }[] = [];
+      const out: { key: string; suppressed: number; level: number }[] = [];
       for (const [key, window] of windows) {
         if (at - window.start < options.windowMs) continue;
-        if (window.suppressed > 0) out.push({ key, suppressed: window.suppressed });
+        if (window.suppressed > 0) out.push({ key, suppressed: window.suppressed, level: window.level });
         windows.delete(key);
       }
       return out;

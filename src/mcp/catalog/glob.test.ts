@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { MAX_GLOB_LENGTH, compileGlob, compileGlobs, createToolFilter, globProblem } from './glob.js';
+import { MAX_GLOB_LENGTH, compileGlob, compileGlobs, createToolFilter, globProblem, globsProblem } from './glob.js';
 
 /** The textbook translation to a regular expression, as a reference on inputs small enough for it. */
 function reference(pattern: string): RegExp {
@@ -66,6 +66,15 @@ describe('globProblem', () => {
     expect(globProblem('tool[ab]')).toMatch(/only "\*" and "\?"/);
     expect(globProblem('*'.repeat(MAX_GLOB_LENGTH))).toBeUndefined();
     expect(globProblem('everything__*')).toBeUndefined();
+  });
+});
+
+describe('globsProblem', () => {
+  it('bounds a list in count and in characters', () => {
+    expect(globsProblem(['a*', 'b*'])).toBeUndefined();
+    expect(globsProblem(Array.from({ length: 65 }, (_, i) => `t${i}`))).toMatch(/at most 64/);
+    expect(globsProblem(Array(5).fill('*'.repeat(250)))).toMatch(/1024 characters in all/);
+    expect(globsProblem(['ok', ''])).toMatch(/empty/);
   });
 });
 

@@ -3,8 +3,9 @@
 
 /** Longest pattern accepted anywhere: patterns come from clients too (key scopes, chat requests). */
 export const MAX_GLOB_LENGTH = 256;
-/** Most patterns in one list. */
-export const MAX_GLOBS = 256;
+/** Most patterns in one list from a client (key scopes, mcp.tools), and their characters in all. */
+export const MAX_GLOBS = 64;
+export const MAX_GLOB_CHARS = 1024;
 
 /** Why a pattern is refused, or undefined when it is acceptable. */
 export function globProblem(pattern: string): string | undefined {
@@ -12,6 +13,21 @@ export function globProblem(pattern: string): string | undefined {
   if (pattern.length > MAX_GLOB_LENGTH) return `tool pattern is longer than ${MAX_GLOB_LENGTH} characters`;
   if (/[[\]{}]/.test(pattern)) return `invalid tool pattern "${pattern}": only "*" and "?" wildcards are supported`;
   return undefined;
+}
+
+/**
+ * Why a client's list of patterns is refused, or undefined. Matching costs up to name length x pattern length per
+ * tool and pattern, so the list is bounded in all: at most 64-character names x 1024 characters per tool.
+ */
+export function globsProblem(patterns: readonly string[]): string | undefined {
+  if (patterns.length > MAX_GLOBS) return `at most ${MAX_GLOBS} tool patterns`;
+  let chars = 0;
+  for (const pattern of patterns) {
+    const problem = globProblem(pattern);
+    if (problem) return problem;
+    chars += pattern.length;
+  }
+  return chars > MAX_GLOB_CHARS ? `tool patterns of more than ${MAX_GLOB_CHARS} characters in all` : undefined;
 }
 
 export type GlobMatcher = (name: string) => boolean;
@@ -62,7 +78,7 @@ export function compileGlob(pattern: string): GlobMatcher {
 
 /** A matcher for a list of patterns: a name matches when any pattern does. */
 export function compileGlobs(patterns: readonly string[]): GlobMatcher {
-  const matchers = patterns.map(compileGlob);
+  const matchers = [...new Set(patterns)].map(compileGlob);
   return (name) => matchers.some((matches) => matches(name));
 }
 

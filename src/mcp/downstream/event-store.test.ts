@@ -30,15 +30,38 @@ describe('the replay buffer', () => {
     const buffer = createReplayBuffer({ maxEvents: 10, maxBytes: 1000, maxTotalBytes: 100_000 });
     const store = buffer.forSession();
     const small = await store.storeEvent('s', message('x'.repeat(400)));
-    const huge = await store.storeEvent('s', message('y'.repeat(4000)));
-    expect(store.has(small)).toBe(true);
-    expect(store.has(huge)).toBe(false);
-    expect(buffer.bytes()).toBe(size('x'.repeat(400)));
-    await store.storeEvent('s', message('z'.repeat(400)));
+    const z = await store.storeEvent('s', message('z'.repeat(400)));
     await store.storeEvent('s', message('w'.repeat(400)));
     expect(store.has(small)).toBe(false);
+    expect(store.has(z)).toBe(true);
     expect(buffer.bytes()).toBeLessThanOrEqual(1000);
     await expect(replayed(store, small)).rejects.toThrow(/unknown or too old/);
+    const huge = await store.storeEvent('s', message('y'.repeat(4000)));
+    expect(store.has(huge)).toBe(false);
+    expect(buffer.bytes()).toBe(0);
+  });
+
+  it('refuses a resume from before an event too big to keep, instead of skipping it', async () => {
+    const buffer = createReplayBuffer({ maxEvents: 10, maxBytes: 1000, maxTotalBytes: 100_000 });
+    const store = buffer.forSession();
+    const priming = await store.storeEvent('call', message(''));
+    const other = await store.storeEvent('other', message('kept'));
+    await store.storeEvent('call', message('y'.repeat(4000)));
+    const after = await store.storeEvent('call', message('after'));
+    // The stream's events before the big one are gone: a resume from them gets "unknown" (a 400 on /mcp).
+    expect(store.has(priming)).toBe(false);
+    expect(store.has(other)).toBe(true);
+    expect(await replayed(store, after)).toEqual([]);
+    expect(buffer.bytes()).toBe(size('kept') + size('after'));
+  });
+
+  it('keeps nothing once the session ended', async () => {
+    const buffer = createReplayBuffer({ maxEvents: 10, maxBytes: 1000, maxTotalBytes: 100_000 });
+    const store = buffer.forSession();
+    store.clear();
+    const late = await store.storeEvent('s', message('late'));
+    expect(store.has(late)).toBe(false);
+    expect(buffer.bytes()).toBe(0);
   });
 
   it('keeps all sessions together under the total, dropping the oldest events of any session first', async () => {

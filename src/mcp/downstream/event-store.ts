@@ -24,6 +24,8 @@ interface StoredEvent {
 interface SessionEvents {
   events: StoredEvent[];
   bytes: number;
+  /** Ended: whatever is sent now is not kept. */
+  closed: boolean;
 }
 
 /** A session's event store, which can also say whether an event can still be replayed. */
@@ -45,23 +47,35 @@ export function createReplayBuffer(limits: ReplayLimits): ReplayBuffer {
   const all = new Map<string, StoredEvent>();
   let total = 0;
 
+  function forget(session: SessionEvents, event: StoredEvent): void {
+    session.bytes -= event.size;
+    total -= event.size;
+    all.delete(event.id);
+  }
+
   function evictOldestOf(session: SessionEvents): void {
-    const dropped = session.events.shift()!;
-    session.bytes -= dropped.size;
-    total -= dropped.size;
-    all.delete(dropped.id);
+    forget(session, session.events.shift()!);
   }
 
   return {
     bytes: () => total,
     forSession() {
-      const session: SessionEvents = { events: [], bytes: 0 };
+      const session: SessionEvents = { events: [], bytes: 0, closed: false };
       return {
         async storeEvent(streamId, message) {
           const id = `${streamId}_${randomUUID()}`;
+          if (session.closed) return id;
           const size = JSON.stringify(message).length;
-          // Too big to keep: it is delivered, and a resume from before it finds the id unknown.
-          if (size > limits.maxBytes || size > limits.maxTotalBytes) return id;
+          if (size > limits.maxBytes || size > limits.maxTotalBytes) {
+            // Too big to keep: it is delivered, and the stream's earlier events are forgotten, so that a resume
+            // from before it is refused (the client opens a new stream) rather than silently skipping it.
+            session.events = session.events.filter((event) => {
+              if (event.streamId !== streamId) return true;
+              forget(session, event);
+              return false;
+            });
+            return id;
+          }
           const event: StoredEvent = { id, streamId, message, size, owner: session };
           session.events.push(event);
           session.bytes += size;
@@ -85,6 +99,7 @@ export function createReplayBuffer(limits: ReplayLimits): ReplayBuffer {
         },
         has: (eventId) => all.get(eventId)?.owner === session,
         clear() {
+          session.closed = true;
           for (const event of session.events) all.delete(event.id);
           total -= session.bytes;
           session.events = [];

@@ -56,8 +56,11 @@ interface LegacySession {
   /** Who opened it: only the same principal may use it. */
   principal: Principal;
   lastSeen: number;
-  /** Open GET streams: a session that holds one is in use, however long since its last request. */
-  streams: number;
+  /**
+   * Requests in progress (calls, GET streams): a session with one is in use, however long since it began; idle
+   * means none, for a while.
+   */
+  active: number;
   /** Calls in flight on the fast path, by request id, so that notifications/cancelled can reach them. */
   inflight: Map<string | number, AbortController>;
   /** The level the client set with logging/setLevel (the SDK server records it too, for its own path). */
@@ -208,7 +211,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     return true;
   }
 
-  const idle = (session: LegacySession, cutoff: number) => session.streams === 0 && session.lastSeen < cutoff;
+  const idle = (session: LegacySession, cutoff: number) => session.active === 0 && session.lastSeen < cutoff;
 
   /** Closes the sessions (of `principal`, or of anyone) idle for longer than `idleMs`; how many it closed. */
   function closeIdle(idleMs: number, principal?: string): number {
@@ -248,7 +251,10 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     body: unknown,
     principal: Principal,
   ): Promise<void> {
+    // Keyless mode has one principal, everyone on this host: the total alone bounds it.
+    const capped = principal.id !== ANONYMOUS.id;
     if (
+      capped &&
       (owned.get(principal.id) ?? 0) >= limits.maxPerPrincipal &&
       closeIdle(limits.pressureIdleMs, principal.id) === 0
     ) {
@@ -273,7 +279,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       // Tells clients how soon to reconnect when a stream ends before its response (SSE polling).
       retryInterval: 1000,
       onsessioninitialized: (id) => {
-        const session = { id, transport, events, server, principal, lastSeen: Date.now(), streams: 0 };
+        const session = { id, transport, events, server, principal, lastSeen: Date.now(), active: 0 };
         sessions.set(id, { ...session, inflight: new Map() });
         owned.set(principal.id, (owned.get(principal.id) ?? 0) + 1);
       },
@@ -289,15 +295,12 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
 
   /** Answers a request whose params do not fit its method's schema (-32602 naming the field); false when they do. */
   function refuseInvalid(res: ServerResponse, body: unknown, era: 'legacy' | 'modern'): boolean {
-    const messages = Array.isArray(body) ? body : [body];
-    for (const message of messages) {
-      const invalid = invalidParams(message, era);
-      if (invalid === undefined) continue;
-      // An error about the request itself, as the SDK's handlers answer one (HTTP 200, the error in the body).
-      sendJsonRpcError(res, 200, invalid.error, invalid.id);
-      return true;
-    }
-    return false;
+    // A batch goes to the SDK whole: answering for one member here would drop the others.
+    const invalid = invalidParams(body, era);
+    if (invalid === undefined) return false;
+    // An error about the request itself, as the SDK's handlers answer one (HTTP 200, the error in the body).
+    sendJsonRpcError(res, 200, invalid.error, invalid.id);
+    return true;
   }
 
   /** Serves a plain tools/call, or a cancellation of one, without the SDK server; false when it cannot. */
@@ -340,6 +343,11 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
         return;
       }
       session.lastSeen = Date.now();
+      session.active++;
+      res.once('close', () => {
+        session.active--;
+        session.lastSeen = Date.now();
+      });
       if (req.method === 'GET') {
         const resumeFrom = header(req, 'last-event-id');
         if (resumeFrom !== undefined && !session.events.has(resumeFrom)) {
@@ -353,11 +361,6 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
           });
           return;
         }
-        session.streams++;
-        res.once('close', () => {
-          session.streams--;
-          session.lastSeen = Date.now();
-        });
       }
       if (
         req.method === 'POST' &&

@@ -3,7 +3,7 @@
 import { McplexError } from '../../errors.js';
 import type { ApiKeyRecord, KeyStore } from '../../store/store.js';
 import { StoreError } from '../../store/store.js';
-import { MAX_GLOBS, globProblem } from '../../mcp/catalog/glob.js';
+import { globsProblem } from '../../mcp/catalog/glob.js';
 import { generateKey } from './keys.js';
 import type { Authenticator } from './keys.js';
 
@@ -56,11 +56,8 @@ export function createKeyService(
           throw invalid(`unknown MCP server "${server}" (configured: ${known.servers.join(', ') || 'none'})`);
         }
       }
-      if ((input.tools?.length ?? 0) > MAX_GLOBS) throw invalid(`a key has at most ${MAX_GLOBS} tool patterns`);
-      for (const pattern of input.tools ?? []) {
-        const problem = globProblem(pattern);
-        if (problem) throw invalid(problem);
-      }
+      const problem = input.tools && globsProblem(input.tools);
+      if (problem) throw invalid(`a key's tools: ${problem}`);
       for (const [field, value] of [
         ['rpm', input.rpm],
         ['tpm', input.tpm],
