@@ -1,5 +1,6 @@
 // Bad input found by probing mcplex as an outsider: each gets a 4xx (or a JSON-RPC error) in the route's own
 // shape that blames the request, not a 5xx or an error that blames an upstream, and mcplex stays up.
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../src/main.js';
 import { startMockLlm } from '../src/llm/mock/mock-llm.js';
@@ -118,6 +119,79 @@ describe.each<Era>(['legacy', 'modern'])('a %s client', (era) => {
     expect(answer.status).toBe(400);
     expect(rpcError(answer)?.code).toBe(-32600);
     expect(rpcError(answer)?.message).not.toMatch(/fixture|server/);
+  });
+});
+
+describe('found by the fuzz suite', () => {
+  it('answers each invalid member of a 2025-era batch with -32602 and still answers the others', async () => {
+    const batch = JSON.stringify([
+      { jsonrpc: '2.0', id: 10, method: 'ping' },
+      { jsonrpc: '2.0', id: 11, method: 'resources/templates/list', params: { cursor: 0 } },
+    ]);
+    const answer = await mcpPost('legacy', 'ping', {}, batch);
+    const messages = answer.text
+      .split('\n')
+      .filter((line) => line.startsWith('data: {'))
+      .map(
+        (line) => JSON.parse(line.slice('data: '.length)) as { id: number; error?: { code: number; message: string } },
+      );
+    const byId = new Map(messages.map((m) => [m.id, m]));
+    expect(byId.get(10)?.error).toBeUndefined();
+    expect(byId.get(11)?.error?.code).toBe(-32602);
+    expect(byId.get(11)?.error?.message).toContain('params.cursor');
+  });
+
+  it('refuses a tools/call whose _meta is no object with -32602, on the fast path too', async () => {
+    for (const meta of [0, 'text', null, []]) {
+      const answer = await mcpPost('legacy', 'tools/call', {
+        name: 'fixture__echo',
+        arguments: { message: '' },
+        _meta: meta,
+      });
+      expect(rpcError(answer)?.code, JSON.stringify(meta)).toBe(-32602);
+    }
+  });
+
+  it("answers a foreign Host on /v1 and /admin in OpenAI's error shape, and on /mcp in JSON-RPC's", async () => {
+    // fetch sends its own Host: node:http lets a test send another.
+    const host = (path: string) =>
+      new Promise<Answer>((resolve, reject) => {
+        const url = new URL(mcplex.url);
+        const req = httpRequest(
+          {
+            host: url.hostname,
+            port: url.port,
+            path,
+            headers: { host: 'evil.example', authorization: `Bearer ${admin}` },
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: new Headers() }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    for (const path of ['/v1/models', '/admin/keys']) {
+      const answer = await host(path);
+      expect(answer.status).toBe(403);
+      expect(JSON.parse(answer.text)).toMatchObject({ error: { type: 'permission_error' } });
+    }
+    const mcp = await host('/mcp');
+    expect(mcp.status).toBe(403);
+    expect(JSON.parse(mcp.text)).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 } });
+  });
+
+  it('refuses a key whose admin field is not a boolean, instead of creating a plain key', async () => {
+    for (const value of [1, 'true', {}]) {
+      const answer = await fetch(`${mcplex.url}/admin/keys`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: `odd-${JSON.stringify(value)}`, admin: value }),
+      });
+      expect(answer.status).toBe(400);
+    }
   });
 });
 

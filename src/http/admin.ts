@@ -54,6 +54,9 @@ function createInput(body: Record<string, unknown>): CreateKeyInput {
   if (models) input.models = models;
   if (servers) input.servers = servers;
   if (tools) input.tools = tools;
+  if (body.admin !== undefined && body.admin !== null && typeof body.admin !== 'boolean') {
+    throw new McplexError('KEY_INVALID', 'admin must be true or false', { status: 400 });
+  }
   if (body.admin === true) input.admin = true;
   const rpm = count(body.rpm, 'rpm');
   const tpm = count(body.tpm, 'tpm');

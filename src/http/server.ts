@@ -2,8 +2,13 @@
 // and turns every failure into a response in one place. The process never goes down on bad input.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
-import { hostHeaderValidation, originValidation } from '@modelcontextprotocol/node';
-import { isJsonContentType, localhostAllowedHostnames, localhostAllowedOrigins } from '@modelcontextprotocol/server';
+import {
+  isJsonContentType,
+  localhostAllowedHostnames,
+  localhostAllowedOrigins,
+  validateHostHeader,
+  validateOriginHeader,
+} from '@modelcontextprotocol/server';
 import type { Logger } from '../log/logger.js';
 import { McplexError, errorMessage } from '../errors.js';
 import type { McpHttpEndpoint } from '../mcp/downstream/http-endpoint.js';
@@ -18,6 +23,7 @@ import { handleAdmin } from './admin.js';
 import { createDrain, markOpenEnded } from './drain.js';
 import { limitConnections } from './connection-limits.js';
 import { isClientAbort } from './client-abort.js';
+import { openAiError } from '../llm/openai-errors.js';
 
 export interface HttpServerOptions {
   /** The address mcplex listens on; it is always an acceptable Host. */
@@ -51,17 +57,39 @@ export interface McplexHttpServer extends HttpServer {
 export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
   const { logger, mcp } = options;
   const boundHost = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;
-  const checkHost = hostHeaderValidation([...localhostAllowedHostnames(), boundHost, ...options.allowedHosts]);
+  const hosts = [...localhostAllowedHostnames(), boundHost, ...options.allowedHosts];
+  const origins = [...localhostAllowedOrigins(), ...options.allowedOrigins];
   // Host values already accepted skip the SDK check (it parses a URL per request); the set stays small.
   const acceptedHosts = new Set<string>();
-  const validHost = (req: IncomingMessage, res: ServerResponse): boolean => {
+
+  /**
+   * Why a request is refused by the DNS-rebinding guards (its Host, and its Origin when `origin`), or undefined;
+   * each route answers the refusal (403) in its own error shape.
+   */
+  function refusal(req: IncomingMessage, origin: boolean): string | undefined {
     const host = req.headers.host;
-    if (host !== undefined && acceptedHosts.has(host)) return true;
-    const ok = checkHost(req, res);
-    if (ok && host !== undefined && acceptedHosts.size < 64) acceptedHosts.add(host);
-    return ok;
+    if (host === undefined || !acceptedHosts.has(host)) {
+      const checked = validateHostHeader(host, hosts);
+      if (!checked.ok) return checked.message;
+      if (host !== undefined && acceptedHosts.size < 64) acceptedHosts.add(host);
+    }
+    if (!origin || req.headers.origin === undefined) return undefined;
+    const checked = validateOriginHeader(req.headers.origin, origins);
+    return checked.ok ? undefined : checked.message;
+  }
+  const guarded = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    origin: boolean,
+    shape: 'json-rpc' | 'openai' | 'plain',
+  ) => {
+    const reason = refusal(req, origin);
+    if (reason === undefined) return true;
+    if (shape === 'json-rpc') sendJsonRpcError(res, 403, { code: -32000, message: reason });
+    else if (shape === 'openai') sendJson(res, 403, openAiError(403, reason));
+    else sendJson(res, 403, { error: { code: 'FORBIDDEN', message: reason } });
+    return false;
   };
-  const validOrigin = originValidation([...localhostAllowedOrigins(), ...options.allowedOrigins]);
 
   /** The caller of an /mcp request, or undefined after answering 401 (with a Bearer challenge). */
   async function mcpPrincipal(req: IncomingMessage, res: ServerResponse): Promise<Principal | undefined> {
@@ -77,8 +105,7 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
   }
 
   async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // Both guards answer 403 themselves when they refuse.
-    if (!validHost(req, res) || !validOrigin(req, res)) return;
+    if (!guarded(req, res, true, 'json-rpc')) return;
     const principal = await mcpPrincipal(req, res);
     if (!principal) return;
     if (req.method === 'GET' || req.method === 'DELETE') {
@@ -124,15 +151,15 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     if (path === '/mcp') return handleMcp(req, res);
     if (path.startsWith('/v1/') && options.llm) {
       // The same DNS-rebinding guards as /mcp: a web page must not spend this host's LLM budget.
-      if (!validHost(req, res) || !validOrigin(req, res)) return;
+      if (!guarded(req, res, true, 'openai')) return;
       if (await options.llm.handle(req, res, path, started)) return;
     }
     if (path.startsWith('/admin/') && options.policy) {
-      if (!validHost(req, res) || !validOrigin(req, res)) return;
+      if (!guarded(req, res, true, 'openai')) return;
       return handleAdmin(req, res, path, options.policy, options.maxBodyBytes);
     }
     if (path === '/metrics' && req.method === 'GET' && options.metrics) {
-      if (!validHost(req, res)) return;
+      if (!guarded(req, res, false, 'plain')) return;
       const text = await options.metrics.registry.metrics();
       res.writeHead(200, { 'content-type': options.metrics.registry.contentType });
       res.end(text);
@@ -141,7 +168,7 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz' && req.method === 'GET') {
       // Server names, pids and errors are for this host's operators, not for a rebinding web page.
-      if (!validHost(req, res)) return;
+      if (!guarded(req, res, false, 'plain')) return;
       const { ready, body } = options.readiness();
       return sendJson(res, ready ? 200 : 503, body);
     }

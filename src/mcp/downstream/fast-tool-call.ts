@@ -55,6 +55,9 @@ export function fastToolCall(
   if (args !== undefined && (typeof args !== 'object' || args === null || Array.isArray(args))) {
     return undefined;
   }
+  // A `_meta` that is no object gets the SDK path's answer (-32602 naming it).
+  const meta: unknown = params._meta;
+  if (meta !== undefined && (typeof meta !== 'object' || meta === null || Array.isArray(meta))) return undefined;
   // Progress needs a streamed response: the SDK server does that.
   if (params._meta?.progressToken !== undefined) return undefined;
   // A retry of an input-required round belongs to the round engine of the SDK path.

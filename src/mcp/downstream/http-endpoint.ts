@@ -14,7 +14,7 @@ import type { SessionEventStore } from './event-store.js';
 import { fastToolCall, plainModernToolCall, serveFastToolCall } from './fast-tool-call.js';
 import type { FastToolCall } from './fast-tool-call.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
-import { invalidParams } from './request-params.js';
+import { checkInboundParams, invalidParams } from './request-params.js';
 import type { Subscriptions } from './subscriptions.js';
 import type { Principal } from '../../policy/auth/keys.js';
 import { ANONYMOUS } from '../../policy/auth/keys.js';
@@ -272,6 +272,9 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       return;
     }
     const server = options.createServer('legacy', principal);
+    // The members of a batch reach the server one by one: each is checked there (single requests are checked
+    // before they reach the transport).
+    checkInboundParams(server, 'legacy');
     const events = replay.forSession();
     const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),

@@ -62,7 +62,7 @@ export function invalidParams(message: unknown, era: 'legacy' | 'modern'): Inval
 
 /**
  * Makes `server` answer requests whose params do not fit with `invalidParams`' error on whatever transport it is
- * connected to (the stdio front end: the HTTP endpoint checks before a request reaches a transport).
+ * connected to: every message of stdio, the members of a batch in a 2025-era HTTP session.
  */
 export function checkInboundParams(server: Server, era: 'legacy' | 'modern'): void {
   const connect = server.connect.bind(server);
