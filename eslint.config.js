@@ -9,7 +9,7 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.js', 'bin/*.js', 'examples/*.mjs'] },
+        projectService: { allowDefaultProject: ['*.js', '.*.cjs', 'bin/*.js', 'examples/*.mjs'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -22,4 +22,6 @@ export default tseslint.config(
   },
   // Plain Node.js scripts outside the TypeScript project.
   { files: ['examples/*.mjs'], languageOptions: { globals: { process: 'readonly', URL: 'readonly' } } },
+  // The dependency rules: a CommonJS file, as dependency-cruiser reads it.
+  { files: ['.dependency-cruiser.cjs'], languageOptions: { sourceType: 'commonjs', globals: { module: 'writable' } } },
 );

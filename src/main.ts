@@ -20,11 +20,12 @@ import { createHttpServer } from './http/server.js';
 import { createMcpHttpEndpoint } from './mcp/downstream/http-endpoint.js';
 import { checkInboundParams } from './mcp/downstream/request-params.js';
 import { createLlmGateway } from './llm/gateway.js';
-import type { AgentRunner, LlmGateway } from './llm/gateway.js';
+import type { LlmGateway } from './llm/gateway.js';
+import type { AgentRunner } from './llm/conversation-turns.js';
 import { createAgent } from './agent/agent.js';
 import { createTextEmbedder, createToolSelector } from './agent/tool-selection/index.js';
 import { createMetrics } from './metrics.js';
-import { isLoopbackHost } from './http/loopback.js';
+import { isLoopbackHost } from './wire/loopback.js';
 import type { Metrics } from './metrics.js';
 
 /** Without API keys, anything but loopback would expose every configured server and model to the network. */

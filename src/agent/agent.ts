@@ -5,15 +5,16 @@
 import type { ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
-import { sendJson } from '../http/json.js';
+import { sendJson } from '../wire/json.js';
 import { McplexError, errorMessage } from '../errors.js';
 import type { Catalog } from '../mcp/catalog/catalog.js';
-import { compileGlobs, globsProblem } from '../mcp/catalog/glob.js';
+import { compileGlobs, globsProblem } from '../wire/glob.js';
 import { callRoutedTool } from '../mcp/downstream/aggregate-server.js';
 import { scopedView } from '../mcp/downstream/scoped-view.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { scopeCheck } from '../policy/auth/scopes.js';
 import type { LlmGateway } from '../llm/gateway.js';
+import type { AgentTurn } from '../llm/conversation-turns.js';
 import { openAiError } from '../llm/openai-errors.js';
 import { addToolCallDeltas } from '../llm/tool-call-deltas.js';
 import type {
@@ -55,15 +56,6 @@ export interface ToolStep {
     output: string;
     duration_ms: number;
   }[];
-}
-
-/**
- * The stored conversation a run belongs to. `commit` appends what the run added (the assistant's tool calls, the
- * tool results and the answer) after the turn's new messages, and returns where the conversation stands; it throws
- * (409) when another turn was appended meanwhile.
- */
-export interface AgentTurn {
-  commit(added: ChatMessage[]): Promise<{ id: string; version: number }>;
 }
 
 const MAX_STEPS_LIMIT = 32;

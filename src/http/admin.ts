@@ -4,8 +4,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { McplexError } from '../errors.js';
 import type { Policy } from '../policy/policy.js';
 import type { CreateKeyInput } from '../policy/auth/key-service.js';
-import { readBody } from './body.js';
-import { assertJsonContentType, parseJsonObject, requestQuery, sendJson } from './json.js';
+import { readBody } from '../wire/body.js';
+import { assertJsonContentType, parseJsonObject, requestQuery, sendJson } from '../wire/json.js';
 import { openAiError, unauthorized } from '../llm/openai-errors.js';
 
 function fail(res: ServerResponse, status: number, message: string): void {

@@ -2,13 +2,7 @@
 // deadline), and every response from then on asks its client to reconnect, so that a load balancer can move the
 // traffic to another replica without cutting a tool call or a streamed answer in the middle.
 import type { Server, ServerResponse } from 'node:http';
-
-/** Responses that stay open for as long as the client wants (notification streams): a drain does not wait for them. */
-const openEnded = new WeakSet<ServerResponse>();
-
-export function markOpenEnded(res: ServerResponse): void {
-  openEnded.add(res);
-}
+import { isOpenEnded } from '../wire/open-ended.js';
 
 export interface Drain {
   /** Counts `res` as in progress until it closes. */
@@ -24,7 +18,7 @@ export function createDrain(server: Server): Drain {
   const inProgress = new Set<ServerResponse>();
   let draining = false;
   let check: (() => void) | undefined;
-  const settled = () => [...inProgress].every((res) => openEnded.has(res));
+  const settled = () => [...inProgress].every((res) => isOpenEnded(res));
   return {
     track(res) {
       // A client that keeps its connection would keep talking to a replica on its way out.

@@ -17,12 +17,13 @@ import type { Metrics } from '../metrics.js';
 import type { Policy } from '../policy/policy.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { ANONYMOUS } from '../policy/auth/keys.js';
-import { readBody } from './body.js';
-import { MAX_JSON_DEPTH, TOO_DEEP, nestedDeeperThan, sendJson, sendJsonRpcError } from './json.js';
+import { readBody } from '../wire/body.js';
+import { MAX_JSON_DEPTH, TOO_DEEP, nestedDeeperThan, sendJson, sendJsonRpcError } from '../wire/json.js';
 import { handleAdmin } from './admin.js';
-import { createDrain, markOpenEnded } from './drain.js';
+import { createDrain } from './drain.js';
+import { markOpenEnded } from '../wire/open-ended.js';
 import { limitConnections } from './connection-limits.js';
-import { isClientAbort } from './client-abort.js';
+import { isClientAbort } from '../wire/client-abort.js';
 import { openAiError } from '../llm/openai-errors.js';
 
 export interface HttpServerOptions {

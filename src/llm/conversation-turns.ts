@@ -3,9 +3,8 @@
 // (a concurrent turn makes this one a 409). Plain and streamed turns pass the same gate and router as any request.
 import type { ServerResponse } from 'node:http';
 import { McplexError, errorMessage } from '../errors.js';
-import { safeJson, sendJson } from '../http/json.js';
+import { safeJson, sendJson } from '../wire/json.js';
 import type { Principal } from '../policy/auth/keys.js';
-import type { AgentRunner } from './gateway.js';
 import type { ConversationStore } from '../store/store.js';
 import { withConversation } from './conversations.js';
 import { bufferedError, openAiError } from './openai-errors.js';
@@ -13,9 +12,30 @@ import type { Admitted, PolicyGate } from './policy-gate.js';
 import type { ModelRoute, Router } from './router.js';
 import { bufferSink, responseSink } from './sink.js';
 import type { Sink } from './sink.js';
-import { createSseParser } from './sse.js';
+import { createSseParser } from '../wire/sse.js';
 import { addToolCallDeltas } from './tool-call-deltas.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatMessage, ToolCall, Usage } from './types.js';
+
+/**
+ * The stored conversation a run of the tool-running chat belongs to. `commit` appends what the run added (the
+ * assistant's tool calls, the tool results and the answer) after the turn's new messages, and returns where the
+ * conversation stands; it throws (409) when another turn was appended meanwhile.
+ */
+export interface AgentTurn {
+  commit(added: ChatMessage[]): Promise<{ id: string; version: number }>;
+}
+
+/**
+ * Runs a chat request that carries the `mcp` extension (the tool-running loop): the /v1 side hands such requests
+ * over without knowing what runs them.
+ */
+export type AgentRunner = (
+  principal: Principal,
+  body: Record<string, unknown>,
+  res: ServerResponse,
+  /** The stored conversation the request belongs to: the run's messages are appended to it. */
+  turn?: AgentTurn,
+) => Promise<void>;
 
 /** Text that is nothing but SSE comment lines. */
 const SSE_COMMENTS = /^(?::[^\r\n]*(?:\r\n|\n|\r))+(?:\r\n|\n|\r)*$/;

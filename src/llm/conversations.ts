@@ -3,8 +3,8 @@
 // withConversation is the same thing for the chat path: history in, the turn and its reply appended in one go.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { McplexError } from '../errors.js';
-import { readBody } from '../http/body.js';
-import { assertJsonContentType, parseJsonObject, requestQuery, sendJson } from '../http/json.js';
+import { readBody } from '../wire/body.js';
+import { assertJsonContentType, parseJsonObject, requestQuery, sendJson } from '../wire/json.js';
 import type { Principal } from '../policy/auth/keys.js';
 import {
   CONVERSATION_ROLES,

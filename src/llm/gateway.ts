@@ -8,13 +8,14 @@ import type { LlmConfig } from '../config/llm-schema.js';
 import { McplexError, errorMessage } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics.js';
-import { readBody } from '../http/body.js';
-import { isClientAbort } from '../http/client-abort.js';
-import { assertJsonContentType, parseJsonObject, safeJson, sendJson } from '../http/json.js';
-import { createSseParser } from './sse.js';
+import { readBody } from '../wire/body.js';
+import { isClientAbort } from '../wire/client-abort.js';
+import { assertJsonContentType, parseJsonObject, safeJson, sendJson } from '../wire/json.js';
+import { createSseParser } from '../wire/sse.js';
 import { handleConversations } from './conversations.js';
 import { bufferedError, openAiError, llmFailure, unauthorized } from './openai-errors.js';
 import { createConversationTurns } from './conversation-turns.js';
+import type { AgentRunner } from './conversation-turns.js';
 import { createPolicyGate } from './policy-gate.js';
 import { createRouter } from './router.js';
 import type { ModelRoute, Route } from './router.js';
@@ -26,21 +27,11 @@ import type { ResponseCache } from '../policy/cache/response-cache.js';
 import { createCoalescer, createFlight } from './batching/coalescer.js';
 import { createEmbeddingBatcher } from './batching/embedding-batcher.js';
 import { createMemoryStore } from '../store/memory/memory-store.js';
-import type { AgentTurn } from '../agent/agent.js';
 import type { Policy } from '../policy/policy.js';
 import { ANONYMOUS } from '../policy/auth/keys.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { scopeCheck } from '../policy/auth/scopes.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
-
-/** Runs a chat request that carries the `mcp` extension (the tool-running loop). */
-export type AgentRunner = (
-  principal: Principal,
-  body: Record<string, unknown>,
-  res: ServerResponse,
-  /** The stored conversation the request belongs to: the run's messages are appended to it. */
-  turn?: AgentTurn,
-) => Promise<void>;
 
 export interface LlmGatewayOptions {
   logger: Logger;

@@ -1,6 +1,6 @@
 // OpenAI's error shape for every /v1 answer mcplex makes itself, and the translation of a backend's error into it.
 import { McplexError, errorMessage } from '../errors.js';
-import { safeJson } from '../http/json.js';
+import { safeJson } from '../wire/json.js';
 import type { AuthFailure } from '../policy/auth/keys.js';
 import type { OpenAiErrorBody } from './types.js';
 

@@ -8,7 +8,7 @@ import { backoffDelay } from '../backoff.js';
 import type { DeploymentConfig, LlmConfig, ModelConfig } from '../config/llm-schema.js';
 import { DEFAULT_BASE_URL } from '../config/llm-schema.js';
 import { errorMessage } from '../errors.js';
-import { jsonAnswer, safeJson } from '../http/json.js';
+import { jsonAnswer, safeJson } from '../wire/json.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics.js';
 import { PeakEwma, pickDeployment } from './balancer.js';
@@ -26,7 +26,7 @@ import {
 } from './providers/anthropic.js';
 import { openAiBody, openAiHeaders } from './providers/openai.js';
 import type { Sink } from './sink.js';
-import { createSseParser } from './sse.js';
+import { createSseParser } from '../wire/sse.js';
 import type { ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
 import { usageFromStream, usageIn } from './usage.js';
 

@@ -1,5 +1,5 @@
 // Token usage read out of an LLM answer, plain or streamed, without parsing what passes through untouched.
-import { safeJson } from '../http/json.js';
+import { safeJson } from '../wire/json.js';
 import type { Usage } from './types.js';
 
 function usageOf(value: unknown): Usage | undefined {

@@ -1,7 +1,7 @@
 // A scriptable MOCK LLM for tests and benchmarks, never a real model: one loopback HTTP server that speaks the
 // OpenAI API (/v1/chat/completions, /v1/embeddings, /v1/models) and the Anthropic Messages API (/v1/messages).
 // Every response carries `x-mock-llm: true`. The hot path does no logging and keeps connections alive.
-import { isLoopbackHost } from '../../http/loopback.js';
+import { isLoopbackHost } from '../../wire/loopback.js';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';

@@ -2,9 +2,9 @@
 // and the routing tables that send a call, read or get back to the server that owns it.
 import type { Prompt, Resource, ResourceTemplateType as ResourceTemplate, Tool } from '@modelcontextprotocol/client';
 import { McplexError } from '../../errors.js';
-import type { Upstream } from '../upstream/upstream.js';
-import { createToolFilter } from './glob.js';
-import type { ToolFilter } from './glob.js';
+import type { ListChanges, Upstream } from '../upstream/upstream.js';
+import { createToolFilter } from '../../wire/glob.js';
+import type { ToolFilter } from '../../wire/glob.js';
 import { assignNames } from './naming.js';
 import type { NameRequest } from './naming.js';
 
@@ -16,12 +16,7 @@ export interface Routed {
   original: string;
 }
 
-/** Which merged lists differ from the previous view. */
-export interface ListChanges {
-  tools: boolean;
-  resources: boolean;
-  prompts: boolean;
-}
+export type { ListChanges };
 
 export interface CatalogView {
   readonly version: number;

@@ -18,7 +18,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import { callRoutedTool, toWireError } from './aggregate-server.js';
 import type { Principal } from '../../policy/auth/keys.js';
 import { scopeCheck } from '../../policy/auth/scopes.js';
-import { sendJson } from '../../http/json.js';
+import { sendJson } from '../../wire/json.js';
 
 type RequestId = string | number;
 

@@ -7,8 +7,8 @@ import { classifyInboundRequest, createMcpHandler, isInitializeRequest } from '@
 import type { AuthInfo, Server } from '@modelcontextprotocol/server';
 import type { Logger } from '../../log/logger.js';
 import type { Catalog, ListChanges } from '../catalog/catalog.js';
-import { markOpenEnded } from '../../http/drain.js';
-import { sendJsonRpcError } from '../../http/json.js';
+import { markOpenEnded } from '../../wire/open-ended.js';
+import { sendJsonRpcError } from '../../wire/json.js';
 import { createReplayBuffer } from './event-store.js';
 import type { SessionEventStore } from './event-store.js';
 import { fastToolCall, plainModernToolCall, serveFastToolCall } from './fast-tool-call.js';

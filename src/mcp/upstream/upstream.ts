@@ -39,9 +39,15 @@ import { createHttpForwarder, ForwardTimeout } from './http-forwarder.js';
 import type { ForwardSession, HttpForwarder } from './http-forwarder.js';
 import { createUpstreamTransport } from './transport.js';
 import type { UpstreamTransport } from './transport.js';
-import type { ListChanges } from '../catalog/catalog.js';
 
 export type UpstreamState = 'connecting' | 'ready' | 'failed' | 'restarting' | 'disabled' | 'closed';
+
+/** Which lists differ: what an upstream announces (list_changed), and what the merged catalog publishes. */
+export interface ListChanges {
+  tools: boolean;
+  resources: boolean;
+  prompts: boolean;
+}
 
 export interface UpstreamCatalog {
   readonly tools: readonly Tool[];

@@ -3,7 +3,7 @@
 import { McplexError } from '../../errors.js';
 import type { ApiKeyRecord, KeyStore } from '../../store/store.js';
 import { StoreError } from '../../store/store.js';
-import { globsProblem } from '../../mcp/catalog/glob.js';
+import { globsProblem } from '../../wire/glob.js';
 import { generateKey } from './keys.js';
 import type { Authenticator } from './keys.js';
 

@@ -1,5 +1,5 @@
 // What a principal may reach: models on /v1; MCP servers and tools on /mcp and for tools used from /v1.
-import { compileGlobs } from '../../mcp/catalog/glob.js';
+import { compileGlobs } from '../../wire/glob.js';
 import type { KeyScopes } from '../../store/store.js';
 
 export interface ScopeCheck {

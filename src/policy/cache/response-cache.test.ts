@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CacheEntry, CacheStore } from '../../store/store.js';
-import { createSseParser } from '../../llm/sse.js';
+import { createSseParser } from '../../wire/sse.js';
 import { createResponseCache, fromSse, replayJson, replaySse, toSse } from './response-cache.js';
 
 /** The smallest CacheStore: a map that honours expiry. */

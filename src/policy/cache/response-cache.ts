@@ -2,7 +2,7 @@
 // as JSON or as an SSE stream whichever way the answer was first delivered (a chat.completion converts both ways).
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { CacheEntry, CacheStore } from '../../store/store.js';
-import { createSseParser } from '../../llm/sse.js';
+import { createSseParser } from '../../wire/sse.js';
 
 /** The response header that tells the client what the cache did: `hit`, and (set by the gateway) `miss`/`bypass`. */
 export const CACHE_HEADER = 'x-mcplex-cache';
