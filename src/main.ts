@@ -41,11 +41,13 @@ export function assertListenAllowed(host: string, authMode: 'none' | 'keys' = 'n
 }
 
 /** Opens the configured store, or fails with an error that names it. */
-export async function openConfiguredStore(config: Config): Promise<Store> {
+/** The configured store, or `fallback` when the configuration names none (the front end's own choice). */
+export async function openConfiguredStore(config: Config, fallback = DEFAULT_STORE): Promise<Store> {
+  const url = config.store ?? fallback;
   try {
-    return await openStore(config.store);
+    return await openStore(url);
   } catch (error) {
-    throw new McplexError('STORE_FAILED', `cannot open the store ${config.store}: ${errorMessage(error)}`, {
+    throw new McplexError('STORE_FAILED', `cannot open the store ${url}: ${errorMessage(error)}`, {
       cause: error,
     });
   }
@@ -215,7 +217,7 @@ export async function startStdio(config: Config, logger: Logger): Promise<Runnin
   // Nothing serves /metrics here: no default metrics, whose event-loop monitor would only cost a timer. A desktop
   // client starts us in a folder of its choosing (often read-only): the default store, a file in the working
   // folder, is not opened there; usage is kept only in a store the configuration names, and only with models.
-  const keepsUsage = Object.keys(config.llm.models).length > 0 && config.store !== DEFAULT_STORE;
+  const keepsUsage = Object.keys(config.llm.models).length > 0 && config.store !== undefined;
   const core = await composeCore(
     keepsUsage ? config : { ...config, store: 'memory:' },
     logger,

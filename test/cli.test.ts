@@ -1,5 +1,5 @@
 // The `mcplex` command line: start-up progress, refusal to listen beyond loopback, config errors, import.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load-config.js';
@@ -92,6 +92,21 @@ describe('mcplex import', () => {
 });
 
 describe('mcplex keys and usage', () => {
+  it('keep keys in ./mcplex.db of the working folder when the configuration names no store', async () => {
+    const folder = tempDir('mcplex-default-store-');
+    try {
+      const config = writeConfig(folder.path, { mcpServers: {} });
+      const create = spawnMcplex(['keys', 'create', '--config', config, '--name', 'default'], { cwd: folder.path });
+      expect(await create.exited).toBe(0);
+      expect(existsSync(join(folder.path, 'mcplex.db'))).toBe(true);
+      const list = spawnMcplex(['keys', 'list', '--config', config, '--json'], { cwd: folder.path });
+      expect(await list.exited).toBe(0);
+      expect((JSON.parse(list.stdout()) as { name: string }[]).map((k) => k.name)).toEqual(['default']);
+    } finally {
+      folder.remove();
+    }
+  });
+
   it('creates, lists and revokes keys in the SQLite store, which holds no key in plain text', async () => {
     const db = join(dir.path, 'keys.db');
     const config = writeConfig(

@@ -68,7 +68,6 @@ describe('parseConfig', () => {
         cache: { enabled: true, ttlMs: 300_000, store: 'memory', maxBytes: 67_108_864, shared: false },
         batching: { windowMs: 2, maxInputs: 64 },
       },
-      store: 'sqlite:./mcplex.db',
       auth: { mode: 'none' },
       agent: { selectionThreshold: 40, topK: 20, embeddings: true },
       logLevel: 'info',

@@ -211,7 +211,10 @@ const mcpServersSchema = z
     return result;
   });
 
-/** The store when the configuration names none: a SQLite file in the working folder. */
+/**
+ * The store of `mcplex serve` (and the keys and usage commands) when the configuration names none: a SQLite file
+ * in the working folder. `mcplex stdio` keeps its state in memory instead; each front end picks its own.
+ */
 export const DEFAULT_STORE = 'sqlite:./mcplex.db';
 
 const count = (what: string) => z.number().int(`${what} must be a whole number`).positive(`${what} must be > 0`);
@@ -287,7 +290,7 @@ export const configSchema = z
     store: z
       .string()
       .regex(/^(memory:|sqlite:.+)$/, { error: 'store must be "memory:" or "sqlite:<path>"' })
-      .default(DEFAULT_STORE),
+      .optional(),
     auth: z
       .strictObject({
         /** `keys`: every /mcp, /v1 and /admin request needs an API key. `none`: keyless, loopback only. */

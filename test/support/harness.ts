@@ -246,9 +246,9 @@ export interface SpawnedMcplex {
 }
 
 /** Runs the built `mcplex` command as a child process, capturing its output. */
-export function spawnMcplex(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): SpawnedMcplex {
+export function spawnMcplex(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): SpawnedMcplex {
   const child = spawn(process.execPath, [MCPLEX_BIN, ...args], {
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
