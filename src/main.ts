@@ -12,7 +12,6 @@ import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { createPolicy } from './policy/policy.js';
 import { createSamplingBridge, serverIdentities } from './mcp/bridge/sampling.js';
-import type { SamplingBridge } from './mcp/bridge/sampling.js';
 import type { Policy } from './policy/policy.js';
 import { createGateway } from './gateway.js';
 import type { Gateway } from './gateway.js';
@@ -21,7 +20,6 @@ import { createMcpHttpEndpoint } from './mcp/downstream/http-endpoint.js';
 import { checkInboundParams } from './mcp/downstream/request-params.js';
 import { createLlmGateway } from './llm/gateway.js';
 import type { LlmGateway } from './llm/gateway.js';
-import type { AgentRunner } from './llm/conversation-turns.js';
 import { createAgent } from './agent/agent.js';
 import { createTextEmbedder, createToolSelector } from './agent/tool-selection/index.js';
 import { createMetrics } from './metrics.js';
@@ -78,40 +76,30 @@ interface Core {
   policy: Policy;
   gateway: Gateway;
   llm: LlmGateway;
-  /** The tool-running chat for /v1 requests with `mcp`; built after the LLM gateway, which hands them to it. */
-  setAgent(agent: AgentRunner): void;
   close(): Promise<void>;
 }
 
 async function composeCore(config: Config, logger: Logger, metrics: Metrics): Promise<Core> {
+  // In dependency order: the store and policies, the shared LLM, the sampling bridge on it, then the upstreams,
+  // whose sampling requests the bridge answers.
   const store = await openConfiguredStore(config);
   const policy = policyFor(config, store);
-  // Sampling requests of upstream servers go to the shared LLM, which is built after the upstreams.
-  const sampling: { bridge?: SamplingBridge } = {};
+  const llm = createLlmGateway(config.llm, { logger, metrics, policy, maxBodyBytes: config.server.maxBodyBytes });
   const identities = serverIdentities(config.mcpServers, Object.keys(config.llm.models).length > 0);
-  const gateway = createGateway(config, logger, {
-    sample: (key, params) => sampling.bridge?.answer(key, params),
-    samples: (key) => identities.policies.get(key)?.mode === 'gateway',
-  });
-  const late: { agent?: AgentRunner } = {};
-  const llm = createLlmGateway(config.llm, {
-    logger,
-    metrics,
-    policy,
-    agent: () => late.agent,
-    maxBodyBytes: config.server.maxBodyBytes,
-  });
-  sampling.bridge = createSamplingBridge({
+  const bridge = createSamplingBridge({
     ...identities,
     complete: (principal, request) => llm.complete(principal, request),
     models: (principal) => llm.modelsFor(principal),
+  });
+  const gateway = createGateway(config, logger, {
+    sample: (key, params) => bridge.answer(key, params),
+    samples: (key) => identities.policies.get(key)?.mode === 'gateway',
   });
   return {
     store,
     policy,
     gateway,
     llm,
-    setAgent: (agent) => (late.agent = agent),
     async close() {
       await Promise.all([gateway.close(), llm.close()]);
       await policy.close();
@@ -150,12 +138,12 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   // A large catalog is embedded in the background (on the model's worker thread) when it changes, so the first
   // chat that needs tool selection does not wait for hundreds of tool texts.
   const stopEmbedding = gateway.catalog.onChange(() => void selector.warm(gateway.catalog.view.tools));
-  core.setAgent(createAgent({ llm, catalog: gateway.catalog, servers: Object.keys(config.mcpServers), selector }).run);
+  const agent = createAgent({ llm, catalog: gateway.catalog, servers: Object.keys(config.mcpServers), selector });
   const http = createHttpServer({
     ...config.server,
     logger,
     mcp,
-    llm,
+    llm: llm.front(agent.run),
     metrics,
     policy,
     readiness: () => {

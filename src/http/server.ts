@@ -12,7 +12,7 @@ import {
 import type { Logger } from '../log/logger.js';
 import { McplexError, errorMessage } from '../errors.js';
 import type { McpHttpEndpoint } from '../mcp/downstream/http-endpoint.js';
-import type { LlmGateway } from '../llm/gateway.js';
+import type { V1Api } from '../llm/gateway.js';
 import type { Metrics } from '../metrics.js';
 import type { Policy } from '../policy/policy.js';
 import type { Principal } from '../policy/auth/keys.js';
@@ -35,7 +35,7 @@ export interface HttpServerOptions {
   logger: Logger;
   mcp: McpHttpEndpoint;
   /** The OpenAI-compatible API under /v1. */
-  llm?: LlmGateway;
+  llm?: V1Api;
   /** Served on GET /metrics in the Prometheus text format. */
   metrics?: Metrics;
   /** Who may use /mcp (API keys); without it every request is anonymous. */

@@ -35,8 +35,6 @@ import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, OpenAi
 
 export interface LlmGatewayOptions {
   logger: Logger;
-  /** The tool-running chat for requests with an `mcp` field; without it such requests are refused. */
-  agent?: () => AgentRunner | undefined;
   metrics: Metrics;
   /** Keys, scopes, limits and usage; without it every request is anonymous and unlimited. */
   policy?: Policy;
@@ -54,11 +52,26 @@ export interface LlmGateway {
   ): Promise<void>;
   /** Public model names a principal may use, canonical names first. */
   modelsFor(principal: Principal): string[];
-  /** Serves a /v1 request; false when the path is none of its routes. */
-  handle(req: IncomingMessage, res: ServerResponse, path: string, started: number): Promise<boolean>;
+  /**
+   * The /v1 API over this gateway, handing chat requests with an `mcp` field to `agent` (the tool-running chat,
+   * built on this gateway; without it such requests are refused). Built last, so that nothing is bound late.
+   */
+  front(agent?: AgentRunner): V1Api;
   /** Public model names (aliases included). */
   modelNames(): string[];
   close(): Promise<void>;
+}
+
+/** The OpenAI-compatible HTTP API. */
+export interface V1Api {
+  /** Serves a /v1 request; false when the path is none of its routes. */
+  handle(req: IncomingMessage, res: ServerResponse, path: string, started: number): Promise<boolean>;
+}
+
+/** What the /v1 API adds over the gateway: the tool-running chat, and chat turns in stored conversations. */
+interface Front {
+  agent: AgentRunner | undefined;
+  serveConversation: ReturnType<typeof createConversationTurns>;
 }
 
 export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions): LlmGateway {
@@ -68,13 +81,6 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
   const router = createRouter(config, { logger, metrics, rawBodies });
   const { routes, byName, routeRequest } = router;
   const { gate, settle } = createPolicyGate({ byName, metrics, ...(options.policy ? { policy: options.policy } : {}) });
-  const serveConversation = createConversationTurns({
-    gate,
-    settle,
-    routeRequest,
-    conversations: options.policy?.store.conversations,
-    agent: () => options.agent?.(),
-  });
   const created = Math.floor(Date.now() / 1000);
   const cache: ResponseCache | undefined = config.cache.enabled
     ? createResponseCache(
@@ -161,15 +167,16 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     started: number,
     requestId: string,
     principal: Principal,
+    front: Front,
   ): Promise<void> {
     const body = await readJson(req);
     validate(route, body);
     if (route === 'chat' && body.conversation !== undefined && body.conversation !== null) {
-      await serveConversation(body, res, started, requestId, principal);
+      await front.serveConversation(body, res, started, requestId, principal);
       return;
     }
     if (route === 'chat' && body.mcp !== undefined && body.mcp !== null) {
-      const agent = options.agent?.();
+      const agent = front.agent;
       if (!agent) throw new McplexError('LLM_BAD_REQUEST', 'the mcp extension is not available', { status: 400 });
       await agent(principal, body, res);
       return;
@@ -364,52 +371,66 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     }
   }
 
-  return {
-    async handle(req, res, path, started) {
-      const given = req.headers['x-request-id'];
-      const requestId =
-        typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : `${idPrefix}-${++sequence}`;
-      res.setHeader('x-request-id', requestId);
-      try {
-        if (!path.startsWith('/v1/')) return false;
-        const auth = options.policy
-          ? await options.policy.authenticate(req)
-          : ({ ok: true, principal: ANONYMOUS } as const);
-        if (!auth.ok) {
-          sendJson(res, 401, unauthorized(auth.reason));
-          return true;
-        }
-        const principal = auth.principal;
-        const store = options.policy?.store;
-        if (
-          store &&
-          (await handleConversations(req, res, path, principal, store.conversations, options.maxBodyBytes))
-        ) {
-          return true;
-        }
-        if (path === '/v1/models' && req.method === 'GET') models(res, principal);
-        else if (path === '/v1/chat/completions' && req.method === 'POST') {
-          await serve('chat', req, res, started, requestId, principal);
-        } else if (path === '/v1/embeddings' && req.method === 'POST') {
-          await serve('embeddings', req, res, started, requestId, principal);
-        } else {
-          sendJson(res, 404, openAiError(404, `Unknown request URL: ${req.method} ${path}`, 'invalid_request_error'));
-        }
-      } catch (error) {
-        if (error instanceof McplexError) {
-          if (error.code === 'BODY_TOO_LARGE') res.setHeader('connection', 'close');
-          const param = typeof error.data?.param === 'string' ? error.data.param : undefined;
-          const code = typeof error.data?.code === 'string' ? error.data.code : null;
-          sendJson(res, error.status, openAiError(error.status, error.message, undefined, code, param));
-        } else if (isClientAbort(req, res)) {
-          logger.debug({ err: errorMessage(error), path, requestId }, 'client went away');
-          res.destroy();
-        } else {
-          logger.error({ err: errorMessage(error), path, requestId }, 'LLM request failed');
-          sendJson(res, 500, openAiError(500, 'internal error'));
-        }
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    started: number,
+    front: Front,
+  ): Promise<boolean> {
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : `${idPrefix}-${++sequence}`;
+    res.setHeader('x-request-id', requestId);
+    try {
+      if (!path.startsWith('/v1/')) return false;
+      const auth = options.policy
+        ? await options.policy.authenticate(req)
+        : ({ ok: true, principal: ANONYMOUS } as const);
+      if (!auth.ok) {
+        sendJson(res, 401, unauthorized(auth.reason));
+        return true;
       }
-      return true;
+      const principal = auth.principal;
+      const store = options.policy?.store;
+      if (store && (await handleConversations(req, res, path, principal, store.conversations, options.maxBodyBytes))) {
+        return true;
+      }
+      if (path === '/v1/models' && req.method === 'GET') models(res, principal);
+      else if (path === '/v1/chat/completions' && req.method === 'POST') {
+        await serve('chat', req, res, started, requestId, principal, front);
+      } else if (path === '/v1/embeddings' && req.method === 'POST') {
+        await serve('embeddings', req, res, started, requestId, principal, front);
+      } else {
+        sendJson(res, 404, openAiError(404, `Unknown request URL: ${req.method} ${path}`, 'invalid_request_error'));
+      }
+    } catch (error) {
+      if (error instanceof McplexError) {
+        if (error.code === 'BODY_TOO_LARGE') res.setHeader('connection', 'close');
+        const param = typeof error.data?.param === 'string' ? error.data.param : undefined;
+        const code = typeof error.data?.code === 'string' ? error.data.code : null;
+        sendJson(res, error.status, openAiError(error.status, error.message, undefined, code, param));
+      } else if (isClientAbort(req, res)) {
+        logger.debug({ err: errorMessage(error), path, requestId }, 'client went away');
+        res.destroy();
+      } else {
+        logger.error({ err: errorMessage(error), path, requestId }, 'LLM request failed');
+        sendJson(res, 500, openAiError(500, 'internal error'));
+      }
+    }
+    return true;
+  }
+
+  return {
+    front(agent) {
+      const serveConversation = createConversationTurns({
+        gate,
+        settle,
+        routeRequest,
+        conversations: options.policy?.store.conversations,
+        agent: () => agent,
+      });
+      const front: Front = { agent, serveConversation };
+      return { handle: (req, res, path, started) => handle(req, res, path, started, front) };
     },
     modelNames: () => [...byName.keys()],
     complete,
