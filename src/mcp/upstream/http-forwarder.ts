@@ -8,6 +8,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
+import { createSseParser } from '../../wire/sse.js';
 
 export interface JsonRpcError {
   code: number;
@@ -89,7 +90,6 @@ interface JsonRpcMessage {
 }
 
 const ACCEPT = 'application/json, text/event-stream';
-const EVENT_BOUNDARY = /\r\n\r\n|\n\n|\r\r|\r\n\n|\n\r\n/;
 /** Errors that mean the request never reached the server, so running it again cannot run it twice. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 /** How long to wait before resuming a response stream when the server named no `retry:` (the SDK's default). */
@@ -194,26 +194,16 @@ export function createHttpForwarder(options: HttpForwarderOptions): HttpForwarde
    * kept for a resumption. `feed` returns the answer once it has arrived; an event that is not JSON throws.
    */
   function sseReader(id: string, session: ForwardSession, events: EventHandlers, from: StreamPosition) {
-    let buffer = '';
+    const parser = createSseParser();
     const position = { ...from };
     return {
       position,
       feed(chunk: string): ForwardOutcome | undefined {
-        buffer += chunk;
-        let match: RegExpExecArray | null;
-        while ((match = EVENT_BOUNDARY.exec(buffer)) !== null) {
-          const event = buffer.slice(0, match.index);
-          buffer = buffer.slice(match.index + match[0].length);
-          const lines = event.split(/\r\n|\n|\r/);
-          for (const line of lines) {
-            const value = line.slice(line.indexOf(':') + 1).replace(/^ /, '');
-            if (line.startsWith('id:') && !value.includes('\0')) position.lastEventId = value;
-            else if (line.startsWith('retry:') && /^\d+$/.test(value)) position.retryMs = Number(value);
-          }
-          const data = lines
-            .filter((line) => line.startsWith('data:'))
-            .map((line) => line.slice(line[5] === ' ' ? 6 : 5))
-            .join('\n');
+        const parsed = parser.push(chunk);
+        // Where the stream got to, events without data (a priming event) included.
+        if (parser.lastEventId !== undefined) position.lastEventId = parser.lastEventId;
+        if (parser.retryMs !== undefined) position.retryMs = parser.retryMs;
+        for (const { data } of parsed) {
           if (data === '') continue;
           let message: JsonRpcMessage;
           try {
