@@ -33,7 +33,6 @@ export function assertListenAllowed(host: string, authMode: 'none' | 'keys' = 'n
       'LISTEN_REFUSED',
       `refusing to listen on ${host}: without API keys mcplex only listens on loopback (127.0.0.1, ::1, ` +
         `localhost). Set "auth": {"mode": "keys"} and create keys with \`mcplex keys create\` to serve a network.`,
-      { status: 500 },
     );
   }
 }

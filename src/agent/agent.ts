@@ -15,7 +15,7 @@ import type { Principal } from '../policy/auth/keys.js';
 import { scopeCheck } from '../policy/auth/scopes.js';
 import type { LlmGateway } from '../llm/gateway.js';
 import type { AgentTurn } from '../llm/conversation-turns.js';
-import { openAiError } from '../llm/openai-errors.js';
+import { toOpenAiError } from '../llm/openai-errors.js';
 import { addToolCallDeltas } from '../llm/tool-call-deltas.js';
 import type {
   ChatCompletion,
@@ -61,8 +61,7 @@ export interface ToolStep {
 const MAX_STEPS_LIMIT = 32;
 
 export function parseMcpOptions(value: unknown, servers: readonly string[]): McpOptions {
-  const bad = (message: string, param = 'mcp') =>
-    new McplexError('LLM_BAD_REQUEST', message, { status: 400, data: { param } });
+  const bad = (message: string, param = 'mcp') => new McplexError('LLM_BAD_REQUEST', message, { data: { param } });
   if (value === true) value = {};
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw bad('mcp must be an object, e.g. {"servers": ["*"], "max_steps": 8}');
@@ -255,7 +254,7 @@ export function createAgent(options: AgentOptions) {
     const { mcp: _mcp, stream, stream_options: streamOptions, ...rest } = body;
     const request = rest as unknown as ChatCompletionRequest;
     if (request.n !== undefined && request.n !== null && request.n !== 1) {
-      throw new McplexError('LLM_BAD_REQUEST', 'n must be 1 with mcp', { status: 400, data: { param: 'n' } });
+      throw new McplexError('LLM_BAD_REQUEST', 'n must be 1 with mcp', { data: { param: 'n' } });
     }
     const messages: ChatMessage[] = [...request.messages];
     /** Where this run's own messages begin: what a conversation appends. */
@@ -265,7 +264,6 @@ export function createAgent(options: AgentOptions) {
     for (const tool of clientTools) {
       if (offered.servers.has(tool.function.name)) {
         throw new McplexError('LLM_BAD_REQUEST', `tool "${tool.function.name}" is also an MCP tool`, {
-          status: 400,
           data: { param: 'tools' },
         });
       }
@@ -400,17 +398,8 @@ export function createAgent(options: AgentOptions) {
     } catch (error) {
       if (!started) throw error;
       // The stream began: the failure goes out in band, as an OpenAI error event.
-      const body = !(error instanceof McplexError)
-        ? openAiError(502, errorMessage(error))
-        : error.data?.error
-          ? { error: error.data.error }
-          : // Its own failures (a conversation that moved on: 409) keep their status and code.
-            openAiError(
-              error.status,
-              error.message,
-              undefined,
-              typeof error.data?.code === 'string' ? error.data.code : null,
-            );
+      // A backend's error as it came; mcplex's own (a conversation that moved on: 409) with status and code.
+      const { body } = toOpenAiError(error, 502);
       if (!res.destroyed) res.end(`data: ${JSON.stringify(body)}\n\n`);
     }
   }

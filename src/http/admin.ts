@@ -6,7 +6,7 @@ import type { Policy } from '../policy/policy.js';
 import type { CreateKeyInput } from '../policy/auth/key-service.js';
 import { readBody } from '../wire/body.js';
 import { assertJsonContentType, parseJsonObject, requestQuery, sendJson } from '../wire/json.js';
-import { openAiError, unauthorized } from '../llm/openai-errors.js';
+import { openAiError, toOpenAiError, unauthorized } from '../llm/openai-errors.js';
 
 function fail(res: ServerResponse, status: number, message: string): void {
   sendJson(res, status, openAiError(status, message));
@@ -15,14 +15,14 @@ function fail(res: ServerResponse, status: number, message: string): void {
 const strings = (value: unknown, field: string): string[] | undefined => {
   if (value === undefined) return undefined;
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
-    throw new McplexError('KEY_INVALID', `${field} must be an array of strings`, { status: 400 });
+    throw new McplexError('KEY_INVALID', `${field} must be an array of strings`);
   }
   return value as string[];
 };
 
 const count = (value: unknown, field: string): number | undefined => {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number') throw new McplexError('KEY_INVALID', `${field} must be a number`, { status: 400 });
+  if (typeof value !== 'number') throw new McplexError('KEY_INVALID', `${field} must be a number`);
   return value;
 };
 
@@ -31,21 +31,19 @@ function decodedSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new McplexError('BAD_REQUEST', `the path segment "${segment}" is not valid percent-encoding`, {
-      status: 400,
-    });
+    throw new McplexError('BAD_REQUEST', `the path segment "${segment}" is not valid percent-encoding`, {});
   }
 }
 
 function createInput(body: Record<string, unknown>): CreateKeyInput {
-  if (typeof body.name !== 'string') throw new McplexError('KEY_INVALID', 'name must be a string', { status: 400 });
+  if (typeof body.name !== 'string') throw new McplexError('KEY_INVALID', 'name must be a string');
   const expires = body.expiresAt;
   if (expires !== undefined && expires !== null && typeof expires !== 'number' && typeof expires !== 'string') {
-    throw new McplexError('KEY_INVALID', 'expiresAt must be a timestamp or an ISO date', { status: 400 });
+    throw new McplexError('KEY_INVALID', 'expiresAt must be a timestamp or an ISO date');
   }
   const expiresAt = typeof expires === 'string' ? Date.parse(expires) : expires;
   if (typeof expiresAt === 'number' && Number.isNaN(expiresAt)) {
-    throw new McplexError('KEY_INVALID', 'expiresAt is not a valid date', { status: 400 });
+    throw new McplexError('KEY_INVALID', 'expiresAt is not a valid date');
   }
   const input: CreateKeyInput = { name: body.name };
   const models = strings(body.models, 'models');
@@ -55,7 +53,7 @@ function createInput(body: Record<string, unknown>): CreateKeyInput {
   if (servers) input.servers = servers;
   if (tools) input.tools = tools;
   if (body.admin !== undefined && body.admin !== null && typeof body.admin !== 'boolean') {
-    throw new McplexError('KEY_INVALID', 'admin must be true or false', { status: 400 });
+    throw new McplexError('KEY_INVALID', 'admin must be true or false');
   }
   if (body.admin === true) input.admin = true;
   const rpm = count(body.rpm, 'rpm');
@@ -117,7 +115,8 @@ export async function handleAdmin(
       fail(res, 404, `no admin route for ${req.method} ${path}`);
     }
   } catch (error) {
-    if (error instanceof McplexError) fail(res, error.status, error.message);
-    else throw error;
+    if (!(error instanceof McplexError)) throw error;
+    const { status, body } = toOpenAiError(error);
+    sendJson(res, status, body);
   }
 }

@@ -2,12 +2,12 @@
 // new messages, and the new messages with the model's answer are appended in one step, guarded by the version read
 // (a concurrent turn makes this one a 409). Plain and streamed turns pass the same gate and router as any request.
 import type { ServerResponse } from 'node:http';
-import { McplexError, errorMessage } from '../errors.js';
+import { McplexError } from '../errors.js';
 import { safeJson, sendJson } from '../wire/json.js';
 import type { Principal } from '../policy/auth/keys.js';
 import type { ConversationStore } from '../store/store.js';
 import { withConversation } from './conversations.js';
-import { bufferedError, openAiError } from './openai-errors.js';
+import { bufferedError, toOpenAiError } from './openai-errors.js';
 import type { Admitted, PolicyGate } from './policy-gate.js';
 import type { ModelRoute, Router } from './router.js';
 import { bufferSink, responseSink } from './sink.js';
@@ -72,8 +72,7 @@ export function createConversationTurns(
     principal: Principal,
   ): Promise<void> {
     const store = options.conversations;
-    const bad = (message: string, param: string) =>
-      new McplexError('LLM_BAD_REQUEST', message, { status: 400, data: { param } });
+    const bad = (message: string, param: string) => new McplexError('LLM_BAD_REQUEST', message, { data: { param } });
     if (!store) throw bad('conversations need a store', 'conversation');
     const { conversation, conversation_version: version, ...rest } = body;
     const id =
@@ -219,9 +218,7 @@ export function createConversationTurns(
       };
       res.end(`data: ${JSON.stringify(last)}\n\ndata: [DONE]\n\n`);
     } catch (error) {
-      const status = error instanceof McplexError ? error.status : 500;
-      const code = error instanceof McplexError && typeof error.data?.code === 'string' ? error.data.code : null;
-      res.end(`data: ${JSON.stringify(openAiError(status, errorMessage(error), undefined, code))}\n\n`);
+      res.end(`data: ${JSON.stringify(toOpenAiError(error, 502).body)}\n\n`);
     }
   }
 

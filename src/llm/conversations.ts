@@ -13,7 +13,7 @@ import {
   type ConversationRecord,
   type ConversationStore,
 } from '../store/store.js';
-import { openAiError } from './openai-errors.js';
+import { openAiError, toOpenAiError } from './openai-errors.js';
 import type { ChatMessage } from './types.js';
 
 const PREFIX = '/v1/conversations';
@@ -135,7 +135,6 @@ export async function withConversation(
     };
   }
   throw new McplexError('CONVERSATION_CONFLICT', `conversation "${conversationId}" kept changing while it was read`, {
-    status: 409,
     data: { code: 'conversation_version_conflict', param: 'conversation' },
   });
 }
@@ -366,7 +365,7 @@ function fromStore(error: unknown, conversationId: string, expectedVersion: numb
     return new McplexError(
       'CONVERSATION_CONFLICT',
       `conversation "${conversationId}" has changed since version ${expectedVersion}; read it again and retry`,
-      { status: 409, cause: error, data: { code: 'conversation_version_conflict' } },
+      { cause: error, data: { code: 'conversation_version_conflict' } },
     );
   }
   return error;
@@ -376,19 +375,18 @@ function conflict(conversationId: string, version: number, expected: number): Mc
   return new McplexError(
     'CONVERSATION_CONFLICT',
     `conversation "${conversationId}" is at version ${version}, not ${expected}`,
-    { status: 409, data: { code: 'conversation_version_conflict', param: 'conversation_version' } },
+    { data: { code: 'conversation_version_conflict', param: 'conversation_version' } },
   );
 }
 
 function notFound(conversationId: string, param?: string): McplexError {
   return new McplexError('NOT_FOUND', `No conversation found with id '${conversationId}'.`, {
-    status: 404,
     data: { code: 'conversation_not_found', ...(param === undefined ? {} : { param }) },
   });
 }
 
 function bad(param: string, message: string): never {
-  throw new McplexError('LLM_BAD_REQUEST', message, { status: 400, data: { param } });
+  throw new McplexError('LLM_BAD_REQUEST', message, { data: { param } });
 }
 
 function isWholeNumber(value: unknown): value is number {
@@ -405,8 +403,7 @@ function decode(segment: string): string {
 }
 
 function errorBody(error: McplexError) {
-  const field = (name: string) => (typeof error.data?.[name] === 'string' ? (error.data[name] as string) : undefined);
-  return openAiError(error.status, error.message, undefined, field('code') ?? null, field('param'));
+  return toOpenAiError(error).body;
 }
 
 function notAllowed(res: ServerResponse, method: string, path: string, allow: string): void {

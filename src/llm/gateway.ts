@@ -13,7 +13,7 @@ import { isClientAbort } from '../wire/client-abort.js';
 import { assertJsonContentType, parseJsonObject, safeJson, sendJson } from '../wire/json.js';
 import { createSseParser } from '../wire/sse.js';
 import { handleConversations } from './conversations.js';
-import { bufferedError, openAiError, llmFailure, unauthorized } from './openai-errors.js';
+import { bufferedError, openAiError, llmFailure, toOpenAiError, unauthorized } from './openai-errors.js';
 import { createConversationTurns } from './conversation-turns.js';
 import type { AgentRunner } from './conversation-turns.js';
 import { createPolicyGate } from './policy-gate.js';
@@ -147,7 +147,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
 
   function validate(route: Route, body: Record<string, unknown>): void {
     const bad = (param: string, message: string) => {
-      throw new McplexError('LLM_BAD_REQUEST', message, { status: 400, data: { param } });
+      throw new McplexError('LLM_BAD_REQUEST', message, { data: { param } });
     };
     if (typeof body.model !== 'string' || body.model === '') bad('model', 'you must provide a model parameter');
     if (route === 'chat') {
@@ -177,7 +177,7 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
     }
     if (route === 'chat' && body.mcp !== undefined && body.mcp !== null) {
       const agent = front.agent;
-      if (!agent) throw new McplexError('LLM_BAD_REQUEST', 'the mcp extension is not available', { status: 400 });
+      if (!agent) throw new McplexError('LLM_BAD_REQUEST', 'the mcp extension is not available');
       await agent(principal, body, res);
       return;
     }
@@ -404,18 +404,16 @@ export function createLlmGateway(config: LlmConfig, options: LlmGatewayOptions):
         sendJson(res, 404, openAiError(404, `Unknown request URL: ${req.method} ${path}`, 'invalid_request_error'));
       }
     } catch (error) {
-      if (error instanceof McplexError) {
-        if (error.code === 'BODY_TOO_LARGE') res.setHeader('connection', 'close');
-        const param = typeof error.data?.param === 'string' ? error.data.param : undefined;
-        const code = typeof error.data?.code === 'string' ? error.data.code : null;
-        sendJson(res, error.status, openAiError(error.status, error.message, undefined, code, param));
-      } else if (isClientAbort(req, res)) {
+      if (!(error instanceof McplexError) && isClientAbort(req, res)) {
         logger.debug({ err: errorMessage(error), path, requestId }, 'client went away');
         res.destroy();
-      } else {
-        logger.error({ err: errorMessage(error), path, requestId }, 'LLM request failed');
-        sendJson(res, 500, openAiError(500, 'internal error'));
+        return true;
       }
+      if (error instanceof McplexError && error.code === 'BODY_TOO_LARGE') res.setHeader('connection', 'close');
+      if (!(error instanceof McplexError))
+        logger.error({ err: errorMessage(error), path, requestId }, 'LLM request failed');
+      const { status, body } = toOpenAiError(error);
+      sendJson(res, status, body);
     }
     return true;
   }

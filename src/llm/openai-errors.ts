@@ -1,5 +1,5 @@
 // OpenAI's error shape for every /v1 answer mcplex makes itself, and the translation of a backend's error into it.
-import { McplexError, errorMessage } from '../errors.js';
+import { ERRORS, McplexError, errorMessage } from '../errors.js';
 import { safeJson } from '../wire/json.js';
 import type { AuthFailure } from '../policy/auth/keys.js';
 import type { OpenAiErrorBody } from './types.js';
@@ -19,6 +19,24 @@ export function openAiError(status: number, message: string, type?: string, code
               ? 'server_error'
               : 'invalid_request_error');
   return { error: { message, type: kind, param: param ?? null, code: code ?? null } } satisfies OpenAiErrorBody;
+}
+
+/**
+ * Any error as OpenAI's error JSON and the status to answer with, in one place for /v1 and /admin: a backend's own
+ * error as it came (LLM_FAILED), a McplexError by the registry (its status, type, `code` and `param` data), and
+ * anything else as `fallback` (500: a failure of mcplex) with its message hidden unless `fallback` is a 502.
+ */
+export function toOpenAiError(error: unknown, fallback = 500): { status: number; body: OpenAiErrorBody } {
+  if (!(error instanceof McplexError)) {
+    return { status: fallback, body: openAiError(fallback, fallback === 502 ? errorMessage(error) : 'internal error') };
+  }
+  const passed = error.data?.error as OpenAiErrorBody['error'] | undefined;
+  if (error.code === 'LLM_FAILED' && passed) return { status: error.status, body: { error: passed } };
+  const field = (name: string) => (typeof error.data?.[name] === 'string' ? (error.data[name] as string) : undefined);
+  return {
+    status: error.status,
+    body: openAiError(error.status, error.message, ERRORS[error.code].openai, field('code') ?? null, field('param')),
+  };
 }
 
 /** The error in a failed answer mcplex buffered from its own router (which always writes OpenAI's error shape). */
@@ -48,7 +66,7 @@ export function asOpenAiError(status: number, text: string): OpenAiErrorBody {
 
 /** An LLM request refused or failed, for callers inside mcplex; `data.error` is the OpenAI error body. */
 export function llmFailure(status: number, body: OpenAiErrorBody): McplexError {
-  return new McplexError('LLM_FAILED', body.error.message, { status, data: { error: body.error } });
+  return new McplexError('LLM_FAILED', body.error.message, { upstreamStatus: status, data: { error: body.error } });
 }
 
 /** OpenAI's answer to a missing or wrong key. */

@@ -25,5 +25,5 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 function tooLarge(limit: number): McplexError {
-  return new McplexError('BODY_TOO_LARGE', `request body exceeds the limit of ${limit} bytes`, { status: 413 });
+  return new McplexError('BODY_TOO_LARGE', `request body exceeds the limit of ${limit} bytes`);
 }

@@ -73,22 +73,20 @@ export function parseJsonObject(raw: Buffer | string): Record<string, unknown> {
   try {
     body = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
   } catch (error) {
-    throw new McplexError('LLM_BAD_REQUEST', `the request body is not valid JSON: ${errorMessage(error)}`, {
-      status: 400,
-    });
+    throw new McplexError('LLM_BAD_REQUEST', `the request body is not valid JSON: ${errorMessage(error)}`, {});
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new McplexError('LLM_BAD_REQUEST', 'the request body must be a JSON object', { status: 400 });
+    throw new McplexError('LLM_BAD_REQUEST', 'the request body must be a JSON object');
   }
   if (raw.length > MAX_JSON_DEPTH && nestedDeeperThan(body, MAX_JSON_DEPTH))
-    throw new McplexError('LLM_BAD_REQUEST', TOO_DEEP, { status: 400 });
+    throw new McplexError('LLM_BAD_REQUEST', TOO_DEEP);
   return body as Record<string, unknown>;
 }
 
 /** A JSON request body must say so: anything else is refused with 415, as the MCP endpoint does. */
 export function assertJsonContentType(req: IncomingMessage): void {
   if (!isJsonContentType(req.headers['content-type'])) {
-    throw new McplexError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json', { status: 415 });
+    throw new McplexError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json');
   }
 }
 

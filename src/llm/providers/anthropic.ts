@@ -65,7 +65,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function badRequest(message: string, param: string | null): McplexError {
-  return new McplexError('LLM_BAD_REQUEST', message, { status: 400, data: { param } });
+  return new McplexError('LLM_BAD_REQUEST', message, { data: { param } });
 }
 
 /** OpenAI chat request → Anthropic Messages request body. Throws McplexError('LLM_BAD_REQUEST') (status 400, with
@@ -377,7 +377,7 @@ function toUsage(usage: unknown): Usage | undefined {
  * McplexError('UPSTREAM_ERROR', status 502) when the response is not a message. */
 export function fromAnthropicResponse(response: unknown, publicModel: string, id?: string): ChatCompletion {
   if (!isRecord(response) || !Array.isArray(response.content)) {
-    throw new McplexError('UPSTREAM_ERROR', 'Anthropic returned a response that is not a message', { status: 502 });
+    throw new McplexError('UPSTREAM_ERROR', 'Anthropic returned a response that is not a message');
   }
   const texts: string[] = [];
   const toolCalls: ToolCall[] = [];

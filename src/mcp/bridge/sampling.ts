@@ -135,7 +135,7 @@ const STOP_REASONS: Record<string, string> = {
 /** The model's answer as a CreateMessageResult (`model` names the public model that answered). */
 export function toCreateMessageResult(completion: ChatCompletion, model: string): Record<string, unknown> {
   const choice = completion.choices[0];
-  if (!choice) throw new McplexError('LLM_FAILED', 'the model returned no answer', { status: 502 });
+  if (!choice) throw new McplexError('LLM_FAILED', 'the model returned no answer');
   const calls = choice.message.tool_calls ?? [];
   const text = choice.message.content ?? '';
   let content: unknown;

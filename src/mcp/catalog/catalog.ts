@@ -196,13 +196,13 @@ export class Catalog {
 
   resolveTool(name: string): Routed {
     const route = this.toolRoutes.get(name);
-    if (!route) throw new McplexError('UNKNOWN_TOOL', `unknown tool "${name}"`, { status: 404 });
+    if (!route) throw new McplexError('UNKNOWN_TOOL', `unknown tool "${name}"`);
     return route;
   }
 
   resolvePrompt(name: string): Routed {
     const route = this.promptRoutes.get(name);
-    if (!route) throw new McplexError('UNKNOWN_PROMPT', `unknown prompt "${name}"`, { status: 404 });
+    if (!route) throw new McplexError('UNKNOWN_PROMPT', `unknown prompt "${name}"`);
     return route;
   }
 
@@ -214,7 +214,7 @@ export class Catalog {
     const parsed = parseExposedUri(uri);
     const upstream = parsed ? this.upstreams.get(parsed.serverKey) : this.unprefixed;
     if (!upstream || !upstream.isReady) {
-      throw new McplexError('UNKNOWN_RESOURCE', `unknown resource "${uri}"`, { status: 404, data: { uri } });
+      throw new McplexError('UNKNOWN_RESOURCE', `unknown resource "${uri}"`, { data: { uri } });
     }
     return { upstream, original: parsed ? parsed.original : uri };
   }

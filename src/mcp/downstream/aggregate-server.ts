@@ -14,7 +14,7 @@ import type { Subscriptions } from './subscriptions.js';
 import type { CallToolRequest, CallToolResult, Progress } from '@modelcontextprotocol/client';
 import type { ClientCapabilities } from '@modelcontextprotocol/client';
 import type { CallOptions, DownstreamRelay, LogMessage } from '../upstream/upstream.js';
-import { McplexError } from '../../errors.js';
+import { ERRORS, McplexError } from '../../errors.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { exposeContentUris } from '../catalog/catalog.js';
 import { paginate } from './paginate.js';
@@ -43,22 +43,13 @@ export interface AggregateServerOptions {
   instructions?: string;
 }
 
-/** JSON-RPC codes for local failures, chosen so that clients can tell "no such thing" from "server down". */
-const WIRE_CODES: Partial<Record<McplexError['code'], number>> = {
-  UNKNOWN_TOOL: -32602,
-  UNKNOWN_PROMPT: -32602,
-  UNKNOWN_RESOURCE: -32002,
-  INVALID_CURSOR: -32602,
-  TOO_MANY_SUBSCRIPTIONS: -32602,
-  UPSTREAM_UNAVAILABLE: -32603,
-  UPSTREAM_TIMEOUT: -32603,
-  UPSTREAM_ERROR: -32603,
-};
-
-/** Maps errors to JSON-RPC errors once, at the boundary; upstream protocol errors pass through untouched. */
+/**
+ * Maps errors to JSON-RPC errors once, at the boundary, by the registry's codes (so that clients can tell "no such
+ * thing" from "server down"); upstream protocol errors pass through untouched.
+ */
 export function toWireError(error: unknown): unknown {
   if (error instanceof McplexError) {
-    return new ProtocolError(WIRE_CODES[error.code] ?? -32603, error.message, { code: error.code, ...error.data });
+    return new ProtocolError(ERRORS[error.code].rpc, error.message, { code: error.code, ...error.data });
   }
   return error;
 }
@@ -91,7 +82,7 @@ export function forwardableParams<T extends { _meta?: Record<string, unknown> }>
 function assertToolInScope(catalog: Catalog, scope: ScopeCheck, name: string): ReturnType<Catalog['resolveTool']> {
   const route = catalog.resolveTool(name);
   if (!scope.unrestricted && !scope.tool(route.upstream.key, name)) {
-    throw new McplexError('UNKNOWN_TOOL', `unknown tool "${name}"`, { status: 404 });
+    throw new McplexError('UNKNOWN_TOOL', `unknown tool "${name}"`);
   }
   return route;
 }

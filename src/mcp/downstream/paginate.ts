@@ -22,7 +22,7 @@ export function decodeCursor(cursor: string): { offset: number; version: number 
   } catch {
     // fall through to the error below
   }
-  throw new McplexError('INVALID_CURSOR', `invalid cursor "${cursor}"`, { status: 400 });
+  throw new McplexError('INVALID_CURSOR', `invalid cursor "${cursor}"`);
 }
 
 /**

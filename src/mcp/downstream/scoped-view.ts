@@ -39,7 +39,7 @@ export function scopedView(catalog: Catalog, scope: ScopeCheck): CatalogView {
 export function scopedResource(catalog: Catalog, scope: ScopeCheck, uri: string): Routed {
   const route = catalog.resolveResource(uri);
   if (!scope.server(route.upstream.key)) {
-    throw new McplexError('UNKNOWN_RESOURCE', `unknown resource "${uri}"`, { status: 404, data: { uri } });
+    throw new McplexError('UNKNOWN_RESOURCE', `unknown resource "${uri}"`, { data: { uri } });
   }
   return route;
 }
@@ -47,7 +47,7 @@ export function scopedResource(catalog: Catalog, scope: ScopeCheck, uri: string)
 export function scopedPrompt(catalog: Catalog, scope: ScopeCheck, name: string): Routed {
   const route = catalog.resolvePrompt(name);
   if (!scope.server(route.upstream.key)) {
-    throw new McplexError('UNKNOWN_PROMPT', `unknown prompt "${name}"`, { status: 404 });
+    throw new McplexError('UNKNOWN_PROMPT', `unknown prompt "${name}"`);
   }
   return route;
 }

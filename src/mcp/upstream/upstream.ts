@@ -391,9 +391,11 @@ export class Upstream {
       const result = await send(current);
       if (!isInputRequiredResult(result)) return result;
       if (round >= MAX_INPUT_ROUNDS) {
-        throw new McplexError('UPSTREAM_ERROR', `server "${this.key}" asked for input ${round} times in one request`, {
-          status: 502,
-        });
+        throw new McplexError(
+          'UPSTREAM_ERROR',
+          `server "${this.key}" asked for input ${round} times in one request`,
+          {},
+        );
       }
       const answers: Record<string, unknown> = {};
       await Promise.all(
@@ -501,7 +503,7 @@ export class Upstream {
 
   private requireClient(): UpstreamClient {
     if (this.state !== 'ready' || !this.client) {
-      throw new McplexError('UPSTREAM_UNAVAILABLE', `server "${this.key}" is ${this.state}`, { status: 503 });
+      throw new McplexError('UPSTREAM_UNAVAILABLE', `server "${this.key}" is ${this.state}`);
     }
     return this.client;
   }
@@ -620,12 +622,11 @@ export class Upstream {
       });
     } catch (error) {
       if (error instanceof ForwardTimeout) {
-        throw new McplexError('UPSTREAM_TIMEOUT', `server "${this.key}" did not answer in time`, { status: 504 });
+        throw new McplexError('UPSTREAM_TIMEOUT', `server "${this.key}" did not answer in time`);
       }
       if (signal?.aborted) throw error;
       // The request may have run: trying again through the SDK client could run a tool twice.
       throw new McplexError('UPSTREAM_ERROR', `server "${this.key}" failed: ${errorMessage(error)}`, {
-        status: 502,
         cause: error,
       });
     }
@@ -787,17 +788,15 @@ function describeConnectError(error: unknown, startup: number, closing: boolean)
 function mapUpstreamError(key: string, error: unknown): unknown {
   if (error instanceof ProtocolError || error instanceof McplexError) return error;
   if (error instanceof SdkError && error.code === SdkErrorCode.RequestTimeout) {
-    return new McplexError('UPSTREAM_TIMEOUT', `server "${key}" did not answer in time`, { status: 504, cause: error });
+    return new McplexError('UPSTREAM_TIMEOUT', `server "${key}" did not answer in time`, { cause: error });
   }
   if (error instanceof SdkError && error.code === SdkErrorCode.ConnectionClosed) {
     return new McplexError('UPSTREAM_UNAVAILABLE', `server "${key}" closed the connection`, {
-      status: 503,
       cause: error,
     });
   }
   if (error instanceof Error && error.name === 'AbortError') return error;
   return new McplexError('UPSTREAM_ERROR', `server "${key}" failed: ${errorMessage(error)}`, {
-    status: 502,
     cause: error,
   });
 }

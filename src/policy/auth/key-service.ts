@@ -29,7 +29,7 @@ export interface KeyService {
   revoke(id: string): Promise<boolean>;
 }
 
-const invalid = (message: string) => new McplexError('KEY_INVALID', message, { status: 400 });
+const invalid = (message: string) => new McplexError('KEY_INVALID', message);
 
 export function describeKey(record: ApiKeyRecord): KeyInfo {
   const { secretHash: _hidden, ...info } = record;
@@ -95,7 +95,7 @@ export function createKeyService(
         await store.create(record);
       } catch (error) {
         if (error instanceof StoreError && error.code === 'DUPLICATE') {
-          throw new McplexError('KEY_INVALID', `a key named "${name}" already exists`, { status: 409 });
+          throw new McplexError('KEY_EXISTS', `a key named "${name}" already exists`);
         }
         throw error;
       }
