@@ -1,5 +1,6 @@
 // The properties every answer of mcplex must have, whatever it was sent: no 5xx but a declared upstream failure,
 // the route's error shape, a client error for bad input, and a valid key accepted in every form HTTP allows.
+import { MAX_JSON_DEPTH, nestedDeeperThan } from '../../src/wire/json.js';
 
 /** What the runner sent, with the placeholders filled in. */
 export interface SentRequest {
@@ -41,6 +42,27 @@ export interface Violation {
 }
 
 type Family = 'mcp' | 'v1' | 'admin' | 'other';
+
+/**
+ * The generator's labels that still hold for the request as sent. A label travels with a generated value, but
+ * the value may not survive into the body as JSON reads it (a repeated key keeps only the last value; shrinking
+ * removes parts), and a "modern" request without a modern MCP-Protocol-Version is a legacy one to the server.
+ */
+export function confirmedBad(labels: readonly string[], headers: Record<string, string>, body: string | undefined) {
+  let parsed: unknown;
+  let parses = body !== undefined;
+  try {
+    if (body !== undefined) parsed = JSON.parse(body);
+  } catch {
+    parses = false;
+  }
+  return labels.filter((label) => {
+    if (label.startsWith('malformed JSON')) return body !== undefined && !parses;
+    if (/^nesting \d+ deep$/.test(label)) return parses && nestedDeeperThan(parsed, MAX_JSON_DEPTH);
+    if (label.includes('is not in modern')) return headers['mcp-protocol-version'] === '2026-07-28';
+    return true;
+  });
+}
 
 export function family(path: string): Family {
   const pathname = path.split('?', 1)[0] ?? path;

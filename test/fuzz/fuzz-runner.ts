@@ -13,7 +13,7 @@ import type { MockLlm } from '../../src/llm/mock/mock-llm.js';
 import { fixtureStdio, startMcplex } from '../support/harness.js';
 import { KNOWN_INPUTS, LEGACY_VERSION, VALID_KEY_FORMS, fuzzRequest } from './arbitraries.js';
 import type { AuthChoice, FuzzRequest } from './arbitraries.js';
-import { checkAnswer, family, messagesOf, normalise } from './checks.js';
+import { checkAnswer, confirmedBad, family, messagesOf, normalise } from './checks.js';
 import type { Answer, PropertyName, SentRequest, Violation } from './checks.js';
 import { UNKNOWN_KEY, reproduction } from './repro.js';
 
@@ -328,7 +328,7 @@ async function startTarget(mode: AuthMode, timeoutMs: number): Promise<Target> {
     const headers: Record<string, string> = { ...authHeaders(request.auth) };
     for (const [name, value] of Object.entries(request.headers)) headers[name] = fill(value);
     const body = request.body === undefined ? undefined : fill(request.body);
-    const bad = [...request.bad];
+    const bad = confirmedBad(request.bad, headers, body);
     const route = family(request.path);
     const guarded = route !== 'other';
     if (mode === 'keys' && guarded && !VALID_KEY_FORMS.has(request.auth)) bad.push('no valid API key');
