@@ -50,7 +50,12 @@ export function createGateway(config: Config, logger: Logger, options: GatewayOp
       }),
   );
   const merged = new Catalog(upstreams);
-  const rounds = createInputRounds();
+  const { key, previousKey, ttlMs } = config.server.requestState;
+  const rounds = createInputRounds({
+    ttlMs,
+    ...(key === undefined ? {} : { key }),
+    ...(previousKey === undefined ? {} : { previousKey }),
+  });
   const subscriptions = createSubscriptions(merged);
   holder.subscriptions = subscriptions;
   holder.catalog = merged;

@@ -25,14 +25,14 @@ afterAll(async () => {
 });
 
 /** A 2026-07-28 client under `token` that hands input-required results back instead of answering them. */
-async function manualClient(token: string): Promise<Client> {
+async function manualClient(token: string | undefined, base = mcplex.url): Promise<Client> {
   const client = new Client(
     { name: 'manual-rounds', version: '1.0.0' },
     { ...clientOptions('modern'), capabilities: { elicitation: { form: {} } }, inputRequired: { autoFulfill: false } },
   );
-  const transport = new StreamableHTTPClientTransport(new URL(`${mcplex.url}/mcp`), {
+  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
     fetch: upstreamFetch,
-    requestInit: { headers: { authorization: `Bearer ${token}` } },
+    ...(token === undefined ? {} : { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
   });
   await client.connect(transport);
   return client;
@@ -80,6 +80,48 @@ describe('a requestState used by another key', () => {
       await expect(retry(a, 'modern__confirm', state)).rejects.toThrow(/no longer waiting/);
     } finally {
       await Promise.all([a.close(), c.close(), w.close()]);
+    }
+  });
+});
+
+describe('the requestState key from configuration', () => {
+  // Keyless replicas: every caller is the same principal on each, so only the key decides.
+  const replica = async (requestState: { key: string; previousKey?: string }) => {
+    const other = await startMcplex({
+      mcpServers: { modern: { url: upstream.url, protocol: 'modern' } },
+      server: { requestState },
+    });
+    await other.gateway.whenSettled();
+    return other;
+  };
+  const ONE = 'one-'.repeat(8);
+  const TWO = 'two-'.repeat(8);
+
+  it('is accepted by every replica with the same key or with it as the previous key, and refused by others', async () => {
+    const origin = await replica({ key: ONE });
+    const a = await manualClient(undefined, origin.url);
+    const state = await firstRound(a);
+    try {
+      for (const [keys, verdict] of [
+        // Verified; the call itself is parked on the replica that began it.
+        [{ key: ONE }, /no longer waiting/],
+        [{ key: TWO, previousKey: ONE }, /no longer waiting/],
+        [{ key: TWO }, /Invalid or expired requestState/],
+      ] as const) {
+        const other = await replica(keys);
+        const client = await manualClient(undefined, other.url);
+        try {
+          await expect(retry(client, 'modern__confirm', state)).rejects.toThrow(verdict);
+        } finally {
+          await client.close();
+          await other.close();
+        }
+      }
+      // The replica that began it resumes it.
+      expect((await retry(a, 'modern__confirm', state)).content?.[0]?.text).toBe('confirmed');
+    } finally {
+      await a.close();
+      await origin.close();
     }
   });
 });

@@ -58,6 +58,7 @@ describe('parseConfig', () => {
           replayTotalBytes: 67_108_864,
         },
         timeouts: { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5000 },
+        requestState: { ttlMs: 600_000 },
         maxConnections: 10_000,
       },
       llm: {

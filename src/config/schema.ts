@@ -276,6 +276,18 @@ const httpServerSchema = z.strictObject({
       }
     })
     .prefault({}),
+  /**
+   * The HMAC key that protects 2026-07-28 `requestState` (at least 32 characters, from the environment: `${VAR}`),
+   * the same on every replica; `previousKey` is still accepted while a new key rolls out. Without a key, each
+   * process picks a random one, and an input-required round can only be resumed on the process that began it.
+   */
+  requestState: z
+    .strictObject({
+      key: z.string().min(32, 'key must be at least 32 characters').optional(),
+      previousKey: z.string().min(32, 'previousKey must be at least 32 characters').optional(),
+      ttlMs: ms('ttlMs').default(600_000),
+    })
+    .prefault({}),
   maxConnections: count('maxConnections').default(10_000),
   /** Off by default: behind a load balancer every client has the balancer's address. */
   maxConnectionsPerAddress: count('maxConnectionsPerAddress').optional(),

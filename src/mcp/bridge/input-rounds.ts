@@ -75,12 +75,32 @@ interface State {
   round: number;
 }
 
-export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } = {}): InputRounds {
+export interface InputRoundsOptions {
+  ttlMs?: number;
+  /**
+   * The HMAC key of `requestState` (at least 32 bytes): from configuration, so that every replica accepts what any
+   * of them minted; a random one per process without it.
+   */
+  key?: Uint8Array | string;
+  /** The key before the current one: states it signed are still accepted (key rotation); none are minted with it. */
+  previousKey?: Uint8Array | string;
+}
+
+export function createInputRounds(options: InputRoundsOptions = {}): InputRounds {
   const ttlMs = options.ttlMs ?? 600_000;
-  const codec: RequestStateCodec<State> = createRequestStateCodec<State>({
-    key: options.key ?? randomBytes(32),
-    ttlSeconds: Math.ceil(ttlMs / 1000),
-  });
+  const codecFor = (key: Uint8Array | string) =>
+    createRequestStateCodec<State>({ key, ttlSeconds: Math.ceil(ttlMs / 1000) });
+  const codec: RequestStateCodec<State> = codecFor(options.key ?? randomBytes(32));
+  const previous = options.previousKey === undefined ? undefined : codecFor(options.previousKey);
+  /** Verified with the current key, else the previous one; the error of the current key when neither holds. */
+  const verifyState = async (state: string, ctx: ServerContext): Promise<unknown> => {
+    try {
+      return await codec.verify(state, ctx);
+    } catch (error) {
+      if (!previous) throw error;
+      return previous.verify(state, ctx).catch(() => Promise.reject(error));
+    }
+  };
   const parked = new Map<string, ParkedCall>();
   let counter = 0;
 
@@ -141,7 +161,7 @@ export function createInputRounds(options: { ttlMs?: number; key?: Uint8Array } 
 
   return {
     verifier: (principal) => async (state, ctx) => {
-      const decoded = (await codec.verify(state, ctx)) as Partial<State> | undefined;
+      const decoded = (await verifyState(state, ctx)) as Partial<State> | undefined;
       // The SDK answers a refused state as invalid (-32602), which is what a stranger's state must look like.
       if (decoded?.principal !== principal) throw new Error('requestState of another principal');
       return decoded;
