@@ -53,7 +53,12 @@ export async function openConfiguredStore(config: Config, fallback = DEFAULT_STO
 /** The policy stages for this configuration, on an open store. */
 export function policyFor(config: Config, store: Store): Policy {
   const models = Object.entries(config.llm.models).flatMap(([name, model]) => [name, ...model.aliases]);
-  return createPolicy(store, { mode: config.auth.mode, models, servers: Object.keys(config.mcpServers) });
+  return createPolicy(store, {
+    mode: config.auth.mode,
+    models,
+    servers: Object.keys(config.mcpServers),
+    limitCounters: config.limits.counters,
+  });
 }
 
 export interface RunningServer {

@@ -70,6 +70,7 @@ describe('parseConfig', () => {
         batching: { windowMs: 2, maxInputs: 64 },
       },
       auth: { mode: 'none' },
+      limits: { counters: 'store' },
       agent: { selectionThreshold: 40, topK: 20, embeddings: true },
       logLevel: 'info',
     });

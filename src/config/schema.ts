@@ -309,6 +309,12 @@ export const configSchema = z
         mode: z.enum(['none', 'keys']).default('none'),
       })
       .prefault({}),
+    /**
+     * Where the per-key rpm/tpm counters live: `store` (every process on the store shares one budget per key) or
+     * `process` (each process counts alone: N processes grant N times the limit). Requests in progress are
+     * counted per process either way.
+     */
+    limits: z.strictObject({ counters: z.enum(['store', 'process']).default('store') }).prefault({}),
     /** The tool-running chat (`mcp` on /v1/chat/completions). */
     agent: z
       .strictObject({

@@ -30,7 +30,13 @@ const OK_ANONYMOUS: AuthResult = Object.freeze({ ok: true, principal: ANONYMOUS 
 
 export function createPolicy(
   store: Store,
-  options: { mode: AuthMode; models: readonly string[]; servers: readonly string[] },
+  options: {
+    mode: AuthMode;
+    models: readonly string[];
+    servers: readonly string[];
+    /** Where rate-limit counters live: the store (shared by every process on it) or this process only. */
+    limitCounters?: 'store' | 'process';
+  },
 ): Policy {
   const authenticator = createAuthenticator(store.keys);
   const usage = createUsageRecorder(store.usage);
@@ -38,9 +44,9 @@ export function createPolicy(
     mode: options.mode,
     store,
     authenticator,
-    // Limit counters live in this process: a write to SQLite per request would cost more than the whole proxy
-    // path. The LimitStore interface is what a Redis backend (atomic scripts) implements for several replicas.
-    limiter: createRateLimiter(createMemoryStore().limits),
+    // In the store by default, so that every process on it shares one budget per key; "process" keeps them here
+    // (each process then grants the whole limit), for a store too slow to write on every limited request.
+    limiter: createRateLimiter(options.limitCounters === 'process' ? createMemoryStore().limits : store.limits),
     usage,
     keys: createKeyService(store.keys, options, authenticator),
     authenticate(req) {
