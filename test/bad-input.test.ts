@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@modelcontextprotocol/client';
 import type { RunningServer } from '../src/main.js';
-import { connectHttp, fixtureStdio, startMcplex } from './support/harness.js';
+import { connectHttp, fixtureStdio, legacyInitialize, startMcplex } from './support/harness.js';
 import type { Era } from './support/harness.js';
 
 let mcplex: RunningServer;
@@ -74,12 +74,7 @@ describe('malformed and unknown requests', () => {
     const init = await fetch(endpoint, {
       method: 'POST',
       headers: JSON_HEADERS,
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-      }),
+      body: legacyInitialize('raw'),
     });
     expect(init.status).toBe(200);
     const session = init.headers.get('mcp-session-id')!;

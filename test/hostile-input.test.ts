@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../src/main.js';
 import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
-import { fixtureStdio, startMcplex } from './support/harness.js';
+import { fixtureStdio, legacyInitialize, startMcplex } from './support/harness.js';
 import type { Era } from './support/harness.js';
 
 let mock: MockLlm;
@@ -69,12 +69,7 @@ async function mcpPost(era: Era, method: string, params: Record<string, unknown>
   const init = await send('/mcp', {
     method: 'POST',
     headers: base,
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'probe', version: '1' } },
-    }),
+    body: legacyInitialize('probe'),
   });
   expect(init.status).toBe(200);
   const headers = {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { RunningServer } from '../src/main.js';
 import { upstreamFetch } from '../src/mcp/upstream/transport.js';
-import { clientOptions, fixtureStdio, startMcplex, waitFor } from './support/harness.js';
+import { clientOptions, fixtureStdio, legacyInitialize, startMcplex, waitFor } from './support/harness.js';
 
 let mcplex: RunningServer;
 const tokens: Record<string, string> = {};
@@ -38,12 +38,7 @@ async function initialize(
   const response = await fetch(`${base}/mcp`, {
     method: 'POST',
     headers: headers(token),
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-    }),
+    body: legacyInitialize('raw'),
   });
   const session = response.headers.get('mcp-session-id') ?? undefined;
   return { status: response.status, ...(session ? { session } : {}), body: await response.text() };

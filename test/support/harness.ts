@@ -198,6 +198,16 @@ export async function startMcplex(input: ConfigInput): Promise<RunningServer> {
   return startHttp(config, createLogger(process.env.MCPLEX_TEST_LOG ?? 'silent'));
 }
 
+/** The body of a plain 2025-11-25 `initialize`, for tests that open sessions by hand. */
+export function legacyInitialize(clientName = 'raw'): string {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: clientName, version: '1' } },
+  });
+}
+
 export function clientOptions(era: Era): ClientOptions {
   return {
     capabilities: {},
