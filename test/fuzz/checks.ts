@@ -56,10 +56,15 @@ export function confirmedBad(labels: readonly string[], headers: Record<string, 
   } catch {
     parses = false;
   }
+  // An initialize without a modern MCP-Protocol-Version is a plain 2025-era initialize, whatever its _meta holds:
+  // the modern era's rules (envelope, headers) do not apply to it.
+  const modern = headers['mcp-protocol-version'] === '2026-07-28';
+  const legacyInitialize = !modern && (parsed as { method?: unknown } | undefined)?.method === 'initialize';
   return labels.filter((label) => {
     if (label.startsWith('malformed JSON')) return body !== undefined && !parses;
     if (/^nesting \d+ deep$/.test(label)) return parses && nestedDeeperThan(parsed, MAX_JSON_DEPTH);
-    if (label.includes('is not in modern')) return headers['mcp-protocol-version'] === '2026-07-28';
+    if (label.includes('is not in modern')) return modern;
+    if (legacyInitialize && /envelope|MCP-Protocol-Version|Mcp-Method|Mcp-Name/.test(label)) return false;
     return true;
   });
 }
