@@ -14,11 +14,20 @@ beforeAll(async () => {
     auth: { mode: 'keys' },
     mcpServers: { fixture: fixtureStdio() },
     server: {
-      sessions: { max: 5, maxPerPrincipal: 3, pressureIdleMs: 150, replayBytes: 200_000, replayTotalBytes: 300_000 },
+      sessions: {
+        max: 5,
+        maxPerPrincipal: 3,
+        maxListensPerPrincipal: 2,
+        pressureIdleMs: 150,
+        replayBytes: 200_000,
+        replayTotalBytes: 300_000,
+      },
     },
   });
   await mcplex.gateway.whenSettled();
-  for (const name of ['a', 'b', 'c', 'replay']) tokens[name] = (await mcplex.policy.keys.create({ name })).token;
+  for (const name of ['a', 'b', 'c', 'replay', 'listener', 'other']) {
+    tokens[name] = (await mcplex.policy.keys.create({ name })).token;
+  }
 });
 afterAll(async () => {
   await mcplex?.close();
@@ -94,6 +103,44 @@ describe('sessions per principal and in all', () => {
     expect(await ping(tokens.a!, a[1]!.session!)).toBe(404);
     expect(await ping(tokens.a!, a[2]!.session!)).toBe(404);
     await Promise.all([aStreams[0], ...bStreams].map((stream) => stream?.body?.cancel()));
+  });
+});
+
+describe('2026-07-28 listen streams per principal', () => {
+  const listen = (token: string) =>
+    fetch(`${mcplex.url}/mcp`, {
+      method: 'POST',
+      headers: headers(token, { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' }),
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'subscriptions/listen',
+        params: {
+          notifications: { toolsListChanged: true },
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientCapabilities': {},
+          },
+        },
+      }),
+    });
+
+  it('are capped per key (429), other keys unaffected, and a closed stream makes room', async () => {
+    const open = [await listen(tokens.listener!), await listen(tokens.listener!)];
+    expect(open.map((r) => r.status)).toEqual([200, 200]);
+    const refused = await listen(tokens.listener!);
+    expect(refused.status).toBe(429);
+    expect(await refused.text()).toMatch(/TOO_MANY_LISTENS/);
+    const other = await listen(tokens.other!);
+    expect(other.status).toBe(200);
+    await open[0]!.body?.cancel();
+    const again = await waitFor(async () => {
+      const response = await listen(tokens.listener!);
+      if (response.status === 200) return response;
+      await response.text();
+      return undefined;
+    }, 'room for another listen stream');
+    for (const stream of [open[1], other, again]) await stream?.body?.cancel();
   });
 });
 

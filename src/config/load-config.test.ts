@@ -51,6 +51,7 @@ describe('parseConfig', () => {
         sessions: {
           max: 10_000,
           maxPerPrincipal: 1000,
+          maxListensPerPrincipal: 100,
           idleMs: 1_800_000,
           pressureIdleMs: 60_000,
           replayEvents: 200,

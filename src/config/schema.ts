@@ -225,6 +225,8 @@ const sessionsSchema = z.strictObject({
   /** One API key (or everyone, in keyless mode) holds at most this many. */
   maxPerPrincipal: count('maxPerPrincipal').default(1000),
   idleMs: ms('idleMs').default(30 * 60_000),
+  /** 2026-07-28 `subscriptions/listen` streams one API key may hold open at once. */
+  maxListensPerPrincipal: count('maxListensPerPrincipal').default(100),
   /** When a cap is reached, sessions idle (no request, no open stream) for longer than this are closed. */
   pressureIdleMs: ms('pressureIdleMs').default(60_000),
   /** Last-Event-ID replay: newest events per session, their size per session and for all sessions together. */

@@ -40,6 +40,8 @@ export interface SessionLimits {
   maxPerPrincipal: number;
   /** Sessions idle longer than this are closed. */
   idleMs: number;
+  /** 2026-07-28 listen streams one principal may hold open at once (keyless mode: not capped). */
+  maxListensPerPrincipal: number;
   /** When the sessions in all or of one principal reach their cap, sessions idle longer than this are closed. */
   pressureIdleMs: number;
   /** Last-Event-ID replay: newest events per session, their size per session and in all (ReplayLimits). */
@@ -153,6 +155,29 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
   // streams that named its URI. Counts per URI say when the upstream subscription is still needed.
   const listening = new Map<string, number>();
   const modernSubscriber = { notifyUpdated: (uri: string) => modern.notify.resourceUpdated(uri) };
+
+  /** Open 2026-07-28 listen streams per principal id. */
+  const listens = new Map<string, number>();
+
+  /** Counts a listen stream against its principal until it closes; false after answering 429 past the cap. */
+  function holdListen(res: ServerResponse, principal: Principal): boolean {
+    const held = listens.get(principal.id) ?? 0;
+    if (principal.id !== ANONYMOUS.id && held >= limits.maxListensPerPrincipal) {
+      sendJsonRpcError(res, 429, {
+        code: -32000,
+        message: `too many open subscriptions/listen streams for this key (${limits.maxListensPerPrincipal}); close some first`,
+        data: { code: 'TOO_MANY_LISTENS', limit: limits.maxListensPerPrincipal },
+      });
+      return false;
+    }
+    listens.set(principal.id, held + 1);
+    res.once('close', () => {
+      const left = (listens.get(principal.id) ?? 1) - 1;
+      if (left > 0) listens.set(principal.id, left);
+      else listens.delete(principal.id);
+    });
+    return true;
+  }
 
   /** Subscribes the URIs for a listen stream until its response closes; a URI nobody serves gets an error. */
   async function followListen(res: ServerResponse, uris: string[], principal: Principal): Promise<boolean> {
@@ -413,8 +438,12 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
         return;
       }
       if (outcome.kind === 'modern' && outcome.messageKind === 'request') {
-        // A listen stays open for as long as the client likes: a drain does not wait for it.
-        if ((body as { method?: unknown }).method === 'subscriptions/listen') markOpenEnded(res);
+        if ((body as { method?: unknown }).method === 'subscriptions/listen') {
+          // A listen stays open for as long as the client likes: a drain does not wait for it, and one principal
+          // may hold only so many at once.
+          markOpenEnded(res);
+          if (!holdListen(res, principal)) return;
+        }
         const call = fastToolCall(req, body, 'modern');
         if (call) {
           await serveModernCall(call);
