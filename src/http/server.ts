@@ -18,7 +18,7 @@ import type { Policy } from '../policy/policy.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { ANONYMOUS } from '../policy/auth/keys.js';
 import { readBody } from '../wire/body.js';
-import { MAX_JSON_DEPTH, TOO_DEEP, nestedDeeperThan, sendJson, sendJsonRpcError } from '../wire/json.js';
+import { TOO_DEEP, sendJson, sendJsonRpcError, tooDeep } from '../wire/json.js';
 import { handleAdmin } from './admin.js';
 import { createDrain } from './drain.js';
 import { markOpenEnded } from '../wire/open-ended.js';
@@ -140,7 +140,7 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
       sendJsonRpcError(res, 400, { code: -32600, message: 'Invalid Request: empty JSON-RPC batch' });
       return;
     }
-    if (raw.length > MAX_JSON_DEPTH && nestedDeeperThan(body, MAX_JSON_DEPTH)) {
+    if (tooDeep(raw, body)) {
       sendJsonRpcError(res, 400, { code: -32600, message: `Invalid Request: ${TOO_DEEP}` });
       return;
     }

@@ -64,6 +64,11 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
   return false;
 }
 
+/** Whether a parsed request body nests too deeply; a body shorter than the limit cannot, and is not walked. */
+export function tooDeep(raw: { length: number }, body: unknown): boolean {
+  return raw.length > MAX_JSON_DEPTH && nestedDeeperThan(body, MAX_JSON_DEPTH);
+}
+
 /** The refusal of a body nested too deeply, in words for any route's error shape. */
 export const TOO_DEEP = `the request body nests deeper than ${MAX_JSON_DEPTH} levels`;
 
@@ -78,8 +83,7 @@ export function parseJsonObject(raw: Buffer | string): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new McplexError('LLM_BAD_REQUEST', 'the request body must be a JSON object');
   }
-  if (raw.length > MAX_JSON_DEPTH && nestedDeeperThan(body, MAX_JSON_DEPTH))
-    throw new McplexError('LLM_BAD_REQUEST', TOO_DEEP);
+  if (tooDeep(raw, body)) throw new McplexError('LLM_BAD_REQUEST', TOO_DEEP);
   return body as Record<string, unknown>;
 }
 

@@ -390,6 +390,8 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
           return;
         }
       }
+      // A single request is checked here: the transport's own JSON-RPC schema would answer some bad params (a
+      // `_meta` that is no object) with a parse error before the server's check could see them.
       if (
         req.method === 'POST' &&
         ((await serveLegacyFast(session, req, res, body)) || refuseInvalid(res, body, 'legacy'))
