@@ -1,6 +1,7 @@
 // The layers of src/, written down and checked by `npm test` (npm run deps): no import cycles, and nothing imports
 // upward. From the floor up: config/ and errors; wire/ (JSON, bodies, SSE, globs); store/ and policy/; llm/ and
-// mcp/upstream/; mcp/catalog/ and mcp/bridge/; mcp/downstream/; agent/; http/ (ingress); gateway.ts and main.ts
+// mcp/upstream/; mcp/catalog/ and mcp/bridge/; mcp/downstream/; agent/; http/ (ingress, with the /v1 front in
+// http/v1/ on the LLM core and the agent); gateway.ts and main.ts
 // (composition); cli/.
 const TOP = 'src/(main|gateway)\\.ts$|^src/cli/';
 

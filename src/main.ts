@@ -18,8 +18,9 @@ import type { Gateway } from './gateway.js';
 import { createHttpServer } from './http/server.js';
 import { createMcpHttpEndpoint } from './mcp/downstream/http-endpoint.js';
 import { checkInboundParams } from './mcp/downstream/request-params.js';
-import { createLlmGateway } from './llm/gateway.js';
-import type { LlmGateway } from './llm/gateway.js';
+import { createLlmCore } from './llm/core.js';
+import type { LlmCore } from './llm/core.js';
+import { createV1Api } from './http/v1/v1-api.js';
 import { createAgent } from './agent/agent.js';
 import { createTextEmbedder, createToolSelector } from './agent/tool-selection/index.js';
 import { createMetrics } from './metrics.js';
@@ -64,7 +65,7 @@ export function policyFor(config: Config, store: Store): Policy {
 export interface RunningServer {
   gateway: Gateway;
   policy: Policy;
-  llm: LlmGateway;
+  llm: LlmCore;
   metrics: Metrics;
   http: HttpServer;
   url: string;
@@ -79,7 +80,7 @@ interface Core {
   store: Store;
   policy: Policy;
   gateway: Gateway;
-  llm: LlmGateway;
+  llm: LlmCore;
   close(): Promise<void>;
 }
 
@@ -88,7 +89,7 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
   // whose sampling requests the bridge answers.
   const store = await openConfiguredStore(config);
   const policy = policyFor(config, store);
-  const llm = createLlmGateway(config.llm, { logger, metrics, policy, maxBodyBytes: config.server.maxBodyBytes });
+  const llm = createLlmCore(config.llm, { logger, metrics, policy });
   const identities = serverIdentities(config.mcpServers, Object.keys(config.llm.models).length > 0);
   const bridge = createSamplingBridge({
     ...identities,
@@ -147,7 +148,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     ...config.server,
     logger,
     mcp,
-    llm: llm.front(agent.run),
+    llm: createV1Api({ core: llm, agent: agent.run, policy, logger, maxBodyBytes: config.server.maxBodyBytes }),
     metrics,
     policy,
     readiness: () => {

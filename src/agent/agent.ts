@@ -13,8 +13,7 @@ import { callRoutedTool } from '../mcp/downstream/aggregate-server.js';
 import { scopedView } from '../mcp/downstream/scoped-view.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { scopeCheck } from '../policy/auth/scopes.js';
-import type { LlmGateway } from '../llm/gateway.js';
-import type { AgentTurn } from '../llm/conversation-turns.js';
+import type { LlmCore } from '../llm/core.js';
 import { toOpenAiError } from '../llm/openai-errors.js';
 import { addToolCallDeltas } from '../llm/tool-call-deltas.js';
 import type {
@@ -125,8 +124,27 @@ export function resultText(result: CallToolResult): string {
   return result.isError ? `Error: ${text}` : text;
 }
 
+/**
+ * The stored conversation a run of the tool-running chat belongs to. `commit` appends what the run added (the
+ * assistant's tool calls, the tool results and the answer) after the turn's new messages, and returns where the
+ * conversation stands; it throws (409) when another turn was appended meanwhile.
+ */
+export interface AgentTurn {
+  commit(added: ChatMessage[]): Promise<{ id: string; version: number }>;
+}
+
+/** Runs a chat request that carries the `mcp` extension (the tool-running loop), answering on `res`. */
+export type AgentRunner = (
+  principal: Principal,
+  body: Record<string, unknown>,
+  res: ServerResponse,
+  /** The stored conversation the request belongs to: the run's messages are appended to it. */
+  turn?: AgentTurn,
+) => Promise<void>;
+
 export interface AgentOptions {
-  llm: LlmGateway;
+  /** The LLM core the loop's model calls go through (its gate and router, as any request). */
+  llm: Pick<LlmCore, 'complete' | 'completeStream'>;
   catalog: Catalog;
   /** Configured MCP server keys. */
   servers: readonly string[];
@@ -404,5 +422,6 @@ export function createAgent(options: AgentOptions) {
     }
   }
 
-  return { run };
+  const runner: AgentRunner = run;
+  return { run: runner };
 }

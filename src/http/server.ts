@@ -12,7 +12,7 @@ import {
 import type { Logger } from '../log/logger.js';
 import { McplexError, errorMessage } from '../errors.js';
 import type { McpHttpEndpoint } from '../mcp/downstream/http-endpoint.js';
-import type { V1Api } from '../llm/gateway.js';
+import type { V1Api } from './v1/v1-api.js';
 import type { Metrics } from '../metrics.js';
 import type { Policy } from '../policy/policy.js';
 import type { Principal } from '../policy/auth/keys.js';

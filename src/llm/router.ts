@@ -8,7 +8,7 @@ import { backoffDelay } from '../backoff.js';
 import type { DeploymentConfig, LlmConfig, ModelConfig } from '../config/llm-schema.js';
 import { DEFAULT_BASE_URL } from '../config/llm-schema.js';
 import { errorMessage } from '../errors.js';
-import { jsonAnswer, safeJson } from '../wire/json.js';
+import { safeJson } from '../wire/json.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics.js';
 import { PeakEwma, pickDeployment } from './balancer.js';
@@ -25,6 +25,7 @@ import {
   toAnthropicRequest,
 } from './providers/anthropic.js';
 import { openAiBody, openAiHeaders } from './providers/openai.js';
+import { sinkJson } from './sink.js';
 import type { Sink } from './sink.js';
 import { createSseParser } from '../wire/sse.js';
 import type { ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
@@ -93,14 +94,6 @@ type Attempt =
 
 const RETRYABLE_STATUS = new Set([408, 409, 429, 500, 502, 503, 504, 529]);
 
-/** A JSON answer into a sink (which may be shared by coalesced requests, or buffered). */
-function sinkJson(sink: Sink, status: number, body: unknown, headers?: Record<string, string>): void {
-  if (sink.started) return;
-  const answer = jsonAnswer(body, headers);
-  sink.head(status, answer.headers);
-  sink.end(answer.text);
-}
-
 /** `retry-after-ms`, else `retry-after` in seconds or as an HTTP date. */
 function retryAfterMs(headers: Record<string, string | string[] | undefined>): number | undefined {
   const ms = Number(headers['retry-after-ms']);
@@ -117,8 +110,21 @@ function retryAfterMs(headers: Record<string, string | string[] | undefined>): n
 export interface RouterOptions {
   logger: Logger;
   metrics: Metrics;
-  /** Request bodies as they arrived, by their parsed object: sent on unchanged when nothing in them changes. */
-  rawBodies: WeakMap<object, Buffer>;
+}
+
+/** What the router needs of a request that passed the gate. */
+export interface RoutedRequest {
+  readonly route: Route;
+  readonly body: Record<string, unknown>;
+  /** The client's own bytes of `body`: sent on unchanged when the backend's model name is the public one. */
+  readonly raw?: Buffer | undefined;
+  readonly sink: Sink;
+  readonly started: number;
+  readonly requestId: string;
+  /** The public model name asked for. */
+  readonly requested: string;
+  /** The model whose deployments answer first; its fallbacks follow. */
+  readonly primary: ModelRoute;
 }
 
 export interface Router {
@@ -130,20 +136,12 @@ export interface Router {
    * Answers one request into `sink`: the deployments of `primary`, then of its fallbacks, with retries. Returns the
    * usage of the answer that was sent (undefined for an error answer, or a client that went away).
    */
-  routeRequest(
-    route: Route,
-    body: Record<string, unknown>,
-    sink: Sink,
-    started: number,
-    requestId: string,
-    requested: string,
-    primary: ModelRoute,
-  ): Promise<Usage | undefined>;
+  routeRequest(request: RoutedRequest): Promise<Usage | undefined>;
   close(): Promise<void>;
 }
 
 export function createRouter(config: LlmConfig, options: RouterOptions): Router {
-  const { logger, metrics, rawBodies } = options;
+  const { logger, metrics } = options;
   const routes = new Map<string, ModelRoute>();
   const byName = new Map<string, ModelRoute>();
   for (const [name, model] of Object.entries(config.models)) {
@@ -183,14 +181,8 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
    * One attempt against one deployment. Writes the response when it succeeds (or fails after the response
    * began); otherwise reports why, for the caller to retry or answer.
    */
-  async function attempt(
-    d: Deployment,
-    route: Route,
-    body: Record<string, unknown>,
-    sink: Sink,
-    publicModel: string,
-    started: number,
-  ): Promise<Attempt> {
+  async function attempt(d: Deployment, request: RoutedRequest): Promise<Attempt> {
+    const { route, body, sink, requested: publicModel, started } = request;
     const anthropic = d.config.provider === 'anthropic';
     if (anthropic && route === 'embeddings') {
       return {
@@ -212,7 +204,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
       path = `${d.basePath}/messages`;
     } else {
       // The client's own bytes when nothing in them changes (the public name is the backend's name).
-      const raw = body.model === d.config.model ? rawBodies.get(body) : undefined;
+      const raw = body.model === d.config.model ? request.raw : undefined;
       payload = raw ?? openAiBody(body, d.config);
       headers = openAiHeaders(d.config);
       path = `${d.basePath}/${route === 'chat' ? 'chat/completions' : 'embeddings'}`;
@@ -407,7 +399,8 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
     breakerGauge(d);
   }
 
-  const routeRequest: Router['routeRequest'] = async (route, body, sink, started, requestId, requested, primary) => {
+  const routeRequest: Router['routeRequest'] = async (request) => {
+    const { route, sink, requestId, requested, primary } = request;
     const chain = [primary, ...primary.config.fallbacks.map((name) => byName.get(name)!)];
     const { retries } = config;
     let last: Extract<Attempt, { kind: 'retry' }> | undefined;
@@ -430,7 +423,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
           if (delay > 0) await sleep(delay);
           if (sink.gone) return undefined;
         }
-        const outcome = await attempt(d, route, body, sink, requested, started);
+        const outcome = await attempt(d, request);
         if (outcome.kind === 'done') return outcome.usage;
         if (outcome.kind === 'final') {
           if (outcome.error && outcome.status !== undefined) {

@@ -1,6 +1,7 @@
 // Where an LLM answer is written: the client's own response, a flight that identical requests share
 // (coalescing), or a buffer (an embedding batch, whose answer is split among its callers).
 import type { ServerResponse } from 'node:http';
+import { jsonAnswer } from '../wire/json.js';
 import type { Flight } from './batching/coalescer.js';
 
 export interface Sink {
@@ -13,6 +14,14 @@ export interface Sink {
   readonly gone: boolean;
   /** Calls `listener` once when the last listener goes away before the answer ended; returns an unsubscribe. */
   onGone(listener: () => void): () => void;
+}
+
+/** A JSON answer into a sink, unless an answer already began there. */
+export function sinkJson(sink: Sink, status: number, body: unknown, headers?: Record<string, string>): void {
+  if (sink.started) return;
+  const answer = jsonAnswer(body, headers);
+  sink.head(status, answer.headers);
+  sink.end(answer.text);
 }
 
 export function responseSink(res: ServerResponse): Sink {

@@ -7,13 +7,13 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { McplexError } from '../errors.js';
-import type { Principal } from '../policy/auth/keys.js';
-import { createMemoryStore } from '../store/memory/memory-store.js';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
-import type { Store } from '../store/store.js';
+import { McplexError } from '../../errors.js';
+import type { Principal } from '../../policy/auth/keys.js';
+import { createMemoryStore } from '../../store/memory/memory-store.js';
+import { openSqliteStore } from '../../store/sqlite/sqlite-store.js';
+import type { Store } from '../../store/store.js';
 import { handleConversations, withConversation } from './conversations.js';
-import type { ChatMessage } from './types.js';
+import type { ChatMessage } from '../../llm/types.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 

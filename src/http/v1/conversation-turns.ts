@@ -2,75 +2,54 @@
 // new messages, and the new messages with the model's answer are appended in one step, guarded by the version read
 // (a concurrent turn makes this one a 409). Plain and streamed turns pass the same gate and router as any request.
 import type { ServerResponse } from 'node:http';
-import { McplexError } from '../errors.js';
-import { safeJson, sendJson } from '../wire/json.js';
-import type { Principal } from '../policy/auth/keys.js';
-import type { ConversationStore } from '../store/store.js';
+import { McplexError } from '../../errors.js';
+import { safeJson, sendJson } from '../../wire/json.js';
+import type { Principal } from '../../policy/auth/keys.js';
+import type { ConversationStore } from '../../store/store.js';
+import type { AgentRunner } from '../../agent/agent.js';
+import type { LlmCore } from '../../llm/core.js';
+import { bufferedError, toOpenAiError } from '../../llm/openai-errors.js';
+import type { LlmContext } from '../../llm/pipeline.js';
+import { bufferSink, responseSink } from '../../llm/sink.js';
+import type { Sink } from '../../llm/sink.js';
+import { addToolCallDeltas } from '../../llm/tool-call-deltas.js';
+import type { ChatCompletion, ChatCompletionChunk, ChatMessage, ToolCall } from '../../llm/types.js';
+import { createSseParser } from '../../wire/sse.js';
 import { withConversation } from './conversations.js';
-import { bufferedError, toOpenAiError } from './openai-errors.js';
-import type { Admitted, PolicyGate } from './policy-gate.js';
-import type { ModelRoute, Router } from './router.js';
-import { bufferSink, responseSink } from './sink.js';
-import type { Sink } from './sink.js';
-import { createSseParser } from '../wire/sse.js';
-import { addToolCallDeltas } from './tool-call-deltas.js';
-import type { ChatCompletion, ChatCompletionChunk, ChatMessage, ToolCall, Usage } from './types.js';
-
-/**
- * The stored conversation a run of the tool-running chat belongs to. `commit` appends what the run added (the
- * assistant's tool calls, the tool results and the answer) after the turn's new messages, and returns where the
- * conversation stands; it throws (409) when another turn was appended meanwhile.
- */
-export interface AgentTurn {
-  commit(added: ChatMessage[]): Promise<{ id: string; version: number }>;
-}
-
-/**
- * Runs a chat request that carries the `mcp` extension (the tool-running loop): the /v1 side hands such requests
- * over without knowing what runs them.
- */
-export type AgentRunner = (
-  principal: Principal,
-  body: Record<string, unknown>,
-  res: ServerResponse,
-  /** The stored conversation the request belongs to: the run's messages are appended to it. */
-  turn?: AgentTurn,
-) => Promise<void>;
 
 /** Text that is nothing but SSE comment lines. */
 const SSE_COMMENTS = /^(?::[^\r\n]*(?:\r\n|\n|\r))+(?:\r\n|\n|\r)*$/;
 
-export interface ConversationTurnOptions extends PolicyGate {
+export interface ConversationTurnOptions {
   /** Where conversations live; without a store, a request naming one is refused. */
   conversations: ConversationStore | undefined;
-  routeRequest: Router['routeRequest'];
+  /** Answers each turn (the gate and the router: a turn's answer always comes from a backend). */
+  core: LlmCore;
   /** The tool-running chat, for turns that carry the `mcp` extension. */
-  agent: () => AgentRunner | undefined;
+  agent: AgentRunner | undefined;
+}
+
+/** A chat request that names a conversation, as it reached the /v1 front. */
+export interface ConversationRequest {
+  body: Record<string, unknown>;
+  res: ServerResponse;
+  started: number;
+  requestId: string;
+  principal: Principal;
 }
 
 /** Serves chat requests that name a conversation. */
 export function createConversationTurns(
   options: ConversationTurnOptions,
-): (
-  body: Record<string, unknown>,
-  res: ServerResponse,
-  started: number,
-  requestId: string,
-  principal: Principal,
-) => Promise<void> {
-  const { gate, settle, routeRequest } = options;
+): (request: ConversationRequest) => Promise<void> {
+  const { core } = options;
 
   /**
    * A chat turn in a stored conversation: its history goes before the new messages, and the new messages with the
    * model's answer are appended in one step, guarded by the version read (a concurrent turn makes this one a 409).
    */
-  async function serveConversation(
-    body: Record<string, unknown>,
-    res: ServerResponse,
-    started: number,
-    requestId: string,
-    principal: Principal,
-  ): Promise<void> {
+  async function serveConversation(request: ConversationRequest): Promise<void> {
+    const { body, res, principal } = request;
     const store = options.conversations;
     const bad = (message: string, param: string) => new McplexError('LLM_BAD_REQUEST', message, { data: { param } });
     if (!store) throw bad('conversations need a store', 'conversation');
@@ -88,33 +67,30 @@ export function createConversationTurns(
     );
     if (rest.mcp !== undefined && rest.mcp !== null) {
       // The tool-running chat passes the gate on every model call; the whole exchange is appended at the end.
-      const agent = options.agent();
+      const agent = options.agent;
       if (!agent) throw bad('the mcp extension is not available', 'mcp');
       await agent(principal, { ...rest, messages: turn.messages }, res, {
         commit: async (added) => ({ id, version: await turn.commit(added) }),
       });
       return;
     }
-    const request: Record<string, unknown> = { ...rest, messages: turn.messages };
-    const requested = request.model as string;
-    const passed = await gate('chat', request, principal);
-    if ('status' in passed) {
-      sendJson(res, passed.status, passed.body, passed.headers);
-      return;
-    }
-    const { primary, admission } = passed;
-    if (admission) for (const [name, value] of Object.entries(admission.headers)) res.setHeader(name, value);
-    if (request.stream === true) {
-      await streamConversationTurn(request, res, started, requestId, principal, primary, admission, turn, id);
+    const chat: Record<string, unknown> = { ...rest, messages: turn.messages };
+    const context = (sink: Sink): LlmContext => ({
+      route: 'chat',
+      body: chat,
+      principal,
+      requested: chat.model as string,
+      requestId: request.requestId,
+      started: request.started,
+      sink,
+      setHeader: (name, value) => void res.setHeader(name, value),
+    });
+    if (chat.stream === true) {
+      await streamConversationTurn(context, res, turn, id);
       return;
     }
     const sink = bufferSink();
-    let usage: Usage | undefined;
-    try {
-      usage = await routeRequest('chat', request, sink, started, requestId, requested, primary);
-    } finally {
-      settle(principal, requested, admission, usage);
-    }
+    await core.serveDirect(context(sink));
     const text = sink.text();
     if (sink.status !== 200) {
       sendJson(res, sink.status ?? 502, bufferedError(text));
@@ -137,17 +113,11 @@ export function createConversationTurns(
    * version. A turn that lost the race ends with a 409 error event instead (nothing appended).
    */
   async function streamConversationTurn(
-    request: Record<string, unknown>,
+    context: (sink: Sink) => LlmContext,
     res: ServerResponse,
-    started: number,
-    requestId: string,
-    principal: Principal,
-    primary: ModelRoute,
-    admission: Admitted | undefined,
     turn: Awaited<ReturnType<typeof withConversation>>,
     id: string,
   ): Promise<void> {
-    const requested = request.model as string;
     const client = responseSink(res);
     const parser = createSseParser();
     let content = '';
@@ -188,12 +158,8 @@ export function createConversationTurns(
       },
       onGone: (listener) => client.onGone(listener),
     };
-    let usage: Usage | undefined;
-    try {
-      usage = await routeRequest('chat', request, sink, started, requestId, requested, primary);
-    } finally {
-      settle(principal, requested, admission, usage);
-    }
+    const ctx = context(sink);
+    await core.serveDirect(ctx);
     if (res.writableEnded || res.destroyed) return;
     // An error status, or a stream that broke after it began (its error event already went out): nothing to keep.
     if (res.statusCode !== 200 || broken) {
@@ -212,7 +178,7 @@ export function createConversationTurns(
         id: chunkId,
         object: 'chat.completion.chunk',
         created: Math.floor(Date.now() / 1000),
-        model: requested,
+        model: ctx.requested,
         choices: [],
         conversation: { id, version },
       };

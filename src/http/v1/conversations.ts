@@ -2,19 +2,19 @@
 // belongs to the principal that created it, and grows only by atomic appends that may name the version they expect.
 // withConversation is the same thing for the chat path: history in, the turn and its reply appended in one go.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { McplexError } from '../errors.js';
-import { readBody } from '../wire/body.js';
-import { assertJsonContentType, parseJsonObject, requestQuery, sendJson } from '../wire/json.js';
-import type { Principal } from '../policy/auth/keys.js';
+import { McplexError } from '../../errors.js';
+import { readBody } from '../../wire/body.js';
+import { assertJsonContentType, parseJsonObject, requestQuery, sendJson } from '../../wire/json.js';
+import type { Principal } from '../../policy/auth/keys.js';
 import {
   CONVERSATION_ROLES,
   StoreError,
   type ConversationItem,
   type ConversationRecord,
   type ConversationStore,
-} from '../store/store.js';
-import { openAiError, toOpenAiError } from './openai-errors.js';
-import type { ChatMessage } from './types.js';
+} from '../../store/store.js';
+import { openAiError, toOpenAiError } from '../../llm/openai-errors.js';
+import type { ChatMessage } from '../../llm/types.js';
 
 const PREFIX = '/v1/conversations';
 const DEFAULT_LIMIT = 20;

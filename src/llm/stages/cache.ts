@@ -1,0 +1,53 @@
+// The response cache in front of the backends: a request whose answer depends only on its content (temperature 0,
+// a seed, embeddings, or forced by header) is answered from a saved answer when there is one; on a miss, identical
+// requests may share the answer in flight (shareKey), and a complete 200 answer is saved for the next ones.
+import { errorMessage } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
+import type { Metrics } from '../../metrics.js';
+import { cacheable, cacheKey } from '../../policy/cache/cache-key.js';
+import { CACHE_HEADER, fromSse, replayJson, replaySse } from '../../policy/cache/response-cache.js';
+import type { ResponseCache } from '../../policy/cache/response-cache.js';
+import type { Stage } from '../pipeline.js';
+
+export interface CacheStageOptions {
+  cache: ResponseCache;
+  /** One entry for every caller; otherwise entries are kept per principal. */
+  shared: boolean;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export function createCacheStage(options: CacheStageOptions): Stage {
+  const { cache, logger, metrics } = options;
+  return async (ctx, next) => {
+    // Only an HTTP client's request can be answered from the cache: the replay writes the client's response.
+    if (!ctx.http || !ctx.primary) return next();
+    const { req, res } = ctx.http;
+    const mode = cacheable(ctx.body, req.headers, ctx.route);
+    if (mode !== 'yes') {
+      ctx.setHeader(CACHE_HEADER, mode === 'bypass' ? 'bypass' : 'miss');
+      return next();
+    }
+    const key = cacheKey(ctx.route, { ...ctx.body, model: ctx.primary.name }, options.shared ? '' : ctx.principal.id);
+    const stream = ctx.body.stream === true;
+    const includeUsage = (ctx.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+    const hit = await cache.lookup(key);
+    if (hit && (stream ? replaySse(res, hit, {}, includeUsage) : replayJson(res, hit))) {
+      metrics.llmRequests.inc({ route: ctx.route, model: ctx.requested, deployment: 'cache', status: '200' });
+      return;
+    }
+    ctx.setHeader(CACHE_HEADER, 'miss');
+    // The delivery form is part of what identical requests share: the bytes of a stream and of JSON differ.
+    ctx.shareKey = `${key}:${stream ? (includeUsage ? 'sse+u' : 'sse') : 'json'}`;
+    await next();
+    const answer = ctx.answer;
+    if (answer?.status !== 200) return;
+    const text = answer.text();
+    try {
+      // Entries are kept in the plain JSON form; a streamed request replays them as a stream.
+      await cache.save(key, stream ? fromSse(text) : text, 'json');
+    } catch (error) {
+      logger.debug({ err: errorMessage(error), requestId: ctx.requestId }, 'response not cached');
+    }
+  };
+}
