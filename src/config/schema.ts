@@ -300,10 +300,15 @@ export const configSchema = z
     mcpServers: mcpServersSchema.prefault({}),
     server: httpServerSchema.prefault({}),
     llm: llmSchema.prefault({}),
-    /** Where keys, usage, the cache and limit counters live: `sqlite:<path>` or `memory:` (nothing kept). */
+    /**
+     * Where keys, usage, the cache and limit counters live: `sqlite:<path>`, `postgres://…` (or `postgresql://`,
+     * `?schema=` naming the schema) or `memory:` (nothing kept).
+     */
     store: z
       .string()
-      .regex(/^(memory:|sqlite:.+)$/, { error: 'store must be "memory:" or "sqlite:<path>"' })
+      .regex(/^(memory:|sqlite:.+|postgres(ql)?:\/\/.+)$/, {
+        error: 'store must be "memory:", "sqlite:<path>" or "postgres://user@host:5432/database"',
+      })
       .optional(),
     auth: z
       .strictObject({

@@ -1,4 +1,4 @@
-// openStore: the URL forms it accepts, the ones it refuses, and the SQLite driver loaded only on demand.
+// openStore: the URL forms it accepts, the ones it refuses, and the drivers loaded only on demand.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,20 +52,26 @@ describe('openStore', () => {
     await other.close();
   });
 
-  it.each(['', 'memory', 'postgres://localhost/mcplex', 'sqlite:', 'sqlite://data.db', 'SQLITE:x.db', 'redis:'])(
-    'refuses %j with OPEN_FAILED listing the accepted forms',
-    async (url) => {
-      const error: unknown = await openStore(url).then(
-        () => undefined,
-        (caught: unknown) => caught,
-      );
-      expect(error).toBeInstanceOf(StoreError);
-      expect((error as StoreError).code).toBe('OPEN_FAILED');
-      expect((error as StoreError).message).toContain('"memory:"');
-      expect((error as StoreError).message).toContain('"sqlite:<path>"');
-      expect((error as StoreError).message).toContain('"sqlite::memory:"');
-    },
-  );
+  it.each([
+    '',
+    'memory',
+    'mysql://localhost/mcplex',
+    'postgres:/no-host',
+    'sqlite:',
+    'sqlite://data.db',
+    'SQLITE:x.db',
+    'redis:',
+  ])('refuses %j with OPEN_FAILED listing the accepted forms', async (url) => {
+    const error: unknown = await openStore(url).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(error).toBeInstanceOf(StoreError);
+    expect((error as StoreError).code).toBe('OPEN_FAILED');
+    expect((error as StoreError).message).toContain('"memory:"');
+    expect((error as StoreError).message).toContain('"sqlite:<path>"');
+    expect((error as StoreError).message).toContain('"sqlite::memory:"');
+  });
 
   it('reports a SQLite file that cannot be opened as OPEN_FAILED naming the path', async () => {
     const path = join(dir, 'missing', 'x.db');
@@ -73,6 +79,31 @@ describe('openStore', () => {
       code: 'OPEN_FAILED',
       message: expect.stringContaining(path),
     });
+  });
+
+  it('postgres:// opens PostgreSQL in the schema ?schema= names, and postgresql:// too', async () => {
+    const schema = `mcplex_open_${process.pid}`;
+    const base = process.env.MCPLEX_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
+    for (const url of [`${base}?schema=${schema}`, `${base.replace(/^postgres:/, 'postgresql:')}?schema=${schema}`]) {
+      const store = await openStore(url);
+      try {
+        expect(store.kind).toBe('postgres');
+        await store.cache.set('k', { body: 'b', kind: 'json', createdAt: 1, expiresAt: 10 });
+        expect((await store.cache.get('k', 5))?.body).toBe('b');
+      } finally {
+        await store.close();
+      }
+    }
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: base });
+    await client.connect();
+    try {
+      const { rows } = await client.query(`SELECT count(*)::int AS n FROM ${schema}.cache`);
+      expect(rows[0].n).toBe(1);
+    } finally {
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await client.end();
+    }
   });
 
   it('loads the SQLite driver only when a sqlite: URL is opened', async () => {
@@ -83,14 +114,16 @@ describe('openStore', () => {
       `import { createRequire } from 'node:module';
        import { openStore } from ${JSON.stringify(module)};
        const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((p) => p.includes('better-sqlite3'));
+       const pgLoaded = () => Object.keys(createRequire(import.meta.url).cache).some((p) => /[\\/]node_modules[\\/]pg[\\/]/.test(p));
        const seen = [loaded()];
        await (await openStore('memory:')).close();
        seen.push(loaded());
        await (await openStore('sqlite::memory:')).close();
-       seen.push(loaded());
+       seen.push(loaded(), pgLoaded());
        process.stdout.write(JSON.stringify(seen));`,
     );
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script], { cwd: ROOT });
-    expect(JSON.parse(stdout)).toEqual([false, false, true]);
+    // Neither memory: nor sqlite: loads the PostgreSQL driver.
+    expect(JSON.parse(stdout)).toEqual([false, false, true, false]);
   });
 });

@@ -192,7 +192,7 @@ export interface ConversationStore {
 }
 
 export interface Store {
-  readonly kind: 'memory' | 'sqlite';
+  readonly kind: 'memory' | 'sqlite' | 'postgres';
   readonly keys: KeyStore;
   readonly usage: UsageStore;
   readonly cache: CacheStore;

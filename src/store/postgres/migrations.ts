@@ -1,0 +1,75 @@
+// The PostgreSQL schema, as an ordered list of migrations applied under an advisory lock (see postgres-store.ts).
+// Append a new entry to change the schema; never edit one that has shipped: databases record what they applied.
+import type { Migration } from '../sqlite/migrations.js';
+
+export const PG_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'api keys, usage, response cache, rate-limit state, conversations',
+    sql: `
+      -- Only the SHA-256 of a key's secret is kept. JSON documents are kept as text, exactly as written (JSONB
+      -- would refuse a \\u0000 in a string). n orders rows created in the same millisecond.
+      CREATE TABLE api_keys (
+        n           BIGINT GENERATED ALWAYS AS IDENTITY,
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        secret_hash TEXT NOT NULL,
+        scopes      TEXT NOT NULL,
+        limits      TEXT NOT NULL,
+        created_at  BIGINT NOT NULL,
+        expires_at  BIGINT,
+        revoked_at  BIGINT
+      );
+
+      -- One row per UsageStore.record call: totals are sums over rows, exact for any since/until.
+      CREATE TABLE usage (
+        subject           TEXT NOT NULL,
+        model             TEXT NOT NULL,
+        at                BIGINT NOT NULL,
+        requests          BIGINT NOT NULL,
+        prompt_tokens     BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL
+      );
+      CREATE INDEX usage_at ON usage (at);
+      CREATE INDEX usage_subject_at ON usage (subject, at);
+
+      CREATE TABLE cache (
+        key        TEXT PRIMARY KEY,
+        body       TEXT NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('json', 'sse')),
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+      CREATE INDEX cache_expires_at ON cache (expires_at);
+
+      -- GCRA state per bucket, TAT = at + units × periodMs / limit (see src/store/gcra.ts); no row is a full bucket.
+      CREATE TABLE limits (
+        key   TEXT PRIMARY KEY,
+        units DOUBLE PRECISION NOT NULL,
+        at    DOUBLE PRECISION NOT NULL
+      );
+
+      -- version counts appends; an append locks the row, checks and bumps it in one transaction. n orders
+      -- conversations created in the same millisecond.
+      CREATE TABLE conversations (
+        n          BIGINT GENERATED ALWAYS AS IDENTITY,
+        id         TEXT PRIMARY KEY,
+        owner      TEXT NOT NULL,
+        metadata   TEXT NOT NULL,
+        version    INTEGER NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL
+      );
+      CREATE INDEX conversations_owner_created_at ON conversations (owner, created_at DESC, n DESC);
+
+      CREATE TABLE conversation_items (
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        seq             INTEGER NOT NULL CHECK (seq >= 1),
+        id              TEXT NOT NULL UNIQUE,
+        role            TEXT NOT NULL CHECK (role IN ('system', 'developer', 'user', 'assistant', 'tool')),
+        message         TEXT NOT NULL,
+        created_at      BIGINT NOT NULL,
+        PRIMARY KEY (conversation_id, seq)
+      );
+    `,
+  },
+];

@@ -1,0 +1,562 @@
+// A Store in PostgreSQL through pg: what many replicas share and must not lose (keys, usage, conversations), with
+// the response cache and rate-limit state as well. Every read-then-write runs in one transaction under a lock
+// (a row lock, or an advisory lock for a row that may not exist yet), so concurrent processes never lose updates.
+import pg from 'pg';
+import {
+  checkConversationPage,
+  checkExpectedVersion,
+  checkItemPage,
+  newConversationId,
+  newItemId,
+  prepareMessages,
+} from '../conversation-rules.js';
+import { gcraIsLive, gcraRefund, gcraTake, type GcraState } from '../gcra.js';
+import {
+  StoreError,
+  type ApiKeyRecord,
+  type CacheStore,
+  type ConversationItem,
+  type ConversationRecord,
+  type ConversationRole,
+  type ConversationStore,
+  type KeyStore,
+  type LimitStore,
+  type Store,
+  type UsageFilter,
+  type UsageStore,
+  type UsageTotal,
+} from '../store.js';
+import { sortUsageTotals } from '../usage-order.js';
+import type { Migration } from '../sqlite/migrations.js';
+import { PG_MIGRATIONS } from './migrations.js';
+
+export interface PostgresStoreOptions {
+  /** The schema that holds mcplex's tables, created when missing. Default `public`. */
+  schema?: string;
+  /** Connections in the pool. Default 10. */
+  maxConnections?: number;
+  /** How long opening a connection may take. Default 5000 ms. */
+  connectTimeoutMs?: number;
+}
+
+/** Schema names mcplex accepts: plain lower-case identifiers, so they never need quoting anywhere. */
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** int8 (BIGINT, and sums of it) as a JavaScript number: every value mcplex keeps fits in 2^53. */
+const INT8_OID = 20;
+
+/** The largest seq an INTEGER column holds: a page bound past it means "from the end". */
+const MAX_SEQ = 2_147_483_647;
+
+/** `postgres://user:secret@host/db` with the password replaced, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}
+
+/**
+ * Connects to the database at `url`, creates the schema if needed and migrates it (under an advisory lock, so
+ * that replicas starting together apply each migration once). Throws StoreError OPEN_FAILED when the server cannot
+ * be reached or refuses the login, MIGRATION_FAILED when the schema cannot be brought up to date (including one
+ * written by a newer mcplex).
+ */
+export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
+  const schema = options.schema ?? 'public';
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new StoreError(
+      'OPEN_FAILED',
+      `PostgreSQL schema name "${schema}" is not a plain lower-case identifier (letters, digits, _)`,
+    );
+  }
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.maxConnections ?? 10,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    options: `-c search_path=${schema}`,
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as never,
+    },
+  });
+  // An idle connection that breaks (a restarted server) must not crash the process; the next query reconnects.
+  pool.on('error', () => {});
+  try {
+    await migrate(pool, schema, PG_MIGRATIONS, redactUrl(url));
+  } catch (error) {
+    await pool.end().catch(() => {});
+    if (error instanceof StoreError) throw error;
+    throw new StoreError(
+      'OPEN_FAILED',
+      `cannot use the PostgreSQL database at ${redactUrl(url)}: ${messageOf(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return createPostgresStore(pool);
+}
+
+/** Applies every migration newer than the schema's in one transaction, holding the schema's advisory lock. */
+export async function migrate(
+  pool: pg.Pool,
+  schema: string,
+  migrations: readonly Migration[],
+  where: string,
+): Promise<number> {
+  const latest = migrations.at(-1)?.version ?? 0;
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw new StoreError('OPEN_FAILED', `cannot connect to PostgreSQL at ${where}: ${messageOf(error)}`, {
+      cause: error,
+    });
+  }
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`mcplex:migrate:${schema}`]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${schema}.schema_version
+         (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+    );
+    const found =
+      (await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${schema}.schema_version`))
+        .rows[0]?.version ?? 0;
+    if (found > latest) {
+      throw new StoreError(
+        'MIGRATION_FAILED',
+        `the PostgreSQL schema ${schema} at ${where} has schema version ${found}, newer than this mcplex knows ` +
+          `(${latest}); upgrade mcplex or point it at another schema`,
+      );
+    }
+    for (const migration of migrations) {
+      if (migration.version <= found) continue;
+      try {
+        await client.query(migration.sql);
+      } catch (error) {
+        throw new StoreError(
+          'MIGRATION_FAILED',
+          `migration ${migration.version} (${migration.description}) of ${schema} at ${where} failed: ${messageOf(error)}`,
+          { cause: error },
+        );
+      }
+      await client.query(
+        `INSERT INTO ${schema}.schema_version (version, description, applied_at) VALUES ($1, $2, $3)`,
+        [migration.version, migration.description, Date.now()],
+      );
+    }
+    await client.query('COMMIT');
+    return latest;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+function createPostgresStore(pool: pg.Pool): Store {
+  let closed: Promise<void> | undefined;
+  return {
+    kind: 'postgres',
+    keys: createKeyStore(pool),
+    usage: createUsageStore(pool),
+    cache: createCacheStore(pool),
+    limits: createLimitStore(pool),
+    conversations: createConversationStore(pool),
+    close() {
+      closed ??= pool.end();
+      return closed;
+    },
+  };
+}
+
+/** Runs `work` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
+async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+interface KeyRow {
+  id: string;
+  name: string;
+  secret_hash: string;
+  scopes: string;
+  limits: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
+const KEY_COLUMNS = 'id, name, secret_hash, scopes, limits, created_at, expires_at, revoked_at';
+
+function createKeyStore(pool: pg.Pool): KeyStore {
+  return {
+    async create(record) {
+      try {
+        await pool.query(`INSERT INTO api_keys (${KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [
+          record.id,
+          record.name,
+          record.secretHash,
+          JSON.stringify(record.scopes),
+          JSON.stringify(record.limits),
+          record.createdAt,
+          record.expiresAt,
+          record.revokedAt,
+        ]);
+      } catch (error) {
+        const { code, constraint } = error as { code?: string; constraint?: string };
+        if (code === '23505' && constraint === 'api_keys_pkey') {
+          throw new StoreError('DUPLICATE', `an API key with id "${record.id}" already exists`, { cause: error });
+        }
+        if (code === '23505') {
+          throw new StoreError('DUPLICATE', `an API key named "${record.name}" already exists`, { cause: error });
+        }
+        throw error;
+      }
+    },
+    async get(id) {
+      const { rows } = await pool.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = $1`, [id]);
+      return rows[0] && toKey(rows[0]);
+    },
+    async list() {
+      const { rows } = await pool.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, n`);
+      return rows.map(toKey);
+    },
+    async revoke(id, at) {
+      const result = await pool.query('UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [
+        at,
+        id,
+      ]);
+      return (result.rowCount ?? 0) > 0;
+    },
+  };
+}
+
+function toKey(row: KeyRow): ApiKeyRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    secretHash: row.secret_hash,
+    scopes: JSON.parse(row.scopes) as ApiKeyRecord['scopes'],
+    limits: JSON.parse(row.limits) as ApiKeyRecord['limits'],
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+interface TotalRow {
+  subject: string;
+  model: string;
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+function createUsageStore(pool: pg.Pool): UsageStore {
+  return {
+    async record(entry) {
+      await pool.query(
+        'INSERT INTO usage (subject, model, at, requests, prompt_tokens, completion_tokens) VALUES ($1, $2, $3, $4, $5, $6)',
+        [entry.subject, entry.model, entry.at, entry.requests, entry.promptTokens, entry.completionTokens],
+      );
+    },
+    async totals(filter: UsageFilter = {}) {
+      const conditions: string[] = [];
+      const values: (string | number)[] = [];
+      const add = (condition: string, value: string | number) => {
+        values.push(value);
+        conditions.push(`${condition} $${values.length}`);
+      };
+      if (filter.subject !== undefined) add('subject =', filter.subject);
+      if (filter.model !== undefined) add('model =', filter.model);
+      if (filter.since !== undefined) add('at >=', filter.since);
+      if (filter.until !== undefined) add('at <', filter.until);
+      const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+      const { rows } = await pool.query<TotalRow>(
+        `SELECT subject, model, sum(requests)::int8 AS requests, sum(prompt_tokens)::int8 AS prompt_tokens,
+                sum(completion_tokens)::int8 AS completion_tokens
+         FROM usage ${where} GROUP BY subject, model`,
+        values,
+      );
+      return sortUsageTotals(
+        rows.map((row): UsageTotal => ({
+          subject: row.subject,
+          model: row.model,
+          requests: row.requests,
+          promptTokens: row.prompt_tokens,
+          completionTokens: row.completion_tokens,
+        })),
+      );
+    },
+  };
+}
+
+interface CacheRow {
+  body: string;
+  kind: 'json' | 'sse';
+  created_at: number;
+  expires_at: number;
+}
+
+function createCacheStore(pool: pg.Pool): CacheStore {
+  return {
+    async get(key, now) {
+      const { rows } = await pool.query<CacheRow>(
+        'SELECT body, kind, created_at, expires_at FROM cache WHERE key = $1 AND expires_at > $2',
+        [key, now],
+      );
+      const row = rows[0];
+      return row && { body: row.body, kind: row.kind, createdAt: row.created_at, expiresAt: row.expires_at };
+    },
+    async set(key, entry) {
+      await pool.query(
+        `INSERT INTO cache (key, body, kind, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (key) DO UPDATE SET body = excluded.body, kind = excluded.kind,
+           created_at = excluded.created_at, expires_at = excluded.expires_at`,
+        [key, entry.body, entry.kind, entry.createdAt, entry.expiresAt],
+      );
+    },
+    async delete(key) {
+      await pool.query('DELETE FROM cache WHERE key = $1', [key]);
+    },
+    async prune(now) {
+      return (await pool.query('DELETE FROM cache WHERE expires_at <= $1', [now])).rowCount ?? 0;
+    },
+  };
+}
+
+function createLimitStore(pool: pg.Pool): LimitStore {
+  /**
+   * The bucket's state, its row locked until the transaction ends. A bucket without a row (a full one) gets one
+   * with the full state (no units owed), so that it can be locked too; ON CONFLICT reads the latest committed row
+   * even when it waited for another transaction's lock, where a plain SELECT would see its statement's snapshot.
+   */
+  async function locked(client: pg.PoolClient, key: string, now: number): Promise<GcraState> {
+    const { rows } = await client.query<GcraState>(
+      `INSERT INTO limits (key, units, at) VALUES ($1, 0, $2)
+       ON CONFLICT (key) DO UPDATE SET units = limits.units RETURNING units, at`,
+      [key, now],
+    );
+    return rows[0]!;
+  }
+  async function write(
+    client: pg.PoolClient,
+    key: string,
+    state: GcraState | undefined,
+    limit: number,
+    periodMs: number,
+    now: number,
+  ): Promise<void> {
+    // No row means a full bucket, so a bucket that is full again is deleted rather than kept.
+    if (state === undefined || !gcraIsLive(state, limit, periodMs, now)) {
+      await client.query('DELETE FROM limits WHERE key = $1', [key]);
+    } else {
+      await client.query(
+        `INSERT INTO limits (key, units, at) VALUES ($1, $2, $3)
+         ON CONFLICT (key) DO UPDATE SET units = excluded.units, at = excluded.at`,
+        [key, state.units, state.at],
+      );
+    }
+  }
+  return {
+    take(key, cost, limit, periodMs, now) {
+      return transaction(pool, async (client) => {
+        const state = await locked(client, key, now);
+        const result = gcraTake(state, cost, limit, periodMs, now);
+        // A refused take changes nothing; a row made only to be locked goes again.
+        await write(client, key, result.next ?? state, limit, periodMs, now);
+        return result.decision;
+      });
+    },
+    refund(key, amount, limit, periodMs, now) {
+      return transaction(pool, async (client) => {
+        const next = gcraRefund(await locked(client, key, now), amount, limit, periodMs, now);
+        await write(client, key, next, limit, periodMs, now);
+      });
+    },
+  };
+}
+
+interface ConversationRow {
+  id: string;
+  owner: string;
+  metadata: string;
+  version: number;
+  created_at: number;
+}
+
+interface ItemRow {
+  id: string;
+  conversation_id: string;
+  seq: number;
+  role: ConversationRole;
+  message: string;
+  created_at: number;
+}
+
+const CONVERSATION_COLUMNS = 'id, owner, metadata, version, created_at';
+const ITEM_COLUMNS = 'id, conversation_id, seq, role, message, created_at';
+
+function createConversationStore(pool: pg.Pool): ConversationStore {
+  return {
+    async create(owner, metadata) {
+      const record: ConversationRecord = {
+        id: newConversationId(),
+        owner,
+        metadata: { ...metadata },
+        version: 0,
+        createdAt: Date.now(),
+      };
+      await pool.query(
+        'INSERT INTO conversations (id, owner, metadata, version, created_at) VALUES ($1, $2, $3, 0, $4)',
+        [record.id, record.owner, JSON.stringify(record.metadata), record.createdAt],
+      );
+      return record;
+    },
+    async get(id) {
+      const { rows } = await pool.query<ConversationRow>(
+        `SELECT ${CONVERSATION_COLUMNS} FROM conversations WHERE id = $1`,
+        [id],
+      );
+      return rows[0] && toConversation(rows[0]);
+    },
+    async list(owner, page) {
+      checkConversationPage(page);
+      // An `after` that is not one of the owner's conversations makes the row value NULL, and so the page empty.
+      const { rows } =
+        page.after === undefined
+          ? await pool.query<ConversationRow>(
+              `SELECT ${CONVERSATION_COLUMNS} FROM conversations WHERE owner = $1
+               ORDER BY created_at DESC, n DESC LIMIT $2`,
+              [owner, page.limit],
+            )
+          : await pool.query<ConversationRow>(
+              `SELECT ${CONVERSATION_COLUMNS} FROM conversations
+               WHERE owner = $1
+                 AND (created_at, n) < (SELECT created_at, n FROM conversations WHERE id = $2 AND owner = $1)
+               ORDER BY created_at DESC, n DESC LIMIT $3`,
+              [owner, page.after, page.limit],
+            );
+      return rows.map(toConversation);
+    },
+    async delete(id) {
+      // Its items go with it (ON DELETE CASCADE), in the same statement.
+      return ((await pool.query('DELETE FROM conversations WHERE id = $1', [id])).rowCount ?? 0) > 0;
+    },
+    async append(id, messages, expectedVersion) {
+      checkExpectedVersion(expectedVersion);
+      const prepared = prepareMessages(messages);
+      return transaction(pool, async (client) => {
+        // The row lock makes concurrent appends to one conversation take turns: each reads the version and the
+        // last seq its predecessor wrote, so exactly one wins at a given version and seq has no gaps.
+        const { rows } = await client.query<{ version: number }>(
+          'SELECT version FROM conversations WHERE id = $1 FOR UPDATE',
+          [id],
+        );
+        const current = rows[0];
+        if (current === undefined) throw new StoreError('NOT_FOUND', `no conversation with id "${id}"`);
+        if (expectedVersion !== undefined && expectedVersion !== current.version) {
+          throw new StoreError(
+            'CONFLICT',
+            `conversation "${id}" is at version ${current.version}, not the expected ${expectedVersion}`,
+          );
+        }
+        // A statement of its own, after the lock: its snapshot includes the items the previous holder wrote.
+        const last =
+          (
+            await client.query<{ last: number | null }>(
+              'SELECT max(seq) AS last FROM conversation_items WHERE conversation_id = $1',
+              [id],
+            )
+          ).rows[0]?.last ?? 0;
+        const now = Date.now();
+        const items = prepared.map(({ role, json }, index): ConversationItem => ({
+          id: newItemId(),
+          conversationId: id,
+          seq: last + index + 1,
+          role,
+          message: JSON.parse(json) as Record<string, unknown>,
+          createdAt: now,
+        }));
+        const values: (string | number)[] = [];
+        const tuples = prepared.map(({ role, json }, index) => {
+          const item = items[index]!;
+          values.push(id, item.seq, item.id, role, json, now);
+          const base = index * 6;
+          return `($${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5}, $${base + 6})`;
+        });
+        await client.query(
+          `INSERT INTO conversation_items (conversation_id, seq, id, role, message, created_at) VALUES ${tuples.join(', ')}`,
+          values,
+        );
+        await client.query('UPDATE conversations SET version = version + 1 WHERE id = $1', [id]);
+        return { version: current.version + 1, items };
+      });
+    },
+    async items(id, page) {
+      checkItemPage(page);
+      const { rows } =
+        page.order === 'asc'
+          ? await pool.query<ItemRow>(
+              `SELECT ${ITEM_COLUMNS} FROM conversation_items WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+              [id, Math.min(page.after ?? 0, MAX_SEQ), page.limit],
+            )
+          : await pool.query<ItemRow>(
+              `SELECT ${ITEM_COLUMNS} FROM conversation_items WHERE conversation_id = $1 AND seq < $2
+               ORDER BY seq DESC LIMIT $3`,
+              [id, Math.min(page.after ?? MAX_SEQ, MAX_SEQ), page.limit],
+            );
+      return rows.map(toItem);
+    },
+    async item(id, itemId) {
+      const { rows } = await pool.query<ItemRow>(
+        `SELECT ${ITEM_COLUMNS} FROM conversation_items WHERE conversation_id = $1 AND id = $2`,
+        [id, itemId],
+      );
+      return rows[0] && toItem(rows[0]);
+    },
+  };
+}
+
+function toConversation(row: ConversationRow): ConversationRecord {
+  return {
+    id: row.id,
+    owner: row.owner,
+    metadata: JSON.parse(row.metadata) as Record<string, string>,
+    version: row.version,
+    createdAt: row.created_at,
+  };
+}
+
+function toItem(row: ItemRow): ConversationItem {
+  return {
+    id: row.id,
+    conversationId: row.conversation_id,
+    seq: row.seq,
+    role: row.role,
+    message: JSON.parse(row.message) as Record<string, unknown>,
+    createdAt: row.created_at,
+  };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
