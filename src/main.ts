@@ -10,6 +10,8 @@ import type { Logger } from './log/logger.js';
 import { McplexError, errorMessage } from './errors.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
+import type { Coordination } from './store/coordination.js';
+import { createLocalCoordination } from './store/memory/local-coordination.js';
 import { createPolicy } from './policy/policy.js';
 import { createSamplingBridge, serverIdentities } from './mcp/bridge/sampling.js';
 import type { Policy } from './policy/policy.js';
@@ -52,13 +54,14 @@ export async function openConfiguredStore(config: Config, fallback = DEFAULT_STO
 }
 
 /** The policy stages for this configuration, on an open store. */
-export function policyFor(config: Config, store: Store): Policy {
+export function policyFor(config: Config, store: Store, coordination?: Coordination): Policy {
   const models = Object.entries(config.llm.models).flatMap(([name, model]) => [name, ...model.aliases]);
   return createPolicy(store, {
     mode: config.auth.mode,
     models,
     servers: Object.keys(config.mcpServers),
     limitCounters: config.limits.counters,
+    coordination,
   });
 }
 
@@ -88,7 +91,8 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
   // In dependency order: the store and policies, the shared LLM, the sampling bridge on it, then the upstreams,
   // whose sampling requests the bridge answers.
   const store = await openConfiguredStore(config);
-  const policy = policyFor(config, store);
+  const coordination = createLocalCoordination();
+  const policy = policyFor(config, store, coordination);
   const llm = createLlmCore(config.llm, { logger, metrics, policy });
   const identities = serverIdentities(config.mcpServers, Object.keys(config.llm.models).length > 0);
   const bridge = createSamplingBridge({
@@ -108,7 +112,7 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     async close() {
       await Promise.all([gateway.close(), llm.close()]);
       await policy.close();
-      await store.close();
+      await Promise.all([store.close(), coordination.close()]);
     },
   };
 }

@@ -2,7 +2,9 @@
 // mode), what they may reach (scopes), how fast (rate limits) and what they used (usage accounting).
 import type { IncomingMessage } from 'node:http';
 import type { Store } from '../store/store.js';
+import type { Coordination } from '../store/coordination.js';
 import { createMemoryStore } from '../store/memory/memory-store.js';
+import { createLocalCoordination } from '../store/memory/local-coordination.js';
 import { createAuthenticator, ANONYMOUS } from './auth/keys.js';
 import type { AuthResult, Authenticator } from './auth/keys.js';
 import { createKeyService } from './auth/key-service.js';
@@ -36,6 +38,13 @@ export function createPolicy(
     servers: readonly string[];
     /** Where rate-limit counters live: the store (shared by every process on it) or this process only. */
     limitCounters?: 'store' | 'process';
+    /**
+     * What the processes of one deployment share beyond the store: requests in progress hold its leases. A new
+     * in-process one when not given (each process then counts its own requests in progress).
+     */
+    coordination?: Coordination;
+    /** How long a request's concurrency slot outlives its last renewal (the limiter's default when not given). */
+    leaseTtlMs?: number;
   },
 ): Policy {
   const authenticator = createAuthenticator(store.keys);
@@ -46,7 +55,10 @@ export function createPolicy(
     authenticator,
     // In the store by default, so that every process on it shares one budget per key; "process" keeps them here
     // (each process then grants the whole limit), for a store too slow to write on every limited request.
-    limiter: createRateLimiter(options.limitCounters === 'process' ? createMemoryStore().limits : store.limits),
+    limiter: createRateLimiter(options.limitCounters === 'process' ? createMemoryStore().limits : store.limits, {
+      leases: options.coordination ?? createLocalCoordination(),
+      leaseTtlMs: options.leaseTtlMs,
+    }),
     usage,
     keys: createKeyService(store.keys, options, authenticator),
     authenticate(req) {

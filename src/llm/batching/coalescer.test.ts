@@ -6,6 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCoalescer, createFlight } from './coalescer.js';
 import type { Flight, FlightChunk } from './coalescer.js';
+import { describeCoalescerContract } from './coalescer-contract.js';
+
+describeCoalescerContract('in-process', () => createCoalescer());
 
 /** A subscriber that writes down everything it is told. */
 function recorder(flight: Flight) {

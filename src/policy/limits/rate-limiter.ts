@@ -1,10 +1,13 @@
 // Rate limits per principal: requests per minute and tokens per minute (GCRA buckets in the store, so replicas
-// can share them), and requests in progress. Answers carry OpenAI's x-ratelimit-* headers; a refusal says when
-// to come back (Retry-After).
+// can share them), and requests in progress (leases of the coordination port, which expire, so that a holder that
+// dies or never releases frees its slot). Answers carry OpenAI's x-ratelimit-* headers; a refusal says when to
+// come back (Retry-After).
+import type { Lease, Leases } from '../../store/coordination.js';
 import type { KeyLimits, LimitStore, RateDecision } from '../../store/store.js';
 import type { Principal } from '../auth/keys.js';
 
 const MINUTE = 60_000;
+const DEFAULT_LEASE_TTL_MS = 30_000;
 
 export type Admission =
   | { ok: true; headers: Record<string, string>; release(actualTokens?: number): void }
@@ -35,9 +38,48 @@ function retryAfter(ms: number): Record<string, string> {
   return { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))), 'retry-after-ms': String(Math.ceil(ms)) };
 }
 
-export function createRateLimiter(store: LimitStore, now: () => number = Date.now): RateLimiter {
-  /** Requests in progress per principal: this process's own count (a shared count needs Redis). */
-  const inProgress = new Map<string, number>();
+export interface RateLimiterOptions {
+  /** Where requests in progress hold their slots (one lease each, on `<principal id>:concurrent`). */
+  leases: Leases;
+  /**
+   * How long a slot outlives its holder's last renewal, in milliseconds (default 30 s): a running request renews
+   * its lease every third of it, so this is how long a slot stays taken after its holder died.
+   */
+  leaseTtlMs?: number;
+  /** The clock of the rpm/tpm buckets. */
+  now?: () => number;
+}
+
+export function createRateLimiter(store: LimitStore, options: RateLimiterOptions): RateLimiter {
+  const { leases, leaseTtlMs = DEFAULT_LEASE_TTL_MS, now = Date.now } = options;
+  if (!(leaseTtlMs > 0)) throw new RangeError(`leaseTtlMs must be positive, not ${leaseTtlMs}`);
+
+  // The leases of requests running here, renewed together every third of the ttl by one timer that runs only
+  // while there are any (and does not keep the process alive), so that only a holder that is gone loses its slot.
+  // A renewal that finds its lease expired (the process stalled past the ttl) leaves the request running without
+  // a slot; it is dropped from the set.
+  const held = new Set<Lease>();
+  let renewal: NodeJS.Timeout | undefined;
+  function renewAll(): void {
+    for (const lease of held) {
+      void lease.renew().then(
+        (live) => live || held.delete(lease),
+        () => {},
+      );
+    }
+  }
+  function hold(lease: Lease): void {
+    held.add(lease);
+    renewal ??= setInterval(renewAll, Math.max(1, Math.floor(leaseTtlMs / 3))).unref();
+  }
+  function letGo(lease: Lease): void {
+    held.delete(lease);
+    if (held.size === 0 && renewal !== undefined) {
+      clearInterval(renewal);
+      renewal = undefined;
+    }
+    void lease.release().catch(() => {});
+  }
 
   return {
     async admit(principal, tokens) {
@@ -47,67 +89,88 @@ export function createRateLimiter(store: LimitStore, now: () => number = Date.no
       if (rpm === undefined && tpm === undefined && maxConcurrent === undefined) {
         return { ok: true, headers, release: () => {} };
       }
-      const running = inProgress.get(principal.id) ?? 0;
-      if (maxConcurrent !== undefined && running >= maxConcurrent) {
-        return {
-          ok: false,
-          headers: { ...retryAfter(1000) },
-          limit: 'concurrency',
-          message: `Too many requests in progress for ${principal.name}: the limit is ${maxConcurrent} at a time`,
-        };
-      }
-      const time = now();
-      if (rpm !== undefined) {
-        const decision = await store.take(`${principal.id}:rpm`, 1, rpm, MINUTE, time);
-        Object.assign(headers, limitHeaders('requests', rpm, decision));
-        if (!decision.allowed) {
+      // The slot first: a request refused for concurrency is not charged against the per-minute budgets. Taking
+      // it is one atomic step, so requests arriving together cannot all pass a check made before any of them
+      // counted.
+      let lease: Lease | undefined;
+      if (maxConcurrent !== undefined) {
+        lease = await leases.acquire(`${principal.id}:concurrent`, maxConcurrent, leaseTtlMs);
+        if (lease === undefined) {
           return {
             ok: false,
-            headers: { ...headers, ...retryAfter(decision.retryAfterMs) },
-            limit: 'requests',
-            message: `Rate limit reached for ${principal.name}: ${rpm} requests per minute`,
+            headers: { ...retryAfter(1000) },
+            limit: 'concurrency',
+            message: `Too many requests in progress for ${principal.name}: the limit is ${maxConcurrent} at a time`,
           };
         }
       }
-      let taken = 0;
-      if (tpm !== undefined && tokens > 0) {
-        const cost = Math.min(tokens, tpm);
-        const decision = await store.take(`${principal.id}:tpm`, cost, tpm, MINUTE, time);
-        Object.assign(headers, limitHeaders('tokens', tpm, decision));
-        if (!decision.allowed) {
-          // The request never ran: it does not count against the request limit either.
-          if (rpm !== undefined) await store.refund(`${principal.id}:rpm`, 1, rpm, MINUTE, time);
-          return {
-            ok: false,
-            headers: { ...headers, ...retryAfter(decision.retryAfterMs) },
-            limit: 'tokens',
-            message: `Rate limit reached for ${principal.name}: ${tpm} tokens per minute (this request needs about ${tokens})`,
-          };
-        }
-        taken = cost;
-      }
-      inProgress.set(principal.id, running + 1);
-      let released = false;
-      return {
-        ok: true,
-        headers,
-        release(actualTokens) {
-          if (released) return;
-          released = true;
-          const left = (inProgress.get(principal.id) ?? 1) - 1;
-          if (left > 0) inProgress.set(principal.id, left);
-          else inProgress.delete(principal.id);
-          if (tpm === undefined || actualTokens === undefined) return;
-          // Correct the estimate: give back what was not used, take what was used beyond it.
-          const key = `${principal.id}:tpm`;
-          if (actualTokens < taken) void store.refund(key, taken - actualTokens, tpm, MINUTE, now()).catch(() => {});
-          else if (actualTokens > taken) {
-            void store.take(key, Math.min(actualTokens - taken, tpm), tpm, MINUTE, now()).catch(() => {});
+      // Refused by a budget below (or failed), the request gives its slot back at once.
+      let admitted = false;
+      try {
+        const time = now();
+        if (rpm !== undefined) {
+          const decision = await store.take(`${principal.id}:rpm`, 1, rpm, MINUTE, time);
+          Object.assign(headers, limitHeaders('requests', rpm, decision));
+          if (!decision.allowed) {
+            return {
+              ok: false,
+              headers: { ...headers, ...retryAfter(decision.retryAfterMs) },
+              limit: 'requests',
+              message: `Rate limit reached for ${principal.name}: ${rpm} requests per minute`,
+            };
           }
-        },
-      };
+        }
+        let taken = 0;
+        if (tpm !== undefined && tokens > 0) {
+          const cost = Math.min(tokens, tpm);
+          const decision = await store.take(`${principal.id}:tpm`, cost, tpm, MINUTE, time);
+          Object.assign(headers, limitHeaders('tokens', tpm, decision));
+          if (!decision.allowed) {
+            // The request never ran: it does not count against the request limit either.
+            if (rpm !== undefined) await store.refund(`${principal.id}:rpm`, 1, rpm, MINUTE, time);
+            return {
+              ok: false,
+              headers: { ...headers, ...retryAfter(decision.retryAfterMs) },
+              limit: 'tokens',
+              message: `Rate limit reached for ${principal.name}: ${tpm} tokens per minute (this request needs about ${tokens})`,
+            };
+          }
+          taken = cost;
+        }
+        admitted = true;
+        return admission(headers, lease, taken, principal, tpm);
+      } finally {
+        if (!admitted) void lease?.release().catch(() => {});
+      }
     },
   };
+
+  function admission(
+    headers: Record<string, string>,
+    lease: Lease | undefined,
+    taken: number,
+    principal: Principal,
+    tpm: number | undefined,
+  ): Admission {
+    if (lease !== undefined) hold(lease);
+    let released = false;
+    return {
+      ok: true,
+      headers,
+      release(actualTokens) {
+        if (released) return;
+        released = true;
+        if (lease !== undefined) letGo(lease);
+        if (tpm === undefined || actualTokens === undefined) return;
+        // Correct the estimate: give back what was not used, take what was used beyond it.
+        const key = `${principal.id}:tpm`;
+        if (actualTokens < taken) void store.refund(key, taken - actualTokens, tpm, MINUTE, now()).catch(() => {});
+        else if (actualTokens > taken) {
+          void store.take(key, Math.min(actualTokens - taken, tpm), tpm, MINUTE, now()).catch(() => {});
+        }
+      },
+    };
+  }
 }
 
 /** A request's token estimate before it runs: about four characters per token, plus the tokens it may produce. */
