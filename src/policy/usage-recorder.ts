@@ -21,18 +21,18 @@ export function createUsageRecorder(store: UsageStore, options: { flushMs?: numb
     const batch = pending;
     pending = new Map();
     const at = Date.now();
-    writing = writing.then(async () => {
-      for (const entry of batch.values()) {
-        await store.record({
+    writing = writing.then(() =>
+      store.recordMany(
+        [...batch.values()].map((entry) => ({
           subject: entry.subject,
           model: entry.model,
           requests: entry.requests,
           promptTokens: entry.prompt,
           completionTokens: entry.completion,
           at,
-        });
-      }
-    });
+        })),
+      ),
+    );
     await writing;
   }
 

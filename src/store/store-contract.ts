@@ -164,6 +164,61 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         ]);
       });
 
+      it('stays exact to the millisecond for ranges that start, end or lie inside any hour', async () => {
+        const HOUR = 3_600_000;
+        const base = Math.floor(T0 / HOUR) * HOUR;
+        // One entry every 20 minutes over five hours, each worth its index in prompt tokens, in two batches.
+        const all = Array.from({ length: 15 }, (_, i) => use('k', 'm', base + i * 20 * MINUTE + 7, 1, i, 0));
+        await store.usage.recordMany(all.slice(0, 8));
+        for (const entry of all.slice(8)) await store.usage.record(entry);
+        const expected = (since?: number, until?: number) => {
+          const picked = all.filter(
+            (e) => (since === undefined || e.at >= since) && (until === undefined || e.at < until),
+          );
+          return picked.length === 0
+            ? []
+            : [
+                total(
+                  'k',
+                  'm',
+                  picked.length,
+                  picked.reduce((n, e) => n + e.promptTokens, 0),
+                  0,
+                ),
+              ];
+        };
+        const bounds = [undefined, base, base + 7, base + 8, base + HOUR, base + HOUR + 7, base + 90 * MINUTE];
+        const ends = [
+          undefined,
+          base + 2 * HOUR,
+          base + 2 * HOUR + 7,
+          base + 2 * HOUR + 8,
+          base + 4 * HOUR + 1,
+          base + 10,
+        ];
+        for (const since of bounds) {
+          for (const until of ends) {
+            const filter = { ...(since === undefined ? {} : { since }), ...(until === undefined ? {} : { until }) };
+            expect(await store.usage.totals(filter), JSON.stringify(filter)).toEqual(expected(since, until));
+          }
+        }
+      });
+
+      it('records a batch in one call as if each entry were recorded on its own', async () => {
+        await store.usage.recordMany([]);
+        expect(await store.usage.totals()).toEqual([]);
+        const batch = Array.from({ length: 12_001 }, (_, i) => use(i % 2 ? 'k1' : 'k2', 'gpt', T0 + i, 1, 3, 2));
+        await store.usage.recordMany(batch);
+        expect(await store.usage.totals()).toEqual([
+          total('k1', 'gpt', 6000, 18_000, 12_000),
+          total('k2', 'gpt', 6001, 18_003, 12_002),
+        ]);
+        expect(await store.usage.totals({ since: T0 + 12_000 })).toEqual([total('k2', 'gpt', 1, 3, 2)]);
+        // The store kept its own copies.
+        batch[0]!.requests = 1000;
+        expect((await store.usage.totals({ subject: 'k2', until: T0 + 1 }))[0]?.requests).toBe(1);
+      });
+
       it('orders names by UTF-16 code units in every implementation', async () => {
         // UTF-8 byte order would put the emoji after U+FFFD; code-unit order puts it before.
         for (const subject of ['b', 'a\uFFFD', 'a\u{1F600}', 'B', 'a']) await store.usage.record(use(subject, 'm', T0));

@@ -77,6 +77,8 @@ export interface UsageFilter {
 
 export interface UsageStore {
   record(entry: UsageEntry): Promise<void>;
+  /** Records every entry in one write (the usage recorder's flush); all or none of them are kept. */
+  recordMany(entries: readonly UsageEntry[]): Promise<void>;
   /** Totals per subject and model for the entries that match, sorted by subject then model. */
   totals(filter?: UsageFilter): Promise<UsageTotal[]>;
 }

@@ -129,6 +129,9 @@ function createUsageStore(): Part<UsageStore> {
       async record(entry) {
         entries.push({ ...entry });
       },
+      async recordMany(batch) {
+        for (const entry of batch) entries.push({ ...entry });
+      },
       async totals(filter: UsageFilter = {}) {
         const totals = new Map<string, UsageTotal>();
         for (const entry of entries) {

@@ -33,6 +33,19 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX usage_at ON usage (at);
       CREATE INDEX usage_subject_at ON usage (subject, at);
 
+      -- Sums per subject, model and hour, kept with every usage write (same transaction): reports add whole hours
+      -- from here and only the partial hours at the ends of their range from the raw rows.
+      CREATE TABLE usage_hourly (
+        subject           TEXT NOT NULL,
+        model             TEXT NOT NULL,
+        hour              BIGINT NOT NULL,
+        requests          BIGINT NOT NULL,
+        prompt_tokens     BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        PRIMARY KEY (subject, model, hour)
+      );
+      CREATE INDEX usage_hourly_hour ON usage_hourly (hour);
+
       CREATE TABLE cache (
         key        TEXT PRIMARY KEY,
         body       TEXT NOT NULL,

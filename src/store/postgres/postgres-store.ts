@@ -22,11 +22,13 @@ import {
   type KeyStore,
   type LimitStore,
   type Store,
+  type UsageEntry,
   type UsageFilter,
   type UsageStore,
   type UsageTotal,
 } from '../store.js';
 import { sortUsageTotals } from '../usage-order.js';
+import { rollUp, totalsQuery } from '../usage-rollup.js';
 import type { Migration } from '../sqlite/migrations.js';
 import { PG_MIGRATIONS } from './migrations.js';
 
@@ -47,6 +49,9 @@ const INT8_OID = 20;
 
 /** The largest seq an INTEGER column holds: a page bound past it means "from the end". */
 const MAX_SEQ = 2_147_483_647;
+
+/** Usage rows per INSERT: six parameters each, under PostgreSQL's 65535 per statement. */
+const USAGE_CHUNK = 5000;
 
 /** `postgres://user:secret@host/db` with the password replaced, for messages and logs. */
 export function redactUrl(url: string): string {
@@ -271,31 +276,46 @@ interface TotalRow {
 }
 
 function createUsageStore(pool: pg.Pool): UsageStore {
+  async function write(entries: readonly UsageEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    // One statement per chunk (PostgreSQL takes at most 65535 parameters in one), rows and rollup in one transaction.
+    await transaction(pool, async (client) => {
+      for (let start = 0; start < entries.length; start += USAGE_CHUNK) {
+        const chunk = entries.slice(start, start + USAGE_CHUNK);
+        await client.query(
+          `INSERT INTO usage (subject, model, at, requests, prompt_tokens, completion_tokens) VALUES ${tuples(chunk.length, 6)}`,
+          chunk.flatMap((e) => [e.subject, e.model, e.at, e.requests, e.promptTokens, e.completionTokens]),
+        );
+      }
+      const hours = rollUp(entries);
+      for (let start = 0; start < hours.length; start += USAGE_CHUNK) {
+        const chunk = hours.slice(start, start + USAGE_CHUNK);
+        await client.query(
+          `INSERT INTO usage_hourly (subject, model, hour, requests, prompt_tokens, completion_tokens)
+           VALUES ${tuples(chunk.length, 6)}
+           ON CONFLICT (subject, model, hour) DO UPDATE SET requests = usage_hourly.requests + excluded.requests,
+             prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens,
+             completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens`,
+          chunk.flatMap((h) => [h.subject, h.model, h.hour, h.requests, h.promptTokens, h.completionTokens]),
+        );
+      }
+    });
+  }
   return {
-    async record(entry) {
-      await pool.query(
-        'INSERT INTO usage (subject, model, at, requests, prompt_tokens, completion_tokens) VALUES ($1, $2, $3, $4, $5, $6)',
-        [entry.subject, entry.model, entry.at, entry.requests, entry.promptTokens, entry.completionTokens],
-      );
-    },
+    record: (entry) => write([entry]),
+    recordMany: write,
     async totals(filter: UsageFilter = {}) {
-      const conditions: string[] = [];
-      const values: (string | number)[] = [];
-      const add = (condition: string, value: string | number) => {
-        values.push(value);
-        conditions.push(`${condition} $${values.length}`);
-      };
-      if (filter.subject !== undefined) add('subject =', filter.subject);
-      if (filter.model !== undefined) add('model =', filter.model);
-      if (filter.since !== undefined) add('at >=', filter.since);
-      if (filter.until !== undefined) add('at <', filter.until);
-      const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
-      const { rows } = await pool.query<TotalRow>(
-        `SELECT subject, model, sum(requests)::int8 AS requests, sum(prompt_tokens)::int8 AS prompt_tokens,
-                sum(completion_tokens)::int8 AS completion_tokens
-         FROM usage ${where} GROUP BY subject, model`,
-        values,
+      const positions = new Map<string, number>();
+      const { sql, params } = totalsQuery(
+        filter,
+        (name) => {
+          if (!positions.has(name)) positions.set(name, positions.size + 1);
+          return `$${positions.get(name)}`;
+        },
+        (expression) => `${expression}::int8`,
       );
+      const values = [...positions.keys()].map((name) => params[name]);
+      const { rows } = await pool.query<TotalRow>(sql, values);
       return sortUsageTotals(
         rows.map((row): UsageTotal => ({
           subject: row.subject,
@@ -307,6 +327,16 @@ function createUsageStore(pool: pg.Pool): UsageStore {
       );
     },
   };
+}
+
+/** `($1, $2, …), (…)`: `rows` tuples of `width` parameters, numbered in order. */
+function tuples(rows: number, width: number): string {
+  const out: string[] = [];
+  for (let row = 0; row < rows; row++) {
+    const base = row * width;
+    out.push(`(${Array.from({ length: width }, (_, i) => `$${base + i + 1}`).join(', ')})`);
+  }
+  return out.join(', ');
 }
 
 interface CacheRow {
@@ -496,16 +526,10 @@ function createConversationStore(pool: pg.Pool): ConversationStore {
           message: JSON.parse(json) as Record<string, unknown>,
           createdAt: now,
         }));
-        const values: (string | number)[] = [];
-        const tuples = prepared.map(({ role, json }, index) => {
-          const item = items[index]!;
-          values.push(id, item.seq, item.id, role, json, now);
-          const base = index * 6;
-          return `($${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5}, $${base + 6})`;
-        });
         await client.query(
-          `INSERT INTO conversation_items (conversation_id, seq, id, role, message, created_at) VALUES ${tuples.join(', ')}`,
-          values,
+          `INSERT INTO conversation_items (conversation_id, seq, id, role, message, created_at)
+           VALUES ${tuples(prepared.length, 6)}`,
+          prepared.flatMap(({ role, json }, index) => [id, items[index]!.seq, items[index]!.id, role, json, now]),
         );
         await client.query('UPDATE conversations SET version = version + 1 WHERE id = $1', [id]);
         return { version: current.version + 1, items };

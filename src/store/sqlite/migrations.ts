@@ -85,4 +85,27 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 3,
+    description: 'hourly usage rollup',
+    sql: `
+      -- Sums per subject, model and hour, kept with every usage write (same transaction): reports add whole hours
+      -- from here and only the partial hours at the ends of their range from the raw rows. Filled from the rows
+      -- already written.
+      CREATE TABLE usage_hourly (
+        subject           TEXT NOT NULL,
+        model             TEXT NOT NULL,
+        hour              INTEGER NOT NULL,
+        requests          INTEGER NOT NULL,
+        prompt_tokens     INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        PRIMARY KEY (subject, model, hour)
+      ) WITHOUT ROWID;
+      CREATE INDEX usage_hourly_hour ON usage_hourly (hour);
+      INSERT INTO usage_hourly (subject, model, hour, requests, prompt_tokens, completion_tokens)
+        SELECT subject, model, CAST(at / 3600000 AS INTEGER) * 3600000, sum(requests), sum(prompt_tokens),
+               sum(completion_tokens)
+        FROM usage GROUP BY 1, 2, 3;
+    `,
+  },
 ];

@@ -292,6 +292,38 @@ function watch(child: ChildProcess): {
 }
 
 describe('sqlite store: schema', () => {
+  it('fills the hourly usage rollup from the rows a database already had, so totals stay the same', async () => {
+    const path = freshPath();
+    const old = new Database(path);
+    migrate(old, MIGRATIONS.slice(0, 2), path);
+    const insert = old.prepare(
+      'INSERT INTO usage (subject, model, at, requests, prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    for (let i = 0; i < 300; i++) insert.run(i % 3 ? 'k1' : 'k2', 'm', T0 + i * 60_000, 1, i, 2 * i);
+    old.close();
+    const store = openSqliteStore(path);
+    try {
+      const sum = (from: number, to: number, pick: (i: number) => boolean) => {
+        let requests = 0;
+        let prompt = 0;
+        for (let i = from; i < to; i++) if (pick(i)) [requests, prompt] = [requests + 1, prompt + i];
+        return { requests, prompt };
+      };
+      const k1 = sum(0, 300, (i) => i % 3 !== 0);
+      expect(await store.usage.totals({ subject: 'k1' })).toEqual([
+        { subject: 'k1', model: 'm', requests: k1.requests, promptTokens: k1.prompt, completionTokens: 2 * k1.prompt },
+      ]);
+      const since = T0 + 61 * 60_000 + 5;
+      const until = T0 + 250 * 60_000;
+      const k2 = sum(62, 250, (i) => i % 3 === 0);
+      expect(await store.usage.totals({ subject: 'k2', since, until })).toEqual([
+        { subject: 'k2', model: 'm', requests: k2.requests, promptTokens: k2.prompt, completionTokens: 2 * k2.prompt },
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('runs each migration once and records it; the file is in WAL mode', async () => {
     const path = freshPath();
     await openSqliteStore(path).close();
@@ -312,6 +344,7 @@ describe('sqlite store: schema', () => {
       'limits',
       'schema_version',
       'usage',
+      'usage_hourly',
     ]);
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     raw.close();

@@ -23,11 +23,13 @@ import {
   type KeyStore,
   type LimitStore,
   type Store,
+  type UsageEntry,
   type UsageFilter,
   type UsageStore,
   type UsageTotal,
 } from '../store.js';
 import { sortUsageTotals } from '../usage-order.js';
+import { rollUp, totalsQuery } from '../usage-rollup.js';
 import { migrate } from './migrate.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -174,46 +176,41 @@ interface TotalRow {
   completion_tokens: number;
 }
 
-type FilterParams = Partial<Record<keyof UsageFilter, string | number>>;
-
 function createUsageStore(db: Database.Database): UsageStore {
   const insert = db.prepare<[string, string, number, number, number, number]>(
     `INSERT INTO usage (subject, model, at, requests, prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?, ?)`,
   );
-  // One statement per combination of filters present (at most 16), each prepared on first use and kept, so every
-  // query has a plain WHERE clause the planner can match to an index.
-  const totalsBy = new Map<string, Database.Statement<[FilterParams], TotalRow>>();
-  function totalsStatement(filter: UsageFilter): Database.Statement<[FilterParams], TotalRow> {
-    const conditions: string[] = [];
-    if (filter.subject !== undefined) conditions.push('subject = @subject');
-    if (filter.model !== undefined) conditions.push('model = @model');
-    if (filter.since !== undefined) conditions.push('at >= @since');
-    if (filter.until !== undefined) conditions.push('at < @until');
-    const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
-    let statement = totalsBy.get(where);
-    if (statement === undefined) {
-      statement = db.prepare<[FilterParams], TotalRow>(
-        `SELECT subject, model, sum(requests) AS requests, sum(prompt_tokens) AS prompt_tokens,
-                sum(completion_tokens) AS completion_tokens
-         FROM usage ${where} GROUP BY subject, model`,
-      );
-      totalsBy.set(where, statement);
+  const addHour = db.prepare<[string, string, number, number, number, number]>(
+    `INSERT INTO usage_hourly (subject, model, hour, requests, prompt_tokens, completion_tokens)
+     VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT (subject, model, hour) DO UPDATE SET requests = requests + excluded.requests,
+       prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+       completion_tokens = completion_tokens + excluded.completion_tokens`,
+  );
+  const insertAll = db.transaction((entries: readonly UsageEntry[]) => {
+    for (const e of entries) insert.run(e.subject, e.model, e.at, e.requests, e.promptTokens, e.completionTokens);
+    for (const h of rollUp(entries)) {
+      addHour.run(h.subject, h.model, h.hour, h.requests, h.promptTokens, h.completionTokens);
     }
-    return statement;
-  }
+  });
+  // One statement per shape of report, prepared on first use and kept (there are a few dozen shapes at most).
+  const statements = new Map<string, Database.Statement<[Record<string, string | number>], TotalRow>>();
   return {
     async record(entry) {
-      insert.run(entry.subject, entry.model, entry.at, entry.requests, entry.promptTokens, entry.completionTokens);
+      insertAll.immediate([entry]);
+    },
+    async recordMany(entries) {
+      if (entries.length > 0) insertAll.immediate(entries);
     },
     async totals(filter: UsageFilter = {}) {
-      const params: FilterParams = {};
-      if (filter.subject !== undefined) params.subject = filter.subject;
-      if (filter.model !== undefined) params.model = filter.model;
-      if (filter.since !== undefined) params.since = filter.since;
-      if (filter.until !== undefined) params.until = filter.until;
-      const rows = totalsStatement(filter).all(params);
+      const { sql, params } = totalsQuery(filter, (name) => `@${name}`);
+      let statement = statements.get(sql);
+      if (statement === undefined) {
+        statement = db.prepare<[Record<string, string | number>], TotalRow>(sql);
+        statements.set(sql, statement);
+      }
       return sortUsageTotals(
-        rows.map((row): UsageTotal => ({
+        statement.all(params).map((row): UsageTotal => ({
           subject: row.subject,
           model: row.model,
           requests: row.requests,
