@@ -38,7 +38,7 @@ import { backoffDelay } from '../../backoff.js';
 import { createHttpForwarder, ForwardTimeout } from './http-forwarder.js';
 import type { ForwardSession, HttpForwarder } from './http-forwarder.js';
 import { createUpstreamTransport } from './transport.js';
-import type { UpstreamTransport } from './transport.js';
+import type { TransportFactory, UpstreamTransport } from './transport.js';
 
 export type UpstreamState = 'connecting' | 'ready' | 'failed' | 'restarting' | 'disabled' | 'closed';
 
@@ -121,6 +121,11 @@ export interface UpstreamOptions {
   sample?: (upstream: Upstream, params: unknown) => Promise<unknown> | undefined;
   /** Whether `sample` answers this server's sampling (so clients that cannot sample still offer it). */
   samples?: (upstream: Upstream) => boolean;
+  /**
+   * Builds the transport of each connection attempt; by default the one the configuration names (a stdio child,
+   * Streamable HTTP, SSE). Tests hand in an in-memory pair so that no process or socket is needed.
+   */
+  transport?: TransportFactory;
 }
 
 /** The SDK client, with the modern-era request envelope readable for the fast path. */
@@ -190,7 +195,8 @@ export class Upstream {
       this.state = 'disabled';
       this.settleFirst();
     }
-    if (config.transport === 'streamable-http') {
+    // The fast path posts to the configured URL itself, so it only stands in for the transport it was built for.
+    if (config.transport === 'streamable-http' && options.transport === undefined) {
       this.forwarder = createHttpForwarder({
         url: config.url,
         headers: config.headers,
@@ -230,7 +236,7 @@ export class Upstream {
       prompts: this.catalogValue.prompts.length,
       restarts: this.restarts,
       lastError: this.lastError,
-      pid: this.connection?.pid() ?? null,
+      pid: this.connection?.pid?.() ?? null,
     };
   }
 
@@ -243,8 +249,8 @@ export class Upstream {
     if (this.closing) return;
     const generation = ++this.generation;
     const startup = this.config.timeouts.startup;
-    const connection = createUpstreamTransport(this.config);
-    connection.onStderr((line) => this.logger.debug({ stderr: line }, 'upstream stderr'));
+    const connection = (this.options.transport ?? createUpstreamTransport)(this.config);
+    connection.onStderr?.((line) => this.logger.debug({ stderr: line }, 'upstream stderr'));
     const client = this.createClient();
     this.connection = connection;
     this.client = client;
@@ -277,7 +283,7 @@ export class Upstream {
       this.lastError = null;
       const era = client.getProtocolEra();
       const tools = this.catalogValue.tools.length;
-      this.logger.info({ era, tools, pid: connection.pid() }, `${this.key}: ready with ${tools} tools (${era} era)`);
+      this.logger.info({ era, tools, pid: connection.pid?.() }, `${this.key}: ready with ${tools} tools (${era} era)`);
     } catch (error) {
       this.lastError = describeConnectError(error, startup, this.closing);
       this.logger.warn({ err: this.lastError }, `${this.key}: failed: ${this.lastError}`);
