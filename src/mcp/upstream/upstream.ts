@@ -17,7 +17,6 @@ import type {
   Resource,
   ResourceTemplateType as ResourceTemplate,
   Tool,
-  McpSubscription,
 } from '@modelcontextprotocol/client';
 import type { Logger } from '../../log/logger.js';
 import type { ServerConfig } from '../../config/schema.js';
@@ -29,6 +28,7 @@ import { createHttpForwarder, ForwardTimeout } from './http-forwarder.js';
 import type { ForwardSession, HttpForwarder } from './http-forwarder.js';
 import { Relays } from './relays.js';
 import type { DownstreamRelay, LogMessage } from './relays.js';
+import { ResourceSubscriptions } from './resource-subscriptions.js';
 import type { TransportFactory } from './transport.js';
 
 export type { DownstreamRelay, LogMessage } from './relays.js';
@@ -112,10 +112,7 @@ export class Upstream {
   private readonly options: UpstreamOptions;
   private readonly connection: UpstreamConnection;
   private readonly relays: Relays;
-  /** Resource subscriptions held on this server, by URI, with how many downstream subscribers want each. */
-  private readonly subscribed = new Map<string, number>();
-  /** 2026-07-28 servers have no resources/subscribe: one subscriptions/listen stream per subscribed URI. */
-  private readonly listens = new Map<string, McpSubscription>();
+  private readonly subscriptions: ResourceSubscriptions;
   private readonly forwarder: HttpForwarder | undefined;
   /** Tools the fast path may call: plain names and no `x-mcp-header` argument mapping. */
   private fastTools = new Set<string>();
@@ -148,18 +145,20 @@ export class Upstream {
           const tools = this.catalogValue.tools.length;
           const pid = this.connection.pid();
           this.logger.info({ era, tools, pid }, `${key}: ready with ${tools} tools (${era} era)`);
-          // A new connection (after a restart or an expired session) starts with no subscriptions on the server.
-          this.listens.clear();
-          for (const uri of this.subscribed.keys()) {
-            await this.subscribeOn(client!, uri).catch((error: unknown) => {
-              this.logger.warn({ uri, err: errorMessage(error) }, 'could not renew a resource subscription');
-            });
-          }
+          await this.subscriptions.renew();
         },
         down: () => (this.catalogValue = EMPTY_CATALOG),
         changed: () => this.options.onChange(this),
       },
     });
+    this.subscriptions = new ResourceSubscriptions(
+      {
+        current: () => (this.connection.state === 'ready' ? this.connection.client : undefined),
+        run: (work) => this.connection.withClient(work),
+        timeoutMs: config.timeouts.call,
+      },
+      this.logger,
+    );
     // The fast path posts to the configured URL itself, so it only stands in for the transport it was built for.
     if (config.transport === 'streamable-http' && options.transport === undefined) {
       this.forwarder = createHttpForwarder({
@@ -402,43 +401,19 @@ export class Upstream {
     return this.connection.withClient((client) => client.complete(params, this.requestOptions(options)));
   }
 
-  /** Subscribes to a resource on the server, once however many downstream clients ask for it. */
-  async subscribe(uri: string): Promise<void> {
-    const count = this.subscribed.get(uri) ?? 0;
-    this.subscribed.set(uri, count + 1);
-    if (count > 0) return;
-    try {
-      await this.connection.withClient((client) => this.subscribeOn(client, uri));
-    } catch (error) {
-      this.subscribed.delete(uri);
-      throw error;
-    }
+  /** Adds a holder of a resource subscription; the server is subscribed once however many hold it. */
+  subscribe(uri: string): Promise<void> {
+    return this.subscriptions.subscribe(uri);
   }
 
-  private async subscribeOn(client: Client, uri: string): Promise<void> {
-    if (client.getProtocolEra() === 'modern') {
-      this.listens.set(uri, await client.listen({ resourceSubscriptions: [uri] }));
-      return;
-    }
-    await client.subscribeResource({ uri }, { timeout: this.config.timeouts.call });
+  /** Removes a holder; the last one unsubscribes the server. */
+  unsubscribe(uri: string): Promise<void> {
+    return this.subscriptions.unsubscribe(uri);
   }
 
-  async unsubscribe(uri: string): Promise<void> {
-    const count = this.subscribed.get(uri) ?? 0;
-    if (count > 1) {
-      this.subscribed.set(uri, count - 1);
-      return;
-    }
-    this.subscribed.delete(uri);
-    const listen = this.listens.get(uri);
-    if (listen) {
-      this.listens.delete(uri);
-      await listen.close();
-    } else if (count === 1 && this.isReady) {
-      await this.connection.withClient((client) =>
-        client.unsubscribeResource({ uri }, { timeout: this.config.timeouts.call }),
-      );
-    }
+  /** How many holders want `uri` subscribed on this server. */
+  subscriptionHolders(uri: string): number {
+    return this.subscriptions.holders(uri);
   }
 
   /** Stops reconnecting and closes the connection (stdio children: stdin closed, then SIGTERM, then SIGKILL). */
