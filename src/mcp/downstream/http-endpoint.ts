@@ -151,10 +151,9 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     legacy: 'reject',
   });
   const modernNode = toNodeHandler(modern);
-  // All 2026-07-28 listen streams share one subscriber: the SDK's listen router delivers each update to the
-  // streams that named its URI. Counts per URI say when the upstream subscription is still needed.
-  const listening = new Map<string, number>();
-  const modernSubscriber = { notifyUpdated: (uri: string) => modern.notify.resourceUpdated(uri) };
+  // The SDK's listen router delivers an update to every stream that named its URI, so all listen streams share
+  // this one function (the subscriptions call it once per update, however many streams hold the URI).
+  const notifyListeners = (uri: string) => modern.notify.resourceUpdated(uri);
 
   /** Open 2026-07-28 listen streams per principal id. */
   const listens = new Map<string, number>();
@@ -207,33 +206,30 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
         return false;
       }
     }
-    const taken: string[] = [];
+    // This stream is one subscriber, released when its response closes: from the start, so that a client that
+    // goes away while the upstream is still being subscribed leaves nothing behind.
+    const subscriber = { notifyUpdated: notifyListeners };
+    let closed = false;
     const release = () => {
-      for (const uri of taken) {
-        const count = (listening.get(uri) ?? 1) - 1;
-        if (count > 0) listening.set(uri, count);
-        else {
-          listening.delete(uri);
-          void subscriptions.unsubscribe(uri, modernSubscriber).catch(() => {});
-        }
-      }
-      taken.length = 0;
+      closed = true;
+      subscriptions.drop(subscriber);
     };
+    res.once('close', release);
     try {
       for (const uri of uris) {
-        const count = listening.get(uri) ?? 0;
-        listening.set(uri, count + 1);
-        taken.push(uri);
-        if (count === 0) await subscriptions.subscribe(uri, modernSubscriber);
+        if (closed) break;
+        await subscriptions.subscribe(uri, subscriber);
       }
     } catch (error) {
+      const gone = closed;
+      res.off('close', release);
       release();
       const message = error instanceof Error ? error.message : String(error);
-      sendJsonRpcError(res, 404, { code: -32002, message });
+      if (!gone) sendJsonRpcError(res, 404, { code: -32002, message });
       return false;
     }
-    res.once('close', release);
-    return true;
+    // A client that went away meanwhile was released at once; its stream is not served.
+    return !closed;
   }
 
   const idle = (session: LegacySession, cutoff: number) => session.active === 0 && session.lastSeen < cutoff;

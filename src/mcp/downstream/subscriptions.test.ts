@@ -3,15 +3,26 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { createSubscriptions } from './subscriptions.js';
 
-/** An upstream that counts what reaches it, and a catalog that routes every URI to it. */
+/** An upstream that records what reaches its server, and a catalog that routes every URI to it. */
 function setup() {
   const calls: string[] = [];
+  const holders = new Map<string, number>();
   let ready = true;
   const upstream = {
     key: 'up',
     config: { prefix: 'up' },
-    subscribe: async (uri: string) => void calls.push(`subscribe ${uri}`),
-    unsubscribe: async (uri: string) => void calls.push(`unsubscribe ${uri}`),
+    // An upstream counts its holders: the server is subscribed by the first and unsubscribed after the last.
+    subscribe: async (uri: string) => {
+      const count = holders.get(uri) ?? 0;
+      holders.set(uri, count + 1);
+      if (count === 0) calls.push(`subscribe ${uri}`);
+    },
+    unsubscribe: async (uri: string) => {
+      const count = holders.get(uri) ?? 0;
+      if (count === 0) return;
+      holders.set(uri, count - 1);
+      if (count === 1) calls.push(`unsubscribe ${uri}`);
+    },
   } as unknown as Upstream;
   const catalog = {
     resolveResource: (uri: string) => {

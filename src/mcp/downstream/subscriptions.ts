@@ -1,11 +1,14 @@
-// Resource subscriptions across the gateway: each downstream subscriber is recorded per exposed URI, the
-// owning upstream is subscribed once however many clients want the URI, and an update reaches only the
-// clients subscribed to it.
+// Resource subscriptions across the gateway: who is subscribed to each exposed URI, so that an update reaches
+// only them. Each subscriber holds the owning upstream's subscription once; the upstream counts its holders.
 import type { Catalog, Routed } from '../catalog/catalog.js';
 import { exposeUpstreamUri } from '../catalog/catalog.js';
 import type { Upstream } from '../upstream/upstream.js';
 
 export interface Subscriber {
+  /**
+   * Tells the subscriber that `uri` changed. Subscribers that share one function (2026-07-28 listen streams,
+   * which the SDK's listen router serves) are told once per update.
+   */
   notifyUpdated(uri: string): void;
 }
 
@@ -27,10 +30,14 @@ interface Entry {
 export function createSubscriptions(catalog: Catalog): Subscriptions {
   const byUri = new Map<string, Entry>();
 
-  async function release(exposedUri: string, entry: Entry): Promise<void> {
-    if (entry.subscribers.size > 0 || byUri.get(exposedUri) !== entry) return;
-    byUri.delete(exposedUri);
-    await entry.route.upstream.unsubscribe(entry.route.original).catch(() => {});
+  /** Forgets an exposed URI nobody is subscribed to any more (the upstream is released by each subscriber). */
+  function forgetIfEmpty(exposedUri: string, entry: Entry): void {
+    if (entry.subscribers.size === 0 && byUri.get(exposedUri) === entry) byUri.delete(exposedUri);
+  }
+
+  function release(exposedUri: string, entry: Entry): Promise<void> {
+    forgetIfEmpty(exposedUri, entry);
+    return entry.route.upstream.unsubscribe(entry.route.original).catch(() => {});
   }
 
   return {
@@ -42,13 +49,11 @@ export function createSubscriptions(catalog: Catalog): Subscriptions {
         byUri.set(exposedUri, entry);
       }
       entry.subscribers.add(subscriber);
-      // The upstream holds one subscription per URI, taken by the first subscriber.
-      if (entry.subscribers.size > 1) return;
       try {
         await entry.route.upstream.subscribe(entry.route.original);
       } catch (error) {
-        entry.subscribers.delete(subscriber);
-        if (entry.subscribers.size === 0 && byUri.get(exposedUri) === entry) byUri.delete(exposedUri);
+        // The upstream did not count this holder. (A subscriber that left meanwhile was released already.)
+        if (entry.subscribers.delete(subscriber)) forgetIfEmpty(exposedUri, entry);
         throw error;
       }
     },
@@ -64,7 +69,12 @@ export function createSubscriptions(catalog: Catalog): Subscriptions {
     },
     updated(upstream, uri) {
       const exposedUri = exposeUpstreamUri(upstream, uri);
-      for (const subscriber of byUri.get(exposedUri)?.subscribers ?? []) subscriber.notifyUpdated(exposedUri);
+      const told = new Set<Subscriber['notifyUpdated']>();
+      for (const { notifyUpdated } of byUri.get(exposedUri)?.subscribers ?? []) {
+        if (told.has(notifyUpdated)) continue;
+        told.add(notifyUpdated);
+        notifyUpdated(exposedUri);
+      }
     },
   };
 }

@@ -8,10 +8,13 @@ import type { ServerConfig } from '../../config/schema.js';
 export interface UpstreamTransport {
   transport: Transport;
   /** The child process id for stdio servers, once started. */
-  pid(): number | undefined;
+  pid?(): number | undefined;
   /** Lines the child writes to stderr (stdio only). */
-  onStderr(listener: (line: string) => void): void;
+  onStderr?(listener: (line: string) => void): void;
 }
+
+/** Builds a fresh transport for each connection attempt to one server. */
+export type TransportFactory = (config: ServerConfig) => UpstreamTransport;
 
 /**
  * The SDK probes the era of a plain StdioClientTransport in a second, short-lived child process; a subclass is
@@ -37,7 +40,7 @@ export const upstreamFetch: FetchLike = (url, init) => {
   return fetch(url, init);
 };
 
-export function createUpstreamTransport(config: ServerConfig): UpstreamTransport {
+export const createUpstreamTransport: TransportFactory = (config) => {
   switch (config.transport) {
     case 'stdio': {
       const transport = new InPlaceStdioClientTransport({
@@ -73,14 +76,14 @@ export function createUpstreamTransport(config: ServerConfig): UpstreamTransport
         requestInit: { headers: { ...config.headers } },
         fetch: upstreamFetch,
       });
-      return { transport, pid: () => undefined, onStderr: () => {} };
+      return { transport };
     }
     case 'sse': {
       const transport = new SSEClientTransport(new URL(config.url), {
         requestInit: { headers: { ...config.headers } },
         fetch: upstreamFetch,
       });
-      return { transport, pid: () => undefined, onStderr: () => {} };
+      return { transport };
     }
   }
-}
+};
