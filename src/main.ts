@@ -9,6 +9,7 @@ import type { Config } from './config/schema.js';
 import type { Logger } from './log/logger.js';
 import { McplexError, errorMessage } from './errors.js';
 import { openStore } from './store/open-store.js';
+import { redactUrl } from './store/redact-url.js';
 import type { Store } from './store/store.js';
 import type { Coordination } from './store/coordination.js';
 import { createLocalCoordination } from './store/memory/local-coordination.js';
@@ -40,14 +41,13 @@ export function assertListenAllowed(host: string, authMode: 'none' | 'keys' = 'n
   }
 }
 
-/** Opens the configured store, or fails with an error that names it. */
 /** The configured store, or `fallback` when the configuration names none (the front end's own choice). */
 export async function openConfiguredStore(config: Config, fallback = DEFAULT_STORE): Promise<Store> {
   const url = config.store ?? fallback;
   try {
     return await openStore(url);
   } catch (error) {
-    throw new McplexError('STORE_FAILED', `cannot open the store ${url}: ${errorMessage(error)}`, {
+    throw new McplexError('STORE_FAILED', `cannot open the store ${redactUrl(url)}: ${errorMessage(error)}`, {
       cause: error,
     });
   }

@@ -8,6 +8,41 @@ import { fixtureStdio, spawnMcplex, tempDir, waitFor, writeConfig } from './supp
 const dir = tempDir();
 afterAll(() => dir.remove());
 
+describe('mcplex migrate', () => {
+  it('brings a SQLite store up to date and says which version it is at', async () => {
+    const file = join(dir.path, 'migrate.db');
+    const config = writeConfig(dir.path, { store: `sqlite:${file}` }, 'migrate.json');
+    const mcplex = spawnMcplex(['migrate', '--config', config]);
+    expect(await mcplex.exited).toBe(0);
+    expect(mcplex.stdout()).toMatch(/^sqlite:.*migrate\.db: schema version \d+, up to date\n$/);
+    expect(existsSync(file)).toBe(true);
+  });
+
+  it('brings a PostgreSQL schema up to date, and reports a server it cannot reach without its password', async () => {
+    const schema = `mcplex_cli_${process.pid}`;
+    const base = process.env.MCPLEX_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: base });
+    await client.connect();
+    try {
+      const config = writeConfig(dir.path, { store: `${base}?schema=${schema}` }, 'migrate-pg.json');
+      const mcplex = spawnMcplex(['migrate', '--config', config]);
+      expect(await mcplex.exited).toBe(0);
+      expect(mcplex.stdout()).toMatch(/schema version 1, up to date/);
+      const { rows } = await client.query(`SELECT max(version)::int AS v FROM ${schema}.schema_version`);
+      expect(rows[0].v).toBe(1);
+    } finally {
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await client.end();
+    }
+    const unreachable = writeConfig(dir.path, { store: 'postgres://mcplex:hunter2secret@127.0.0.1:1/x' }, 'down.json');
+    const failed = spawnMcplex(['migrate', '--config', unreachable]);
+    expect(await failed.exited).toBe(1);
+    expect(failed.stderr()).toMatch(/cannot open the store postgres:\/\/mcplex:\*\*\*@127\.0\.0\.1:1\/x/);
+    expect(failed.stderr() + failed.stdout()).not.toContain('hunter2secret');
+  });
+});
+
 describe('mcplex serve', () => {
   it('shows each server connecting, then ready with its tool count or failed with the reason', async () => {
     const config = writeConfig(dir.path, {

@@ -4,13 +4,15 @@ import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config/load-config.js';
 import { importDesktopConfig } from '../config/import-desktop.js';
+import { DEFAULT_STORE } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { startMockLlm } from '../llm/mock/mock-llm.js';
 import type { MockLlmBehaviour } from '../llm/mock/mock-llm.js';
 import { createLogger } from '../log/logger.js';
 import type { Logger } from '../log/logger.js';
-import { startHttp, startStdio } from '../main.js';
+import { openConfiguredStore, startHttp, startStdio } from '../main.js';
+import { redactUrl } from '../store/redact-url.js';
 import { registerKeyCommands } from './keys.js';
 import { VERSION } from '../version.js';
 
@@ -103,6 +105,19 @@ program
   });
 
 registerKeyCommands(program, load, fail);
+
+program
+  .command('migrate')
+  .description("bring the configured store's schema up to date and exit (serve does the same when it starts)")
+  .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
+  .action(async (options: { config: string }) => {
+    const config = await load(options.config);
+    const store = await openConfiguredStore(config).catch((error: unknown) => fail(errorMessage(error)));
+    process.stdout.write(
+      `${redactUrl(config.store ?? DEFAULT_STORE)}: schema version ${store.schemaVersion}, up to date\n`,
+    );
+    await store.close();
+  });
 
 program
   .command('stdio')

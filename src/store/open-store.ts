@@ -2,6 +2,7 @@
 // loaded only when a URL asks for them.
 
 import { createMemoryStore } from './memory/memory-store.js';
+import { redactUrl } from './redact-url.js';
 import { StoreError, type Store } from './store.js';
 
 const ACCEPTED =
@@ -45,7 +46,7 @@ async function openPostgres(url: string): Promise<Store> {
   try {
     parsed = new URL(url);
   } catch {
-    throw new StoreError('OPEN_FAILED', `store URL "${driver.redactUrl(url)}" is not a valid URL; ${ACCEPTED}`);
+    throw new StoreError('OPEN_FAILED', `store URL "${redactUrl(url)}" is not a valid URL; ${ACCEPTED}`);
   }
   const schema = parsed.searchParams.get('schema') ?? undefined;
   parsed.searchParams.delete('schema');

@@ -195,6 +195,8 @@ export interface ConversationStore {
 
 export interface Store {
   readonly kind: 'memory' | 'sqlite' | 'postgres';
+  /** The schema version the store is at after opening (its migrations applied); 0 for the memory store. */
+  readonly schemaVersion: number;
   readonly keys: KeyStore;
   readonly usage: UsageStore;
   readonly cache: CacheStore;

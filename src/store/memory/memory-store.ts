@@ -52,6 +52,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   const conversations = createConversationStore();
   return {
     kind: 'memory',
+    schemaVersion: 0,
     keys: keys.store,
     usage: usage.store,
     cache: cache.store,

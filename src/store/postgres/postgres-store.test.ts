@@ -8,7 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { StoreError, type Store } from '../store.js';
 import { describeStoreContract } from '../store-contract.js';
 import { PG_MIGRATIONS } from './migrations.js';
-import { openPostgresStore, redactUrl } from './postgres-store.js';
+import { openPostgresStore } from './postgres-store.js';
+import { redactUrl } from '../redact-url.js';
 
 const URL = process.env.MCPLEX_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RUN = `mcplex_t${randomBytes(4).toString('hex')}`;

@@ -31,6 +31,7 @@ import { sortUsageTotals } from '../usage-order.js';
 import { rollUp, totalsQuery } from '../usage-rollup.js';
 import type { Migration } from '../sqlite/migrations.js';
 import { PG_MIGRATIONS } from './migrations.js';
+import { redactUrl } from '../redact-url.js';
 
 export interface PostgresStoreOptions {
   /** The schema that holds mcplex's tables, created when missing. Default `public`. */
@@ -52,17 +53,6 @@ const MAX_SEQ = 2_147_483_647;
 
 /** Usage rows per INSERT: six parameters each, under PostgreSQL's 65535 per statement. */
 const USAGE_CHUNK = 5000;
-
-/** `postgres://user:secret@host/db` with the password replaced, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//***@');
-  }
-}
 
 /**
  * Connects to the database at `url`, creates the schema if needed and migrates it (under an advisory lock, so
@@ -88,10 +78,11 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
         oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as never,
     },
   });
+  let schemaVersion: number;
   // An idle connection that breaks (a restarted server) must not crash the process; the next query reconnects.
   pool.on('error', () => {});
   try {
-    await migrate(pool, schema, PG_MIGRATIONS, redactUrl(url));
+    schemaVersion = await migrate(pool, schema, PG_MIGRATIONS, redactUrl(url));
   } catch (error) {
     await pool.end().catch(() => {});
     if (error instanceof StoreError) throw error;
@@ -103,7 +94,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
       },
     );
   }
-  return createPostgresStore(pool);
+  return createPostgresStore(pool, schemaVersion);
 }
 
 /** Applies every migration newer than the schema's in one transaction, holding the schema's advisory lock. */
@@ -166,10 +157,11 @@ export async function migrate(
   }
 }
 
-function createPostgresStore(pool: pg.Pool): Store {
+function createPostgresStore(pool: pg.Pool, schemaVersion: number): Store {
   let closed: Promise<void> | undefined;
   return {
     kind: 'postgres',
+    schemaVersion,
     keys: createKeyStore(pool),
     usage: createUsageStore(pool),
     cache: createCacheStore(pool),

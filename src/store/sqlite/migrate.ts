@@ -11,7 +11,7 @@ import type { Migration } from './migrations.js';
  * Two processes opening a fresh file at once are safe: each migration re-reads the version under the write lock.
  * Throws StoreError MIGRATION_FAILED, naming `path`.
  */
-export function migrate(db: BetterSqlite3.Database, migrations: readonly Migration[], path: string): void {
+export function migrate(db: BetterSqlite3.Database, migrations: readonly Migration[], path: string): number {
   checkOrder(migrations);
   const latest = migrations.at(-1)?.version ?? 0;
   try {
@@ -54,6 +54,7 @@ export function migrate(db: BetterSqlite3.Database, migrations: readonly Migrati
       throw failed(`migration ${migration.version} (${migration.description}) of ${path} failed`, error);
     }
   }
+  return current();
 }
 
 function checkOrder(migrations: readonly Migration[]): void {

@@ -65,8 +65,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     });
   }
   try {
-    migrate(db, MIGRATIONS, path);
-    return createSqliteStore(db);
+    return createSqliteStore(db, migrate(db, MIGRATIONS, path));
   } catch (error) {
     db.close();
     if (error instanceof StoreError) throw error;
@@ -76,7 +75,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   }
 }
 
-function createSqliteStore(db: Database.Database): Store {
+function createSqliteStore(db: Database.Database, schemaVersion: number): Store {
   const keys = createKeyStore(db);
   const usage = createUsageStore(db);
   const cache = createCacheStore(db);
@@ -84,6 +83,7 @@ function createSqliteStore(db: Database.Database): Store {
   const conversations = createConversationStore(db);
   return {
     kind: 'sqlite',
+    schemaVersion,
     keys,
     usage,
     cache,
