@@ -37,7 +37,7 @@ export function gcraTake(
   periodMs: number,
   now: number,
 ): GcraTake {
-  checkArguments('cost', cost, limit, periodMs, now);
+  checkGcraArguments('cost', cost, limit, periodMs, now);
   const interval = periodMs / limit;
   const { units, at } = settle(state, limit, periodMs, now);
   const wanted = units + cost;
@@ -60,7 +60,7 @@ export function gcraRefund(
   periodMs: number,
   now: number,
 ): GcraState | undefined {
-  checkArguments('amount', amount, limit, periodMs, now);
+  checkGcraArguments('amount', amount, limit, periodMs, now);
   if (state === undefined) return undefined;
   const { units, at } = settle(state, limit, periodMs, now);
   const next = { units: Math.max(0, units - amount), at };
@@ -89,7 +89,8 @@ function describe(allowed: boolean, owed: number, excessMs: number, interval: nu
   };
 }
 
-function checkArguments(name: string, units: number, limit: number, periodMs: number, now: number): void {
+/** The RangeErrors every LimitStore gives for arguments that make no sense, before it touches any state. */
+export function checkGcraArguments(name: string, units: number, limit: number, periodMs: number, now: number): void {
   if (!Number.isFinite(units) || units < 0) throw new RangeError(`rate limit ${name} must be ≥ 0, got ${units}`);
   if (!Number.isFinite(limit) || limit <= 0) throw new RangeError(`rate limit must be > 0, got ${limit}`);
   if (!Number.isFinite(periodMs) || periodMs <= 0) {

@@ -1,5 +1,6 @@
 // The one contract every Store implementation must meet, as vitest blocks: each implementation's test file calls
-// describeStoreContract with a function that opens a fresh, empty store.
+// describeStoreContract with a function that opens a fresh, empty store. An implementation of only some parts (a
+// Redis cache and limits) runs those parts alone: describeCacheContract, describeLimitContract.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StoreError, type ApiKeyRecord, type CacheEntry, type ConversationItem, type Store } from './store.js';
@@ -229,217 +230,8 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       });
     });
 
-    describe('cache', () => {
-      it('returns what was set, and undefined for a key never set', async () => {
-        const entry = cached('{"id":"chatcmpl-1","choices":[]}', 'json', T0, T0 + MINUTE);
-        await store.cache.set('k', entry);
-        expect(await store.cache.get('k', T0)).toEqual(entry);
-        expect(await store.cache.get('other', T0)).toBeUndefined();
-      });
-
-      it('keeps an SSE body byte for byte', async () => {
-        const body = 'data: {"delta":"héllo 👋"}\n\n: keep-alive\r\n\ndata: [DONE]\n\n';
-        await store.cache.set('s', cached(body, 'sse', T0, T0 + MINUTE));
-        expect(await store.cache.get('s', T0 + 1)).toEqual(cached(body, 'sse', T0, T0 + MINUTE));
-      });
-
-      it('never returns an entry at or after its expiry, judged by the now argument', async () => {
-        await store.cache.set('k', cached('x', 'json', T0, T0 + 1000));
-        expect(await store.cache.get('k', T0 + 999)).toBeDefined();
-        expect(await store.cache.get('k', T0 + 1000)).toBeUndefined();
-        expect(await store.cache.get('k', T0 + 5000)).toBeUndefined();
-      });
-
-      it('overwrites an entry under the same key', async () => {
-        await store.cache.set('k', cached('first', 'json', T0, T0 + 1000));
-        await store.cache.set('k', cached('second', 'sse', T0 + 10, T0 + 5000));
-        expect(await store.cache.get('k', T0 + 2000)).toEqual(cached('second', 'sse', T0 + 10, T0 + 5000));
-      });
-
-      it('an overwrite can bring an expired entry back', async () => {
-        await store.cache.set('k', cached('old', 'json', T0, T0 + 10));
-        expect(await store.cache.get('k', T0 + 20)).toBeUndefined();
-        await store.cache.set('k', cached('new', 'json', T0 + 20, T0 + 100));
-        expect((await store.cache.get('k', T0 + 20))?.body).toBe('new');
-      });
-
-      it('deletes an entry; deleting an absent one is fine', async () => {
-        await store.cache.set('k', cached('x', 'json', T0, T0 + MINUTE));
-        await store.cache.set('keep', cached('y', 'json', T0, T0 + MINUTE));
-        await store.cache.delete('k');
-        await store.cache.delete('never-there');
-        expect(await store.cache.get('k', T0)).toBeUndefined();
-        expect((await store.cache.get('keep', T0))?.body).toBe('y');
-      });
-
-      it('prunes exactly the expired entries and reports how many', async () => {
-        await store.cache.set('a', cached('a', 'json', T0, T0 + 10));
-        await store.cache.set('b', cached('b', 'sse', T0, T0 + 20));
-        await store.cache.set('c', cached('c', 'json', T0, T0 + 30));
-        expect(await store.cache.prune(T0)).toBe(0);
-        expect(await store.cache.prune(T0 + 20)).toBe(2);
-        expect(await store.cache.prune(T0 + 20)).toBe(0);
-        expect((await store.cache.get('c', T0 + 20))?.body).toBe('c');
-        expect(await store.cache.prune(T0 + 1000)).toBe(1);
-        expect(await store.cache.get('c', T0)).toBeUndefined();
-      });
-    });
-
-    describe('limits', () => {
-      it('allows a burst of exactly `limit`, counting remaining down to 0', async () => {
-        const decisions = [];
-        for (let i = 0; i < 15; i += 1) decisions.push(await store.limits.take('k', 1, 10, MINUTE, T0));
-        expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
-        expect(decisions.slice(0, 10).every((d) => d.allowed)).toBe(true);
-        expect(decisions.map((d) => d.remaining)).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0]);
-        expect(decisions.slice(0, 10).every((d) => d.retryAfterMs === 0)).toBe(true);
-      });
-
-      it('reports resetMs as the time until the bucket is full again', async () => {
-        const first = await store.limits.take('k', 1, 10, MINUTE, T0);
-        expect(first.resetMs).toBeCloseTo(6000, -1);
-        for (let i = 0; i < 9; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
-        const refused = await store.limits.take('k', 1, 10, MINUTE, T0);
-        expect(refused.resetMs).toBeCloseTo(MINUTE, -1);
-        const later = await store.limits.take('k', 0, 10, MINUTE, T0 + 15_000);
-        expect(later.resetMs).toBeCloseTo(45_000, -1);
-      });
-
-      it('refuses the 11th take with retryAfterMs of one emission interval, and a refusal changes nothing', async () => {
-        for (let i = 0; i < 10; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
-        const eleventh = await store.limits.take('k', 1, 10, MINUTE, T0);
-        expect(eleventh.allowed).toBe(false);
-        expect(eleventh.remaining).toBe(0);
-        expect(eleventh.retryAfterMs).toBeGreaterThanOrEqual(5999);
-        expect(eleventh.retryAfterMs).toBeLessThanOrEqual(6001);
-        // Many more refusals must not push the wait further out.
-        for (let i = 0; i < 20; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0 + 1000);
-        const waited = await store.limits.take('k', 1, 10, MINUTE, T0 + 3000);
-        expect(waited.allowed).toBe(false);
-        expect(waited.retryAfterMs).toBeGreaterThanOrEqual(2999);
-        expect(waited.retryAfterMs).toBeLessThanOrEqual(3001);
-      });
-
-      it('allows one more after periodMs/limit, and then refuses again', async () => {
-        for (let i = 0; i < 10; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
-        expect((await store.limits.take('k', 1, 10, MINUTE, T0 + 5999)).allowed).toBe(false);
-        const next = await store.limits.take('k', 1, 10, MINUTE, T0 + 6000);
-        expect(next).toMatchObject({ allowed: true, remaining: 0, retryAfterMs: 0 });
-        const after = await store.limits.take('k', 1, 10, MINUTE, T0 + 6000);
-        expect(after.allowed).toBe(false);
-        expect(after.retryAfterMs).toBeGreaterThanOrEqual(5999);
-        expect(after.retryAfterMs).toBeLessThanOrEqual(6001);
-      });
-
-      it('refills in proportion to time: half a period gives back half the bucket, a full period all of it', async () => {
-        for (let i = 0; i < 10; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
-        expect(await countAllowed(store, 'k', 10, MINUTE, T0 + 30_000, 20)).toBe(5);
-        expect(await countAllowed(store, 'k', 10, MINUTE, T0 + 30_000 + 10 * MINUTE, 20)).toBe(10);
-      });
-
-      it('takes a cost of several units at once, refusing what does not fit without changing anything', async () => {
-        expect(await store.limits.take('k', 4, 10, MINUTE, T0)).toMatchObject({ allowed: true, remaining: 6 });
-        expect(await store.limits.take('k', 4, 10, MINUTE, T0)).toMatchObject({ allowed: true, remaining: 2 });
-        const refused = await store.limits.take('k', 3, 10, MINUTE, T0);
-        expect(refused).toMatchObject({ allowed: false, remaining: 2 });
-        expect(refused.retryAfterMs).toBeGreaterThanOrEqual(5999);
-        expect(refused.retryAfterMs).toBeLessThanOrEqual(6001);
-        expect(await store.limits.take('k', 2, 10, MINUTE, T0)).toMatchObject({ allowed: true, remaining: 0 });
-      });
-
-      it('counts tokens: 1000 per minute at 250 each allows exactly four', async () => {
-        expect(await countAllowed(store, 'tpm', 1000, MINUTE, T0, 10, 250)).toBe(4);
-      });
-
-      it('never allows a cost above the limit', async () => {
-        const decision = await store.limits.take('k', 11, 10, MINUTE, T0);
-        expect(decision.allowed).toBe(false);
-        expect(decision.remaining).toBe(10);
-        expect(decision.retryAfterMs).toBeGreaterThan(0);
-        expect(await countAllowed(store, 'k', 10, MINUTE, T0, 15)).toBe(10);
-      });
-
-      it('a take of cost 0 reports the state without taking anything', async () => {
-        expect(await store.limits.take('k', 0, 10, MINUTE, T0)).toEqual({
-          allowed: true,
-          remaining: 10,
-          resetMs: 0,
-          retryAfterMs: 0,
-        });
-        await store.limits.take('k', 3, 10, MINUTE, T0);
-        expect(await store.limits.take('k', 0, 10, MINUTE, T0)).toMatchObject({ allowed: true, remaining: 7 });
-        expect(await countAllowed(store, 'k', 10, MINUTE, T0, 15)).toBe(7);
-      });
-
-      it('handles an emission interval that is not a whole number of milliseconds', async () => {
-        const decisions = [];
-        for (let i = 0; i < 5; i += 1) decisions.push(await store.limits.take('k', 1, 3, 1000, T0 + 0.5));
-        expect(decisions.map((d) => [d.allowed, d.remaining])).toEqual([
-          [true, 2],
-          [true, 1],
-          [true, 0],
-          [false, 0],
-          [false, 0],
-        ]);
-        expect((await store.limits.take('k', 1, 3, 1000, T0 + 0.5 + 1000 / 3)).allowed).toBe(true);
-        expect((await store.limits.take('k', 1, 3, 1000, T0 + 0.5 + 1000 / 3)).allowed).toBe(false);
-      });
-
-      it('is exact at limits whose emission interval a double cannot hold (no rounding drift over a burst)', async () => {
-        // Regression: a TAT kept as one epoch double drifted by ~1e-4 ms a take, refusing the 17th of 17 per minute.
-        for (const [limit, periodMs] of [
-          [7, 1000],
-          [17, MINUTE],
-          [90, MINUTE],
-          [600, 1000],
-          [7000, 1000],
-        ] as const) {
-          const bucket = `${limit}/${periodMs}`;
-          expect(await countAllowed(store, bucket, limit, periodMs, T0, limit + 2), bucket).toBe(limit);
-          for (let units = 1; units <= 3; units += 1) {
-            const at = T0 + (units * periodMs) / limit;
-            expect(await countAllowed(store, bucket, limit, periodMs, at, 3), `${bucket} +${units}`).toBe(1);
-          }
-        }
-      });
-
-      it('refund gives units back', async () => {
-        for (let i = 0; i < 10; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
-        await store.limits.refund('k', 3, 10, MINUTE, T0);
-        expect(await countAllowed(store, 'k', 10, MINUTE, T0, 10)).toBe(3);
-      });
-
-      it('refund never fills the bucket beyond the limit', async () => {
-        await store.limits.take('k', 2, 10, MINUTE, T0);
-        await store.limits.refund('k', 100, 10, MINUTE, T0);
-        expect((await store.limits.take('k', 1, 10, MINUTE, T0)).remaining).toBe(9);
-        expect(await countAllowed(store, 'k', 10, MINUTE, T0, 20)).toBe(9);
-      });
-
-      it('refund of a bucket never used, or already full again, changes nothing', async () => {
-        await store.limits.refund('fresh', 5, 10, MINUTE, T0);
-        expect(await countAllowed(store, 'fresh', 10, MINUTE, T0, 15)).toBe(10);
-        await store.limits.take('old', 10, 10, MINUTE, T0);
-        await store.limits.refund('old', 5, 10, MINUTE, T0 + 2 * MINUTE);
-        expect(await countAllowed(store, 'old', 10, MINUTE, T0 + 2 * MINUTE, 15)).toBe(10);
-      });
-
-      it('keeps separate keys independent', async () => {
-        expect(await countAllowed(store, 'a', 10, MINUTE, T0, 15)).toBe(10);
-        expect(await countAllowed(store, 'b', 10, MINUTE, T0, 15)).toBe(10);
-        await store.limits.refund('b', 10, 10, MINUTE, T0);
-        expect((await store.limits.take('a', 1, 10, MINUTE, T0)).allowed).toBe(false);
-      });
-
-      it('rejects a limit, period or cost that makes no sense', async () => {
-        await expect(store.limits.take('k', 1, 0, MINUTE, T0)).rejects.toThrow(RangeError);
-        await expect(store.limits.take('k', 1, 10, 0, T0)).rejects.toThrow(RangeError);
-        await expect(store.limits.take('k', -1, 10, MINUTE, T0)).rejects.toThrow(RangeError);
-        await expect(store.limits.take('k', Number.NaN, 10, MINUTE, T0)).rejects.toThrow(RangeError);
-        await expect(store.limits.refund('k', -1, 10, MINUTE, T0)).rejects.toThrow(RangeError);
-        expect(await countAllowed(store, 'k', 10, MINUTE, T0, 15)).toBe(10);
-      });
-    });
+    cacheTests(() => store);
+    limitTests(() => store);
 
     describe('conversations', () => {
       const user = (text: string) => ({ role: 'user', content: text });
@@ -658,8 +450,262 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
   });
 }
 
+/** The cache part of the contract alone, for an implementation that holds only the cache. */
+export function describeCacheContract(name: string, open: () => Promise<Pick<Store, 'cache' | 'close'>>): void {
+  describe(`Cache contract: ${name}`, () => {
+    let store: Pick<Store, 'cache' | 'close'>;
+    beforeEach(async () => {
+      store = await open();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+    cacheTests(() => store);
+  });
+}
+
+/** The rate-limit part of the contract alone, for an implementation that holds only the limits. */
+export function describeLimitContract(name: string, open: () => Promise<Pick<Store, 'limits' | 'close'>>): void {
+  describe(`Limit contract: ${name}`, () => {
+    let store: Pick<Store, 'limits' | 'close'>;
+    beforeEach(async () => {
+      store = await open();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+    limitTests(() => store);
+  });
+}
+
+function cacheTests(current: () => Pick<Store, 'cache'>): void {
+  describe('cache', () => {
+    let store: Pick<Store, 'cache'>;
+    beforeEach(() => {
+      store = current();
+    });
+
+    it('returns what was set, and undefined for a key never set', async () => {
+      const entry = cached('{"id":"chatcmpl-1","choices":[]}', 'json', T0, T0 + MINUTE);
+      await store.cache.set('k', entry);
+      expect(await store.cache.get('k', T0)).toEqual(entry);
+      expect(await store.cache.get('other', T0)).toBeUndefined();
+    });
+
+    it('keeps an SSE body byte for byte', async () => {
+      const body = 'data: {"delta":"héllo 👋"}\n\n: keep-alive\r\n\ndata: [DONE]\n\n';
+      await store.cache.set('s', cached(body, 'sse', T0, T0 + MINUTE));
+      expect(await store.cache.get('s', T0 + 1)).toEqual(cached(body, 'sse', T0, T0 + MINUTE));
+    });
+
+    it('never returns an entry at or after its expiry, judged by the now argument', async () => {
+      await store.cache.set('k', cached('x', 'json', T0, T0 + 1000));
+      expect(await store.cache.get('k', T0 + 999)).toBeDefined();
+      expect(await store.cache.get('k', T0 + 1000)).toBeUndefined();
+      expect(await store.cache.get('k', T0 + 5000)).toBeUndefined();
+    });
+
+    it('overwrites an entry under the same key', async () => {
+      await store.cache.set('k', cached('first', 'json', T0, T0 + 1000));
+      await store.cache.set('k', cached('second', 'sse', T0 + 10, T0 + 5000));
+      expect(await store.cache.get('k', T0 + 2000)).toEqual(cached('second', 'sse', T0 + 10, T0 + 5000));
+    });
+
+    it('an overwrite can bring an expired entry back', async () => {
+      await store.cache.set('k', cached('old', 'json', T0, T0 + 10));
+      expect(await store.cache.get('k', T0 + 20)).toBeUndefined();
+      await store.cache.set('k', cached('new', 'json', T0 + 20, T0 + 100));
+      expect((await store.cache.get('k', T0 + 20))?.body).toBe('new');
+    });
+
+    it('deletes an entry; deleting an absent one is fine', async () => {
+      await store.cache.set('k', cached('x', 'json', T0, T0 + MINUTE));
+      await store.cache.set('keep', cached('y', 'json', T0, T0 + MINUTE));
+      await store.cache.delete('k');
+      await store.cache.delete('never-there');
+      expect(await store.cache.get('k', T0)).toBeUndefined();
+      expect((await store.cache.get('keep', T0))?.body).toBe('y');
+    });
+
+    it('prunes exactly the expired entries and reports how many', async () => {
+      await store.cache.set('a', cached('a', 'json', T0, T0 + 10));
+      await store.cache.set('b', cached('b', 'sse', T0, T0 + 20));
+      await store.cache.set('c', cached('c', 'json', T0, T0 + 30));
+      expect(await store.cache.prune(T0)).toBe(0);
+      expect(await store.cache.prune(T0 + 20)).toBe(2);
+      expect(await store.cache.prune(T0 + 20)).toBe(0);
+      expect((await store.cache.get('c', T0 + 20))?.body).toBe('c');
+      expect(await store.cache.prune(T0 + 1000)).toBe(1);
+      expect(await store.cache.get('c', T0)).toBeUndefined();
+    });
+  });
+}
+
+function limitTests(current: () => Pick<Store, 'limits'>): void {
+  describe('limits', () => {
+    let store: Pick<Store, 'limits'>;
+    beforeEach(() => {
+      store = current();
+    });
+
+    it('allows a burst of exactly `limit`, counting remaining down to 0', async () => {
+      const decisions = [];
+      for (let i = 0; i < 15; i += 1) decisions.push(await store.limits.take('k', 1, 10, MINUTE, T0));
+      expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
+      expect(decisions.slice(0, 10).every((d) => d.allowed)).toBe(true);
+      expect(decisions.map((d) => d.remaining)).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0]);
+      expect(decisions.slice(0, 10).every((d) => d.retryAfterMs === 0)).toBe(true);
+    });
+
+    it('reports resetMs as the time until the bucket is full again', async () => {
+      const first = await store.limits.take('k', 1, 10, MINUTE, T0);
+      expect(first.resetMs).toBeCloseTo(6000, -1);
+      for (let i = 0; i < 9; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
+      const refused = await store.limits.take('k', 1, 10, MINUTE, T0);
+      expect(refused.resetMs).toBeCloseTo(MINUTE, -1);
+      const later = await store.limits.take('k', 0, 10, MINUTE, T0 + 15_000);
+      expect(later.resetMs).toBeCloseTo(45_000, -1);
+    });
+
+    it('refuses the 11th take with retryAfterMs of one emission interval, and a refusal changes nothing', async () => {
+      for (let i = 0; i < 10; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
+      const eleventh = await store.limits.take('k', 1, 10, MINUTE, T0);
+      expect(eleventh.allowed).toBe(false);
+      expect(eleventh.remaining).toBe(0);
+      expect(eleventh.retryAfterMs).toBeGreaterThanOrEqual(5999);
+      expect(eleventh.retryAfterMs).toBeLessThanOrEqual(6001);
+      // Many more refusals must not push the wait further out.
+      for (let i = 0; i < 20; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0 + 1000);
+      const waited = await store.limits.take('k', 1, 10, MINUTE, T0 + 3000);
+      expect(waited.allowed).toBe(false);
+      expect(waited.retryAfterMs).toBeGreaterThanOrEqual(2999);
+      expect(waited.retryAfterMs).toBeLessThanOrEqual(3001);
+    });
+
+    it('allows one more after periodMs/limit, and then refuses again', async () => {
+      for (let i = 0; i < 10; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
+      expect((await store.limits.take('k', 1, 10, MINUTE, T0 + 5999)).allowed).toBe(false);
+      const next = await store.limits.take('k', 1, 10, MINUTE, T0 + 6000);
+      expect(next).toMatchObject({ allowed: true, remaining: 0, retryAfterMs: 0 });
+      const after = await store.limits.take('k', 1, 10, MINUTE, T0 + 6000);
+      expect(after.allowed).toBe(false);
+      expect(after.retryAfterMs).toBeGreaterThanOrEqual(5999);
+      expect(after.retryAfterMs).toBeLessThanOrEqual(6001);
+    });
+
+    it('refills in proportion to time: half a period gives back half the bucket, a full period all of it', async () => {
+      for (let i = 0; i < 10; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
+      expect(await countAllowed(store, 'k', 10, MINUTE, T0 + 30_000, 20)).toBe(5);
+      expect(await countAllowed(store, 'k', 10, MINUTE, T0 + 30_000 + 10 * MINUTE, 20)).toBe(10);
+    });
+
+    it('takes a cost of several units at once, refusing what does not fit without changing anything', async () => {
+      expect(await store.limits.take('k', 4, 10, MINUTE, T0)).toMatchObject({ allowed: true, remaining: 6 });
+      expect(await store.limits.take('k', 4, 10, MINUTE, T0)).toMatchObject({ allowed: true, remaining: 2 });
+      const refused = await store.limits.take('k', 3, 10, MINUTE, T0);
+      expect(refused).toMatchObject({ allowed: false, remaining: 2 });
+      expect(refused.retryAfterMs).toBeGreaterThanOrEqual(5999);
+      expect(refused.retryAfterMs).toBeLessThanOrEqual(6001);
+      expect(await store.limits.take('k', 2, 10, MINUTE, T0)).toMatchObject({ allowed: true, remaining: 0 });
+    });
+
+    it('counts tokens: 1000 per minute at 250 each allows exactly four', async () => {
+      expect(await countAllowed(store, 'tpm', 1000, MINUTE, T0, 10, 250)).toBe(4);
+    });
+
+    it('never allows a cost above the limit', async () => {
+      const decision = await store.limits.take('k', 11, 10, MINUTE, T0);
+      expect(decision.allowed).toBe(false);
+      expect(decision.remaining).toBe(10);
+      expect(decision.retryAfterMs).toBeGreaterThan(0);
+      expect(await countAllowed(store, 'k', 10, MINUTE, T0, 15)).toBe(10);
+    });
+
+    it('a take of cost 0 reports the state without taking anything', async () => {
+      expect(await store.limits.take('k', 0, 10, MINUTE, T0)).toEqual({
+        allowed: true,
+        remaining: 10,
+        resetMs: 0,
+        retryAfterMs: 0,
+      });
+      await store.limits.take('k', 3, 10, MINUTE, T0);
+      expect(await store.limits.take('k', 0, 10, MINUTE, T0)).toMatchObject({ allowed: true, remaining: 7 });
+      expect(await countAllowed(store, 'k', 10, MINUTE, T0, 15)).toBe(7);
+    });
+
+    it('handles an emission interval that is not a whole number of milliseconds', async () => {
+      const decisions = [];
+      for (let i = 0; i < 5; i += 1) decisions.push(await store.limits.take('k', 1, 3, 1000, T0 + 0.5));
+      expect(decisions.map((d) => [d.allowed, d.remaining])).toEqual([
+        [true, 2],
+        [true, 1],
+        [true, 0],
+        [false, 0],
+        [false, 0],
+      ]);
+      expect((await store.limits.take('k', 1, 3, 1000, T0 + 0.5 + 1000 / 3)).allowed).toBe(true);
+      expect((await store.limits.take('k', 1, 3, 1000, T0 + 0.5 + 1000 / 3)).allowed).toBe(false);
+    });
+
+    it('is exact at limits whose emission interval a double cannot hold (no rounding drift over a burst)', async () => {
+      // Regression: a TAT kept as one epoch double drifted by ~1e-4 ms a take, refusing the 17th of 17 per minute.
+      for (const [limit, periodMs] of [
+        [7, 1000],
+        [17, MINUTE],
+        [90, MINUTE],
+        [600, 1000],
+        [7000, 1000],
+      ] as const) {
+        const bucket = `${limit}/${periodMs}`;
+        expect(await countAllowed(store, bucket, limit, periodMs, T0, limit + 2), bucket).toBe(limit);
+        for (let units = 1; units <= 3; units += 1) {
+          const at = T0 + (units * periodMs) / limit;
+          expect(await countAllowed(store, bucket, limit, periodMs, at, 3), `${bucket} +${units}`).toBe(1);
+        }
+      }
+    });
+
+    it('refund gives units back', async () => {
+      for (let i = 0; i < 10; i += 1) await store.limits.take('k', 1, 10, MINUTE, T0);
+      await store.limits.refund('k', 3, 10, MINUTE, T0);
+      expect(await countAllowed(store, 'k', 10, MINUTE, T0, 10)).toBe(3);
+    });
+
+    it('refund never fills the bucket beyond the limit', async () => {
+      await store.limits.take('k', 2, 10, MINUTE, T0);
+      await store.limits.refund('k', 100, 10, MINUTE, T0);
+      expect((await store.limits.take('k', 1, 10, MINUTE, T0)).remaining).toBe(9);
+      expect(await countAllowed(store, 'k', 10, MINUTE, T0, 20)).toBe(9);
+    });
+
+    it('refund of a bucket never used, or already full again, changes nothing', async () => {
+      await store.limits.refund('fresh', 5, 10, MINUTE, T0);
+      expect(await countAllowed(store, 'fresh', 10, MINUTE, T0, 15)).toBe(10);
+      await store.limits.take('old', 10, 10, MINUTE, T0);
+      await store.limits.refund('old', 5, 10, MINUTE, T0 + 2 * MINUTE);
+      expect(await countAllowed(store, 'old', 10, MINUTE, T0 + 2 * MINUTE, 15)).toBe(10);
+    });
+
+    it('keeps separate keys independent', async () => {
+      expect(await countAllowed(store, 'a', 10, MINUTE, T0, 15)).toBe(10);
+      expect(await countAllowed(store, 'b', 10, MINUTE, T0, 15)).toBe(10);
+      await store.limits.refund('b', 10, 10, MINUTE, T0);
+      expect((await store.limits.take('a', 1, 10, MINUTE, T0)).allowed).toBe(false);
+    });
+
+    it('rejects a limit, period or cost that makes no sense', async () => {
+      await expect(store.limits.take('k', 1, 0, MINUTE, T0)).rejects.toThrow(RangeError);
+      await expect(store.limits.take('k', 1, 10, 0, T0)).rejects.toThrow(RangeError);
+      await expect(store.limits.take('k', -1, 10, MINUTE, T0)).rejects.toThrow(RangeError);
+      await expect(store.limits.take('k', Number.NaN, 10, MINUTE, T0)).rejects.toThrow(RangeError);
+      await expect(store.limits.refund('k', -1, 10, MINUTE, T0)).rejects.toThrow(RangeError);
+      expect(await countAllowed(store, 'k', 10, MINUTE, T0, 15)).toBe(10);
+    });
+  });
+}
+
 async function countAllowed(
-  store: Store,
+  store: Pick<Store, 'limits'>,
   key: string,
   limit: number,
   periodMs: number,

@@ -205,7 +205,9 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export type StoreErrorCode = 'DUPLICATE' | 'OPEN_FAILED' | 'MIGRATION_FAILED' | 'CONFLICT' | 'NOT_FOUND';
+/** UNAVAILABLE: a network store (Redis) is unreachable or too slow; the call may or may not have taken effect. */
+export type StoreErrorCode =
+  'DUPLICATE' | 'OPEN_FAILED' | 'MIGRATION_FAILED' | 'CONFLICT' | 'NOT_FOUND' | 'UNAVAILABLE';
 
 export class StoreError extends Error {
   constructor(

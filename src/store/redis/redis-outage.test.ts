@@ -1,0 +1,145 @@
+// What the Redis state does while Redis is away, on a redis-server of its own (killed and started again on the same
+// port): every call fails promptly with StoreError UNAVAILABLE naming the server without its password, none waits
+// for Redis to come back, and once it is back calls succeed again and subscriptions deliver again by themselves.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { StoreError } from '../store.js';
+import { openRedisState } from './redis-state.js';
+
+const REDIS_SERVER = '/usr/bin/redis-server';
+const PASSWORD = `pw${randomBytes(6).toString('hex')}`;
+const T0 = 1_700_000_000_000;
+const children = new Set<ChildProcess>();
+
+afterAll(() => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+describe('Redis state while Redis is away', () => {
+  it('fails every call promptly, then works again once Redis is back', async () => {
+    const port = await freePort();
+    const url = `redis://:${PASSWORD}@127.0.0.1:${port}/0`;
+    let server = await startRedis(port);
+    const state = await openRedisState(url, { prefix: 'mcplex-outage:' });
+    try {
+      const got: string[] = [];
+      await state.coordination.subscribe('wake', (m) => got.push(m));
+      expect((await state.limits.take('k', 1, 10, 60_000, T0)).allowed).toBe(true);
+      const lease = await state.coordination.acquire('c', 5, 30_000);
+      expect(lease).toBeDefined();
+
+      await stopRedis(server);
+      const calls: [string, () => Promise<unknown>][] = [
+        ['take', () => state.limits.take('k', 1, 10, 60_000, T0)],
+        ['refund', () => state.limits.refund('k', 1, 10, 60_000, T0)],
+        ['cache get', () => state.cache.get('x', T0)],
+        ['cache set', () => state.cache.set('x', { body: '{}', kind: 'json', createdAt: T0, expiresAt: T0 + 1000 })],
+        ['cache delete', () => state.cache.delete('x')],
+        ['prune', () => state.cache.prune(T0)],
+        ['publish', () => state.coordination.publish('wake', 'lost')],
+        ['subscribe', () => state.coordination.subscribe('other', () => {})],
+        ['acquire', () => state.coordination.acquire('c', 5, 30_000)],
+        ['count', () => state.coordination.count('c')],
+        ['renew', () => lease!.renew()],
+        ['release', () => lease!.release()],
+      ];
+      // All at once and then each again: none of them may wait for Redis (the test's timeout would end it).
+      for (const outcome of await Promise.allSettled(calls.map(([, call]) => call()))) {
+        expectUnavailable(outcome, port);
+      }
+      for (const [name, call] of calls) expectUnavailable(await settle(call()), port, name);
+      await expect(openRedisState(url, { connectTimeoutMs: 1000 })).rejects.toMatchObject({
+        code: 'OPEN_FAILED',
+        message: expect.not.stringContaining(PASSWORD),
+      });
+
+      server = await startRedis(port);
+      // Back within a bounded number of attempts (the connection retries in the background, at most 2 s apart).
+      let attempts = 0;
+      let back = false;
+      while (!back && attempts < 60) {
+        attempts += 1;
+        back = await state.limits.take('k', 1, 10, 60_000, T0).then(
+          () => true,
+          () => false,
+        );
+        if (!back) await sleep(100);
+      }
+      expect(back).toBe(true);
+      // The restarted server remembers nothing (no persistence), and every part works on it; the Lua scripts are
+      // loaded again where needed.
+      expect(await state.coordination.count('c')).toBe(0);
+      expect(await state.coordination.acquire('c', 1, 30_000)).toBeDefined();
+      await state.cache.set('x', { body: 'again', kind: 'json', createdAt: T0, expiresAt: T0 + 60_000 });
+      expect((await state.cache.get('x', T0))?.body).toBe('again');
+      // The subscription made before the outage delivers again once the subscriber connection is back.
+      await vi.waitFor(
+        async () => {
+          await state.coordination.publish('wake', 'back');
+          expect(got).toContain('back');
+        },
+        { timeout: 15_000, interval: 100 },
+      );
+      expect(got).not.toContain('lost');
+    } finally {
+      await state.close();
+      await stopRedis(server);
+    }
+  });
+});
+
+function expectUnavailable(outcome: PromiseSettledResult<unknown>, port: number, name = ''): void {
+  expect(outcome.status, name).toBe('rejected');
+  const error = (outcome as PromiseRejectedResult).reason as StoreError;
+  expect(error, name).toBeInstanceOf(StoreError);
+  expect(error.code, name).toBe('UNAVAILABLE');
+  expect(error.message, name).toContain(`127.0.0.1:${port}`);
+  expect(error.message, name).not.toContain(PASSWORD);
+}
+
+function settle(promise: Promise<unknown>): Promise<PromiseSettledResult<unknown>> {
+  return promise.then(
+    (value) => ({ status: 'fulfilled', value }),
+    (reason: unknown) => ({ status: 'rejected', reason }),
+  );
+}
+
+/** A redis-server of this test's own on `port`, without persistence, resolved once it accepts connections. */
+function startRedis(port: number): Promise<ChildProcess> {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  const child = spawn(REDIS_SERVER, [...args, '--requirepass', PASSWORD], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  return new Promise((resolve, reject) => {
+    let output = '';
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      output += chunk;
+      if (output.includes('Ready to accept connections')) resolve(child);
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code} before it was ready:\n${output}`)));
+  });
+}
+
+async function stopRedis(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+  children.delete(child);
+}
+
+/** A TCP port that was free a moment ago. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject()));
+    });
+  });
+}
