@@ -10,8 +10,12 @@ import type { Logger } from './log/logger.js';
 import { McplexError, errorMessage } from './errors.js';
 import { openStore } from './store/open-store.js';
 import { redactUrl } from './store/redact-url.js';
-import type { Store } from './store/store.js';
-import type { Coordination } from './store/coordination.js';
+import type { CacheStore, LimitStore, Store } from './store/store.js';
+import type { Coordination, Leases } from './store/coordination.js';
+import { createFallbacks } from './store/fallback.js';
+import type { SharedStateHealth } from './store/fallback.js';
+import type { RedisState } from './store/redis/redis-state.js';
+import { createMemoryStore } from './store/memory/memory-store.js';
 import { createLocalCoordination } from './store/memory/local-coordination.js';
 import { createPolicy } from './policy/policy.js';
 import { createSamplingBridge, serverIdentities } from './mcp/bridge/sampling.js';
@@ -53,15 +57,76 @@ export async function openConfiguredStore(config: Config, fallback = DEFAULT_STO
   }
 }
 
-/** The policy stages for this configuration, on an open store. */
-export function policyFor(config: Config, store: Store, coordination?: Coordination): Policy {
+/**
+ * What the processes of one deployment share beyond the store: with `redis` configured, rate-limit counters,
+ * concurrency leases (both falling back as `redis.onError` says while Redis is away), the cache and messages
+ * between replicas; otherwise only this process's own coordination.
+ */
+export interface SharedState {
+  coordination: Coordination;
+  limits?: LimitStore;
+  leases?: Leases;
+  cache?: CacheStore;
+  health?: () => SharedStateHealth;
+  close(): Promise<void>;
+}
+
+export async function openSharedState(config: Config, logger: Logger, metrics?: Metrics): Promise<SharedState> {
+  const local = createLocalCoordination();
+  const redisConfig = config.redis;
+  if (!redisConfig) return { coordination: local, close: () => local.close() };
+  let redis: RedisState;
+  try {
+    // ioredis is loaded only when Redis is configured.
+    const { openRedisState } = await import('./store/redis/redis-state.js');
+    redis = await openRedisState(redisConfig.url, {
+      prefix: redisConfig.prefix,
+      commandTimeoutMs: redisConfig.commandTimeoutMs,
+    });
+  } catch (error) {
+    await local.close();
+    throw new McplexError('STORE_FAILED', `cannot use Redis: ${errorMessage(error)}`, { cause: error });
+  }
+  metrics?.sharedStateUp.set(1);
+  const fallbacks = createFallbacks({
+    mode: redisConfig.onError,
+    localShare: redisConfig.localShare,
+    localLimits: createMemoryStore().limits,
+    localLeases: local,
+    onChange(health) {
+      metrics?.sharedStateUp.set(health.state === 'ready' ? 1 : 0);
+      if (health.state === 'ready') logger.info('Redis is reachable again: limits are shared again');
+      else {
+        const fallback = redisConfig.onError === 'local' ? 'counted in this process' : 'refused (503)';
+        logger.warn({ err: health.lastError }, `Redis is unavailable: limited requests are ${fallback}`);
+      }
+    },
+  });
+  return {
+    coordination: redis.coordination,
+    limits: fallbacks.limits(redis.limits),
+    leases: fallbacks.leases(redis.coordination),
+    cache: redis.cache,
+    health: fallbacks.health,
+    close: async () => {
+      await Promise.all([redis.close(), local.close()]);
+    },
+  };
+}
+
+/** The policy stages for this configuration, on an open store and the deployment's shared state. */
+export function policyFor(config: Config, store: Store, shared?: SharedState): Policy {
   const models = Object.entries(config.llm.models).flatMap(([name, model]) => [name, ...model.aliases]);
   return createPolicy(store, {
     mode: config.auth.mode,
     models,
     servers: Object.keys(config.mcpServers),
     limitCounters: config.limits.counters,
-    coordination,
+    leaseTtlMs: config.limits.leaseTtlMs,
+    keyCacheMs: config.auth.keyCacheMs,
+    ...(shared ? { coordination: shared.coordination } : {}),
+    ...(shared?.limits ? { limits: shared.limits } : {}),
+    ...(shared?.leases ? { leases: shared.leases } : {}),
   });
 }
 
@@ -81,6 +146,7 @@ export interface RunningServer {
  */
 interface Core {
   store: Store;
+  shared: SharedState;
   policy: Policy;
   gateway: Gateway;
   llm: LlmCore;
@@ -91,9 +157,15 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
   // In dependency order: the store and policies, the shared LLM, the sampling bridge on it, then the upstreams,
   // whose sampling requests the bridge answers.
   const store = await openConfiguredStore(config);
-  const coordination = createLocalCoordination();
-  const policy = policyFor(config, store, coordination);
-  const llm = createLlmCore(config.llm, { logger, metrics, policy });
+  let shared: SharedState;
+  try {
+    shared = await openSharedState(config, logger, metrics);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const policy = policyFor(config, store, shared);
+  const llm = createLlmCore(config.llm, { logger, metrics, policy, sharedCache: shared.cache });
   const identities = serverIdentities(config.mcpServers, Object.keys(config.llm.models).length > 0);
   const bridge = createSamplingBridge({
     ...identities,
@@ -106,13 +178,14 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
   });
   return {
     store,
+    shared,
     policy,
     gateway,
     llm,
     async close() {
       await Promise.all([gateway.close(), llm.close()]);
       await policy.close();
-      await Promise.all([store.close(), coordination.close()]);
+      await Promise.all([store.close(), shared.close()]);
     },
   };
 }
@@ -121,7 +194,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   assertListenAllowed(config.server.host, config.auth.mode);
   const metrics = createMetrics();
   const core = await composeCore(config, logger, metrics);
-  const { store, policy, gateway, llm } = core;
+  const { store, shared, policy, gateway, llm } = core;
   if (config.auth.mode === 'none') {
     logger.warn(
       'keyless development mode: anyone who can reach this loopback address may use /mcp and /v1 ' +
@@ -158,7 +231,18 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     readiness: () => {
       const { settled, servers } = gateway.status();
       const sessions = mcp.sessionCount();
-      return { ready: settled, body: { ready: settled, sessions, replayBufferBytes: mcp.replayBytes(), servers } };
+      const sharedState = shared.health?.();
+      return {
+        ready: settled,
+        body: {
+          ready: settled,
+          sessions,
+          replayBufferBytes: mcp.replayBytes(),
+          servers,
+          // Redis away is a degraded state, not an unready one: limits fall back as configured.
+          ...(sharedState ? { sharedState } : {}),
+        },
+      };
     },
   });
   gateway.start();

@@ -10,6 +10,7 @@ export interface Metrics {
   readonly llmTokens: Counter<'model' | 'deployment' | 'direction'>;
   readonly llmRetries: Counter<'model' | 'deployment' | 'reason'>;
   readonly llmBreakerState: Gauge<'deployment'>;
+  readonly sharedStateUp: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -59,6 +60,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'mcplex_llm_breaker_state',
       help: 'Circuit breaker per deployment: 0 closed, 1 half-open, 2 open',
       labelNames: ['deployment'],
+      registers,
+    }),
+    sharedStateUp: new Gauge({
+      name: 'mcplex_shared_state_up',
+      help: 'The shared fast state (Redis) is reachable: 1, or 0 while limits fall back as configured',
       registers,
     }),
   };

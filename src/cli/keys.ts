@@ -4,7 +4,9 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
-import { openConfiguredStore, policyFor } from '../main.js';
+import { openConfiguredStore, openSharedState, policyFor } from '../main.js';
+import type { SharedState } from '../main.js';
+import { createLogger } from '../log/logger.js';
 import type { CreateKeyInput } from '../policy/auth/key-service.js';
 import type { Policy } from '../policy/policy.js';
 
@@ -45,14 +47,22 @@ async function withPolicy<T>(
   } catch (error) {
     fail(errorMessage(error));
   }
-  const policy = policyFor(config, store);
+  // With Redis configured, a revocation is announced to the running replicas at once; without it (or while Redis
+  // is away) they notice within their key cache's lifetime.
+  let shared: SharedState | undefined;
+  try {
+    shared = await openSharedState(config, createLogger('warn'));
+  } catch (error) {
+    process.stderr.write(`warning: ${errorMessage(error)}; running replicas are not told of changes at once\n`);
+  }
+  const policy = policyFor(config, store, shared);
   try {
     return await run(policy);
   } catch (error) {
-    fail(errorMessage(error));
+    return fail(errorMessage(error));
   } finally {
     await policy.close();
-    await store.close();
+    await Promise.all([store.close(), shared?.close()]);
   }
 }
 

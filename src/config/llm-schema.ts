@@ -66,8 +66,11 @@ export const llmSchema = z
         /** Deterministic requests (temperature 0 or a seed; any with `x-mcplex-cache: force`) are answered once. */
         enabled: z.boolean().default(true),
         ttlMs: z.number().int().positive().default(300_000),
-        /** `memory`: an LRU bounded by `maxBytes` in this process; `store`: the configured store (shared). */
-        store: z.enum(['memory', 'store']).default('memory'),
+        /**
+         * `memory`: an LRU bounded by `maxBytes` in this process; `store`: the configured store; `redis`: the
+         * configured Redis (shared by every replica on it).
+         */
+        store: z.enum(['memory', 'store', 'redis']).default('memory'),
         maxBytes: z
           .number()
           .int()

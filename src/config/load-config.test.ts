@@ -70,8 +70,8 @@ describe('parseConfig', () => {
         cache: { enabled: true, ttlMs: 300_000, store: 'memory', maxBytes: 67_108_864, shared: false },
         batching: { windowMs: 2, maxInputs: 64 },
       },
-      auth: { mode: 'none' },
-      limits: { counters: 'store' },
+      auth: { mode: 'none', keyCacheMs: 5000 },
+      limits: { counters: 'store', leaseTtlMs: 30_000 },
       agent: { selectionThreshold: 40, topK: 20, embeddings: true },
       logLevel: 'info',
     });

@@ -310,10 +310,37 @@ export const configSchema = z
         error: 'store must be "memory:", "sqlite:<path>" or "postgres://user@host:5432/database"',
       })
       .optional(),
+    /**
+     * Redis for the fast state replicas share: rate-limit counters, requests in progress (leases), the response
+     * cache (`llm.cache.store: "redis"`) and messages between replicas. A URL, or the object with its options.
+     */
+    redis: z
+      .preprocess(
+        (value) => (typeof value === 'string' ? { url: value } : value),
+        z.strictObject({
+          url: z.string().regex(/^rediss?:\/\/.+/, { error: 'redis.url must start with redis:// or rediss://' }),
+          /** Put before every key and channel, so that deployments (and test runs) can share one Redis. */
+          prefix: z.string().min(1).max(64).default('mcplex:'),
+          /**
+           * While Redis is away: `local` counts limits in this process alone (each replica granting `localShare` of
+           * every key's limits), `refuse` answers limited requests with 503. The cache is bypassed either way.
+           */
+          onError: z.enum(['local', 'refuse']).default('local'),
+          localShare: z.number().gt(0).max(1).default(1),
+          /** How long a Redis command may take before it counts as failed. */
+          commandTimeoutMs: z.number().int().positive().default(500),
+        }),
+      )
+      .optional(),
     auth: z
       .strictObject({
         /** `keys`: every /mcp, /v1 and /admin request needs an API key. `none`: keyless, loopback only. */
         mode: z.enum(['none', 'keys']).default('none'),
+        /**
+         * How long a key read from the store is trusted before it is read again. A revocation reaches the other
+         * processes at once through Redis when it is configured, else within this time.
+         */
+        keyCacheMs: z.number().int().min(0).default(5000),
       })
       .prefault({}),
     /**
@@ -321,7 +348,16 @@ export const configSchema = z
      * `process` (each process counts alone: N processes grant N times the limit). Requests in progress are
      * counted per process either way.
      */
-    limits: z.strictObject({ counters: z.enum(['store', 'process']).default('store') }).prefault({}),
+    limits: z
+      .strictObject({
+        counters: z.enum(['store', 'process']).default('store'),
+        /**
+         * How long a request's concurrency slot outlives its holder's last renewal (a running request renews it every
+         * third of this): the time a replica that died mid-request keeps its slots.
+         */
+        leaseTtlMs: z.number().int().min(300).default(30_000),
+      })
+      .prefault({}),
     /** The tool-running chat (`mcp` on /v1/chat/completions). */
     agent: z
       .strictObject({
@@ -335,6 +371,9 @@ export const configSchema = z
     logLevel: z.enum(LOG_LEVELS).default('info'),
   })
   .superRefine((config, ctx) => {
+    if (config.llm.cache.store === 'redis' && config.redis === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['llm', 'cache', 'store'], message: 'cache.store "redis" needs redis' });
+    }
     // Sampling policies name models of the llm section.
     const models = new Set(Object.entries(config.llm.models).flatMap(([name, m]) => [name, ...m.aliases]));
     for (const [key, server] of Object.entries(config.mcpServers)) {

@@ -11,6 +11,7 @@ import { scopeCheck } from '../policy/auth/scopes.js';
 import { createResponseCache } from '../policy/cache/response-cache.js';
 import type { Policy } from '../policy/policy.js';
 import { createMemoryStore } from '../store/memory/memory-store.js';
+import type { CacheStore } from '../store/store.js';
 import { safeJson } from '../wire/json.js';
 import { createSseParser } from '../wire/sse.js';
 import { bufferedError, llmFailure } from './openai-errors.js';
@@ -32,6 +33,8 @@ export interface LlmCoreOptions {
   metrics: Metrics;
   /** Keys, scopes, limits and usage; without it every request is anonymous and unlimited. */
   policy?: Policy | undefined;
+  /** The cache every replica shares (Redis), for `cache.store: "redis"`. */
+  sharedCache?: CacheStore | undefined;
 }
 
 export interface LlmCore {
@@ -87,12 +90,16 @@ export function createLlmCore(config: LlmConfig, options: LlmCoreOptions): LlmCo
   // Batched embeddings are answered from their batch, before the cache is asked.
   if (batch) stages.push(batch.stage);
   if (config.cache.enabled) {
-    const cache = createResponseCache(
-      config.cache.store === 'store' && policy
-        ? policy.store.cache
-        : createMemoryStore({ maxCacheBytes: config.cache.maxBytes }).cache,
-      { ttlMs: config.cache.ttlMs, onError: (error) => logger.warn({ err: errorMessage(error) }, 'cache failed') },
-    );
+    const chosen =
+      config.cache.store === 'redis'
+        ? options.sharedCache
+        : config.cache.store === 'store'
+          ? policy?.store.cache
+          : undefined;
+    const cache = createResponseCache(chosen ?? createMemoryStore({ maxCacheBytes: config.cache.maxBytes }).cache, {
+      ttlMs: config.cache.ttlMs,
+      onError: (error) => logger.warn({ err: errorMessage(error) }, 'cache failed'),
+    });
     // Coalescing shares the answers the cache may keep: it needs the cache's share key, and keeps the answer
     // the cache saves.
     stages.push(createCacheStage({ cache, shared: config.cache.shared, logger, metrics }), createCoalesceStage());

@@ -1,8 +1,8 @@
 // The policies every request passes, composed once: who is asking (API keys, or anyone in keyless development
 // mode), what they may reach (scopes), how fast (rate limits) and what they used (usage accounting).
 import type { IncomingMessage } from 'node:http';
-import type { Store } from '../store/store.js';
-import type { Coordination } from '../store/coordination.js';
+import type { LimitStore, Store } from '../store/store.js';
+import type { Coordination, Leases } from '../store/coordination.js';
 import { createMemoryStore } from '../store/memory/memory-store.js';
 import { createLocalCoordination } from '../store/memory/local-coordination.js';
 import { createAuthenticator, ANONYMOUS } from './auth/keys.js';
@@ -28,6 +28,9 @@ export interface Policy {
   close(): Promise<void>;
 }
 
+/** Where a revoked key's id is announced to every process of the deployment. */
+const REVOKED_TOPIC = 'keys:revoked';
+
 const OK_ANONYMOUS: AuthResult = Object.freeze({ ok: true, principal: ANONYMOUS });
 
 export function createPolicy(
@@ -38,35 +41,50 @@ export function createPolicy(
     servers: readonly string[];
     /** Where rate-limit counters live: the store (shared by every process on it) or this process only. */
     limitCounters?: 'store' | 'process';
+    /** Where rate-limit counters live instead, when given (the shared Redis, with its fallback). */
+    limits?: LimitStore;
     /**
-     * What the processes of one deployment share beyond the store: requests in progress hold its leases. A new
-     * in-process one when not given (each process then counts its own requests in progress).
+     * What the processes of one deployment share beyond the store: requests in progress hold its leases (unless
+     * `leases` names others) and revocations are announced on it. A new in-process one when not given (each
+     * process then counts its own requests in progress).
      */
     coordination?: Coordination;
+    leases?: Leases;
     /** How long a request's concurrency slot outlives its last renewal (the limiter's default when not given). */
     leaseTtlMs?: number;
+    /** How long a key read from the store is trusted (the authenticator's default when not given). */
+    keyCacheMs?: number;
   },
 ): Policy {
-  const authenticator = createAuthenticator(store.keys);
+  const authenticator = createAuthenticator(
+    store.keys,
+    options.keyCacheMs === undefined ? {} : { cacheTtlMs: options.keyCacheMs },
+  );
   const usage = createUsageRecorder(store.usage);
+  const coordination = options.coordination ?? createLocalCoordination();
+  // A key revoked by another process is refused here as soon as the message arrives, not when the cache expires.
+  const listening = coordination.subscribe(REVOKED_TOPIC, (id) => authenticator.forget(id)).catch(() => undefined);
   return {
     mode: options.mode,
     store,
     authenticator,
     // In the store by default, so that every process on it shares one budget per key; "process" keeps them here
     // (each process then grants the whole limit), for a store too slow to write on every limited request.
-    limiter: createRateLimiter(options.limitCounters === 'process' ? createMemoryStore().limits : store.limits, {
-      leases: options.coordination ?? createLocalCoordination(),
-      leaseTtlMs: options.leaseTtlMs,
-    }),
+    limiter: createRateLimiter(
+      options.limits ?? (options.limitCounters === 'process' ? createMemoryStore().limits : store.limits),
+      { leases: options.leases ?? coordination, leaseTtlMs: options.leaseTtlMs },
+    ),
     usage,
-    keys: createKeyService(store.keys, options, authenticator),
+    keys: createKeyService(store.keys, options, authenticator, (id) => coordination.publish(REVOKED_TOPIC, id)),
     authenticate(req) {
       if (options.mode === 'none') return Promise.resolve(OK_ANONYMOUS);
       const header = req.headers.authorization ?? req.headers['x-api-key'];
       return authenticator.authenticate(Array.isArray(header) ? header[0] : header);
     },
     async close() {
+      await (
+        await listening
+      )?.();
       await usage.close();
     },
   };

@@ -40,6 +40,8 @@ export function createKeyService(
   store: KeyStore,
   known: { models: readonly string[]; servers: readonly string[] },
   authenticator?: Authenticator,
+  /** Tells the other processes of the deployment that a key was revoked, so that they stop honouring it at once. */
+  announceRevoked?: (id: string) => Promise<void>,
 ): KeyService {
   return {
     async create(input) {
@@ -107,6 +109,9 @@ export function createKeyService(
     async revoke(id) {
       const done = await store.revoke(id, Date.now());
       authenticator?.forget(id);
+      // The revocation is already stored: a message that does not get through only leaves the others to notice
+      // when their cached copy expires.
+      if (done) await announceRevoked?.(id).catch(() => {});
       return done;
     },
   };

@@ -1,28 +1,23 @@
 // What the Redis state does while Redis is away, on a redis-server of its own (killed and started again on the same
 // port): every call fails promptly with StoreError UNAVAILABLE naming the server without its password, none waits
 // for Redis to come back, and once it is back calls succeed again and subscriptions deliver again by themselves.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { StoreError } from '../store.js';
 import { openRedisState } from './redis-state.js';
+import { freePort, startRedis, stopAllRedis, stopRedis } from './redis-test-support.js';
 
-const REDIS_SERVER = '/usr/bin/redis-server';
 const PASSWORD = `pw${randomBytes(6).toString('hex')}`;
 const T0 = 1_700_000_000_000;
-const children = new Set<ChildProcess>();
 
-afterAll(() => {
-  for (const child of children) child.kill('SIGKILL');
-});
+afterAll(() => stopAllRedis());
 
 describe('Redis state while Redis is away', () => {
   it('fails every call promptly, then works again once Redis is back', async () => {
     const port = await freePort();
     const url = `redis://:${PASSWORD}@127.0.0.1:${port}/0`;
-    let server = await startRedis(port);
+    let server = await startRedis(port, PASSWORD);
     const state = await openRedisState(url, { prefix: 'mcplex-outage:' });
     try {
       const got: string[] = [];
@@ -56,7 +51,7 @@ describe('Redis state while Redis is away', () => {
         message: expect.not.stringContaining(PASSWORD),
       });
 
-      server = await startRedis(port);
+      server = await startRedis(port, PASSWORD);
       // Back within a bounded number of attempts (the connection retries in the background, at most 2 s apart).
       let attempts = 0;
       let back = false;
@@ -105,41 +100,4 @@ function settle(promise: Promise<unknown>): Promise<PromiseSettledResult<unknown
     (value) => ({ status: 'fulfilled', value }),
     (reason: unknown) => ({ status: 'rejected', reason }),
   );
-}
-
-/** A redis-server of this test's own on `port`, without persistence, resolved once it accepts connections. */
-function startRedis(port: number): Promise<ChildProcess> {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-  const child = spawn(REDIS_SERVER, [...args, '--requirepass', PASSWORD], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  return new Promise((resolve, reject) => {
-    let output = '';
-    child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (chunk: string) => {
-      output += chunk;
-      if (output.includes('Ready to accept connections')) resolve(child);
-    });
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code} before it was ready:\n${output}`)));
-  });
-}
-
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
-  children.delete(child);
-}
-
-/** A TCP port that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject()));
-    });
-  });
 }

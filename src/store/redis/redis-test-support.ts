@@ -1,6 +1,8 @@
 // What the Redis tests share: the server they run against (MCPLEX_TEST_REDIS, else the local one), a key prefix of
 // their own per run so that runs and deployments can share that server, and removing everything under it after.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 
 export const TEST_REDIS_URL = process.env.MCPLEX_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
@@ -56,4 +58,55 @@ export function testNamespace(url: string = TEST_REDIS_URL): TestNamespace {
       }
     },
   };
+}
+
+const REDIS_SERVER = '/usr/bin/redis-server';
+const children = new Set<ChildProcess>();
+
+/**
+ * A redis-server of the test's own on `port` (with `password` when given), without persistence, resolved once it
+ * accepts connections: for tests that stop Redis under a running mcplex.
+ */
+export function startRedis(port: number, password?: string): Promise<ChildProcess> {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  if (password !== undefined) args.push('--requirepass', password);
+  const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  return new Promise((resolve, reject) => {
+    let output = '';
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      output += chunk;
+      if (output.includes('Ready to accept connections')) resolve(child);
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code} before it was ready:\n${output}`)));
+  });
+}
+
+/** Kills a redis-server started by startRedis (as a crash would) and waits until it is gone. */
+export async function stopRedis(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+  children.delete(child);
+}
+
+/** Kills every redis-server startRedis started that is still running. */
+export function stopAllRedis(): void {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+}
+
+/** A TCP port that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject()));
+    });
+  });
 }

@@ -1,0 +1,110 @@
+// Shared fast state (Redis) that may go away: rate-limit counters and concurrency leases that fall back as the
+// configuration says while it is unreachable (count in this process at a share of each limit, or refuse with 503),
+// and its health as /readyz and /metrics show it. While it is away it is asked again at most once per probe
+// interval, so requests do not each wait for a command timeout; the first call that succeeds restores it.
+import { McplexError, errorMessage } from '../errors.js';
+import type { Lease, Leases } from './coordination.js';
+import { StoreError, type LimitStore } from './store.js';
+
+export interface SharedStateHealth {
+  readonly state: 'ready' | 'unavailable';
+  /** Why it is unavailable (no password in it). */
+  readonly lastError?: string;
+  /** Milliseconds since the epoch when the state last changed. */
+  readonly since: number;
+}
+
+export interface FallbackOptions {
+  /** `local`: count in `local` stores with each limit scaled by `localShare`; `refuse`: 503 SHARED_STATE_UNAVAILABLE. */
+  mode: 'local' | 'refuse';
+  localShare: number;
+  /** Where limits are counted while the shared state is away. */
+  localLimits: LimitStore;
+  localLeases: Leases;
+  /** How often the shared state is tried again while it is away. Default 1000 ms. */
+  probeMs?: number;
+  /** Told when the state changes. */
+  onChange?: (health: SharedStateHealth) => void;
+  now?: () => number;
+}
+
+export interface Fallbacks {
+  limits(primary: LimitStore): LimitStore;
+  leases(primary: Leases): Leases;
+  health(): SharedStateHealth;
+}
+
+const isUnavailable = (error: unknown) => error instanceof StoreError && error.code === 'UNAVAILABLE';
+
+export function createFallbacks(options: FallbackOptions): Fallbacks {
+  const now = options.now ?? Date.now;
+  const probeMs = options.probeMs ?? 1000;
+  let health: SharedStateHealth = { state: 'ready', since: now() };
+  let nextProbe = 0;
+
+  function change(next: SharedStateHealth): void {
+    health = next;
+    options.onChange?.(next);
+  }
+
+  /** Runs `shared` unless it is away and not due for a probe; falls back (or refuses) when it is unavailable. */
+  async function attempt<T>(shared: () => Promise<T>, local: () => Promise<T>): Promise<T> {
+    if (health.state === 'unavailable' && now() < nextProbe) return fallback(local);
+    try {
+      const result = await shared();
+      if (health.state !== 'ready') change({ state: 'ready', since: now() });
+      return result;
+    } catch (error) {
+      if (!isUnavailable(error)) throw error;
+      nextProbe = now() + probeMs;
+      if (health.state !== 'unavailable')
+        change({ state: 'unavailable', lastError: errorMessage(error), since: now() });
+      return fallback(local, error);
+    }
+  }
+
+  function fallback<T>(local: () => Promise<T>, cause?: unknown): Promise<T> {
+    if (options.mode === 'local') return local();
+    throw new McplexError(
+      'SHARED_STATE_UNAVAILABLE',
+      `rate limits cannot be checked: the shared state is unavailable (${health.lastError ?? 'unreachable'})`,
+      cause === undefined ? {} : { cause },
+    );
+  }
+
+  const share = (limit: number) => Math.max(1, Math.floor(limit * options.localShare));
+
+  return {
+    limits(primary) {
+      const { localLimits } = options;
+      return {
+        take: (key, cost, limit, periodMs, time) =>
+          attempt(
+            () => primary.take(key, cost, limit, periodMs, time),
+            () => localLimits.take(key, Math.min(cost, share(limit)), share(limit), periodMs, time),
+          ),
+        refund: (key, amount, limit, periodMs, time) =>
+          attempt(
+            () => primary.refund(key, amount, limit, periodMs, time),
+            () => localLimits.refund(key, amount, share(limit), periodMs, time),
+          ),
+      };
+    },
+    leases(primary) {
+      const { localLeases } = options;
+      return {
+        acquire: (key, limit, ttlMs) =>
+          attempt<Lease | undefined>(
+            () => primary.acquire(key, limit, ttlMs),
+            () => localLeases.acquire(key, share(limit), ttlMs),
+          ),
+        count: (key) =>
+          attempt(
+            () => primary.count(key),
+            () => localLeases.count(key),
+          ),
+      };
+    },
+    health: () => health,
+  };
+}
