@@ -135,6 +135,34 @@ describe('three replicas on one PostgreSQL and one Redis', () => {
     expect(all).toHaveLength(4);
   });
 
+  it('let exactly one of 50 appends at the same expected_version win, spread over them, with gapless seq', async () => {
+    const { token } = await createKey({});
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const created = await fetch(`${urls[0]}/v1/conversations`, { method: 'POST', headers, body: '{}' });
+    expect(created.status).toBe(200);
+    const { id } = (await created.json()) as { id: string };
+    const append = (url: string, text: string, expected?: number) =>
+      fetch(`${url}/v1/conversations/${id}/items`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({
+          items: [{ role: 'user', content: text }],
+          ...(expected === undefined ? {} : { expected_version: expected }),
+        }),
+      }).then(async (response) => ({ status: response.status, body: await response.text() }));
+    const racing = await Promise.all(Array.from({ length: 50 }, (_, i) => append(urls[i % 3]!, `race ${i}`, 0)));
+    expect(racing.filter((a) => a.status === 200)).toHaveLength(1);
+    expect(racing.filter((a) => a.status === 409)).toHaveLength(49);
+    // Without a version they all go in, one after another, whichever replica takes them.
+    const all = await Promise.all(Array.from({ length: 30 }, (_, i) => append(urls[i % 3]!, `turn ${i}`)));
+    expect(all.every((a) => a.status === 200)).toBe(true);
+    const versions = all.map((a) => (JSON.parse(a.body) as { version: number }).version).sort((x, y) => x - y);
+    expect(versions).toEqual(Array.from({ length: 30 }, (_, i) => i + 2));
+    const listed = await fetch(`${urls[1]}/v1/conversations/${id}/items?order=asc&limit=100`, { headers });
+    const page = (await listed.json()) as { data: { seq: number }[] };
+    expect(page.data.map((item) => item.seq)).toEqual(Array.from({ length: 31 }, (_, i) => i + 1));
+  });
+
   it('answer from the shared cache: a miss on one replica is a hit on the others', async () => {
     const { token } = await createKey({});
     const before = fast.requests.length;
