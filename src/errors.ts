@@ -36,6 +36,8 @@ export const ERRORS = {
   KEY_INVALID: spec(400, -32602, 'invalid_request_error'),
   KEY_EXISTS: spec(409, -32602, 'invalid_request_error'),
   STORE_FAILED: spec(500, -32603, 'server_error'),
+  /** The store's server (PostgreSQL) cannot be reached: the request may be tried again later. */
+  STORE_UNAVAILABLE: spec(503, -32603, 'server_error'),
   /** Redis (limits, leases) is unreachable and the configuration says to refuse rather than count locally. */
   SHARED_STATE_UNAVAILABLE: spec(503, -32603, 'server_error'),
   NOT_FOUND: spec(404, -32602, 'not_found_error'),

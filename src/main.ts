@@ -232,6 +232,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
       const { settled, servers } = gateway.status();
       const sessions = mcp.sessionCount();
       const sharedState = shared.health?.();
+      const storeHealth = store.health?.();
       return {
         ready: settled,
         body: {
@@ -241,6 +242,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
           servers,
           // Redis away is a degraded state, not an unready one: limits fall back as configured.
           ...(sharedState ? { sharedState } : {}),
+          ...(storeHealth ? { store: storeHealth } : {}),
         },
       };
     },

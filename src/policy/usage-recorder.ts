@@ -17,23 +17,45 @@ export function createUsageRecorder(store: UsageStore, options: { flushMs?: numb
   >();
   let writing: Promise<void> = Promise.resolve();
 
+  /** Adds counts to what is pending (new usage, or a batch that could not be written and waits for the next try). */
+  function addPending(subject: string, model: string, requests: number, prompt: number, completion: number): void {
+    const key = `${subject}\0${model}`;
+    const entry = pending.get(key);
+    if (entry) {
+      entry.requests += requests;
+      entry.prompt += prompt;
+      entry.completion += completion;
+    } else pending.set(key, { subject, model, requests, prompt, completion });
+  }
+
   async function flush(): Promise<void> {
     const batch = pending;
+    if (batch.size === 0) return writing;
     pending = new Map();
     const at = Date.now();
-    writing = writing.then(() =>
-      store.recordMany(
-        [...batch.values()].map((entry) => ({
-          subject: entry.subject,
-          model: entry.model,
-          requests: entry.requests,
-          promptTokens: entry.prompt,
-          completionTokens: entry.completion,
-          at,
-        })),
-      ),
-    );
-    await writing;
+    writing = writing.then(async () => {
+      try {
+        await store.recordMany(
+          [...batch.values()].map((entry) => ({
+            subject: entry.subject,
+            model: entry.model,
+            requests: entry.requests,
+            promptTokens: entry.prompt,
+            completionTokens: entry.completion,
+            at,
+          })),
+        );
+      } catch (error) {
+        // Nothing counted is lost while the store is away: the batch waits for the next flush, merged with what
+        // arrives meanwhile (its time is then that flush's).
+        for (const e of batch.values()) addPending(e.subject, e.model, e.requests, e.prompt, e.completion);
+        throw error;
+      }
+    });
+    const written = writing;
+    // One failed write must not fail every later flush chained on it.
+    writing = writing.catch(() => {});
+    await written;
   }
 
   const timer = setInterval(() => void flush().catch(() => {}), options.flushMs ?? 1000);
@@ -41,13 +63,7 @@ export function createUsageRecorder(store: UsageStore, options: { flushMs?: numb
 
   return {
     add(subject, model, promptTokens, completionTokens) {
-      const key = `${subject}\0${model}`;
-      const entry = pending.get(key);
-      if (entry) {
-        entry.requests++;
-        entry.prompt += promptTokens;
-        entry.completion += completionTokens;
-      } else pending.set(key, { subject, model, requests: 1, prompt: promptTokens, completion: completionTokens });
+      addPending(subject, model, 1, promptTokens, completionTokens);
     },
     flush,
     async totals(filter) {
@@ -56,7 +72,8 @@ export function createUsageRecorder(store: UsageStore, options: { flushMs?: numb
     },
     async close() {
       clearInterval(timer);
-      await flush();
+      // What cannot be written now (the store is away) is lost with the process; shutting down goes on.
+      await flush().catch(() => {});
     },
   };
 }

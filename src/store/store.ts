@@ -193,6 +193,15 @@ export interface ConversationStore {
   item(id: string, itemId: string): Promise<ConversationItem | undefined>;
 }
 
+/** Whether a store on a server can be reached (embedded stores have no such state). */
+export interface StoreHealth {
+  readonly state: 'ready' | 'unavailable';
+  /** Why it is unavailable, without credentials. */
+  readonly lastError?: string;
+  /** Milliseconds since the epoch when the state last changed. */
+  readonly since: number;
+}
+
 export interface Store {
   readonly kind: 'memory' | 'sqlite' | 'postgres';
   /** The schema version the store is at after opening (its migrations applied); 0 for the memory store. */
@@ -202,6 +211,8 @@ export interface Store {
   readonly cache: CacheStore;
   readonly limits: LimitStore;
   readonly conversations: ConversationStore;
+  /** Whether the store's server can be reached; absent for embedded stores. */
+  health?(): StoreHealth;
   close(): Promise<void>;
 }
 

@@ -31,6 +31,7 @@ import { sortUsageTotals } from '../usage-order.js';
 import { rollUp, totalsQuery } from '../usage-rollup.js';
 import type { Migration } from '../sqlite/migrations.js';
 import { PG_MIGRATIONS } from './migrations.js';
+import { createAvailability, isConnectionFailure, type Availability } from './availability.js';
 import { redactUrl } from '../redact-url.js';
 
 export interface PostgresStoreOptions {
@@ -94,7 +95,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
       },
     );
   }
-  return createPostgresStore(pool, schemaVersion);
+  return createPostgresStore(pool, schemaVersion, redactUrl(url));
 }
 
 /** Applies every migration newer than the schema's in one transaction, holding the schema's advisory lock. */
@@ -157,8 +158,10 @@ export async function migrate(
   }
 }
 
-function createPostgresStore(pool: pg.Pool, schemaVersion: number): Store {
+function createPostgresStore(raw: pg.Pool, schemaVersion: number, where: string): Store {
   let closed: Promise<void> | undefined;
+  const availability = createAvailability(`PostgreSQL at ${where}`);
+  const pool = guard(raw, availability);
   return {
     kind: 'postgres',
     schemaVersion,
@@ -167,27 +170,59 @@ function createPostgresStore(pool: pg.Pool, schemaVersion: number): Store {
     cache: createCacheStore(pool),
     limits: createLimitStore(pool),
     conversations: createConversationStore(pool),
+    health: () => availability.health(),
     close() {
-      closed ??= pool.end();
+      closed ??= raw.end();
       return closed;
     },
   };
 }
 
-/** Runs `work` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
-async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+/** What the stores below need of the pool: queries, and transactions on one connection. */
+interface Db {
+  query: pg.Pool['query'];
+  /** Runs `work` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
+  transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+}
+
+/** The pool with every failure to reach the server turned into STORE_UNAVAILABLE (503) and recorded in `health`. */
+function guard(pool: pg.Pool, health: Availability): Db {
+  const query = (...args: unknown[]) =>
+    (pool.query as (...a: unknown[]) => Promise<unknown>)(...args).then(
+      (result) => {
+        health.ok();
+        return result;
+      },
+      (error: unknown) => {
+        throw health.fail(error);
+      },
+    );
+  return {
+    query: query as pg.Pool['query'],
+    async transaction(work) {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        throw health.fail(error);
+      }
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        const result = await work(client);
+        await client.query('COMMIT');
+        health.ok();
+        return result;
+      } catch (error) {
+        broken = isConnectionFailure(error);
+        if (!broken) await client.query('ROLLBACK').catch(() => {});
+        throw health.fail(error);
+      } finally {
+        // A connection that broke is dropped rather than handed to the next caller.
+        client.release(broken);
+      }
+    },
+  };
 }
 
 interface KeyRow {
@@ -203,7 +238,7 @@ interface KeyRow {
 
 const KEY_COLUMNS = 'id, name, secret_hash, scopes, limits, created_at, expires_at, revoked_at';
 
-function createKeyStore(pool: pg.Pool): KeyStore {
+function createKeyStore(pool: Db): KeyStore {
   return {
     async create(record) {
       try {
@@ -267,11 +302,11 @@ interface TotalRow {
   completion_tokens: number;
 }
 
-function createUsageStore(pool: pg.Pool): UsageStore {
+function createUsageStore(pool: Db): UsageStore {
   async function write(entries: readonly UsageEntry[]): Promise<void> {
     if (entries.length === 0) return;
     // One statement per chunk (PostgreSQL takes at most 65535 parameters in one), rows and rollup in one transaction.
-    await transaction(pool, async (client) => {
+    await pool.transaction(async (client) => {
       for (let start = 0; start < entries.length; start += USAGE_CHUNK) {
         const chunk = entries.slice(start, start + USAGE_CHUNK);
         await client.query(
@@ -338,7 +373,7 @@ interface CacheRow {
   expires_at: number;
 }
 
-function createCacheStore(pool: pg.Pool): CacheStore {
+function createCacheStore(pool: Db): CacheStore {
   return {
     async get(key, now) {
       const { rows } = await pool.query<CacheRow>(
@@ -365,7 +400,7 @@ function createCacheStore(pool: pg.Pool): CacheStore {
   };
 }
 
-function createLimitStore(pool: pg.Pool): LimitStore {
+function createLimitStore(pool: Db): LimitStore {
   /**
    * The bucket's state, its row locked until the transaction ends. A bucket without a row (a full one) gets one
    * with the full state (no units owed), so that it can be locked too; ON CONFLICT reads the latest committed row
@@ -400,7 +435,7 @@ function createLimitStore(pool: pg.Pool): LimitStore {
   }
   return {
     take(key, cost, limit, periodMs, now) {
-      return transaction(pool, async (client) => {
+      return pool.transaction(async (client) => {
         const state = await locked(client, key, now);
         const result = gcraTake(state, cost, limit, periodMs, now);
         // A refused take changes nothing; a row made only to be locked goes again.
@@ -409,7 +444,7 @@ function createLimitStore(pool: pg.Pool): LimitStore {
       });
     },
     refund(key, amount, limit, periodMs, now) {
-      return transaction(pool, async (client) => {
+      return pool.transaction(async (client) => {
         const next = gcraRefund(await locked(client, key, now), amount, limit, periodMs, now);
         await write(client, key, next, limit, periodMs, now);
       });
@@ -437,7 +472,7 @@ interface ItemRow {
 const CONVERSATION_COLUMNS = 'id, owner, metadata, version, created_at';
 const ITEM_COLUMNS = 'id, conversation_id, seq, role, message, created_at';
 
-function createConversationStore(pool: pg.Pool): ConversationStore {
+function createConversationStore(pool: Db): ConversationStore {
   return {
     async create(owner, metadata) {
       const record: ConversationRecord = {
@@ -486,7 +521,7 @@ function createConversationStore(pool: pg.Pool): ConversationStore {
     async append(id, messages, expectedVersion) {
       checkExpectedVersion(expectedVersion);
       const prepared = prepareMessages(messages);
-      return transaction(pool, async (client) => {
+      return pool.transaction(async (client) => {
         // The row lock makes concurrent appends to one conversation take turns: each reads the version and the
         // last seq its predecessor wrote, so exactly one wins at a given version and seq has no gaps.
         const { rows } = await client.query<{ version: number }>(
