@@ -165,7 +165,15 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     throw error;
   }
   const policy = policyFor(config, store, shared);
-  const llm = createLlmCore(config.llm, { logger, metrics, policy, sharedCache: shared.cache });
+  const llm = createLlmCore(config.llm, {
+    logger,
+    metrics,
+    policy,
+    sharedCache: shared.cache,
+    // Only leases every replica shares add anything to the in-flight count each process keeps for itself.
+    leases: shared.leases,
+    leaseTtlMs: config.limits.leaseTtlMs,
+  });
   const identities = serverIdentities(config.mcpServers, Object.keys(config.llm.models).length > 0);
   const bridge = createSamplingBridge({
     ...identities,

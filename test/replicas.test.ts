@@ -20,6 +20,7 @@ const KEY_CACHE_MS = 600_000;
 
 let fast: MockLlm;
 let slow: MockLlm;
+let capped: MockLlm;
 let config: string;
 let admin: string;
 const replicas: SpawnedMcplex[] = [];
@@ -28,6 +29,7 @@ const urls: string[] = [];
 beforeAll(async () => {
   fast = await startMockLlm({ name: 'replicas-fast' });
   slow = await startMockLlm({ name: 'replicas-slow', latencyMs: 1500 });
+  capped = await startMockLlm({ name: 'replicas-capped', latencyMs: 300 });
   config = writeConfig(dir.path, {
     store: `${POSTGRES}?schema=${schema}`,
     redis: { url: process.env.MCPLEX_TEST_REDIS ?? 'redis://127.0.0.1:6379/0', prefix: redis.fresh() },
@@ -39,6 +41,9 @@ beforeAll(async () => {
       models: {
         fast: { deployments: [{ provider: 'openai', baseUrl: `${fast.url}/v1`, model: 'backend' }] },
         slow: { deployments: [{ provider: 'openai', baseUrl: `${slow.url}/v1`, model: 'backend' }] },
+        capped: {
+          deployments: [{ provider: 'openai', baseUrl: `${capped.url}/v1`, model: 'backend', maxConcurrent: 8 }],
+        },
       },
       cache: { store: 'redis' },
     },
@@ -54,7 +59,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(replicas.map((r) => r.stop()));
-  await Promise.all([fast?.close(), slow?.close()]);
+  await Promise.all([fast?.close(), slow?.close(), capped?.close()]);
   await redis.removeAll();
   const client = new pg.Client({ connectionString: POSTGRES });
   await client.connect();
@@ -111,6 +116,15 @@ describe('three replicas on one PostgreSQL and one Redis', () => {
     const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => chat(urls[i % 3]!, token, 'slow')));
     expect(answers.filter((a) => a.status === 200)).toHaveLength(4);
     expect(answers.filter((a) => a.status === 429)).toHaveLength(8);
+  });
+
+  it("hold a deployment's maxConcurrent 8 across them: 48 clients at once, never more than 8 at the backend", async () => {
+    const { token } = await createKey({});
+    const answers = await Promise.all(Array.from({ length: 48 }, (_, i) => chat(urls[i % 3]!, token, 'capped')));
+    expect(capped.peakInFlight).toBe(8);
+    expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(8);
+    // The rest are told the model is busy, as when one process has every slot in use.
+    expect(answers.every((a) => a.status === 200 || a.status === 503)).toBe(true);
   });
 
   it('free the slots of a replica killed mid-request once its leases expire', async () => {

@@ -11,6 +11,7 @@ import { scopeCheck } from '../policy/auth/scopes.js';
 import { createResponseCache } from '../policy/cache/response-cache.js';
 import type { Policy } from '../policy/policy.js';
 import { createMemoryStore } from '../store/memory/memory-store.js';
+import type { Leases } from '../store/coordination.js';
 import type { CacheStore } from '../store/store.js';
 import { safeJson } from '../wire/json.js';
 import { createSseParser } from '../wire/sse.js';
@@ -35,6 +36,9 @@ export interface LlmCoreOptions {
   policy?: Policy | undefined;
   /** The cache every replica shares (Redis), for `cache.store: "redis"`. */
   sharedCache?: CacheStore | undefined;
+  /** Leases every replica shares (Redis): each deployment's `maxConcurrent` then holds across all of them. */
+  leases?: Leases | undefined;
+  leaseTtlMs?: number;
 }
 
 export interface LlmCore {
@@ -78,7 +82,12 @@ export function validateRequest(route: Route, body: Record<string, unknown>): vo
 
 export function createLlmCore(config: LlmConfig, options: LlmCoreOptions): LlmCore {
   const { logger, metrics, policy } = options;
-  const router = createRouter(config, { logger, metrics });
+  const router = createRouter(config, {
+    logger,
+    metrics,
+    leases: options.leases,
+    ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
+  });
   const { routes, byName } = router;
   const gate = createGateStage({ byName, metrics, policy });
   const route = createRouteStage(router);

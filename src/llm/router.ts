@@ -14,6 +14,8 @@ import type { Metrics } from '../metrics.js';
 import { PeakEwma, pickDeployment } from './balancer.js';
 import type { Strategy } from './balancer.js';
 import { createBreaker } from './breaker.js';
+import type { Lease, Leases } from '../store/coordination.js';
+import { createLeaseKeeper } from '../store/lease-keeper.js';
 import type { Breaker } from './breaker.js';
 import { asOpenAiError, openAiError, streamFailure } from './openai-errors.js';
 import {
@@ -110,6 +112,13 @@ function retryAfterMs(headers: Record<string, string | string[] | undefined>): n
 export interface RouterOptions {
   logger: Logger;
   metrics: Metrics;
+  /**
+   * Leases every replica shares: when given, a deployment's `maxConcurrent` holds across all of them (each
+   * attempt holds one of its slots), not only in this process.
+   */
+  leases?: Leases | undefined;
+  /** How long an attempt's slot outlives its last renewal (a replica that died keeps it this long). */
+  leaseTtlMs?: number;
 }
 
 /** What the router needs of a request that passed the gate. */
@@ -141,7 +150,17 @@ export interface Router {
 }
 
 export function createRouter(config: LlmConfig, options: RouterOptions): Router {
-  const { logger, metrics } = options;
+  const { logger, metrics, leases } = options;
+  const leaseTtlMs = options.leaseTtlMs ?? 30_000;
+  const keeper = leases ? createLeaseKeeper(leaseTtlMs) : undefined;
+  /** A slot of `d` among every replica's attempts; null when they hold all of them. No leases: always one. */
+  async function claim(d: Deployment): Promise<Lease | undefined | null> {
+    if (!leases) return undefined;
+    const lease = await leases.acquire(`deployment:${d.id}`, d.maxConcurrent, leaseTtlMs);
+    if (lease === undefined) return null;
+    keeper!.hold(lease);
+    return lease;
+  }
   const routes = new Map<string, ModelRoute>();
   const byName = new Map<string, ModelRoute>();
   for (const [name, model] of Object.entries(config.models)) {
@@ -408,22 +427,41 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
     // Each model of the chain gets the retry budget; when it is spent (or every deployment is out), the next one.
     for (const model of chain) {
       const tried = new Set<Deployment>();
+      // Deployments whose every slot other replicas hold: out for this request, like one busy here.
+      const full = new Set<Deployment>();
       for (let attempts = 0; attempts <= retries.attempts; attempts++) {
         if (sink.gone) return undefined;
-        let d = pickDeployment(model.deployments, model.config.strategy as Strategy, tried);
+        const exclude = full.size === 0 ? tried : new Set([...tried, ...full]);
+        let d = pickDeployment(model.deployments, model.config.strategy as Strategy, exclude);
         // Every deployment failed once: try them again (the breaker still keeps broken ones out).
-        if (d === undefined && tried.size > 0) d = pickDeployment(model.deployments, model.config.strategy, new Set());
-        if (d === undefined || !d.breaker.acquire()) break;
-        if (last !== undefined) {
-          metrics.llmRetries.inc({ model: requested, deployment: lastDeployment, reason: last.reason });
-          const delay = Math.max(
-            last.retryAfterMs ?? 0,
-            backoffDelay(attempts, { initialDelay: retries.initialDelayMs, maxDelay: retries.maxDelayMs }),
-          );
-          if (delay > 0) await sleep(delay);
-          if (sink.gone) return undefined;
+        if (d === undefined && tried.size > 0) d = pickDeployment(model.deployments, model.config.strategy, full);
+        if (d === undefined) break;
+        const lease = await claim(d);
+        if (lease === null) {
+          // Not an attempt: no budget is spent on a deployment that was never asked.
+          full.add(d);
+          attempts--;
+          continue;
         }
-        const outcome = await attempt(d, request);
+        if (!d.breaker.acquire()) {
+          if (lease) keeper!.letGo(lease);
+          break;
+        }
+        let outcome: Attempt;
+        try {
+          if (last !== undefined) {
+            metrics.llmRetries.inc({ model: requested, deployment: lastDeployment, reason: last.reason });
+            const delay = Math.max(
+              last.retryAfterMs ?? 0,
+              backoffDelay(attempts, { initialDelay: retries.initialDelayMs, maxDelay: retries.maxDelayMs }),
+            );
+            if (delay > 0) await sleep(delay);
+            if (sink.gone) return undefined;
+          }
+          outcome = await attempt(d, request);
+        } finally {
+          if (lease) keeper!.letGo(lease);
+        }
         if (outcome.kind === 'done') return outcome.usage;
         if (outcome.kind === 'final') {
           if (outcome.error && outcome.status !== undefined) {

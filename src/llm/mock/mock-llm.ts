@@ -97,6 +97,8 @@ export interface MockLlm {
   readonly requests: readonly MockRequest[];
   /** Requests received whose response has not closed yet. */
   readonly inFlight: number;
+  /** The most requests in flight at once since the start (or the last resetRequests). */
+  readonly peakInFlight: number;
   /** Script steps not yet used. */
   readonly queued: number;
   /** Appends steps; each chat request (OpenAI or Anthropic) takes the next, the default reply when none is left. */
@@ -161,6 +163,7 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
   const queue: MockStep[] = [];
   let requests: MockRequest[] = [];
   let inFlight = 0;
+  let peakInFlight = 0;
   let nextId = 1;
   let stopping = false;
   const sockets = new Set<Socket>();
@@ -430,6 +433,7 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
     if (record) requests.push(entry);
     const x: Exchange = { req, res, api, entry, closed: false, cutByMock: false };
     inFlight++;
+    peakInFlight = Math.max(peakInFlight, inFlight);
     res.once('close', () => {
       inFlight--;
       x.closed = true;
@@ -496,6 +500,9 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
     get inFlight() {
       return inFlight;
     },
+    get peakInFlight() {
+      return peakInFlight;
+    },
     get queued() {
       return queue.length;
     },
@@ -511,6 +518,7 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
     },
     resetRequests() {
       requests = [];
+      peakInFlight = inFlight;
     },
     close: shutdown,
     kill: shutdown,

@@ -3,6 +3,7 @@
 // dies or never releases frees its slot). Answers carry OpenAI's x-ratelimit-* headers; a refusal says when to
 // come back (Retry-After).
 import type { Lease, Leases } from '../../store/coordination.js';
+import { createLeaseKeeper } from '../../store/lease-keeper.js';
 import type { KeyLimits, LimitStore, RateDecision } from '../../store/store.js';
 import type { Principal } from '../auth/keys.js';
 
@@ -54,32 +55,8 @@ export function createRateLimiter(store: LimitStore, options: RateLimiterOptions
   const { leases, leaseTtlMs = DEFAULT_LEASE_TTL_MS, now = Date.now } = options;
   if (!(leaseTtlMs > 0)) throw new RangeError(`leaseTtlMs must be positive, not ${leaseTtlMs}`);
 
-  // The leases of requests running here, renewed together every third of the ttl by one timer that runs only
-  // while there are any (and does not keep the process alive), so that only a holder that is gone loses its slot.
-  // A renewal that finds its lease expired (the process stalled past the ttl) leaves the request running without
-  // a slot; it is dropped from the set.
-  const held = new Set<Lease>();
-  let renewal: NodeJS.Timeout | undefined;
-  function renewAll(): void {
-    for (const lease of held) {
-      void lease.renew().then(
-        (live) => live || held.delete(lease),
-        () => {},
-      );
-    }
-  }
-  function hold(lease: Lease): void {
-    held.add(lease);
-    renewal ??= setInterval(renewAll, Math.max(1, Math.floor(leaseTtlMs / 3))).unref();
-  }
-  function letGo(lease: Lease): void {
-    held.delete(lease);
-    if (held.size === 0 && renewal !== undefined) {
-      clearInterval(renewal);
-      renewal = undefined;
-    }
-    void lease.release().catch(() => {});
-  }
+  // The slots of requests running here stay taken while they run, and only while they run.
+  const { hold, letGo } = createLeaseKeeper(leaseTtlMs);
 
   return {
     async admit(principal, tokens) {
