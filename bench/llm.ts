@@ -14,6 +14,9 @@
 // - "mcplex cache hit": `llm.cache.enabled` (memory LRU); one warm-up request with `temperature: 0` fills the
 //   cache, then every request sends that same body and must be answered `x-mcplex-cache: hit` (anything else
 //   counts as an error). Measured at 1 client (alternating with the others) and at N clients against direct.
+// - "mcplex + auth (PG, Redis)": the same key and limits with the store on PostgreSQL (a schema of the run's own)
+//   and "redis" configured (a key prefix of the run's own): the limits are taken in Redis. Measured at 1 client
+//   alternating with the others, and at N clients in turns with the SQLite one. Both are removed at the end.
 // The bare mcplex process (cache off, memory store, no auth) is the same as before these rows were added.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -21,6 +24,9 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { testNamespace } from '../src/store/redis/redis-test-support.js';
 import { runToEnd, startMcplexServe, startProcess, stopAll } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -250,7 +256,7 @@ function printTable(rows: string[][]): void {
  * `bare`: the forwarding path of the main tables. `auth`: API keys on a SQLite store in `dir` (the key is created
  * with `mcplex keys create` on the same config before the server starts). `cache`: the response cache on.
  */
-type Variant = 'bare' | 'auth' | 'cache';
+type Variant = 'bare' | 'auth' | 'shared' | 'cache';
 
 /** Writes the variant's config into `dir` and returns its path. */
 function writeMcplexConfig(dir: string, mockUrl: string, variant: Variant): string {
@@ -261,9 +267,17 @@ function writeMcplexConfig(dir: string, mockUrl: string, variant: Variant): stri
       server: { port: 0 },
       // Nothing on disk: no keys, usage or cache kept between runs (and no mcplex.db in the working folder).
       // Keys must outlive the CLI that creates them: the auth variant uses a SQLite file in the temporary folder.
-      store: variant === 'auth' ? `sqlite:${join(dir, 'bench.db')}` : 'memory:',
+      // The shared variant: keys, usage and conversations in a PostgreSQL schema of the run's own, limits and
+      // requests in progress in Redis under a prefix of its own (both removed at the end).
+      store:
+        variant === 'auth'
+          ? `sqlite:${join(dir, 'bench.db')}`
+          : variant === 'shared'
+            ? `${BENCH_POSTGRES}${BENCH_POSTGRES.includes('?') ? '&' : '?'}schema=${SHARED_SCHEMA}`
+            : 'memory:',
       logLevel: 'info',
-      ...(variant === 'auth' ? { auth: { mode: 'keys' } } : {}),
+      ...(variant === 'auth' || variant === 'shared' ? { auth: { mode: 'keys' } } : {}),
+      ...(variant === 'shared' ? { redis: { url: BENCH_REDIS, prefix: redisSpace.fresh() } } : {}),
       llm: {
         // The bench measures forwarding: no answer may come from mcplex's response cache, except on the path that
         // measures cache hits.
@@ -364,9 +378,21 @@ async function startPortkey(dir: string): Promise<{ url: string } | { reason: st
 /** Config, Portkey's install and its preload; removed at the end, on error and on Ctrl-C. */
 const dir = mkdtempSync(join(tmpdir(), 'mcplex-bench-llm-'));
 
+const BENCH_POSTGRES = process.env.MCPLEX_BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
+const BENCH_REDIS = process.env.MCPLEX_BENCH_REDIS ?? 'redis://127.0.0.1:6379/0';
+const SHARED_SCHEMA = `mcplex_bench_${randomBytes(4).toString('hex')}`;
+const redisSpace = testNamespace(BENCH_REDIS);
+
 async function cleanUp(): Promise<void> {
   await stopAll();
   rmSync(dir, { recursive: true, force: true });
+  await redisSpace.removeAll().catch(() => {});
+  const client = new pg.Client({ connectionString: BENCH_POSTGRES });
+  await client
+    .connect()
+    .then(() => client.query(`DROP SCHEMA IF EXISTS ${SHARED_SCHEMA} CASCADE`))
+    .catch(() => {})
+    .finally(() => void client.end().catch(() => {}));
 }
 
 async function main(): Promise<number> {
@@ -405,6 +431,9 @@ async function main(): Promise<number> {
     const authConfig = writeMcplexConfig(dir, mockUrl, 'auth');
     const key = await createKey(authConfig);
     const authUrl = await startMcplex(authConfig);
+    const sharedConfig = writeMcplexConfig(dir, mockUrl, 'shared');
+    const sharedKey = await createKey(sharedConfig);
+    const sharedUrl = await startMcplex(sharedConfig);
     const cacheUrl = await startMcplex(writeMcplexConfig(dir, mockUrl, 'cache'));
     extras.push(
       target(
@@ -415,13 +444,19 @@ async function main(): Promise<number> {
         { expect: { header: 'x-ratelimit-remaining-tokens' } },
       ),
       target(
+        'mcplex + auth (PG, Redis)',
+        sharedUrl,
+        { authorization: `Bearer ${sharedKey}` },
+        { expect: { header: 'x-ratelimit-remaining-tokens' } },
+      ),
+      target(
         'mcplex cache hit',
         cacheUrl,
         {},
         { body: CACHED_BODY, expect: { header: 'x-mcplex-cache', value: 'hit' } },
       ),
     );
-    const [authTarget, cacheTarget] = extras as [Target, Target];
+    const [authTarget, sharedTarget, cacheTarget] = extras as [Target, Target, Target];
 
     let peerNote: string | undefined;
     if (PEER === 'portkey') {
@@ -467,12 +502,17 @@ async function main(): Promise<number> {
     // These two processes took no traffic yet: warm their code (JIT) as the bare path's is, before measuring.
     for (let i = 0; i < 1500; i++) {
       await call(authTarget, false);
+      await call(sharedTarget, false);
       await call(cacheTarget, false);
     }
-    const policyTargets = [targets[0]!, targets[M]!, authTarget, cacheTarget];
+    const policyTargets = [targets[0]!, targets[M]!, authTarget, sharedTarget, cacheTarget];
     const policyOne = (await alternate(policyTargets, false)).map((s) => summarise([s]));
     const cacheManyRounds = Math.max(1, Math.ceil(ROUNDS / 2));
     const cacheMany = (await rounds([targets[0]!, cacheTarget], CONCURRENCY, cacheManyRounds, 1)).map((s) =>
+      summarise(s),
+    );
+    // Limits on SQLite against limits on PostgreSQL + Redis, in turns at N clients.
+    const authMany = (await rounds([authTarget, sharedTarget], CONCURRENCY, cacheManyRounds, 1)).map((s) =>
       summarise(s),
     );
 
@@ -553,6 +593,7 @@ async function main(): Promise<number> {
     for (const [clients, results, paths] of [
       [1, policyOne, policyTargets],
       [CONCURRENCY, cacheMany, [targets[0]!, cacheTarget]],
+      [CONCURRENCY, authMany, [authTarget, sharedTarget]],
     ] as const) {
       const direct = results[0]!;
       results.forEach((r: Summary, i) => {
@@ -567,11 +608,13 @@ async function main(): Promise<number> {
         ]);
       });
     }
-    const [, bare, auth, hit] = policyOne as [Summary, Summary, Summary, Summary];
+    const [, bare, auth, shared, hit] = policyOne as [Summary, Summary, Summary, Summary, Summary];
     const authAddedP50 = auth.p50 - bare.p50;
+    const sharedAddedP50 = shared.p50 - bare.p50;
+    const sharedShare = authMany[1]!.rps / authMany[0]!.rps;
     const hitShare = cacheMany[1]!.rps / cacheMany[0]!.rps;
     console.log(
-      `\nauth + rate limiting, and cache hits (1 client: ${ROUNDS} x ${SECONDS}s, the four paths alternating; ` +
+      `\nauth + rate limiting, and cache hits (1 client: ${ROUNDS} x ${SECONDS}s, the five paths alternating; ` +
         `${CONCURRENCY} clients: ${cacheManyRounds} rounds x ${SECONDS}s)`,
     );
     printTable(policyRows);
@@ -580,22 +623,32 @@ async function main(): Promise<number> {
         `limits (--rpm ${KEY_RPM} --tpm ${KEY_TPM}) taken on every request, none refused`,
     );
     console.log(
+      'mcplex + auth (PG, Redis) = the same with its store on PostgreSQL and "redis" configured: the key read from ' +
+        'PostgreSQL (then cached), both limits taken in Redis on every request; the last rows put it beside the ' +
+        'SQLite one (throughput is a share of the first row there)',
+    );
+    console.log(
       'mcplex cache hit = a separate mcplex with llm.cache.enabled (memory): temperature: 0, the same body every ' +
         'time, each answer x-mcplex-cache: hit',
     );
     console.log(
       `auth + rate limiting over bare mcplex at 1 client: p50 ${fmt(authAddedP50)} ms, p99 ` +
         `${fmt(auth.p99 - bare.p99)} ms; x-mcplex-overhead-ms p50 ${fmt(bare.overheadP50)} ms bare, ` +
-        `${fmt(auth.overheadP50)} ms with auth`,
+        `${fmt(auth.overheadP50)} ms with auth; on PostgreSQL + Redis p50 ${fmt(sharedAddedP50)} ms, ` +
+        `x-mcplex-overhead-ms p50 ${fmt(shared.overheadP50)} ms`,
     );
     console.log(
       `\ntargets: auth + rate limiting <= 0.1 ms added at p50: ${fmt(authAddedP50)} ms ; ` +
         `cache hit p99 <= 1 ms at 1 client: ${fmt(hit.p99)} ms (p50 ${fmt(hit.p50)} ms; direct p99 ` +
         `${fmt(policyOne[0]!.p99)} ms) ; ` +
-        `cache hit throughput at ${CONCURRENCY} clients >= direct: ${hitShare.toFixed(2)}x`,
+        `cache hit throughput at ${CONCURRENCY} clients >= direct: ${hitShare.toFixed(2)}x ; ` +
+        `auth + limits on PostgreSQL + Redis <= 0.3 ms added at p50: ${fmt(sharedAddedP50)} ms ; ` +
+        `their throughput at ${CONCURRENCY} clients >= 90 % of SQLite's: ${pct(sharedShare)}`,
     );
 
-    const failures = [...oneClient, ...many, ...streamed, ...policyOne, ...cacheMany].filter((r) => r.errors > 0);
+    const failures = [...oneClient, ...many, ...streamed, ...policyOne, ...cacheMany, ...authMany].filter(
+      (r) => r.errors > 0,
+    );
     if (failures.length > 0) {
       console.error(
         `\n${failures.reduce((n, r) => n + r.errors, 0)} requests failed; first: ${failures[0]!.firstError}`,
