@@ -173,6 +173,7 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     // Only leases every replica shares add anything to the in-flight count each process keeps for itself.
     leases: shared.leases,
     leaseTtlMs: config.limits.leaseTtlMs,
+    ...(config.redis ? { coordination: shared.coordination } : {}),
   });
   const identities = serverIdentities(config.mcpServers, Object.keys(config.llm.models).length > 0);
   const bridge = createSamplingBridge({

@@ -191,6 +191,17 @@ describe('three replicas on one PostgreSQL and one Redis', () => {
     expect(fast.requests.length).toBe(before + 1);
   });
 
+  it('send 30 identical deterministic requests spread over them at once to the backend once', async () => {
+    const { token } = await createKey({});
+    const before = capped.requests.length;
+    const extra = { temperature: 0, messages: [{ role: 'user', content: `once ${randomBytes(4).toString('hex')}` }] };
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => chat(urls[i % 3]!, token, 'capped', extra)));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    expect(capped.requests.length).toBe(before + 1);
+    // Each replica other than the leader's answered from the entry the leader saved.
+    expect(answers.filter((a) => a.headers.get('x-mcplex-cache') === 'hit').length).toBeGreaterThanOrEqual(20);
+  });
+
   it('refuse a key revoked through one replica on the others at once, not when their key caches expire', async () => {
     const { id, token } = await createKey({});
     // Both others have the key in their caches.

@@ -11,7 +11,9 @@ import { scopeCheck } from '../policy/auth/scopes.js';
 import { createResponseCache } from '../policy/cache/response-cache.js';
 import type { Policy } from '../policy/policy.js';
 import { createMemoryStore } from '../store/memory/memory-store.js';
-import type { Leases } from '../store/coordination.js';
+import type { Coordination, Leases } from '../store/coordination.js';
+import { createCoalescer } from './batching/coalescer.js';
+import { createFillLock } from './stages/fill-lock.js';
 import type { CacheStore } from '../store/store.js';
 import { safeJson } from '../wire/json.js';
 import { createSseParser } from '../wire/sse.js';
@@ -38,6 +40,11 @@ export interface LlmCoreOptions {
   sharedCache?: CacheStore | undefined;
   /** Leases every replica shares (Redis): each deployment's `maxConcurrent` then holds across all of them. */
   leases?: Leases | undefined;
+  /**
+   * The coordination every replica shares (Redis): with the shared cache, identical requests on different
+   * replicas then cause one backend call (the cache's fill lock).
+   */
+  coordination?: Coordination | undefined;
   leaseTtlMs?: number;
 }
 
@@ -111,7 +118,18 @@ export function createLlmCore(config: LlmConfig, options: LlmCoreOptions): LlmCo
     });
     // Coalescing shares the answers the cache may keep: it needs the cache's share key, and keeps the answer
     // the cache saves.
-    stages.push(createCacheStage({ cache, shared: config.cache.shared, logger, metrics }), createCoalesceStage());
+    const coalescer = createCoalescer();
+    const fill =
+      config.cache.store === 'redis' && options.coordination
+        ? {
+            lock: createFillLock({ coordination: options.coordination, ttlMs: options.leaseTtlMs ?? 30_000 }),
+            fillsHere: (shareKey: string) => coalescer.get(shareKey) !== undefined,
+          }
+        : undefined;
+    stages.push(
+      createCacheStage({ cache, shared: config.cache.shared, logger, metrics, fill }),
+      createCoalesceStage(coalescer),
+    );
   }
   stages.push(route);
   const serve = compose(stages);

@@ -7,10 +7,19 @@ import type { Metrics } from '../../metrics.js';
 import { cacheable, cacheKey } from '../../policy/cache/cache-key.js';
 import { CACHE_HEADER, fromSse, replayJson, replaySse } from '../../policy/cache/response-cache.js';
 import type { ResponseCache } from '../../policy/cache/response-cache.js';
+import type { Lease } from '../../store/coordination.js';
+import type { CacheEntry } from '../../store/store.js';
 import type { Stage } from '../pipeline.js';
+import type { FillLock } from './fill-lock.js';
 
 export interface CacheStageOptions {
   cache: ResponseCache;
+  /**
+   * With a cache every replica shares: the lock that lets one replica's request fill an entry while identical ones
+   * elsewhere wait for it. `fillsHere(shareKey)` says whether this process already answers that request (its own
+   * identical requests then join that flight instead, live).
+   */
+  fill?: { lock: FillLock; fillsHere(shareKey: string): boolean } | undefined;
   /** One entry for every caller; otherwise entries are kept per principal. */
   shared: boolean;
   logger: Logger;
@@ -31,23 +40,48 @@ export function createCacheStage(options: CacheStageOptions): Stage {
     const key = cacheKey(ctx.route, { ...ctx.body, model: ctx.primary.name }, options.shared ? '' : ctx.principal.id);
     const stream = ctx.body.stream === true;
     const includeUsage = (ctx.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+    const replay = (entry: CacheEntry) => (stream ? replaySse(res, entry, {}, includeUsage) : replayJson(res, entry));
     const hit = await cache.lookup(key);
-    if (hit && (stream ? replaySse(res, hit, {}, includeUsage) : replayJson(res, hit))) {
+    if (hit && replay(hit)) {
       metrics.llmRequests.inc({ route: ctx.route, model: ctx.requested, deployment: 'cache', status: '200' });
       return;
     }
-    ctx.setHeader(CACHE_HEADER, 'miss');
     // The delivery form is part of what identical requests share: the bytes of a stream and of JSON differ.
-    ctx.shareKey = `${key}:${stream ? (includeUsage ? 'sse+u' : 'sse') : 'json'}`;
-    await next();
-    const answer = ctx.answer;
-    if (answer?.status !== 200) return;
-    const text = answer.text();
+    const shareKey = `${key}:${stream ? (includeUsage ? 'sse+u' : 'sse') : 'json'}`;
+    let lease: Lease | undefined;
+    if (options.fill && !options.fill.fillsHere(shareKey)) {
+      const { lock } = options.fill;
+      const claimed = await lock.claim(key);
+      if (claimed !== 'elsewhere') lease = claimed;
+      else {
+        // Another replica is answering it: its answer, once saved, is this one's too.
+        const filled = await lock.wait(
+          key,
+          () => cache.lookup(key),
+          () => ctx.sink.gone,
+        );
+        if (filled && replay(filled)) {
+          metrics.llmRequests.inc({ route: ctx.route, model: ctx.requested, deployment: 'cache', status: '200' });
+          return;
+        }
+      }
+    }
     try {
-      // Entries are kept in the plain JSON form; a streamed request replays them as a stream.
-      await cache.save(key, stream ? fromSse(text) : text, 'json');
-    } catch (error) {
-      logger.debug({ err: errorMessage(error), requestId: ctx.requestId }, 'response not cached');
+      ctx.setHeader(CACHE_HEADER, 'miss');
+      ctx.shareKey = shareKey;
+      await next();
+      const answer = ctx.answer;
+      if (answer?.status !== 200) return;
+      const text = answer.text();
+      try {
+        // Entries are kept in the plain JSON form; a streamed request replays them as a stream.
+        await cache.save(key, stream ? fromSse(text) : text, 'json');
+      } catch (error) {
+        logger.debug({ err: errorMessage(error), requestId: ctx.requestId }, 'response not cached');
+      }
+    } finally {
+      // Saved (or not to be): the replicas waiting for it look again.
+      if (lease) await options.fill!.lock.release(key, lease);
     }
   };
 }
