@@ -65,7 +65,10 @@ export async function openConfiguredStore(config: Config, fallback = DEFAULT_STO
 export interface SharedState {
   coordination: Coordination;
   limits?: LimitStore;
+  /** Requests in progress per key. */
   leases?: Leases;
+  /** A backend deployment's slots: counted in this process while Redis is away, whatever `onError` says. */
+  deploymentLeases?: Leases;
   cache?: CacheStore;
   health?: () => SharedStateHealth;
   close(): Promise<void>;
@@ -106,6 +109,7 @@ export async function openSharedState(config: Config, logger: Logger, metrics?: 
     coordination: redis.coordination,
     limits: fallbacks.limits(redis.limits),
     leases: fallbacks.leases(redis.coordination),
+    deploymentLeases: fallbacks.leases(redis.coordination, 'local'),
     cache: redis.cache,
     health: fallbacks.health,
     close: async () => {
@@ -171,7 +175,7 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     policy,
     sharedCache: shared.cache,
     // Only leases every replica shares add anything to the in-flight count each process keeps for itself.
-    leases: shared.leases,
+    leases: shared.deploymentLeases,
     leaseTtlMs: config.limits.leaseTtlMs,
     ...(config.redis ? { coordination: shared.coordination } : {}),
   });

@@ -1,7 +1,7 @@
 // mcplex serving /v1 on a Redis of the test's own that is killed and started again under it: with onError "local"
 // requests go on, each limited in this process alone, /readyz and /metrics say Redis is away, and once it is back
 // the limits are shared again with no restart; with onError "refuse" a limited request gets a 503 in OpenAI's
-// error shape while an unlimited one is still served. No request waits for Redis.
+// error shape while an unlimited one is still served. No request waits for Redis, also under load.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import type { RunningServer } from '../src/main.js';
@@ -73,6 +73,38 @@ describe('Redis going away under a running mcplex', () => {
       } finally {
         await stopRedis(again);
       }
+    } finally {
+      await mcplex.close();
+    }
+  });
+
+  it('answers every request of a load running while Redis is killed, none left hanging', async () => {
+    const { mcplex, redis } = await start('local');
+    try {
+      const { token } = await mcplex.policy.keys.create({ name: 'busy', rpm: 1_000_000, maxConcurrent: 64 });
+      const statuses: number[] = [];
+      let stop = false;
+      // 16 clients back to back; a request still unanswered after 5 s counts as hung (the fetch is aborted).
+      const client = async () => {
+        while (!stop) {
+          const response = await fetch(`${mcplex.url}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }),
+            signal: AbortSignal.timeout(5000),
+          });
+          await response.arrayBuffer();
+          statuses.push(response.status);
+        }
+      };
+      const clients = Array.from({ length: 16 }, client);
+      await waitFor(() => statuses.length >= 200, 'the load to run');
+      await stopRedis(redis);
+      const atKill = statuses.length;
+      await waitFor(() => statuses.length >= atKill + 200, 'the load to go on without Redis');
+      stop = true;
+      await Promise.all(clients);
+      expect(statuses.every((status) => status === 200)).toBe(true);
     } finally {
       await mcplex.close();
     }

@@ -30,7 +30,8 @@ export interface FallbackOptions {
 
 export interface Fallbacks {
   limits(primary: LimitStore): LimitStore;
-  leases(primary: Leases): Leases;
+  /** `mode` overrides the configured one (a backend's slots are counted here rather than refused). */
+  leases(primary: Leases, mode?: 'local' | 'refuse'): Leases;
   health(): SharedStateHealth;
 }
 
@@ -48,8 +49,12 @@ export function createFallbacks(options: FallbackOptions): Fallbacks {
   }
 
   /** Runs `shared` unless it is away and not due for a probe; falls back (or refuses) when it is unavailable. */
-  async function attempt<T>(shared: () => Promise<T>, local: () => Promise<T>): Promise<T> {
-    if (health.state === 'unavailable' && now() < nextProbe) return fallback(local);
+  async function attempt<T>(
+    shared: () => Promise<T>,
+    local: () => Promise<T>,
+    mode: 'local' | 'refuse' = options.mode,
+  ): Promise<T> {
+    if (health.state === 'unavailable' && now() < nextProbe) return fallback(local, mode);
     try {
       const result = await shared();
       if (health.state !== 'ready') change({ state: 'ready', since: now() });
@@ -59,12 +64,12 @@ export function createFallbacks(options: FallbackOptions): Fallbacks {
       nextProbe = now() + probeMs;
       if (health.state !== 'unavailable')
         change({ state: 'unavailable', lastError: errorMessage(error), since: now() });
-      return fallback(local, error);
+      return fallback(local, mode, error);
     }
   }
 
-  function fallback<T>(local: () => Promise<T>, cause?: unknown): Promise<T> {
-    if (options.mode === 'local') return local();
+  function fallback<T>(local: () => Promise<T>, mode: 'local' | 'refuse', cause?: unknown): Promise<T> {
+    if (mode === 'local') return local();
     throw new McplexError(
       'SHARED_STATE_UNAVAILABLE',
       `rate limits cannot be checked: the shared state is unavailable (${health.lastError ?? 'unreachable'})`,
@@ -90,18 +95,20 @@ export function createFallbacks(options: FallbackOptions): Fallbacks {
           ),
       };
     },
-    leases(primary) {
+    leases(primary, mode) {
       const { localLeases } = options;
       return {
         acquire: (key, limit, ttlMs) =>
           attempt<Lease | undefined>(
             () => primary.acquire(key, limit, ttlMs),
             () => localLeases.acquire(key, share(limit), ttlMs),
+            mode,
           ),
         count: (key) =>
           attempt(
             () => primary.count(key),
             () => localLeases.count(key),
+            mode,
           ),
       };
     },
