@@ -130,7 +130,13 @@ export function policyFor(config: Config, store: Store, shared?: SharedState): P
     keyCacheMs: config.auth.keyCacheMs,
     ...(shared ? { coordination: shared.coordination } : {}),
     ...(shared?.limits ? { limits: shared.limits } : {}),
-    ...(shared?.leases ? { leases: shared.leases } : {}),
+    // Requests in progress: in Redis when configured, else in the store with the counters (shared by every
+    // process on it), else per process.
+    ...(shared?.leases
+      ? { leases: shared.leases }
+      : config.limits.counters === 'store'
+        ? { leases: store.leases }
+        : {}),
   });
 }
 

@@ -1,5 +1,6 @@
 // Rate-limit counters live in the configured store: two mcplex processes on one SQLite file share each key's
-// budget (before, each counted alone and granted the whole limit); `limits.counters: "process"` opts out.
+// budget (before, each counted alone and granted the whole limit); `limits.counters: "process"` opts out. Requests
+// in progress are leases in the same store, shared the same way.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../src/main.js';
@@ -9,12 +10,15 @@ import { startMcplex, tempDir } from './support/harness.js';
 
 const dir = tempDir('mcplex-shared-limits-');
 let mock: MockLlm;
+let slow: MockLlm;
 
 beforeAll(async () => {
   mock = await startMockLlm({ name: 'limits-mock' });
+  slow = await startMockLlm({ name: 'limits-slow', latencyMs: 800 });
 });
 afterAll(async () => {
   await mock?.close();
+  await slow?.close();
   dir.remove();
 });
 
@@ -23,7 +27,12 @@ async function pair(file: string, counters: 'store' | 'process'): Promise<[Runni
     store: `sqlite:${join(dir.path, file)}`,
     auth: { mode: 'keys' as const },
     limits: { counters },
-    llm: { models: { m: { deployments: [{ provider: 'openai' as const, baseUrl: `${mock.url}/v1`, model: 'b' }] } } },
+    llm: {
+      models: {
+        m: { deployments: [{ provider: 'openai' as const, baseUrl: `${mock.url}/v1`, model: 'b' }] },
+        slow: { deployments: [{ provider: 'openai' as const, baseUrl: `${slow.url}/v1`, model: 'b' }] },
+      },
+    },
   };
   return [await startMcplex(config), await startMcplex(config)];
 }
@@ -49,6 +58,28 @@ describe('rate limits across processes on one store', () => {
       const { token } = await replicas[0].policy.keys.create({ name: 'shared', rpm: 4 });
       const answers = await statuses(replicas, token, 8);
       expect(answers.filter((s) => s === 200)).toHaveLength(4);
+      expect(answers.filter((s) => s === 429)).toHaveLength(4);
+    } finally {
+      await Promise.all(replicas.map((r) => r.close()));
+    }
+  });
+
+  it('share the requests in progress of a key: maxConcurrent 2 over both, 2 of 6 at once run', async () => {
+    const replicas = await pair('concurrent.db', 'store');
+    try {
+      const { token } = await replicas[0].policy.keys.create({ name: 'busy', maxConcurrent: 2 });
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, async (_, i) => {
+          const response = await fetch(`${replicas[i % 2]!.url}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'slow', messages: [{ role: 'user', content: 'hi' }] }),
+          });
+          await response.text();
+          return response.status;
+        }),
+      );
+      expect(answers.filter((s) => s === 200)).toHaveLength(2);
       expect(answers.filter((s) => s === 429)).toHaveLength(4);
     } finally {
       await Promise.all(replicas.map((r) => r.close()));

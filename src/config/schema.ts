@@ -344,9 +344,9 @@ export const configSchema = z
       })
       .prefault({}),
     /**
-     * Where the per-key rpm/tpm counters live: `store` (every process on the store shares one budget per key) or
-     * `process` (each process counts alone: N processes grant N times the limit). Requests in progress are
-     * counted per process either way.
+     * Where the per-key rpm/tpm counters and requests in progress live without `redis`: `store` (every process on
+     * the store shares one budget per key) or `process` (each process counts alone: N processes grant N times the
+     * limit).
      */
     limits: z
       .strictObject({

@@ -5,7 +5,7 @@
 // once it arrived, anything published before it that was going to arrive has arrived too.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Coordination } from './coordination.js';
+import type { Coordination, Leases } from './coordination.js';
 
 /** A realistic clock value, so that the arithmetic is what it will be in production. */
 const T0 = 1_700_000_000_000;
@@ -104,97 +104,129 @@ export function describeCoordinationContract(name: string, open: (now: () => num
       });
     });
 
-    describe('leases', () => {
-      it('grants up to the limit and refuses past it', async () => {
-        const held = [];
-        for (let i = 0; i < 3; i++) held.push(await coordination.acquire('k', 3, TTL));
-        expect(held.every((lease) => lease !== undefined)).toBe(true);
-        expect(new Set(held.map((lease) => lease?.id)).size).toBe(3);
-        expect(held[0]?.key).toBe('k');
-        expect(await coordination.acquire('k', 3, TTL)).toBeUndefined();
-        expect(await coordination.count('k')).toBe(3);
-      });
+    describe('leases', () =>
+      leaseTests(
+        () => coordination,
+        (ms) => (time += ms),
+      ));
+  });
+}
 
-      it('admits nothing at a limit of 0 and refuses a ttl that is not positive', async () => {
-        expect(await coordination.acquire('k', 0, TTL)).toBeUndefined();
-        expect(await coordination.count('k')).toBe(0);
-        await expect(coordination.acquire('k', 1, 0)).rejects.toThrow(RangeError);
-      });
-
-      it('frees a slot on release', async () => {
-        const first = await coordination.acquire('k', 1, TTL);
-        expect(await coordination.acquire('k', 1, TTL)).toBeUndefined();
-        await first!.release();
-        expect(await coordination.count('k')).toBe(0);
-        expect(await coordination.acquire('k', 1, TTL)).toBeDefined();
-      });
-
-      it('frees only one slot when a lease is released twice', async () => {
-        const a = await coordination.acquire('k', 2, TTL);
-        await coordination.acquire('k', 2, TTL);
-        await a!.release();
-        await a!.release();
-        expect(await coordination.count('k')).toBe(1);
-        expect(await coordination.acquire('k', 2, TTL)).toBeDefined();
-        expect(await coordination.acquire('k', 2, TTL)).toBeUndefined();
-      });
-
-      it('frees the slot of a lease never released once its ttl has passed', async () => {
-        await coordination.acquire('k', 1, TTL);
-        time += TTL - 1;
-        expect(await coordination.acquire('k', 1, TTL)).toBeUndefined();
-        expect(await coordination.count('k')).toBe(1);
-        time += 1;
-        expect(await coordination.count('k')).toBe(0);
-        expect(await coordination.acquire('k', 1, TTL)).toBeDefined();
-      });
-
-      it('keeps a lease that is renewed alive past its original ttl', async () => {
-        const lease = await coordination.acquire('k', 1, TTL);
-        for (let i = 0; i < 5; i++) {
-          time += TTL / 2;
-          expect(await lease!.renew()).toBe(true);
-        }
-        // Two and a half ttls after it was taken, it still holds the slot...
-        expect(await coordination.acquire('k', 1, TTL)).toBeUndefined();
-        // ...until a full ttl passes without a renewal.
-        time += TTL;
-        expect(await coordination.acquire('k', 1, TTL)).toBeDefined();
-      });
-
-      it('does not bring back a lease that expired or was released: renew says false and takes no slot', async () => {
-        const expired = await coordination.acquire('k', 1, TTL);
-        time += TTL;
-        const next = await coordination.acquire('k', 1, TTL);
-        expect(next).toBeDefined();
-        expect(await expired!.renew()).toBe(false);
-        expect(await coordination.count('k')).toBe(1);
-        // Releasing the expired lease does not free the slot its successor holds.
-        await expired!.release();
-        expect(await coordination.count('k')).toBe(1);
-        await next!.release();
-        expect(await next!.renew()).toBe(false);
-        expect(await coordination.count('k')).toBe(0);
-      });
-
-      it('keeps keys independent', async () => {
-        const a = await coordination.acquire('a', 1, TTL);
-        expect(await coordination.acquire('a', 1, TTL)).toBeUndefined();
-        expect(await coordination.acquire('b', 1, TTL)).toBeDefined();
-        expect(await coordination.count('b')).toBe(1);
-        await a!.release();
-        expect(await coordination.count('a')).toBe(0);
-        expect(await coordination.count('b')).toBe(1);
-      });
-
-      it('counts leases with different ttls on one key, each expiring by its own', async () => {
-        await coordination.acquire('k', 2, TTL);
-        await coordination.acquire('k', 2, TTL * 2);
-        time += TTL;
-        expect(await coordination.count('k')).toBe(1);
-        time += TTL;
-        expect(await coordination.count('k')).toBe(0);
-      });
+/**
+ * The lease part of the contract alone, for a Leases that is not a whole Coordination (a store's): `open` makes a
+ * fresh one on the clock it is given, and `close` ends it.
+ */
+export function describeLeaseContract(
+  name: string,
+  open: (now: () => number) => Promise<{ leases: Leases; close(): Promise<void> }>,
+): void {
+  describe(`Lease contract: ${name}`, () => {
+    let opened: { leases: Leases; close(): Promise<void> };
+    let time: number;
+    beforeEach(async () => {
+      time = T0;
+      opened = await open(() => time);
     });
+    afterEach(async () => {
+      await opened.close();
+    });
+    leaseTests(
+      () => opened.leases,
+      (ms) => (time += ms),
+    );
+  });
+}
+
+/** Every check of leases, on `subject()`, whose clock `tick` moves on. */
+function leaseTests(subject: () => Leases, tick: (ms: number) => void): void {
+  it('grants up to the limit and refuses past it', async () => {
+    const held = [];
+    for (let i = 0; i < 3; i++) held.push(await subject().acquire('k', 3, TTL));
+    expect(held.every((lease) => lease !== undefined)).toBe(true);
+    expect(new Set(held.map((lease) => lease?.id)).size).toBe(3);
+    expect(held[0]?.key).toBe('k');
+    expect(await subject().acquire('k', 3, TTL)).toBeUndefined();
+    expect(await subject().count('k')).toBe(3);
+  });
+
+  it('admits nothing at a limit of 0 and refuses a ttl that is not positive', async () => {
+    expect(await subject().acquire('k', 0, TTL)).toBeUndefined();
+    expect(await subject().count('k')).toBe(0);
+    await expect(subject().acquire('k', 1, 0)).rejects.toThrow(RangeError);
+  });
+
+  it('frees a slot on release', async () => {
+    const first = await subject().acquire('k', 1, TTL);
+    expect(await subject().acquire('k', 1, TTL)).toBeUndefined();
+    await first!.release();
+    expect(await subject().count('k')).toBe(0);
+    expect(await subject().acquire('k', 1, TTL)).toBeDefined();
+  });
+
+  it('frees only one slot when a lease is released twice', async () => {
+    const a = await subject().acquire('k', 2, TTL);
+    await subject().acquire('k', 2, TTL);
+    await a!.release();
+    await a!.release();
+    expect(await subject().count('k')).toBe(1);
+    expect(await subject().acquire('k', 2, TTL)).toBeDefined();
+    expect(await subject().acquire('k', 2, TTL)).toBeUndefined();
+  });
+
+  it('frees the slot of a lease never released once its ttl has passed', async () => {
+    await subject().acquire('k', 1, TTL);
+    tick(TTL - 1);
+    expect(await subject().acquire('k', 1, TTL)).toBeUndefined();
+    expect(await subject().count('k')).toBe(1);
+    tick(1);
+    expect(await subject().count('k')).toBe(0);
+    expect(await subject().acquire('k', 1, TTL)).toBeDefined();
+  });
+
+  it('keeps a lease that is renewed alive past its original ttl', async () => {
+    const lease = await subject().acquire('k', 1, TTL);
+    for (let i = 0; i < 5; i++) {
+      tick(TTL / 2);
+      expect(await lease!.renew()).toBe(true);
+    }
+    // Two and a half ttls after it was taken, it still holds the slot...
+    expect(await subject().acquire('k', 1, TTL)).toBeUndefined();
+    // ...until a full ttl passes without a renewal.
+    tick(TTL);
+    expect(await subject().acquire('k', 1, TTL)).toBeDefined();
+  });
+
+  it('does not bring back a lease that expired or was released: renew says false and takes no slot', async () => {
+    const expired = await subject().acquire('k', 1, TTL);
+    tick(TTL);
+    const next = await subject().acquire('k', 1, TTL);
+    expect(next).toBeDefined();
+    expect(await expired!.renew()).toBe(false);
+    expect(await subject().count('k')).toBe(1);
+    // Releasing the expired lease does not free the slot its successor holds.
+    await expired!.release();
+    expect(await subject().count('k')).toBe(1);
+    await next!.release();
+    expect(await next!.renew()).toBe(false);
+    expect(await subject().count('k')).toBe(0);
+  });
+
+  it('keeps keys independent', async () => {
+    const a = await subject().acquire('a', 1, TTL);
+    expect(await subject().acquire('a', 1, TTL)).toBeUndefined();
+    expect(await subject().acquire('b', 1, TTL)).toBeDefined();
+    expect(await subject().count('b')).toBe(1);
+    await a!.release();
+    expect(await subject().count('a')).toBe(0);
+    expect(await subject().count('b')).toBe(1);
+  });
+
+  it('counts leases with different ttls on one key, each expiring by its own', async () => {
+    await subject().acquire('k', 2, TTL);
+    await subject().acquire('k', 2, TTL * 2);
+    tick(TTL);
+    expect(await subject().count('k')).toBe(1);
+    tick(TTL);
+    expect(await subject().count('k')).toBe(0);
   });
 }

@@ -1,7 +1,8 @@
 // The shared state of mcplex behind small interfaces: API keys, usage, the response cache, rate-limit counters and
 // server-side conversations.
-// Implementations: memory (tests, one process) and SQLite (the default); PostgreSQL and Redis can follow, and the
-// same contract suite runs against each.
+// Implementations: memory (tests, one process), SQLite (the default) and PostgreSQL; the same contract suite runs
+// against each.
+import type { Leases } from './coordination.js';
 
 /** What a key may reach. An absent list means no restriction on that axis; `admin` opens /admin. */
 export interface KeyScopes {
@@ -211,6 +212,11 @@ export interface Store {
   readonly cache: CacheStore;
   readonly limits: LimitStore;
   readonly conversations: ConversationStore;
+  /**
+   * Counting leases (requests in progress) kept in the store, so that every process on it shares them when no
+   * Redis is configured: slower than Redis, and correct across processes.
+   */
+  readonly leases: Leases;
   /** Whether the store's server can be reached; absent for embedded stores. */
   health?(): StoreHealth;
   close(): Promise<void>;

@@ -2,9 +2,14 @@
 import { describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../store.js';
 import { describeStoreContract } from '../store-contract.js';
+import { describeLeaseContract } from '../coordination-contract.js';
 import { createMemoryStore } from './memory-store.js';
 
 describeStoreContract('memory', async () => createMemoryStore());
+describeLeaseContract('memory store leases', async (now) => {
+  const store = createMemoryStore({ now });
+  return { leases: store.leases, close: () => store.close() };
+});
 
 const T0 = 1_700_000_000_000;
 

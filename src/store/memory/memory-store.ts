@@ -30,10 +30,13 @@ import {
   type UsageTotal,
 } from '../store.js';
 import { sortUsageTotals } from '../usage-order.js';
+import { createLocalCoordination } from './local-coordination.js';
 
 export interface MemoryStoreOptions {
   /** Upper bound on the cache, counted as the UTF-8 bytes of every key and body. Default 64 MiB. */
   maxCacheBytes?: number;
+  /** The clock leases expire by. Default Date.now. */
+  now?: () => number;
 }
 
 const DEFAULT_MAX_CACHE_BYTES = 64 * 1024 * 1024;
@@ -50,8 +53,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   const cache = createCacheStore(maxCacheBytes);
   const limits = createLimitStore();
   const conversations = createConversationStore();
+  const leases = createLocalCoordination(options.now ? { now: options.now } : {});
   return {
     kind: 'memory',
+    leases,
     schemaVersion: 0,
     keys: keys.store,
     usage: usage.store,
@@ -64,6 +69,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       cache.clear();
       limits.clear();
       conversations.clear();
+      await leases.close();
     },
   };
 }

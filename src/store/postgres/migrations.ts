@@ -74,6 +74,15 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX conversations_owner_created_at ON conversations (owner, created_at DESC, n DESC);
 
+      -- Requests in progress shared by the processes on the database: one row per live lease; a key's expired rows
+      -- are removed when it is next taken from, under the key's advisory lock.
+      CREATE TABLE leases (
+        id         TEXT PRIMARY KEY,
+        key        TEXT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+      );
+      CREATE INDEX leases_key_expires_at ON leases (key, expires_at);
+
       CREATE TABLE conversation_items (
         conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
         seq             INTEGER NOT NULL CHECK (seq >= 1),

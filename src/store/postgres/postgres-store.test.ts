@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreError, type Store } from '../store.js';
 import { describeStoreContract } from '../store-contract.js';
+import { describeLeaseContract } from '../coordination-contract.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { openPostgresStore } from './postgres-store.js';
 import { redactUrl } from '../redact-url.js';
@@ -33,6 +34,10 @@ afterAll(async () => {
 });
 
 describeStoreContract('postgres', () => openPostgresStore(URL, { schema: freshSchema() }));
+describeLeaseContract('postgres store leases', async (now) => {
+  const store = await openPostgresStore(URL, { schema: freshSchema(), now });
+  return { leases: store.leases, close: () => store.close() };
+});
 
 describe('PostgreSQL store', () => {
   it('migrates once when three replicas open a new schema at the same time', async () => {
@@ -107,6 +112,22 @@ describe('PostgreSQL store', () => {
       );
       expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
       expect(decisions.filter((d) => !d.allowed).every((d) => d.retryAfterMs > 0)).toBe(true);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it('grants 10 leases of a key with limit 10 among 30 concurrent acquires from three pools', async () => {
+    const schema = freshSchema();
+    const stores = await Promise.all([1, 2, 3].map(() => openPostgresStore(URL, { schema })));
+    try {
+      const got = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => stores[i % 3]!.leases.acquire('k', 10, 30_000)),
+      );
+      expect(got.filter(Boolean)).toHaveLength(10);
+      expect(await stores[1]!.leases.count('k')).toBe(10);
+      await got.find(Boolean)!.release();
+      expect(await stores[2]!.leases.count('k')).toBe(9);
     } finally {
       await Promise.all(stores.map((s) => s.close()));
     }

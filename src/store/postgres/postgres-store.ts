@@ -28,6 +28,7 @@ import {
   type UsageTotal,
 } from '../store.js';
 import { sortUsageTotals } from '../usage-order.js';
+import { createSqlLeases, type LeaseTable } from '../sql-leases.js';
 import { rollUp, totalsQuery } from '../usage-rollup.js';
 import type { Migration } from '../sqlite/migrations.js';
 import { PG_MIGRATIONS } from './migrations.js';
@@ -41,6 +42,8 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
   /** How long opening a connection may take. Default 5000 ms. */
   connectTimeoutMs?: number;
+  /** The clock leases expire by. Default Date.now. */
+  now?: () => number;
 }
 
 /** Schema names mcplex accepts: plain lower-case identifiers, so they never need quoting anywhere. */
@@ -95,7 +98,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
       },
     );
   }
-  return createPostgresStore(pool, schemaVersion, redactUrl(url));
+  return createPostgresStore(pool, schemaVersion, redactUrl(url), options.now);
 }
 
 /** Applies every migration newer than the schema's in one transaction, holding the schema's advisory lock. */
@@ -158,13 +161,14 @@ export async function migrate(
   }
 }
 
-function createPostgresStore(raw: pg.Pool, schemaVersion: number, where: string): Store {
+function createPostgresStore(raw: pg.Pool, schemaVersion: number, where: string, now?: () => number): Store {
   let closed: Promise<void> | undefined;
   const availability = createAvailability(`PostgreSQL at ${where}`);
   const pool = guard(raw, availability);
   return {
     kind: 'postgres',
     schemaVersion,
+    leases: createSqlLeases(createLeaseTable(pool), now),
     keys: createKeyStore(pool),
     usage: createUsageStore(pool),
     cache: createCacheStore(pool),
@@ -449,6 +453,39 @@ function createLimitStore(pool: Db): LimitStore {
         await write(client, key, next, limit, periodMs, now);
       });
     },
+  };
+}
+
+function createLeaseTable(pool: Db): LeaseTable {
+  const countLive = async (client: Pick<pg.PoolClient, 'query'>, key: string, now: number) =>
+    (
+      await client.query<{ n: number }>('SELECT count(*)::int AS n FROM leases WHERE key = $1 AND expires_at > $2', [
+        key,
+        now,
+      ])
+    ).rows[0]?.n ?? 0;
+  return {
+    acquire: (key, id, limit, now, expiresAt) =>
+      pool.transaction(async (client) => {
+        // A key without rows can be locked too; the statements after the lock see what its last holder wrote.
+        await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 3))', [key]);
+        await client.query('DELETE FROM leases WHERE key = $1 AND expires_at <= $2', [key, now]);
+        if ((await countLive(client, key, now)) >= limit) return false;
+        await client.query('INSERT INTO leases (id, key, expires_at) VALUES ($1, $2, $3)', [id, key, expiresAt]);
+        return true;
+      }),
+    async renew(id, now, expiresAt) {
+      const result = await pool.query('UPDATE leases SET expires_at = $1 WHERE id = $2 AND expires_at > $3', [
+        expiresAt,
+        id,
+        now,
+      ]);
+      return (result.rowCount ?? 0) > 0;
+    },
+    async release(id) {
+      await pool.query('DELETE FROM leases WHERE id = $1', [id]);
+    },
+    count: (key, now) => countLive(pool, key, now),
   };
 }
 

@@ -108,4 +108,17 @@ export const MIGRATIONS: readonly Migration[] = [
         FROM usage GROUP BY 1, 2, 3;
     `,
   },
+  {
+    version: 4,
+    description: 'leases: requests in progress shared by the processes on the file',
+    sql: `
+      -- One row per live lease; expired rows are removed when their key is next taken from.
+      CREATE TABLE leases (
+        id         TEXT PRIMARY KEY NOT NULL,
+        key        TEXT NOT NULL,
+        expires_at REAL NOT NULL
+      );
+      CREATE INDEX leases_key_expires_at ON leases (key, expires_at);
+    `,
+  },
 ];

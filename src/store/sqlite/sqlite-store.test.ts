@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreError, type ApiKeyRecord, type Store } from '../store.js';
 import { describeStoreContract } from '../store-contract.js';
+import { describeLeaseContract } from '../coordination-contract.js';
 import { migrate } from './migrate.js';
 import { MIGRATIONS } from './migrations.js';
 import { openSqliteStore } from './sqlite-store.js';
@@ -35,6 +36,10 @@ function freshPath(): string {
 }
 
 describeStoreContract('sqlite', async () => openSqliteStore(freshPath()));
+describeLeaseContract('sqlite store leases', async (now) => {
+  const store = openSqliteStore(freshPath(), { now });
+  return { leases: store.leases, close: () => store.close() };
+});
 
 function key(id: string, name: string, secretHash = 'cd'.repeat(32)): ApiKeyRecord {
   return {
@@ -341,6 +346,7 @@ describe('sqlite store: schema', () => {
       'cache',
       'conversation_items',
       'conversations',
+      'leases',
       'limits',
       'schema_version',
       'usage',

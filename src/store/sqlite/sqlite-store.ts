@@ -29,6 +29,7 @@ import {
   type UsageTotal,
 } from '../store.js';
 import { sortUsageTotals } from '../usage-order.js';
+import { createSqlLeases, type LeaseTable } from '../sql-leases.js';
 import { rollUp, totalsQuery } from '../usage-rollup.js';
 import { migrate } from './migrate.js';
 import { MIGRATIONS } from './migrations.js';
@@ -36,6 +37,8 @@ import { MIGRATIONS } from './migrations.js';
 export interface SqliteStoreOptions {
   /** How long a write waits for another connection's write lock before failing. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /** The clock leases expire by. Default Date.now. */
+  now?: () => number;
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
@@ -65,7 +68,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     });
   }
   try {
-    return createSqliteStore(db, migrate(db, MIGRATIONS, path));
+    return createSqliteStore(db, migrate(db, MIGRATIONS, path), options.now);
   } catch (error) {
     db.close();
     if (error instanceof StoreError) throw error;
@@ -75,7 +78,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   }
 }
 
-function createSqliteStore(db: Database.Database, schemaVersion: number): Store {
+function createSqliteStore(db: Database.Database, schemaVersion: number, now?: () => number): Store {
   const keys = createKeyStore(db);
   const usage = createUsageStore(db);
   const cache = createCacheStore(db);
@@ -84,6 +87,7 @@ function createSqliteStore(db: Database.Database, schemaVersion: number): Store 
   return {
     kind: 'sqlite',
     schemaVersion,
+    leases: createSqlLeases(createLeaseTable(db), now),
     keys,
     usage,
     cache,
@@ -285,6 +289,31 @@ function createLimitStore(db: Database.Database): LimitStore {
     async refund(key, amount, limit, periodMs, now) {
       refund.immediate(key, amount, limit, periodMs, now);
     },
+  };
+}
+
+function createLeaseTable(db: Database.Database): LeaseTable {
+  const removeExpired = db.prepare<[string, number]>('DELETE FROM leases WHERE key = ? AND expires_at <= ?');
+  const countLive = db.prepare<[string, number], { n: number }>(
+    'SELECT count(*) AS n FROM leases WHERE key = ? AND expires_at > ?',
+  );
+  const insert = db.prepare<[string, string, number]>('INSERT INTO leases (id, key, expires_at) VALUES (?, ?, ?)');
+  const extend = db.prepare<[number, string, number]>(
+    'UPDATE leases SET expires_at = ? WHERE id = ? AND expires_at > ?',
+  );
+  const remove = db.prepare<[string]>('DELETE FROM leases WHERE id = ?');
+  // IMMEDIATE: the count and the insert happen under the write lock, so processes on the file take turns.
+  const acquire = db.transaction((key: string, id: string, limit: number, now: number, expiresAt: number) => {
+    removeExpired.run(key, now);
+    if ((countLive.get(key, now)?.n ?? 0) >= limit) return false;
+    insert.run(id, key, expiresAt);
+    return true;
+  });
+  return {
+    acquire: async (key, id, limit, now, expiresAt) => acquire.immediate(key, id, limit, now, expiresAt),
+    renew: async (id, now, expiresAt) => extend.run(expiresAt, id, now).changes > 0,
+    release: async (id) => void remove.run(id),
+    count: async (key, now) => countLive.get(key, now)?.n ?? 0,
   };
 }
 
