@@ -13,11 +13,9 @@ import {
 import { gcraIsLive, gcraRefund, gcraTake, type GcraState } from '../gcra.js';
 import {
   StoreError,
-  type ApiKeyRecord,
   type CacheStore,
   type ConversationItem,
   type ConversationRecord,
-  type ConversationRole,
   type ConversationStore,
   type KeyStore,
   type LimitStore,
@@ -27,6 +25,20 @@ import {
   type UsageStore,
   type UsageTotal,
 } from '../store.js';
+import {
+  CONVERSATION_COLUMNS,
+  ITEM_COLUMNS,
+  KEY_COLUMNS,
+  messageOf,
+  toConversation,
+  toItem,
+  toKey,
+  type CacheRow,
+  type ConversationRow,
+  type ItemRow,
+  type KeyRow,
+  type TotalRow,
+} from '../sql-rows.js';
 import { sortUsageTotals } from '../usage-order.js';
 import { createSqlLeases, type LeaseTable } from '../sql-leases.js';
 import { rollUp, totalsQuery } from '../usage-rollup.js';
@@ -229,19 +241,6 @@ function guard(pool: pg.Pool, health: Availability): Db {
   };
 }
 
-interface KeyRow {
-  id: string;
-  name: string;
-  secret_hash: string;
-  scopes: string;
-  limits: string;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-}
-
-const KEY_COLUMNS = 'id, name, secret_hash, scopes, limits, created_at, expires_at, revoked_at';
-
 function createKeyStore(pool: Db): KeyStore {
   return {
     async create(record) {
@@ -283,27 +282,6 @@ function createKeyStore(pool: Db): KeyStore {
       return (result.rowCount ?? 0) > 0;
     },
   };
-}
-
-function toKey(row: KeyRow): ApiKeyRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    secretHash: row.secret_hash,
-    scopes: JSON.parse(row.scopes) as ApiKeyRecord['scopes'],
-    limits: JSON.parse(row.limits) as ApiKeyRecord['limits'],
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-  };
-}
-
-interface TotalRow {
-  subject: string;
-  model: string;
-  requests: number;
-  prompt_tokens: number;
-  completion_tokens: number;
 }
 
 function createUsageStore(pool: Db): UsageStore {
@@ -368,13 +346,6 @@ function tuples(rows: number, width: number): string {
     out.push(`(${Array.from({ length: width }, (_, i) => `$${base + i + 1}`).join(', ')})`);
   }
   return out.join(', ');
-}
-
-interface CacheRow {
-  body: string;
-  kind: 'json' | 'sse';
-  created_at: number;
-  expires_at: number;
 }
 
 function createCacheStore(pool: Db): CacheStore {
@@ -489,26 +460,6 @@ function createLeaseTable(pool: Db): LeaseTable {
   };
 }
 
-interface ConversationRow {
-  id: string;
-  owner: string;
-  metadata: string;
-  version: number;
-  created_at: number;
-}
-
-interface ItemRow {
-  id: string;
-  conversation_id: string;
-  seq: number;
-  role: ConversationRole;
-  message: string;
-  created_at: number;
-}
-
-const CONVERSATION_COLUMNS = 'id, owner, metadata, version, created_at';
-const ITEM_COLUMNS = 'id, conversation_id, seq, role, message, created_at';
-
 function createConversationStore(pool: Db): ConversationStore {
   return {
     async create(owner, metadata) {
@@ -622,29 +573,4 @@ function createConversationStore(pool: Db): ConversationStore {
       return rows[0] && toItem(rows[0]);
     },
   };
-}
-
-function toConversation(row: ConversationRow): ConversationRecord {
-  return {
-    id: row.id,
-    owner: row.owner,
-    metadata: JSON.parse(row.metadata) as Record<string, string>,
-    version: row.version,
-    createdAt: row.created_at,
-  };
-}
-
-function toItem(row: ItemRow): ConversationItem {
-  return {
-    id: row.id,
-    conversationId: row.conversation_id,
-    seq: row.seq,
-    role: row.role,
-    message: JSON.parse(row.message) as Record<string, unknown>,
-    createdAt: row.created_at,
-  };
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

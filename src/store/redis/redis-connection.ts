@@ -1,6 +1,7 @@
 // Redis connections that never make a request wait long while Redis is away: no offline queue, a command timeout,
 // one retry per command, reconnection in the background; and every failure names the server without its password.
 import { Redis } from 'ioredis';
+import { redactUrl } from '../redact-url.js';
 import { StoreError } from '../store.js';
 
 export interface RedisConnectionOptions {
@@ -87,15 +88,7 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
 }
 
 /** `redis://user:secret@host:6379/0` with the password replaced, for messages and logs. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//***@');
-  }
-}
+export const redactRedisUrl = redactUrl;
 
 function safeDecode(text: string): string {
   try {

@@ -1,12 +1,11 @@
 // Opening and closing the Redis state against the real server: everything it writes lives under its prefix, and a
 // server that cannot be reached is reported at once, naming it without its password.
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../store.js';
 import { redactRedisUrl } from './redis-connection.js';
 import { openRedisState } from './redis-state.js';
-import { TEST_REDIS_URL, testNamespace } from './redis-test-support.js';
+import { TEST_REDIS_URL, freePort, testNamespace } from './redis-test-support.js';
 
 const T0 = 1_700_000_000_000;
 const space = testNamespace();
@@ -58,15 +57,3 @@ describe('Redis state', () => {
     await expect(openRedisState('not a url')).rejects.toMatchObject({ code: 'OPEN_FAILED' });
   });
 });
-
-/** A TCP port that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject()));
-    });
-  });
-}

@@ -13,8 +13,6 @@ import {
 import { gcraIsLive, gcraRefund, gcraTake, type GcraState } from '../gcra.js';
 import {
   StoreError,
-  type ApiKeyRecord,
-  type CacheEntry,
   type CacheStore,
   type ConversationItem,
   type ConversationRecord,
@@ -28,6 +26,20 @@ import {
   type UsageStore,
   type UsageTotal,
 } from '../store.js';
+import {
+  CONVERSATION_COLUMNS,
+  ITEM_COLUMNS,
+  KEY_COLUMNS,
+  messageOf,
+  toConversation,
+  toItem,
+  toKey,
+  type CacheRow,
+  type ConversationRow,
+  type ItemRow,
+  type KeyRow,
+  type TotalRow,
+} from '../sql-rows.js';
 import { sortUsageTotals } from '../usage-order.js';
 import { createSqlLeases, type LeaseTable } from '../sql-leases.js';
 import { rollUp, totalsQuery } from '../usage-rollup.js';
@@ -99,19 +111,6 @@ function createSqliteStore(db: Database.Database, schemaVersion: number, now?: (
   };
 }
 
-interface KeyRow {
-  id: string;
-  name: string;
-  secret_hash: string;
-  scopes: string;
-  limits: string;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-}
-
-const KEY_COLUMNS = 'id, name, secret_hash, scopes, limits, created_at, expires_at, revoked_at';
-
 function createKeyStore(db: Database.Database): KeyStore {
   const insert = db.prepare<KeyRow>(
     `INSERT INTO api_keys (${KEY_COLUMNS})
@@ -159,27 +158,6 @@ function createKeyStore(db: Database.Database): KeyStore {
   };
 }
 
-function toKey(row: KeyRow): ApiKeyRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    secretHash: row.secret_hash,
-    scopes: JSON.parse(row.scopes) as ApiKeyRecord['scopes'],
-    limits: JSON.parse(row.limits) as ApiKeyRecord['limits'],
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-  };
-}
-
-interface TotalRow {
-  subject: string;
-  model: string;
-  requests: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-}
-
 function createUsageStore(db: Database.Database): UsageStore {
   const insert = db.prepare<[string, string, number, number, number, number]>(
     `INSERT INTO usage (subject, model, at, requests, prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -224,13 +202,6 @@ function createUsageStore(db: Database.Database): UsageStore {
       );
     },
   };
-}
-
-interface CacheRow {
-  body: string;
-  kind: CacheEntry['kind'];
-  created_at: number;
-  expires_at: number;
 }
 
 function createCacheStore(db: Database.Database): CacheStore {
@@ -316,26 +287,6 @@ function createLeaseTable(db: Database.Database): LeaseTable {
     count: async (key, now) => countLive.get(key, now)?.n ?? 0,
   };
 }
-
-interface ConversationRow {
-  id: string;
-  owner: string;
-  metadata: string;
-  version: number;
-  created_at: number;
-}
-
-interface ItemRow {
-  id: string;
-  conversation_id: string;
-  seq: number;
-  role: ConversationRole;
-  message: string;
-  created_at: number;
-}
-
-const CONVERSATION_COLUMNS = 'id, owner, metadata, version, created_at';
-const ITEM_COLUMNS = 'id, conversation_id, seq, role, message, created_at';
 
 function createConversationStore(db: Database.Database): ConversationStore {
   const insert = db.prepare<[string, string, string, number]>(
@@ -453,29 +404,4 @@ function createConversationStore(db: Database.Database): ConversationStore {
       return row && toItem(row);
     },
   };
-}
-
-function toConversation(row: ConversationRow): ConversationRecord {
-  return {
-    id: row.id,
-    owner: row.owner,
-    metadata: JSON.parse(row.metadata) as Record<string, string>,
-    version: row.version,
-    createdAt: row.created_at,
-  };
-}
-
-function toItem(row: ItemRow): ConversationItem {
-  return {
-    id: row.id,
-    conversationId: row.conversation_id,
-    seq: row.seq,
-    role: row.role,
-    message: JSON.parse(row.message) as Record<string, unknown>,
-    createdAt: row.created_at,
-  };
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,0 +1,88 @@
+// What the SQL stores (SQLite and PostgreSQL) share: the rows their tables hold, the columns they select, and how
+// a row becomes a record. The schemas match column for column, so one mapping serves both.
+import type { ApiKeyRecord, CacheEntry, ConversationItem, ConversationRecord, ConversationRole } from './store.js';
+
+export const KEY_COLUMNS = 'id, name, secret_hash, scopes, limits, created_at, expires_at, revoked_at';
+export const CONVERSATION_COLUMNS = 'id, owner, metadata, version, created_at';
+export const ITEM_COLUMNS = 'id, conversation_id, seq, role, message, created_at';
+
+export interface KeyRow {
+  id: string;
+  name: string;
+  secret_hash: string;
+  scopes: string;
+  limits: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
+export function toKey(row: KeyRow): ApiKeyRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    secretHash: row.secret_hash,
+    scopes: JSON.parse(row.scopes) as ApiKeyRecord['scopes'],
+    limits: JSON.parse(row.limits) as ApiKeyRecord['limits'],
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+export interface TotalRow {
+  subject: string;
+  model: string;
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+export interface CacheRow {
+  body: string;
+  kind: CacheEntry['kind'];
+  created_at: number;
+  expires_at: number;
+}
+
+export interface ConversationRow {
+  id: string;
+  owner: string;
+  metadata: string;
+  version: number;
+  created_at: number;
+}
+
+export interface ItemRow {
+  id: string;
+  conversation_id: string;
+  seq: number;
+  role: ConversationRole;
+  message: string;
+  created_at: number;
+}
+
+export function toConversation(row: ConversationRow): ConversationRecord {
+  return {
+    id: row.id,
+    owner: row.owner,
+    metadata: JSON.parse(row.metadata) as Record<string, string>,
+    version: row.version,
+    createdAt: row.created_at,
+  };
+}
+
+export function toItem(row: ItemRow): ConversationItem {
+  return {
+    id: row.id,
+    conversationId: row.conversation_id,
+    seq: row.seq,
+    role: row.role,
+    message: JSON.parse(row.message) as Record<string, unknown>,
+    createdAt: row.created_at,
+  };
+}
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
