@@ -2,23 +2,17 @@
 // the next stage runs and, where it owes something afterwards (releasing a limit, saving an answer), after it.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../policy/auth/keys.js';
-import type { ModelRoute, Route } from './router.js';
+import type { ModelRoute, RoutedRequest } from './router.js';
 import type { Sink } from './sink.js';
 import type { Usage } from './types.js';
 
-/** One LLM request on its way through the stages. */
-export interface LlmContext {
-  readonly route: Route;
-  /** The validated request body. */
-  readonly body: Record<string, unknown>;
-  /** The client's own bytes of `body`, when it arrived over HTTP unchanged: sent on as they are where they fit. */
-  readonly raw?: Buffer | undefined;
+/**
+ * One LLM request on its way through the stages: what the router needs of it (the route, the validated body and
+ * the client's own bytes of it, the model asked for, the request id, the arrival time from which mcplex's
+ * overhead is measured) and what the stages add.
+ */
+export interface LlmContext extends Omit<RoutedRequest, 'primary' | 'sink'> {
   readonly principal: Principal;
-  /** The model name the caller asked for (an alias included). */
-  readonly requested: string;
-  readonly requestId: string;
-  /** When the request arrived (performance.now()): the overhead mcplex adds is measured from here. */
-  readonly started: number;
   /**
    * Where the answer goes. A stage may put another sink in its place for the stages after it (the coalescing
    * stage writes into a flight that identical requests share); the sink also says when nobody waits any more
