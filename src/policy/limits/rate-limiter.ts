@@ -85,29 +85,35 @@ export function createRateLimiter(store: LimitStore, options: RateLimiterOptions
       let admitted = false;
       try {
         const time = now();
-        if (rpm !== undefined) {
-          const decision = await store.take(`${principal.id}:rpm`, 1, rpm, MINUTE, time);
-          Object.assign(headers, limitHeaders('requests', rpm, decision));
-          if (!decision.allowed) {
+        const rpmKey = `${principal.id}:rpm`;
+        const tpmKey = `${principal.id}:tpm`;
+        const cost = tpm !== undefined && tokens > 0 ? Math.min(tokens, tpm) : 0;
+        // Both budgets at once: one wait for the store, not two (a round trip each to a shared one). A refusal by
+        // either gives back what the other took: a request that never ran counts against neither.
+        const [requests, tokenDecision] = await Promise.all([
+          rpm !== undefined ? store.take(rpmKey, 1, rpm, MINUTE, time) : undefined,
+          tpm !== undefined && cost > 0 ? store.take(tpmKey, cost, tpm, MINUTE, time) : undefined,
+        ]);
+        if (rpm !== undefined && requests) {
+          Object.assign(headers, limitHeaders('requests', rpm, requests));
+          if (!requests.allowed) {
+            if (tpm !== undefined && tokenDecision?.allowed) await store.refund(tpmKey, cost, tpm, MINUTE, time);
             return {
               ok: false,
-              headers: { ...headers, ...retryAfter(decision.retryAfterMs) },
+              headers: { ...headers, ...retryAfter(requests.retryAfterMs) },
               limit: 'requests',
               message: `Rate limit reached for ${principal.name}: ${rpm} requests per minute`,
             };
           }
         }
         let taken = 0;
-        if (tpm !== undefined && tokens > 0) {
-          const cost = Math.min(tokens, tpm);
-          const decision = await store.take(`${principal.id}:tpm`, cost, tpm, MINUTE, time);
-          Object.assign(headers, limitHeaders('tokens', tpm, decision));
-          if (!decision.allowed) {
-            // The request never ran: it does not count against the request limit either.
-            if (rpm !== undefined) await store.refund(`${principal.id}:rpm`, 1, rpm, MINUTE, time);
+        if (tpm !== undefined && tokenDecision) {
+          Object.assign(headers, limitHeaders('tokens', tpm, tokenDecision));
+          if (!tokenDecision.allowed) {
+            if (rpm !== undefined) await store.refund(rpmKey, 1, rpm, MINUTE, time);
             return {
               ok: false,
-              headers: { ...headers, ...retryAfter(decision.retryAfterMs) },
+              headers: { ...headers, ...retryAfter(tokenDecision.retryAfterMs) },
               limit: 'tokens',
               message: `Rate limit reached for ${principal.name}: ${tpm} tokens per minute (this request needs about ${tokens})`,
             };
