@@ -69,6 +69,8 @@ export interface SharedState {
   leases?: Leases;
   /** A backend deployment's slots: counted in this process while Redis is away, whatever `onError` says. */
   deploymentLeases?: Leases;
+  /** A backend deployment's own rpm/tpm budgets: likewise counted in this process while Redis is away. */
+  deploymentBudgets?: LimitStore;
   cache?: CacheStore;
   health?: () => SharedStateHealth;
   close(): Promise<void>;
@@ -110,6 +112,7 @@ export async function openSharedState(config: Config, logger: Logger, metrics?: 
     limits: fallbacks.limits(redis.limits),
     leases: fallbacks.leases(redis.coordination),
     deploymentLeases: fallbacks.leases(redis.coordination, 'local'),
+    deploymentBudgets: fallbacks.limits(redis.limits, 'local'),
     cache: redis.cache,
     health: fallbacks.health,
     close: async () => {
@@ -183,6 +186,8 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     // Only leases every replica shares add anything to the in-flight count each process keeps for itself.
     leases: shared.deploymentLeases,
     leaseTtlMs: config.limits.leaseTtlMs,
+    budgets:
+      shared.deploymentBudgets ?? (config.limits.counters === 'process' ? createMemoryStore().limits : store.limits),
     ...(config.redis ? { coordination: shared.coordination } : {}),
   });
   const identities = serverIdentities(config.mcpServers, Object.keys(config.llm.models).length > 0);

@@ -44,6 +44,7 @@ beforeAll(async () => {
         capped: {
           deployments: [{ provider: 'openai', baseUrl: `${capped.url}/v1`, model: 'backend', maxConcurrent: 8 }],
         },
+        budgeted: { deployments: [{ provider: 'openai', baseUrl: `${fast.url}/v1`, model: 'backend', rpm: 5 }] },
       },
       cache: { store: 'redis' },
     },
@@ -125,6 +126,15 @@ describe('three replicas on one PostgreSQL and one Redis', () => {
     expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(8);
     // The rest are told the model is busy, as when one process has every slot in use.
     expect(answers.every((a) => a.status === 200 || a.status === 503)).toBe(true);
+  });
+
+  it("hold a deployment's own rpm 5 across them: 15 requests spread over them, 5 reach the backend", async () => {
+    const { token } = await createKey({});
+    const before = fast.requests.length;
+    const answers = await Promise.all(Array.from({ length: 15 }, (_, i) => chat(urls[i % 3]!, token, 'budgeted')));
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(5);
+    expect(answers.filter((a) => a.status === 429)).toHaveLength(10);
+    expect(fast.requests.length).toBe(before + 5);
   });
 
   it('free the slots of a replica killed mid-request once its leases expire', async () => {

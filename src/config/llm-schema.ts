@@ -17,6 +17,12 @@ const deploymentSchema = z.strictObject({
   model: z.string().min(1, 'model must not be empty'),
   weight: z.number().positive('weight must be > 0').default(1),
   maxConcurrent: z.number().int('maxConcurrent must be an integer').positive('maxConcurrent must be > 0').default(256),
+  /**
+   * The backend's own budgets, per minute, for every replica together (counted in Redis when configured, else in
+   * the store): a deployment over one is passed over like a busy one; when all are, the client gets 429.
+   */
+  rpm: z.number().int('rpm must be an integer').positive('rpm must be > 0').optional(),
+  tpm: z.number().int('tpm must be an integer').positive('tpm must be > 0').optional(),
   headers: z.record(z.string(), z.string()).default({}),
   timeouts: z
     .strictObject({

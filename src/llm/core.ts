@@ -14,7 +14,7 @@ import { createMemoryStore } from '../store/memory/memory-store.js';
 import type { Coordination, Leases } from '../store/coordination.js';
 import { createCoalescer } from './batching/coalescer.js';
 import { createFillLock } from './stages/fill-lock.js';
-import type { CacheStore } from '../store/store.js';
+import type { CacheStore, LimitStore } from '../store/store.js';
 import { safeJson } from '../wire/json.js';
 import { createSseParser } from '../wire/sse.js';
 import { bufferedError, llmFailure } from './openai-errors.js';
@@ -46,6 +46,8 @@ export interface LlmCoreOptions {
    */
   coordination?: Coordination | undefined;
   leaseTtlMs?: number;
+  /** Where deployments' own rpm/tpm budgets are counted (Redis, else the store, else this process). */
+  budgets?: LimitStore | undefined;
 }
 
 export interface LlmCore {
@@ -93,6 +95,7 @@ export function createLlmCore(config: LlmConfig, options: LlmCoreOptions): LlmCo
     logger,
     metrics,
     leases: options.leases,
+    budgets: options.budgets,
     ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
   });
   const { routes, byName } = router;

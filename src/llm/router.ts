@@ -15,6 +15,8 @@ import { PeakEwma, pickDeployment } from './balancer.js';
 import type { Strategy } from './balancer.js';
 import { createBreaker } from './breaker.js';
 import type { Lease, Leases } from '../store/coordination.js';
+import type { LimitStore } from '../store/store.js';
+import { estimateTokens } from '../policy/limits/rate-limiter.js';
 import { createLeaseKeeper } from '../store/lease-keeper.js';
 import type { Breaker } from './breaker.js';
 import { asOpenAiError, openAiError, streamFailure } from './openai-errors.js';
@@ -34,6 +36,8 @@ import type { ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
 import { usageFromStream, usageIn } from './usage.js';
 
 export type Route = 'chat' | 'embeddings';
+
+const MINUTE = 60_000;
 
 class Deployment {
   readonly id: string;
@@ -119,6 +123,8 @@ export interface RouterOptions {
   leases?: Leases | undefined;
   /** How long an attempt's slot outlives its last renewal (a replica that died keeps it this long). */
   leaseTtlMs?: number;
+  /** Where deployments' own rpm/tpm budgets are counted (shared by every replica on it). */
+  budgets?: LimitStore | undefined;
 }
 
 /** What the router needs of a request that passed the gate. */
@@ -153,6 +159,38 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
   const { logger, metrics, leases } = options;
   const leaseTtlMs = options.leaseTtlMs ?? 30_000;
   const keeper = leases ? createLeaseKeeper(leaseTtlMs) : undefined;
+  const { budgets } = options;
+  /**
+   * Takes one request and the request's estimated tokens from `d`'s own budgets: the tokens taken, or how long
+   * until it has room again (nothing kept taken then).
+   */
+  async function spend(d: Deployment, body: Record<string, unknown>): Promise<{ tokens: number } | { waitMs: number }> {
+    const { rpm, tpm } = d.config;
+    if (!budgets || (rpm === undefined && tpm === undefined)) return { tokens: 0 };
+    const time = Date.now();
+    const tokens = tpm === undefined ? 0 : Math.min(estimateTokens(body), tpm);
+    const [requests, tokenDecision] = await Promise.all([
+      rpm === undefined ? undefined : budgets.take(`deployment:${d.id}:rpm`, 1, rpm, MINUTE, time),
+      tpm === undefined || tokens === 0 ? undefined : budgets.take(`deployment:${d.id}:tpm`, tokens, tpm, MINUTE, time),
+    ]);
+    if (requests?.allowed !== false && tokenDecision?.allowed !== false) return { tokens };
+    if (rpm !== undefined && requests?.allowed) giveBack(d, 1, 0);
+    if (tokenDecision?.allowed) giveBack(d, 0, tokens);
+    const waits = [requests, tokenDecision].filter((x) => x && !x.allowed).map((x) => x!.retryAfterMs);
+    return { waitMs: Math.max(...waits) };
+  }
+  /** Returns budget taken for an attempt that did not use it (or used less). */
+  function giveBack(d: Deployment, requests: number, tokens: number): void {
+    const { rpm, tpm } = d.config;
+    const time = Date.now();
+    if (requests > 0 && rpm !== undefined) {
+      void budgets?.refund(`deployment:${d.id}:rpm`, requests, rpm, MINUTE, time).catch(() => {});
+    }
+    if (tokens > 0 && tpm !== undefined) {
+      void budgets?.refund(`deployment:${d.id}:tpm`, tokens, tpm, MINUTE, time).catch(() => {});
+    }
+  }
+
   /** A slot of `d` among every replica's attempts; null when they hold all of them. No leases: always one. */
   async function claim(d: Deployment): Promise<Lease | undefined | null> {
     if (!leases) return undefined;
@@ -423,11 +461,14 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
     const chain = [primary, ...primary.config.fallbacks.map((name) => byName.get(name)!)];
     const { retries } = config;
     let last: Extract<Attempt, { kind: 'retry' }> | undefined;
+    /** The shortest wait until a deployment that was over its budget has room again. */
+    let overBudgetMs: number | undefined;
     let lastDeployment = '';
     // Each model of the chain gets the retry budget; when it is spent (or every deployment is out), the next one.
     for (const model of chain) {
       const tried = new Set<Deployment>();
-      // Deployments whose every slot other replicas hold: out for this request, like one busy here.
+      // Deployments whose every slot other replicas hold, or whose own budget is spent: out for this request,
+      // like one busy here.
       const full = new Set<Deployment>();
       for (let attempts = 0; attempts <= retries.attempts; attempts++) {
         if (sink.gone) return undefined;
@@ -436,9 +477,17 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
         // Every deployment failed once: try them again (the breaker still keeps broken ones out).
         if (d === undefined && tried.size > 0) d = pickDeployment(model.deployments, model.config.strategy, full);
         if (d === undefined) break;
+        const spent = await spend(d, request.body);
+        if ('waitMs' in spent) {
+          // Not an attempt: no retry budget is spent on a deployment that was never asked.
+          overBudgetMs = Math.min(overBudgetMs ?? Infinity, spent.waitMs);
+          full.add(d);
+          attempts--;
+          continue;
+        }
         const lease = await claim(d);
         if (lease === null) {
-          // Not an attempt: no budget is spent on a deployment that was never asked.
+          giveBack(d, 1, spent.tokens);
           full.add(d);
           attempts--;
           continue;
@@ -462,7 +511,12 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
         } finally {
           if (lease) keeper!.letGo(lease);
         }
-        if (outcome.kind === 'done') return outcome.usage;
+        if (outcome.kind === 'done') {
+          // The estimate corrected by what the backend reported.
+          const used = outcome.usage ? outcome.usage.prompt_tokens + (outcome.usage.completion_tokens ?? 0) : undefined;
+          if (used !== undefined && used < spent.tokens) giveBack(d, 0, spent.tokens - used);
+          return outcome.usage;
+        }
         if (outcome.kind === 'final') {
           if (outcome.error && outcome.status !== undefined) {
             sinkJson(sink, outcome.status, outcome.error);
@@ -481,6 +535,14 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
     }
     if (last) {
       answerFailure(sink, last, route, requested, lastDeployment);
+      return undefined;
+    }
+    if (overBudgetMs !== undefined) {
+      const message = `every deployment of model "${requested}" has used its budget for now`;
+      sinkJson(sink, 429, openAiError(429, message, 'rate_limit_error', 'deployment_budget_exceeded'), {
+        'retry-after': String(Math.max(1, Math.ceil(overBudgetMs / 1000))),
+      });
+      metrics.llmRequests.inc({ route, model: requested, deployment: '', status: '429' });
       return undefined;
     }
     sinkJson(sink, 503, openAiError(503, `no deployment of model "${requested}" is available`, 'server_error'));

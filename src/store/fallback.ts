@@ -29,7 +29,8 @@ export interface FallbackOptions {
 }
 
 export interface Fallbacks {
-  limits(primary: LimitStore): LimitStore;
+  /** `mode` overrides the configured one (a backend's budgets are counted here rather than refused). */
+  limits(primary: LimitStore, mode?: 'local' | 'refuse'): LimitStore;
   /** `mode` overrides the configured one (a backend's slots are counted here rather than refused). */
   leases(primary: Leases, mode?: 'local' | 'refuse'): Leases;
   health(): SharedStateHealth;
@@ -80,18 +81,20 @@ export function createFallbacks(options: FallbackOptions): Fallbacks {
   const share = (limit: number) => Math.max(1, Math.floor(limit * options.localShare));
 
   return {
-    limits(primary) {
+    limits(primary, mode) {
       const { localLimits } = options;
       return {
         take: (key, cost, limit, periodMs, time) =>
           attempt(
             () => primary.take(key, cost, limit, periodMs, time),
             () => localLimits.take(key, Math.min(cost, share(limit)), share(limit), periodMs, time),
+            mode,
           ),
         refund: (key, amount, limit, periodMs, time) =>
           attempt(
             () => primary.refund(key, amount, limit, periodMs, time),
             () => localLimits.refund(key, amount, share(limit), periodMs, time),
+            mode,
           ),
       };
     },
