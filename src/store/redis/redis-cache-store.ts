@@ -55,13 +55,7 @@ export function createRedisCacheStore(connection: RedisConnection, options: Redi
   const space = `${options.prefix}cache:`;
   const pattern = `${escapeGlob(space)}*`;
 
-  async function call<T>(what: string, run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (error) {
-      throw connection.failure(what, error);
-    }
-  }
+  const call = <T>(what: string, run: () => Promise<T>): Promise<T> => connection.call(what, run);
 
   return {
     async get(key, now) {

@@ -20,6 +20,12 @@ export interface RedisConnection {
   readonly where: string;
   /** A failed call as StoreError UNAVAILABLE, saying what was being done and why it failed, password masked. */
   failure(what: string, error: unknown): StoreError;
+  /**
+   * Runs one command with the command timeout, its failure reported as `failure(what, …)`. The deadline is kept
+   * by one timer per connection rather than one per command (ioredis' own commandTimeout costs a timer each, about
+   * half the client's CPU per command here).
+   */
+  call<T>(what: string, run: () => Promise<T>): Promise<T>;
   /** Closes the connection (waiting for answers in flight when Redis is there); harmless when called again. */
   close(): Promise<void>;
 }
@@ -46,7 +52,6 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
     lazyConnect: true,
     // Without these a call made while Redis is away waits for it to come back, and so does the request behind it.
     enableOfflineQueue: false,
-    commandTimeout: options.commandTimeoutMs ?? 500,
     maxRetriesPerRequest: 1,
     connectTimeout: options.connectTimeoutMs ?? 2000,
     retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, maxDelay),
@@ -68,16 +73,54 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
     throw new StoreError('OPEN_FAILED', `cannot connect to Redis at ${where}: ${reason}`, { cause: error });
   }
   let closing: Promise<void> | undefined;
+  const timeoutMs = options.commandTimeoutMs ?? 500;
+  /** Commands waiting for their answer, with when they time out. */
+  const pending = new Set<{ at: number; fail: (error: Error) => void }>();
+  const watchdog = setInterval(
+    () => {
+      const now = Date.now();
+      for (const entry of pending) {
+        if (entry.at > now) continue;
+        pending.delete(entry);
+        entry.fail(new Error(`the command timed out after ${timeoutMs} ms`));
+      }
+    },
+    Math.max(10, Math.floor(timeoutMs / 5)),
+  ).unref();
+  function failure(what: string, error: unknown): StoreError {
+    if (error instanceof StoreError) return error;
+    const reason = mask(messageOf(error));
+    const down = lastError === undefined || reason.includes(lastError) ? '' : ` (${lastError})`;
+    return new StoreError('UNAVAILABLE', `Redis at ${where} failed to ${what}: ${reason}${down}`, { cause: error });
+  }
   return {
     redis,
     where,
-    failure(what, error) {
-      if (error instanceof StoreError) return error;
-      const reason = mask(messageOf(error));
-      const down = lastError === undefined || reason.includes(lastError) ? '' : ` (${lastError})`;
-      return new StoreError('UNAVAILABLE', `Redis at ${where} failed to ${what}: ${reason}${down}`, { cause: error });
+    failure,
+    call(what, run) {
+      return new Promise((resolve, reject) => {
+        const entry = { at: Date.now() + timeoutMs, fail: (error: Error) => reject(failure(what, error)) };
+        pending.add(entry);
+        let started: Promise<unknown>;
+        try {
+          started = run();
+        } catch (error) {
+          pending.delete(entry);
+          reject(failure(what, error));
+          return;
+        }
+        started.then(
+          (value) => {
+            if (pending.delete(entry)) resolve(value as never);
+          },
+          (error: unknown) => {
+            if (pending.delete(entry)) reject(failure(what, error));
+          },
+        );
+      });
     },
     close() {
+      clearInterval(watchdog);
       closing ??= redis.quit().then(
         () => undefined,
         () => redis.disconnect(),

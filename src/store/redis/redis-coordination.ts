@@ -94,13 +94,7 @@ export function createRedisCoordination(
     }
   });
 
-  async function call<T>(what: string, run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (error) {
-      throw connection.failure(what, error);
-    }
-  }
+  const call = <T>(what: string, run: () => Promise<T>): Promise<T> => connection.call(what, run);
 
   /** Drops one handler; the channel's last one unsubscribes it (in order with any later SUBSCRIBE on it). */
   function drop(channel: string, entry: (message: string) => void): boolean {
@@ -142,7 +136,10 @@ export function createRedisCoordination(
       const entry = (message: string) => handler(message);
       let current = channels.get(channel);
       if (current === undefined) {
-        current = { handlers: new Set(), live: subscriber.redis.subscribe(channel) };
+        current = {
+          handlers: new Set(),
+          live: subscriber.call(`subscribe to ${topic}`, () => subscriber.redis.subscribe(channel)),
+        };
         channels.set(channel, current);
       }
       current.handlers.add(entry);

@@ -93,12 +93,9 @@ export function createRedisLimitStore(connection: RedisConnection, options: Redi
   return {
     async take(key, cost, limit, periodMs, now): Promise<RateDecision> {
       checkGcraArguments('cost', cost, limit, periodMs, now);
-      let reply: [number, string, string, string];
-      try {
-        reply = await redis.mcplexGcraTake(keyOf(key), ...args(cost, limit, periodMs, now));
-      } catch (error) {
-        throw connection.failure('take from a rate limit', error);
-      }
+      const reply = await connection.call('take from a rate limit', () =>
+        redis.mcplexGcraTake(keyOf(key), ...args(cost, limit, periodMs, now)),
+      );
       return {
         allowed: reply[0] === 1,
         remaining: Number(reply[1]),
@@ -109,11 +106,9 @@ export function createRedisLimitStore(connection: RedisConnection, options: Redi
 
     async refund(key, amount, limit, periodMs, now) {
       checkGcraArguments('amount', amount, limit, periodMs, now);
-      try {
-        await redis.mcplexGcraRefund(keyOf(key), ...args(amount, limit, periodMs, now));
-      } catch (error) {
-        throw connection.failure('refund to a rate limit', error);
-      }
+      await connection.call('refund to a rate limit', () =>
+        redis.mcplexGcraRefund(keyOf(key), ...args(amount, limit, periodMs, now)),
+      );
     },
   };
 }

@@ -14,6 +14,30 @@ const T0 = 1_700_000_000_000;
 afterAll(() => stopAllRedis());
 
 describe('Redis state while Redis is away', () => {
+  it('times a call out when Redis stops answering on an open connection, and answers again when it goes on', async () => {
+    const port = await freePort();
+    const server = await startRedis(port, PASSWORD);
+    const state = await openRedisState(`redis://:${PASSWORD}@127.0.0.1:${port}/0`, {
+      prefix: 'mcplex-hang:',
+      commandTimeoutMs: 200,
+    });
+    try {
+      expect((await state.limits.take('k', 1, 10, 60_000, T0)).allowed).toBe(true);
+      // Stopped, not gone: the socket stays open and nothing answers, so only the deadline can end the call.
+      server.kill('SIGSTOP');
+      const error = await state.limits.take('k', 1, 10, 60_000, T0).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreError);
+      expect((error as StoreError).code).toBe('UNAVAILABLE');
+      expect((error as StoreError).message).toMatch(/timed out/);
+      server.kill('SIGCONT');
+      expect((await state.limits.take('k', 1, 10, 60_000, T0)).allowed).toBe(true);
+    } finally {
+      server.kill('SIGCONT');
+      await state.close();
+      await stopRedis(server);
+    }
+  });
+
   it('fails every call promptly, then works again once Redis is back', async () => {
     const port = await freePort();
     const url = `redis://:${PASSWORD}@127.0.0.1:${port}/0`;
