@@ -58,28 +58,49 @@ export async function openConfiguredStore(config: Config, fallback = DEFAULT_STO
 }
 
 /**
- * What the processes of one deployment share beyond the store: with `redis` configured, rate-limit counters,
- * concurrency leases (both falling back as `redis.onError` says while Redis is away), the cache and messages
- * between replicas; otherwise only this process's own coordination.
+ * Where each piece of the limits' state lives, decided once: with `redis` configured, in Redis (falling back as
+ * `redis.onError` says while it is away); without it, in the store (shared by every process on it), or in this
+ * process with `limits.counters: "process"`.
  */
 export interface SharedState {
+  /** Messages between the processes of the deployment (revocations, cache fills). */
   coordination: Coordination;
-  limits?: LimitStore;
-  /** Requests in progress per key. */
-  leases?: Leases;
-  /** A backend deployment's slots: counted in this process while Redis is away, whatever `onError` says. */
+  /** Per-key rpm/tpm counters. */
+  limits: LimitStore;
+  /** Per-key requests in progress. */
+  leases: Leases;
+  /** A deployment's own rpm/tpm budgets: counted in this process while Redis is away, whatever `onError` says. */
+  deploymentBudgets: LimitStore;
+  /** A deployment's slots across replicas (Redis only; without it each process counts its own in flight). */
   deploymentLeases?: Leases;
-  /** A backend deployment's own rpm/tpm budgets: likewise counted in this process while Redis is away. */
-  deploymentBudgets?: LimitStore;
+  /** The cache every replica shares (Redis only). */
   cache?: CacheStore;
   health?: () => SharedStateHealth;
+  /** True when the state is shared by replicas beyond the store (Redis). */
+  readonly replicated: boolean;
   close(): Promise<void>;
 }
 
-export async function openSharedState(config: Config, logger: Logger, metrics?: Metrics): Promise<SharedState> {
+export async function openSharedState(
+  config: Config,
+  store: Store,
+  logger: Logger,
+  metrics?: Metrics,
+): Promise<SharedState> {
   const local = createLocalCoordination();
   const redisConfig = config.redis;
-  if (!redisConfig) return { coordination: local, close: () => local.close() };
+  if (!redisConfig) {
+    const inProcess = config.limits.counters === 'process';
+    const limits = inProcess ? createMemoryStore().limits : store.limits;
+    return {
+      coordination: local,
+      limits,
+      leases: inProcess ? local : store.leases,
+      deploymentBudgets: limits,
+      replicated: false,
+      close: () => local.close(),
+    };
+  }
   let redis: RedisState;
   try {
     // ioredis is loaded only when Redis is configured.
@@ -115,6 +136,7 @@ export async function openSharedState(config: Config, logger: Logger, metrics?: 
     deploymentBudgets: fallbacks.limits(redis.limits, 'local'),
     cache: redis.cache,
     health: fallbacks.health,
+    replicated: true,
     close: async () => {
       await Promise.all([redis.close(), local.close()]);
     },
@@ -122,24 +144,17 @@ export async function openSharedState(config: Config, logger: Logger, metrics?: 
 }
 
 /** The policy stages for this configuration, on an open store and the deployment's shared state. */
-export function policyFor(config: Config, store: Store, shared?: SharedState): Policy {
+export function policyFor(config: Config, store: Store, shared: SharedState): Policy {
   const models = Object.entries(config.llm.models).flatMap(([name, model]) => [name, ...model.aliases]);
   return createPolicy(store, {
     mode: config.auth.mode,
     models,
     servers: Object.keys(config.mcpServers),
-    limitCounters: config.limits.counters,
+    limits: shared.limits,
+    leases: shared.leases,
+    coordination: shared.coordination,
     leaseTtlMs: config.limits.leaseTtlMs,
     keyCacheMs: config.auth.keyCacheMs,
-    ...(shared ? { coordination: shared.coordination } : {}),
-    ...(shared?.limits ? { limits: shared.limits } : {}),
-    // Requests in progress: in Redis when configured, else in the store with the counters (shared by every
-    // process on it), else per process.
-    ...(shared?.leases
-      ? { leases: shared.leases }
-      : config.limits.counters === 'store'
-        ? { leases: store.leases }
-        : {}),
   });
 }
 
@@ -172,7 +187,7 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
   const store = await openConfiguredStore(config);
   let shared: SharedState;
   try {
-    shared = await openSharedState(config, logger, metrics);
+    shared = await openSharedState(config, store, logger, metrics);
   } catch (error) {
     await store.close();
     throw error;
@@ -186,9 +201,8 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     // Only leases every replica shares add anything to the in-flight count each process keeps for itself.
     leases: shared.deploymentLeases,
     leaseTtlMs: config.limits.leaseTtlMs,
-    budgets:
-      shared.deploymentBudgets ?? (config.limits.counters === 'process' ? createMemoryStore().limits : store.limits),
-    ...(config.redis ? { coordination: shared.coordination } : {}),
+    budgets: shared.deploymentBudgets,
+    ...(shared.replicated ? { coordination: shared.coordination } : {}),
   });
   const identities = serverIdentities(config.mcpServers, Object.keys(config.llm.models).length > 0);
   const bridge = createSamplingBridge({

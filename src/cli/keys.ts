@@ -39,6 +39,8 @@ async function withPolicy<T>(
   configPath: string,
   fail: (message: string) => never,
   run: (policy: Policy) => Promise<T>,
+  /** Tell the running replicas through Redis (a revocation); other commands need only the store. */
+  announce = false,
 ): Promise<T> {
   const config = await load(configPath);
   let store;
@@ -47,13 +49,14 @@ async function withPolicy<T>(
   } catch (error) {
     fail(errorMessage(error));
   }
-  // With Redis configured, a revocation is announced to the running replicas at once; without it (or while Redis
-  // is away) they notice within their key cache's lifetime.
-  let shared: SharedState | undefined;
+  const storeOnly: Config = { ...config, redis: undefined };
+  // Without Redis (or while it is away) the replicas notice a revocation within their key cache's lifetime.
+  let shared: SharedState;
   try {
-    shared = await openSharedState(config, createLogger('warn'));
+    shared = await openSharedState(announce ? config : storeOnly, store, createLogger('warn'));
   } catch (error) {
     process.stderr.write(`warning: ${errorMessage(error)}; running replicas are not told of changes at once\n`);
+    shared = await openSharedState(storeOnly, store, createLogger('warn'));
   }
   const policy = policyFor(config, store, shared);
   try {
@@ -62,7 +65,7 @@ async function withPolicy<T>(
     return fail(errorMessage(error));
   } finally {
     await policy.close();
-    await Promise.all([store.close(), shared?.close()]);
+    await Promise.all([store.close(), shared.close()]);
   }
 }
 
@@ -126,7 +129,7 @@ export function registerKeyCommands(
     .argument('<id>', 'the key id (the part after mcx_)')
     .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
     .action(async (id: string, options: { config: string }) => {
-      const done = await withPolicy(load, options.config, fail, (policy) => policy.keys.revoke(id));
+      const done = await withPolicy(load, options.config, fail, (policy) => policy.keys.revoke(id), true);
       if (!done) fail(`no active key with id "${id}"`);
       process.stderr.write(`mcplex: revoked key ${id}\n`);
     });

@@ -3,8 +3,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { LimitStore, Store } from '../store/store.js';
 import type { Coordination, Leases } from '../store/coordination.js';
-import { createMemoryStore } from '../store/memory/memory-store.js';
-import { createLocalCoordination } from '../store/memory/local-coordination.js';
 import { createAuthenticator, ANONYMOUS } from './auth/keys.js';
 import type { AuthResult, Authenticator } from './auth/keys.js';
 import { createKeyService } from './auth/key-service.js';
@@ -39,17 +37,12 @@ export function createPolicy(
     mode: AuthMode;
     models: readonly string[];
     servers: readonly string[];
-    /** Where rate-limit counters live: the store (shared by every process on it) or this process only. */
-    limitCounters?: 'store' | 'process';
-    /** Where rate-limit counters live instead, when given (the shared Redis, with its fallback). */
-    limits?: LimitStore;
-    /**
-     * What the processes of one deployment share beyond the store: requests in progress hold its leases (unless
-     * `leases` names others) and revocations are announced on it. A new in-process one when not given (each
-     * process then counts its own requests in progress).
-     */
-    coordination?: Coordination;
-    leases?: Leases;
+    /** Where rate-limit counters live (Redis, the store, or this process: the composition root decides). */
+    limits: LimitStore;
+    /** Where requests in progress hold their leases (likewise). */
+    leases: Leases;
+    /** What the processes of one deployment share: revocations are announced on it. */
+    coordination: Coordination;
     /** How long a request's concurrency slot outlives its last renewal (the limiter's default when not given). */
     leaseTtlMs?: number;
     /** How long a key read from the store is trusted (the authenticator's default when not given). */
@@ -61,19 +54,14 @@ export function createPolicy(
     options.keyCacheMs === undefined ? {} : { cacheTtlMs: options.keyCacheMs },
   );
   const usage = createUsageRecorder(store.usage);
-  const coordination = options.coordination ?? createLocalCoordination();
+  const { coordination } = options;
   // A key revoked by another process is refused here as soon as the message arrives, not when the cache expires.
   const listening = coordination.subscribe(REVOKED_TOPIC, (id) => authenticator.forget(id)).catch(() => undefined);
   return {
     mode: options.mode,
     store,
     authenticator,
-    // In the store by default, so that every process on it shares one budget per key; "process" keeps them here
-    // (each process then grants the whole limit), for a store too slow to write on every limited request.
-    limiter: createRateLimiter(
-      options.limits ?? (options.limitCounters === 'process' ? createMemoryStore().limits : store.limits),
-      { leases: options.leases ?? coordination, leaseTtlMs: options.leaseTtlMs },
-    ),
+    limiter: createRateLimiter(options.limits, { leases: options.leases, leaseTtlMs: options.leaseTtlMs }),
     usage,
     keys: createKeyService(store.keys, options, authenticator, (id) => coordination.publish(REVOKED_TOPIC, id)),
     authenticate(req) {

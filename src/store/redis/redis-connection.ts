@@ -35,7 +35,7 @@ export interface RedisConnection {
  * when the URL is not a Redis URL or the server cannot be reached in time; nothing is left running then.
  */
 export async function connectRedis(url: string, options: RedisConnectionOptions = {}): Promise<RedisConnection> {
-  const where = redactRedisUrl(url);
+  const where = redactUrl(url);
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -129,9 +129,6 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
     },
   };
 }
-
-/** `redis://user:secret@host:6379/0` with the password replaced, for messages and logs. */
-export const redactRedisUrl = redactUrl;
 
 function safeDecode(text: string): string {
   try {

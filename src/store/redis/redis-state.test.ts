@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../store.js';
-import { redactRedisUrl } from './redis-connection.js';
+import { redactUrl } from '../redact-url.js';
 import { openRedisState } from './redis-state.js';
 import { TEST_REDIS_URL, freePort, testNamespace } from './redis-test-support.js';
 
@@ -46,7 +46,7 @@ describe('Redis state', () => {
     expect((error as StoreError).code).toBe('OPEN_FAILED');
     expect((error as StoreError).message).toContain('127.0.0.1:');
     expect((error as StoreError).message).not.toContain(secret);
-    expect(redactRedisUrl(url)).not.toContain(secret);
+    expect(redactUrl(url)).not.toContain(secret);
   });
 
   it('refuses a URL that is not a Redis URL (OPEN_FAILED), without showing its password', async () => {
