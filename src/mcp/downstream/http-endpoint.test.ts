@@ -3,12 +3,12 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, it, vi } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { McpServer } from '@modelcontextprotocol/server';
+import type { McpServer } from '@modelcontextprotocol/server';
 import { parseConfig } from '../../config/load-config.js';
 import { createLogger } from '../../log/logger.js';
 import { ANONYMOUS } from '../../policy/auth/keys.js';
 import { Catalog } from '../catalog/catalog.js';
-import { inMemoryUpstream } from '../upstream/in-memory-upstream.js';
+import { inMemoryUpstream, slowSubscribeServer } from '../upstream/in-memory-upstream.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { createAggregateServer } from './aggregate-server.js';
 import { createMcpHttpEndpoint } from './http-endpoint.js';
@@ -18,34 +18,6 @@ const cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
-
-/** A 2025-era server whose every resources/subscribe waits until the test calls `answer()`. */
-function slowSubscribeServer() {
-  const held = new Set<string>();
-  const asked: string[] = [];
-  let gates: Array<() => void> = [];
-  const build = () => {
-    const server = new McpServer({ name: 'slow', version: '1' }, { capabilities: { resources: { subscribe: true } } });
-    server.registerResource('one', 'x://1', {}, (uri) => ({ contents: [{ uri: uri.href, text: 'one' }] }));
-    server.server.setRequestHandler('resources/subscribe', async (request) => {
-      asked.push(`subscribe ${request.params.uri}`);
-      await new Promise<void>((resolve) => gates.push(resolve));
-      held.add(request.params.uri);
-      return {};
-    });
-    server.server.setRequestHandler('resources/unsubscribe', (request) => {
-      asked.push(`unsubscribe ${request.params.uri}`);
-      held.delete(request.params.uri);
-      return {};
-    });
-    return server;
-  };
-  const answer = () => {
-    for (const resolve of gates.splice(0)) resolve();
-    gates = [];
-  };
-  return { build, held, asked, answer };
-}
 
 /** /mcp served by the endpoint on a loopback port, over one in-memory upstream `up`. */
 async function serve(build: () => McpServer): Promise<{ url: string; upstream: Upstream; closed: () => number }> {

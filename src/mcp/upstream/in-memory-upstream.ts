@@ -2,7 +2,7 @@
 // of the upstream and of what sits on it need no child process or socket. Not part of the build.
 import { InMemoryTransport } from '@modelcontextprotocol/client';
 import type { Transport } from '@modelcontextprotocol/client';
-import type { McpServer } from '@modelcontextprotocol/server';
+import { McpServer } from '@modelcontextprotocol/server';
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import { parseConfig } from '../../config/load-config.js';
 import { createLogger } from '../../log/logger.js';
@@ -39,4 +39,36 @@ export function inMemoryUpstream(
     ...options,
   });
   return { upstream, serverSides };
+}
+
+/**
+ * A 2025-era server whose subscriptions a test can watch (`held`, the URIs subscribed now; `asked`, every
+ * subscribe and unsubscribe in the order it arrived) and hold up: each resources/subscribe waits for `answer()`.
+ */
+export function slowSubscribeServer() {
+  const held = new Set<string>();
+  const asked: string[] = [];
+  let gates: Array<() => void> = [];
+  const build = () => {
+    const server = new McpServer({ name: 'slow', version: '1' }, { capabilities: { resources: { subscribe: true } } });
+    server.registerResource('one', 'x://1', {}, (uri) => ({ contents: [{ uri: uri.href, text: 'one' }] }));
+    server.server.setRequestHandler('resources/subscribe', async (request) => {
+      asked.push(`subscribe ${request.params.uri}`);
+      await new Promise<void>((resolve) => gates.push(resolve));
+      held.add(request.params.uri);
+      return {};
+    });
+    server.server.setRequestHandler('resources/unsubscribe', (request) => {
+      asked.push(`unsubscribe ${request.params.uri}`);
+      held.delete(request.params.uri);
+      return {};
+    });
+    return server;
+  };
+  /** Lets every subscribe waiting so far finish. */
+  const answer = () => {
+    for (const resolve of gates) resolve();
+    gates = [];
+  };
+  return { build, held, asked, answer };
 }

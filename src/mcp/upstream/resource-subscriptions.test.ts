@@ -1,44 +1,12 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { McpServer } from '@modelcontextprotocol/server';
-import { inMemoryUpstream } from './in-memory-upstream.js';
+import type { McpServer } from '@modelcontextprotocol/server';
+import { inMemoryUpstream, slowSubscribeServer } from './in-memory-upstream.js';
 import type { Upstream } from './upstream.js';
 
 const open: Upstream[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((upstream) => upstream.close()));
 });
-
-/**
- * A 2025-era server whose subscriptions a test can watch (`held`, the URIs subscribed now; `asked`, every
- * subscribe and unsubscribe in the order it arrived) and hold up: each resources/subscribe waits for `answer()`.
- */
-function slowSubscribeServer() {
-  const held = new Set<string>();
-  const asked: string[] = [];
-  let gates: Array<() => void> = [];
-  const build = () => {
-    const server = new McpServer({ name: 'slow', version: '1' }, { capabilities: { resources: { subscribe: true } } });
-    server.registerResource('one', 'x://1', {}, (uri) => ({ contents: [{ uri: uri.href, text: 'one' }] }));
-    server.server.setRequestHandler('resources/subscribe', async (request) => {
-      asked.push(`subscribe ${request.params.uri}`);
-      await new Promise<void>((resolve) => gates.push(resolve));
-      held.add(request.params.uri);
-      return {};
-    });
-    server.server.setRequestHandler('resources/unsubscribe', (request) => {
-      asked.push(`unsubscribe ${request.params.uri}`);
-      held.delete(request.params.uri);
-      return {};
-    });
-    return server;
-  };
-  /** Lets every subscribe waiting so far finish. */
-  const answer = () => {
-    for (const resolve of gates) resolve();
-    gates = [];
-  };
-  return { build, held, asked, answer };
-}
 
 async function readyUpstream(build: () => McpServer): Promise<Upstream> {
   const { upstream } = inMemoryUpstream(build, { protocol: 'legacy' });
