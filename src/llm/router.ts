@@ -15,9 +15,10 @@ import { PeakEwma, pickDeployment } from './balancer.js';
 import type { Strategy } from './balancer.js';
 import { createBreaker } from './breaker.js';
 import type { Lease, Leases } from '../store/coordination.js';
-import type { LimitStore } from '../store/store.js';
+import type { LimitStore, LimitTake } from '../store/store.js';
 import { estimateTokens } from '../policy/limits/rate-limiter.js';
 import { createLeaseKeeper } from '../store/lease-keeper.js';
+import { deferCorrections } from '../store/deferred-corrections.js';
 import type { Breaker } from './breaker.js';
 import { asOpenAiError, openAiError, streamFailure } from './openai-errors.js';
 import {
@@ -159,7 +160,8 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
   const { logger, metrics, leases } = options;
   const leaseTtlMs = options.leaseTtlMs ?? 30_000;
   const keeper = leases ? createLeaseKeeper(leaseTtlMs) : undefined;
-  const { budgets } = options;
+  const deferred = options.budgets && deferCorrections(options.budgets);
+  const budgets = deferred?.limits;
   /**
    * Takes one request and the request's estimated tokens from `d`'s own budgets: the tokens taken, or how long
    * until it has room again (nothing kept taken then).
@@ -169,25 +171,24 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
     if (!budgets || (rpm === undefined && tpm === undefined)) return { tokens: 0 };
     const time = Date.now();
     const tokens = tpm === undefined ? 0 : Math.min(estimateTokens(body), tpm);
-    const [requests, tokenDecision] = await Promise.all([
-      rpm === undefined ? undefined : budgets.take(`deployment:${d.id}:rpm`, 1, rpm, MINUTE, time),
-      tpm === undefined || tokens === 0 ? undefined : budgets.take(`deployment:${d.id}:tpm`, tokens, tpm, MINUTE, time),
-    ]);
-    if (requests?.allowed !== false && tokenDecision?.allowed !== false) return { tokens };
-    if (rpm !== undefined && requests?.allowed) giveBack(d, 1, 0);
-    if (tokenDecision?.allowed) giveBack(d, 0, tokens);
-    const waits = [requests, tokenDecision].filter((x) => x && !x.allowed).map((x) => x!.retryAfterMs);
-    return { waitMs: Math.max(...waits) };
+    // Both budgets in one atomic step, all or nothing: a refused attempt keeps neither.
+    const takes: LimitTake[] = [];
+    if (rpm !== undefined) takes.push({ key: `deployment:${d.id}:rpm`, cost: 1, limit: rpm, periodMs: MINUTE });
+    if (tpm !== undefined && tokens > 0) {
+      takes.push({ key: `deployment:${d.id}:tpm`, cost: tokens, limit: tpm, periodMs: MINUTE });
+    }
+    const decisions = await budgets.takeAll({ takes, now: time });
+    if (decisions.every((x) => x.allowed)) return { tokens };
+    return { waitMs: Math.max(...decisions.filter((x) => !x.allowed).map((x) => x.retryAfterMs)) };
   }
-  /** Returns budget taken for an attempt that did not use it (or used less). */
+  /** Returns budget taken for an attempt that did not use it (or used less), with the deployment's next take. */
   function giveBack(d: Deployment, requests: number, tokens: number): void {
     const { rpm, tpm } = d.config;
-    const time = Date.now();
     if (requests > 0 && rpm !== undefined) {
-      void budgets?.refund(`deployment:${d.id}:rpm`, requests, rpm, MINUTE, time).catch(() => {});
+      deferred?.later({ key: `deployment:${d.id}:rpm`, units: -requests, limit: rpm, periodMs: MINUTE });
     }
     if (tokens > 0 && tpm !== undefined) {
-      void budgets?.refund(`deployment:${d.id}:tpm`, tokens, tpm, MINUTE, time).catch(() => {});
+      deferred?.later({ key: `deployment:${d.id}:tpm`, units: -tokens, limit: tpm, periodMs: MINUTE });
     }
   }
 
@@ -568,6 +569,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
     byName,
     routeRequest,
     async close() {
+      await deferred?.flush();
       await Promise.allSettled([...routes.values()].flatMap((r) => r.deployments.map((d) => d.pool.close())));
     },
   };

@@ -57,11 +57,12 @@ export function createPolicy(
   const { coordination } = options;
   // A key revoked by another process is refused here as soon as the message arrives, not when the cache expires.
   const listening = coordination.subscribe(REVOKED_TOPIC, (id) => authenticator.forget(id)).catch(() => undefined);
+  const limiter = createRateLimiter(options.limits, { leases: options.leases, leaseTtlMs: options.leaseTtlMs });
   return {
     mode: options.mode,
     store,
     authenticator,
-    limiter: createRateLimiter(options.limits, { leases: options.leases, leaseTtlMs: options.leaseTtlMs }),
+    limiter,
     usage,
     keys: createKeyService(store.keys, options, authenticator, (id) => coordination.publish(REVOKED_TOPIC, id)),
     authenticate(req) {
@@ -73,6 +74,7 @@ export function createPolicy(
       await (
         await listening
       )?.();
+      await limiter.close();
       await usage.close();
     },
   };

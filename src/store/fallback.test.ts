@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { McplexError } from '../errors.js';
 import { createFallbacks } from './fallback.js';
+import { limitStoreOf } from './gcra.js';
 import type { SharedStateHealth } from './fallback.js';
 import { createLocalCoordination } from './memory/local-coordination.js';
 import { createMemoryStore } from './memory/memory-store.js';
@@ -15,16 +16,11 @@ function switchable(): LimitStore & { up: boolean; calls: number } {
   const state = {
     up: true,
     calls: 0,
-    async take(...args: Parameters<LimitStore['take']>) {
+    ...limitStoreOf(async (batch) => {
       state.calls++;
       if (!state.up) throw new StoreError('UNAVAILABLE', 'Redis at redis://127.0.0.1:1/0 is away');
-      return real.take(...args);
-    },
-    async refund(...args: Parameters<LimitStore['refund']>) {
-      state.calls++;
-      if (!state.up) throw new StoreError('UNAVAILABLE', 'Redis at redis://127.0.0.1:1/0 is away');
-      return real.refund(...args);
-    },
+      return real.takeAll(batch);
+    }),
   };
   return state;
 }

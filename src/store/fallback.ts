@@ -4,7 +4,8 @@
 // interval, so requests do not each wait for a command timeout; the first call that succeeds restores it.
 import { McplexError, errorMessage } from '../errors.js';
 import type { Lease, Leases } from './coordination.js';
-import { StoreError, type LimitStore } from './store.js';
+import { limitStoreOf } from './gcra.js';
+import { StoreError, type LimitBatch, type LimitStore } from './store.js';
 
 export interface SharedStateHealth {
   readonly state: 'ready' | 'unavailable';
@@ -83,20 +84,19 @@ export function createFallbacks(options: FallbackOptions): Fallbacks {
   return {
     limits(primary, mode) {
       const { localLimits } = options;
-      return {
-        take: (key, cost, limit, periodMs, time) =>
-          attempt(
-            () => primary.take(key, cost, limit, periodMs, time),
-            () => localLimits.take(key, Math.min(cost, share(limit)), share(limit), periodMs, time),
-            mode,
-          ),
-        refund: (key, amount, limit, periodMs, time) =>
-          attempt(
-            () => primary.refund(key, amount, limit, periodMs, time),
-            () => localLimits.refund(key, amount, share(limit), periodMs, time),
-            mode,
-          ),
-      };
+      // Counted here, each limit is this replica's share of it (and no take may cost more than the share).
+      const local = (batch: LimitBatch): LimitBatch => ({
+        now: batch.now,
+        takes: batch.takes.map((t) => ({ ...t, cost: Math.min(t.cost, share(t.limit)), limit: share(t.limit) })),
+        corrections: batch.corrections?.map((c) => ({ ...c, limit: share(c.limit) })),
+      });
+      return limitStoreOf((batch) =>
+        attempt(
+          () => primary.takeAll(batch),
+          () => localLimits.takeAll(local(batch)),
+          mode,
+        ),
+      );
     },
     leases(primary, mode) {
       const { localLeases } = options;

@@ -8,7 +8,7 @@
 // of units: TAT = at + units × periodMs / limit. Units are small numbers (whole ones for whole costs), so a burst
 // adds without error, and time since the anchor is converted to units once per decision.
 
-import type { RateDecision } from './store.js';
+import type { LimitBatch, LimitStore, RateDecision } from './store.js';
 
 export interface GcraState {
   /** Units owed as of `at`; TAT = at + units × periodMs / limit. */
@@ -67,6 +67,95 @@ export function gcraRefund(
   return gcraIsLive(next, limit, periodMs, now) ? next : undefined;
 }
 
+/** A bucket after a batch: its state to keep (undefined: full again, nothing to keep) and whether it changed. */
+export interface GcraWrite {
+  key: string;
+  state: GcraState | undefined;
+  changed: boolean;
+  /** The bucket's shape, as the batch gave it. */
+  limit: number;
+  periodMs: number;
+}
+
+export interface GcraBatchResult {
+  /** One per take, in order. */
+  decisions: RateDecision[];
+  /** Every key of the batch once, in gcraBatchKeys' order. */
+  writes: GcraWrite[];
+}
+
+/** The keys a batch touches, once each and sorted: the order stores lock them in, so batches cannot deadlock. */
+export function gcraBatchKeys(batch: LimitBatch): string[] {
+  const keys = new Set<string>();
+  for (const correction of batch.corrections ?? []) keys.add(correction.key);
+  for (const take of batch.takes) keys.add(take.key);
+  return [...keys].sort();
+}
+
+/**
+ * Decides a LimitStore.takeAll on the states of its keys as read (a key without state is a full bucket): the
+ * corrections first, then the takes, all of them or none.
+ */
+export function gcraTakeAll(read: ReadonlyMap<string, GcraState | undefined>, batch: LimitBatch): GcraBatchResult {
+  checkGcraBatch(batch);
+  const { now } = batch;
+  const states = new Map(read);
+  const changed = new Set<string>();
+  const shapes = new Map<string, { limit: number; periodMs: number }>();
+  for (const { key, units, limit, periodMs } of batch.corrections ?? []) {
+    const settled = settle(states.get(key), limit, periodMs, now);
+    // Given back: never below nothing owed. Used beyond the estimate: never beyond an empty bucket.
+    const owed = units < 0 ? Math.max(0, settled.units + units) : Math.min(settled.units + units, limit);
+    states.set(key, { units: owed, at: settled.at });
+    changed.add(key);
+    shapes.set(key, { limit, periodMs });
+  }
+  const tentative = new Map(states);
+  const decisions: RateDecision[] = [];
+  let allowed = true;
+  for (const { key, cost, limit, periodMs } of batch.takes) {
+    const result = gcraTake(tentative.get(key), cost, limit, periodMs, now);
+    decisions.push(result.decision);
+    if (result.next === undefined) allowed = false;
+    else tentative.set(key, result.next);
+    shapes.set(key, { limit, periodMs });
+  }
+  if (allowed) {
+    for (const { key } of batch.takes) {
+      states.set(key, tentative.get(key));
+      changed.add(key);
+    }
+  } else {
+    // Nothing was taken: a bucket that had room says how it stands without the take.
+    batch.takes.forEach(({ key, limit, periodMs }, i) => {
+      if (decisions[i]!.allowed) decisions[i] = gcraTake(states.get(key), 0, limit, periodMs, now).decision;
+    });
+  }
+  const writes = gcraBatchKeys(batch).map((key) => {
+    const state = states.get(key);
+    const { limit, periodMs } = shapes.get(key)!;
+    const live = state !== undefined && gcraIsLive(state, limit, periodMs, now);
+    return { key, state: live ? state : undefined, changed: changed.has(key), limit, periodMs };
+  });
+  return { decisions, writes };
+}
+
+/** A whole LimitStore from its one atomic step: a take or a refund on its own is a batch of one. */
+export function limitStoreOf(takeAll: LimitStore['takeAll']): LimitStore {
+  return {
+    // An empty batch decides nothing: no need to ask the store.
+    takeAll: (batch) => (batch.takes.length === 0 && !batch.corrections?.length ? Promise.resolve([]) : takeAll(batch)),
+    async take(key, cost, limit, periodMs, now) {
+      const [decision] = await takeAll({ takes: [{ key, cost, limit, periodMs }], now });
+      return decision!;
+    },
+    async refund(key, amount, limit, periodMs, now) {
+      checkGcraArguments('amount', amount, limit, periodMs, now);
+      await takeAll({ takes: [], corrections: [{ key, units: -amount, limit, periodMs }], now });
+    },
+  };
+}
+
 /** Whether a state still says anything at `now` (a bucket that has refilled is the same as no state). */
 export function gcraIsLive(state: GcraState, limit: number, periodMs: number, now: number): boolean {
   return settle(state, limit, periodMs, now).units * (periodMs / limit) > SLACK_MS;
@@ -97,4 +186,12 @@ export function checkGcraArguments(name: string, units: number, limit: number, p
     throw new RangeError(`rate limit period must be > 0 ms, got ${periodMs}`);
   }
   if (!Number.isFinite(now)) throw new RangeError(`rate limit clock must be a finite time, got ${now}`);
+}
+
+/** checkGcraArguments for every part of a batch. */
+export function checkGcraBatch(batch: LimitBatch): void {
+  for (const { cost, limit, periodMs } of batch.takes) checkGcraArguments('cost', cost, limit, periodMs, batch.now);
+  for (const { units, limit, periodMs } of batch.corrections ?? []) {
+    checkGcraArguments('correction', Math.abs(units), limit, periodMs, batch.now);
+  }
 }

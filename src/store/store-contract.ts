@@ -693,6 +693,81 @@ function limitTests(current: () => Pick<Store, 'limits'>): void {
       expect((await store.limits.take('a', 1, 10, MINUTE, T0)).allowed).toBe(false);
     });
 
+    it('takes from several buckets all at once or not at all', async () => {
+      const both = (tokens: number) =>
+        store.limits.takeAll({
+          takes: [
+            { key: 'r', cost: 1, limit: 10, periodMs: MINUTE },
+            { key: 't', cost: tokens, limit: 100, periodMs: MINUTE },
+          ],
+          now: T0,
+        });
+      expect(await both(60)).toMatchObject([
+        { allowed: true, remaining: 9 },
+        { allowed: true, remaining: 40 },
+      ]);
+      // The token bucket has 40 left: refused, and the request bucket, which had room, keeps its unit.
+      const refused = await both(50);
+      expect(refused).toMatchObject([
+        { allowed: true, remaining: 9, retryAfterMs: 0 },
+        { allowed: false, remaining: 40 },
+      ]);
+      expect(refused[1]!.retryAfterMs).toBe(6000);
+      expect(await both(40)).toMatchObject([
+        { allowed: true, remaining: 8 },
+        { allowed: true, remaining: 0 },
+      ]);
+      expect(await store.limits.takeAll({ takes: [], now: T0 })).toEqual([]);
+    });
+
+    it('applies corrections first, whatever the takes decide', async () => {
+      await store.limits.take('t', 100, 100, MINUTE, T0);
+      // 30 given back; the take of 50 is refused, the correction stays.
+      const refused = await store.limits.takeAll({
+        takes: [{ key: 't', cost: 50, limit: 100, periodMs: MINUTE }],
+        corrections: [{ key: 't', units: -30, limit: 100, periodMs: MINUTE }],
+        now: T0,
+      });
+      expect(refused).toMatchObject([{ allowed: false, remaining: 30 }]);
+      expect((await store.limits.take('t', 0, 100, MINUTE, T0)).remaining).toBe(30);
+      // Used beyond the estimate: charged without a refusal, never beyond an empty bucket.
+      await store.limits.takeAll({
+        takes: [],
+        corrections: [{ key: 't', units: 500, limit: 100, periodMs: MINUTE }],
+        now: T0,
+      });
+      expect((await store.limits.take('t', 0, 100, MINUTE, T0)).remaining).toBe(0);
+      await store.limits.refund('t', 1, 100, MINUTE, T0);
+      expect(await countAllowed(store, 't', 100, MINUTE, T0, 3)).toBe(1);
+      // Given back beyond what is owed: the bucket is full, no more.
+      await store.limits.takeAll({
+        takes: [],
+        corrections: [{ key: 'u', units: -5, limit: 10, periodMs: MINUTE }],
+        now: T0,
+      });
+      expect(await countAllowed(store, 'u', 10, MINUTE, T0, 12)).toBe(10);
+    });
+
+    it('changes nothing when any part of a batch makes no sense', async () => {
+      await expect(
+        store.limits.takeAll({
+          takes: [{ key: 'k', cost: 5, limit: 10, periodMs: MINUTE }],
+          corrections: [{ key: 'k', units: Number.NaN, limit: 10, periodMs: MINUTE }],
+          now: T0,
+        }),
+      ).rejects.toThrow(RangeError);
+      await expect(
+        store.limits.takeAll({
+          takes: [
+            { key: 'k', cost: 5, limit: 10, periodMs: MINUTE },
+            { key: 'j', cost: 1, limit: 10, periodMs: -1 },
+          ],
+          now: T0,
+        }),
+      ).rejects.toThrow(RangeError);
+      expect(await countAllowed(store, 'k', 10, MINUTE, T0, 12)).toBe(10);
+    });
+
     it('rejects a limit, period or cost that makes no sense', async () => {
       await expect(store.limits.take('k', 1, 0, MINUTE, T0)).rejects.toThrow(RangeError);
       await expect(store.limits.take('k', 1, 10, 0, T0)).rejects.toThrow(RangeError);

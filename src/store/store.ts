@@ -112,11 +112,43 @@ export interface RateDecision {
   retryAfterMs: number;
 }
 
+/** One bucket's part of a LimitStore.takeAll: GCRA over `limit` units per `periodMs`. */
+export interface LimitTake {
+  key: string;
+  /** Units to take (≥ 0). */
+  cost: number;
+  limit: number;
+  periodMs: number;
+}
+
+/**
+ * A change to a bucket that is never refused: units taken earlier given back (negative, never below a full bucket)
+ * or used beyond what was taken (positive, never beyond an empty bucket).
+ */
+export interface LimitCorrection {
+  key: string;
+  units: number;
+  limit: number;
+  periodMs: number;
+}
+
+export interface LimitBatch {
+  takes: readonly LimitTake[];
+  /** Applied first, whatever the takes decide. */
+  corrections?: readonly LimitCorrection[];
+  /** The caller's clock, milliseconds since the epoch (a shared store may go by its own instead). */
+  now: number;
+}
+
 export interface LimitStore {
   /**
-   * GCRA over `limit` units per `periodMs`: atomically takes `cost` units from the bucket named `key` if they are
-   * there (a burst of up to `limit` is allowed). A refused take changes nothing.
+   * One atomic step: applies the corrections, then takes every take's cost if every bucket has it, and from none
+   * otherwise (a burst of up to `limit` is allowed). One decision per take, in order, each saying whether its own
+   * bucket had room and how it stands after the step. Throws RangeError for arguments that make no sense, before
+   * anything changes.
    */
+  takeAll(batch: LimitBatch): Promise<RateDecision[]>;
+  /** One take on its own. */
   take(key: string, cost: number, limit: number, periodMs: number, now: number): Promise<RateDecision>;
   /** Gives back units taken earlier (a token estimate corrected down); never above a full bucket. */
   refund(key: string, amount: number, limit: number, periodMs: number, now: number): Promise<void>;

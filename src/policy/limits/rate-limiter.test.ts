@@ -3,7 +3,8 @@
 // holder whose timers stop firing stands for a process that died.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Principal } from '../auth/keys.js';
-import type { KeyLimits, LimitStore } from '../../store/store.js';
+import type { KeyLimits, LimitBatch, LimitStore } from '../../store/store.js';
+import { limitStoreOf } from '../../store/gcra.js';
 import { createMemoryStore } from '../../store/memory/memory-store.js';
 import { createLocalCoordination } from '../../store/memory/local-coordination.js';
 import type { Coordination } from '../../store/coordination.js';
@@ -155,13 +156,54 @@ describe('rate limiter: requests in progress', () => {
   });
 
   it('gives the slot back when the counters fail', async () => {
-    const failing: LimitStore = {
-      take: () => Promise.reject(new Error('store is away')),
-      refund: () => Promise.resolve(),
-    };
+    const failing: LimitStore = limitStoreOf(() => Promise.reject(new Error('store is away')));
     const broken = createRateLimiter(failing, { leases: coordination, leaseTtlMs: TTL, now: () => time });
     await expect(broken.admit(principal({ maxConcurrent: 1, rpm: 5 }), 0)).rejects.toThrow('store is away');
     expect(await coordination.count('k1:concurrent')).toBe(0);
+  });
+
+  it('asks the store once per request: both budgets in one batch, the token correction with the next one', async () => {
+    const batches: LimitBatch[] = [];
+    const counting = limitStoreOf((batch) => {
+      batches.push(batch);
+      return counters.takeAll(batch);
+    });
+    const counted = createRateLimiter(counting, { leases: coordination, leaseTtlMs: TTL, now: () => time });
+    const p = principal({ rpm: 10, tpm: 1000 });
+    const first = admitted(await counted.admit(p, 300));
+    expect(first.headers).toMatchObject({
+      'x-ratelimit-remaining-requests': '9',
+      'x-ratelimit-remaining-tokens': '700',
+    });
+    first.release(100);
+    expect(batches).toHaveLength(1);
+    const second = admitted(await counted.admit(p, 300));
+    expect(batches).toHaveLength(2);
+    expect(batches[1]!.corrections).toEqual([{ key: 'k1:tpm', units: -200, limit: 1000, periodMs: 60_000 }]);
+    // 100 used by the first, 300 estimated for the second.
+    expect(second.headers).toMatchObject({
+      'x-ratelimit-remaining-requests': '8',
+      'x-ratelimit-remaining-tokens': '600',
+    });
+    second.release(900);
+    await counted.close();
+    expect(batches).toHaveLength(3);
+    expect((await counters.take('k1:tpm', 0, 1000, 60_000, time)).remaining).toBe(0);
+  });
+
+  it('refuses by whichever budget is short, charging neither', async () => {
+    const p = principal({ rpm: 10, tpm: 1000 });
+    admitted(await limiter.admit(p, 800));
+    const refused = await limiter.admit(p, 300);
+    expect(refused).toMatchObject({ ok: false, limit: 'tokens' });
+    expect(refused.headers).toMatchObject({
+      'x-ratelimit-remaining-requests': '9',
+      'x-ratelimit-remaining-tokens': '200',
+    });
+    for (let i = 0; i < 9; i++) admitted(await limiter.admit(p, 10));
+    const byRequests = await limiter.admit(p, 10);
+    expect(byRequests).toMatchObject({ ok: false, limit: 'requests' });
+    expect(byRequests.headers['retry-after']).toBe('6');
   });
 
   it('takes no lease when the key has no concurrency limit', async () => {

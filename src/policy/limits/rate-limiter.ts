@@ -4,7 +4,8 @@
 // come back (Retry-After).
 import type { Lease, Leases } from '../../store/coordination.js';
 import { createLeaseKeeper } from '../../store/lease-keeper.js';
-import type { KeyLimits, LimitStore, RateDecision } from '../../store/store.js';
+import { deferCorrections } from '../../store/deferred-corrections.js';
+import type { KeyLimits, LimitStore, LimitTake, RateDecision } from '../../store/store.js';
 import type { Principal } from '../auth/keys.js';
 
 const MINUTE = 60_000;
@@ -17,6 +18,8 @@ export type Admission =
 export interface RateLimiter {
   /** Admits one request that is estimated to use `tokens` tokens (0 when tokens are not counted). */
   admit(principal: Principal, tokens: number): Promise<Admission>;
+  /** Sends the token corrections still pending. */
+  close(): Promise<void>;
 }
 
 /** OpenAI's duration format for reset headers: `1s`, `6m0s`, `120ms`. */
@@ -57,12 +60,13 @@ export function createRateLimiter(store: LimitStore, options: RateLimiterOptions
 
   // The slots of requests running here stay taken while they run, and only while they run.
   const { hold, letGo } = createLeaseKeeper(leaseTtlMs);
+  const corrections = deferCorrections(store, { now });
+  const { limits } = corrections;
 
   return {
     async admit(principal, tokens) {
-      const limits: KeyLimits = principal.limits;
+      const { rpm, tpm, maxConcurrent }: KeyLimits = principal.limits;
       const headers: Record<string, string> = {};
-      const { rpm, tpm, maxConcurrent } = limits;
       if (rpm === undefined && tpm === undefined && maxConcurrent === undefined) {
         return { ok: true, headers, release: () => {} };
       }
@@ -84,55 +88,46 @@ export function createRateLimiter(store: LimitStore, options: RateLimiterOptions
       // Refused by a budget below (or failed), the request gives its slot back at once.
       let admitted = false;
       try {
-        const time = now();
         const rpmKey = `${principal.id}:rpm`;
         const tpmKey = `${principal.id}:tpm`;
         const cost = tpm !== undefined && tokens > 0 ? Math.min(tokens, tpm) : 0;
-        // Both budgets at once: one wait for the store, not two (a round trip each to a shared one). A refusal by
-        // either gives back what the other took: a request that never ran counts against neither.
-        const [requests, tokenDecision] = await Promise.all([
-          rpm !== undefined ? store.take(rpmKey, 1, rpm, MINUTE, time) : undefined,
-          tpm !== undefined && cost > 0 ? store.take(tpmKey, cost, tpm, MINUTE, time) : undefined,
-        ]);
-        if (rpm !== undefined && requests) {
-          Object.assign(headers, limitHeaders('requests', rpm, requests));
-          if (!requests.allowed) {
-            if (tpm !== undefined && tokenDecision?.allowed) await store.refund(tpmKey, cost, tpm, MINUTE, time);
-            return {
-              ok: false,
-              headers: { ...headers, ...retryAfter(requests.retryAfterMs) },
-              limit: 'requests',
-              message: `Rate limit reached for ${principal.name}: ${rpm} requests per minute`,
-            };
-          }
-        }
-        let taken = 0;
-        if (tpm !== undefined && tokenDecision) {
-          Object.assign(headers, limitHeaders('tokens', tpm, tokenDecision));
-          if (!tokenDecision.allowed) {
-            if (rpm !== undefined) await store.refund(rpmKey, 1, rpm, MINUTE, time);
-            return {
-              ok: false,
-              headers: { ...headers, ...retryAfter(tokenDecision.retryAfterMs) },
-              limit: 'tokens',
-              message: `Rate limit reached for ${principal.name}: ${tpm} tokens per minute (this request needs about ${tokens})`,
-            };
-          }
-          taken = cost;
+        // Both budgets in one atomic step (one round trip to a shared store), all or nothing: a request that never
+        // ran counts against neither.
+        const takes: LimitTake[] = [];
+        if (rpm !== undefined) takes.push({ key: rpmKey, cost: 1, limit: rpm, periodMs: MINUTE });
+        if (tpm !== undefined && cost > 0) takes.push({ key: tpmKey, cost, limit: tpm, periodMs: MINUTE });
+        const decisions = await limits.takeAll({ takes, now: now() });
+        const requests = rpm === undefined ? undefined : decisions[0];
+        const tokenDecision = cost > 0 ? decisions[takes.length - 1] : undefined;
+        if (requests) Object.assign(headers, limitHeaders('requests', rpm!, requests));
+        if (tokenDecision) Object.assign(headers, limitHeaders('tokens', tpm!, tokenDecision));
+        if (requests?.allowed === false || tokenDecision?.allowed === false) {
+          // Room again when every refused budget has it.
+          const waitMs = Math.max(...decisions.filter((d) => !d.allowed).map((d) => d.retryAfterMs));
+          const byRequests = requests?.allowed === false;
+          return {
+            ok: false,
+            headers: { ...headers, ...retryAfter(waitMs) },
+            limit: byRequests ? 'requests' : 'tokens',
+            message: byRequests
+              ? `Rate limit reached for ${principal.name}: ${rpm} requests per minute`
+              : `Rate limit reached for ${principal.name}: ${tpm} tokens per minute (this request needs about ${tokens})`,
+          };
         }
         admitted = true;
-        return admission(headers, lease, taken, principal, tpm);
+        return admission(headers, lease, cost, tpmKey, tpm);
       } finally {
         if (!admitted) void lease?.release().catch(() => {});
       }
     },
+    close: () => corrections.flush(),
   };
 
   function admission(
     headers: Record<string, string>,
     lease: Lease | undefined,
     taken: number,
-    principal: Principal,
+    tpmKey: string,
     tpm: number | undefined,
   ): Admission {
     if (lease !== undefined) hold(lease);
@@ -145,12 +140,9 @@ export function createRateLimiter(store: LimitStore, options: RateLimiterOptions
         released = true;
         if (lease !== undefined) letGo(lease);
         if (tpm === undefined || actualTokens === undefined) return;
-        // Correct the estimate: give back what was not used, take what was used beyond it.
-        const key = `${principal.id}:tpm`;
-        if (actualTokens < taken) void store.refund(key, taken - actualTokens, tpm, MINUTE, now()).catch(() => {});
-        else if (actualTokens > taken) {
-          void store.take(key, Math.min(actualTokens - taken, tpm), tpm, MINUTE, now()).catch(() => {});
-        }
+        // Correct the estimate: give back what was not used, take what was used beyond it (never refused). It goes
+        // with the key's next request, or on its own shortly after.
+        corrections.later({ key: tpmKey, units: actualTokens - taken, limit: tpm, periodMs: MINUTE });
       },
     };
   }

@@ -11,7 +11,7 @@ import {
   newItemId,
   prepareMessages,
 } from '../conversation-rules.js';
-import { gcraIsLive, gcraRefund, gcraTake, type GcraState } from '../gcra.js';
+import { gcraBatchKeys, gcraTakeAll, limitStoreOf, type GcraState, type GcraWrite } from '../gcra.js';
 import {
   StoreError,
   type ApiKeyRecord,
@@ -22,7 +22,6 @@ import {
   type ConversationStore,
   type KeyStore,
   type LimitStore,
-  type RateDecision,
   type Store,
   type UsageEntry,
   type UsageFilter,
@@ -246,8 +245,9 @@ function createLimitStore(): Part<LimitStore> {
   const buckets = new Map<string, Bucket>();
   let sweepAbove = LIMIT_SWEEP_THRESHOLD;
 
-  function write(key: string, state: GcraState | undefined, limit: number, periodMs: number, now: number): void {
-    if (state === undefined || !gcraIsLive(state, limit, periodMs, now)) {
+  /** Keeps a live state (undefined: the bucket is full again, and forgotten). */
+  function write({ key, state, limit, periodMs }: GcraWrite, now: number): void {
+    if (state === undefined) {
       buckets.delete(key);
       return;
     }
@@ -260,18 +260,13 @@ function createLimitStore(): Part<LimitStore> {
   }
 
   return {
-    store: {
-      // JavaScript runs each of these to completion before another starts, which is all the atomicity one process needs.
-      async take(key, cost, limit, periodMs, now): Promise<RateDecision> {
-        const { decision, next } = gcraTake(buckets.get(key)?.state, cost, limit, periodMs, now);
-        if (next !== undefined) write(key, next, limit, periodMs, now);
-        return decision;
-      },
-      async refund(key, amount, limit, periodMs, now) {
-        const next = gcraRefund(buckets.get(key)?.state, amount, limit, periodMs, now);
-        write(key, next, limit, periodMs, now);
-      },
-    },
+    // JavaScript runs this to completion before another call starts, which is all the atomicity one process needs.
+    store: limitStoreOf(async (batch) => {
+      const keys = gcraBatchKeys(batch);
+      const { decisions, writes } = gcraTakeAll(new Map(keys.map((key) => [key, buckets.get(key)?.state])), batch);
+      for (const written of writes) if (written.changed) write(written, batch.now);
+      return decisions;
+    }),
     clear() {
       buckets.clear();
       sweepAbove = LIMIT_SWEEP_THRESHOLD;

@@ -10,7 +10,7 @@ import {
   newItemId,
   prepareMessages,
 } from '../conversation-rules.js';
-import { gcraIsLive, gcraRefund, gcraTake, type GcraState } from '../gcra.js';
+import { checkGcraBatch, gcraBatchKeys, gcraTakeAll, limitStoreOf, type GcraState } from '../gcra.js';
 import {
   StoreError,
   type CacheStore,
@@ -376,55 +376,34 @@ function createCacheStore(pool: Db): CacheStore {
 }
 
 function createLimitStore(pool: Db): LimitStore {
-  /**
-   * The bucket's state, its row locked until the transaction ends. A bucket without a row (a full one) gets one
-   * with the full state (no units owed), so that it can be locked too; ON CONFLICT reads the latest committed row
-   * even when it waited for another transaction's lock, where a plain SELECT would see its statement's snapshot.
-   */
-  async function locked(client: pg.PoolClient, key: string, now: number): Promise<GcraState> {
-    const { rows } = await client.query<GcraState>(
-      `INSERT INTO limits (key, units, at) VALUES ($1, 0, $2)
-       ON CONFLICT (key) DO UPDATE SET units = limits.units RETURNING units, at`,
-      [key, now],
-    );
-    return rows[0]!;
-  }
-  async function write(
-    client: pg.PoolClient,
-    key: string,
-    state: GcraState | undefined,
-    limit: number,
-    periodMs: number,
-    now: number,
-  ): Promise<void> {
-    // No row means a full bucket, so a bucket that is full again is deleted rather than kept.
-    if (state === undefined || !gcraIsLive(state, limit, periodMs, now)) {
-      await client.query('DELETE FROM limits WHERE key = $1', [key]);
-    } else {
-      await client.query(
-        `INSERT INTO limits (key, units, at) VALUES ($1, $2, $3)
-         ON CONFLICT (key) DO UPDATE SET units = excluded.units, at = excluded.at`,
-        [key, state.units, state.at],
+  return limitStoreOf(async (batch) => {
+    checkGcraBatch(batch);
+    const keys = gcraBatchKeys(batch);
+    return pool.transaction(async (client) => {
+      // Every bucket's row locked until the transaction ends, in key order (so that two batches cannot deadlock).
+      // A bucket without a row (a full one) gets one with the full state (no units owed), so that it can be locked
+      // too; ON CONFLICT reads the latest committed row even when it waited for another transaction's lock, where
+      // a plain SELECT would see its statement's snapshot.
+      const { rows } = await client.query<GcraState & { key: string }>(
+        `INSERT INTO limits (key, units, at) SELECT key, 0, $2 FROM unnest($1::text[]) AS key ORDER BY key
+         ON CONFLICT (key) DO UPDATE SET units = limits.units RETURNING key, units, at`,
+        [keys, batch.now],
       );
-    }
-  }
-  return {
-    take(key, cost, limit, periodMs, now) {
-      return pool.transaction(async (client) => {
-        const state = await locked(client, key, now);
-        const result = gcraTake(state, cost, limit, periodMs, now);
-        // A refused take changes nothing; a row made only to be locked goes again.
-        await write(client, key, result.next ?? state, limit, periodMs, now);
-        return result.decision;
-      });
-    },
-    refund(key, amount, limit, periodMs, now) {
-      return pool.transaction(async (client) => {
-        const next = gcraRefund(await locked(client, key, now), amount, limit, periodMs, now);
-        await write(client, key, next, limit, periodMs, now);
-      });
-    },
-  };
+      const { decisions, writes } = gcraTakeAll(new Map(rows.map(({ key, units, at }) => [key, { units, at }])), batch);
+      // Every row is written back: a row made only to be locked goes again, as does a bucket that is full again.
+      const gone = writes.filter((w) => w.state === undefined).map((w) => w.key);
+      const kept = writes.filter((w) => w.state !== undefined);
+      if (gone.length > 0) await client.query('DELETE FROM limits WHERE key = ANY($1::text[])', [gone]);
+      if (kept.length > 0) {
+        await client.query(
+          `UPDATE limits SET units = v.units, at = v.at
+           FROM unnest($1::text[], $2::float8[], $3::float8[]) AS v(key, units, at) WHERE limits.key = v.key`,
+          [kept.map((w) => w.key), kept.map((w) => w.state!.units), kept.map((w) => w.state!.at)],
+        );
+      }
+      return decisions;
+    });
+  });
 }
 
 function createLeaseTable(pool: Db): LeaseTable {

@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { gcraIsLive, gcraRefund, gcraTake, type GcraState } from '../gcra.js';
+import { gcraBatchKeys, gcraIsLive, gcraRefund, gcraTake, gcraTakeAll, type GcraState } from '../gcra.js';
 import { describeLimitContract } from '../store-contract.js';
 import { CALLER_CLOCK_GRACE_MS, type RedisClock } from './redis-clock.js';
 import { openRedisState, type RedisState } from './redis-state.js';
@@ -62,6 +62,63 @@ describe('Redis limit store', () => {
                 held = gcraIsLive(expected.next, limit, periodMs, now) ? expected.next : undefined;
               }
               expect(await store.take(key, units, limit, periodMs, now)).toEqual(expected.decision);
+            }
+          },
+        ),
+        { numRuns: 60 },
+      );
+    } finally {
+      await states[0]!.close();
+    }
+  });
+
+  it('decides batches exactly as gcra.ts does: several buckets, corrections first, all or nothing', async () => {
+    const { states } = await replicas(1, 'caller');
+    const store = states[0]!.limits;
+    let run = 0;
+    const bucket = fc.constantFrom('a', 'b', 'c');
+    const shape = fc.record({
+      limit: fc.integer({ min: 1, max: 1000 }),
+      periodMs: fc.constantFrom(1000, MINUTE, 1234.5),
+    });
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.dictionary(bucket, shape, { minKeys: 3, maxKeys: 3 }),
+          fc.array(
+            fc.record({
+              takes: fc.array(fc.record({ key: bucket, share: fc.double({ min: 0, max: 1.2, noNaN: true }) }), {
+                maxLength: 3,
+              }),
+              corrections: fc.array(
+                fc.record({ key: bucket, share: fc.double({ min: -1.5, max: 1.5, noNaN: true }) }),
+                { maxLength: 2 },
+              ),
+              step: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 0.3, noNaN: true })),
+            }),
+            { minLength: 1, maxLength: 15 },
+          ),
+          async (shapes, batches) => {
+            const prefix = `r${++run}:`;
+            // What the store holds by gcra.ts: a state while a bucket counts, nothing once it is full.
+            const held = new Map<string, GcraState | undefined>();
+            let now = T0 + 0.5;
+            for (const { takes, corrections, step } of batches) {
+              now += step * MINUTE;
+              const part = ({ key, share }: { key: string; share: number }) => ({
+                key: prefix + key,
+                limit: shapes[key]!.limit,
+                periodMs: shapes[key]!.periodMs,
+                units: share * shapes[key]!.limit,
+              });
+              const batch = {
+                now,
+                takes: takes.map(part).map(({ units, ...rest }) => ({ ...rest, cost: Math.abs(units) })),
+                corrections: corrections.map(part),
+              };
+              const expected = gcraTakeAll(new Map(gcraBatchKeys(batch).map((k) => [k, held.get(k)])), batch);
+              for (const { key, state } of expected.writes) held.set(key, state);
+              expect(await store.takeAll(batch)).toEqual(expected.decisions);
             }
           },
         ),

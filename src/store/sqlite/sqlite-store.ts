@@ -10,7 +10,7 @@ import {
   newItemId,
   prepareMessages,
 } from '../conversation-rules.js';
-import { gcraIsLive, gcraRefund, gcraTake, type GcraState } from '../gcra.js';
+import { checkGcraBatch, gcraBatchKeys, gcraTakeAll, limitStoreOf, type GcraState } from '../gcra.js';
 import {
   StoreError,
   type CacheStore,
@@ -19,6 +19,7 @@ import {
   type ConversationRole,
   type ConversationStore,
   type KeyStore,
+  type LimitBatch,
   type LimitStore,
   type Store,
   type UsageEntry,
@@ -238,29 +239,23 @@ function createLimitStore(db: Database.Database): LimitStore {
     'INSERT INTO limits (key, units, at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET units = excluded.units, at = excluded.at',
   );
   const remove = db.prepare<[string]>('DELETE FROM limits WHERE key = ?');
-  function write(key: string, state: GcraState | undefined, limit: number, periodMs: number, now: number): void {
-    // No row means a full bucket, so a bucket that is full again is deleted rather than kept.
-    if (state === undefined || !gcraIsLive(state, limit, periodMs, now)) remove.run(key);
-    else upsert.run(key, state.units, state.at);
-  }
-  // IMMEDIATE takes the write lock before the read, so another connection (or process) cannot read the same state in
-  // between; a deferred transaction would fail with SQLITE_BUSY on the upgrade instead of waiting its turn.
-  const take = db.transaction((key: string, cost: number, limit: number, periodMs: number, now: number) => {
-    const result = gcraTake(select.get(key), cost, limit, periodMs, now);
-    if (result.next !== undefined) write(key, result.next, limit, periodMs, now);
-    return result.decision;
+  // IMMEDIATE takes the write lock before the reads, so another connection (or process) cannot read the same state
+  // in between; a deferred transaction would fail with SQLITE_BUSY on the upgrade instead of waiting its turn.
+  const takeAll = db.transaction((batch: LimitBatch) => {
+    const keys = gcraBatchKeys(batch);
+    const { decisions, writes } = gcraTakeAll(new Map(keys.map((key) => [key, select.get(key)])), batch);
+    for (const { key, state, changed } of writes) {
+      if (!changed) continue;
+      // No row means a full bucket, so a bucket that is full again is deleted rather than kept.
+      if (state === undefined) remove.run(key);
+      else upsert.run(key, state.units, state.at);
+    }
+    return decisions;
   });
-  const refund = db.transaction((key: string, amount: number, limit: number, periodMs: number, now: number) => {
-    write(key, gcraRefund(select.get(key), amount, limit, periodMs, now), limit, periodMs, now);
+  return limitStoreOf(async (batch) => {
+    checkGcraBatch(batch);
+    return takeAll.immediate(batch);
   });
-  return {
-    async take(key, cost, limit, periodMs, now) {
-      return take.immediate(key, cost, limit, periodMs, now);
-    },
-    async refund(key, amount, limit, periodMs, now) {
-      refund.immediate(key, amount, limit, periodMs, now);
-    },
-  };
 }
 
 function createLeaseTable(db: Database.Database): LeaseTable {
