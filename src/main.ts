@@ -12,6 +12,7 @@ import { openStore } from './store/open-store.js';
 import { redactUrl } from './store/redact-url.js';
 import type { CacheStore, LimitStore, Store } from './store/store.js';
 import type { Coordination, Leases } from './store/coordination.js';
+import { reserveAhead } from './store/reserved-limits.js';
 import { createFallbacks } from './store/fallback.js';
 import type { SharedStateHealth } from './store/fallback.js';
 import type { RedisState } from './store/redis/redis-state.js';
@@ -128,16 +129,27 @@ export async function openSharedState(
       }
     },
   });
+  // Large limits are counted ahead (a round trip now and then, not one per request); `countAheadFrom: false` asks
+  // Redis every time.
+  const { countAheadFrom } = redisConfig;
+  const ahead = (limits: LimitStore) =>
+    countAheadFrom === false
+      ? { limits, close: () => Promise.resolve() }
+      : reserveAhead(limits, { minLimit: countAheadFrom });
+  const keyLimits = ahead(fallbacks.limits(redis.limits));
+  const deploymentBudgets = ahead(fallbacks.limits(redis.limits, 'local'));
   return {
     coordination: redis.coordination,
-    limits: fallbacks.limits(redis.limits),
+    limits: keyLimits.limits,
     leases: fallbacks.leases(redis.coordination),
     deploymentLeases: fallbacks.leases(redis.coordination, 'local'),
-    deploymentBudgets: fallbacks.limits(redis.limits, 'local'),
+    deploymentBudgets: deploymentBudgets.limits,
     cache: redis.cache,
     health: fallbacks.health,
     replicated: true,
     close: async () => {
+      // What is held ahead goes back before the connection closes.
+      await Promise.all([keyLimits.close(), deploymentBudgets.close()]);
       await Promise.all([redis.close(), local.close()]);
     },
   };

@@ -329,6 +329,12 @@ export const configSchema = z
           localShare: z.number().gt(0).max(1).default(1),
           /** How long a Redis command may take before it counts as failed. */
           commandTimeoutMs: z.number().int().positive().default(500),
+          /**
+           * Limits of at least this many units per period are counted ahead: a replica takes up to 1 % of one
+           * from Redis at a time and admits from what it holds (never more than the limit in all; unused units go
+           * back after a second). Smaller limits go to Redis on every request. `false`: every limit does.
+           */
+          countAheadFrom: z.union([z.number().int().positive(), z.literal(false)]).default(1000),
         }),
       )
       .optional(),
