@@ -13,6 +13,7 @@ import { redactUrl } from './store/redact-url.js';
 import type { CacheStore, LimitStore, Store } from './store/store.js';
 import type { Coordination, Leases } from './store/coordination.js';
 import { reserveAhead } from './store/reserved-limits.js';
+import { poolLeases } from './store/pooled-leases.js';
 import { createFallbacks } from './store/fallback.js';
 import type { SharedStateHealth } from './store/fallback.js';
 import type { RedisState } from './store/redis/redis-state.js';
@@ -106,18 +107,27 @@ export async function openSharedState(
   try {
     // ioredis is loaded only when Redis is configured.
     const { openRedisState } = await import('./store/redis/redis-state.js');
+    // A Redis that cannot be reached yet is an outage like any other: the replica starts, falling back as
+    // configured, and the connections keep trying.
     redis = await openRedisState(redisConfig.url, {
       prefix: redisConfig.prefix,
       commandTimeoutMs: redisConfig.commandTimeoutMs,
+      requireConnection: false,
     });
   } catch (error) {
     await local.close();
     throw new McplexError('STORE_FAILED', `cannot use Redis: ${errorMessage(error)}`, { cause: error });
   }
-  metrics?.sharedStateUp.set(1);
+  const downAtStart = redis.down();
+  metrics?.sharedStateUp.set(downAtStart === undefined ? 1 : 0);
+  if (downAtStart !== undefined) {
+    const fallback = redisConfig.onError === 'local' ? 'counted in this process' : 'refused (503)';
+    logger.warn({ err: downAtStart }, `Redis cannot be reached yet: limited requests are ${fallback} until it can`);
+  }
   const fallbacks = createFallbacks({
     mode: redisConfig.onError,
     localShare: redisConfig.localShare,
+    ...(downAtStart === undefined ? {} : { unavailableAtStart: downAtStart }),
     localLimits: createMemoryStore().limits,
     localLeases: local,
     onChange(health) {
@@ -138,18 +148,23 @@ export async function openSharedState(
       : reserveAhead(limits, { minLimit: countAheadFrom });
   const keyLimits = ahead(fallbacks.limits(redis.limits));
   const deploymentBudgets = ahead(fallbacks.limits(redis.limits, 'local'));
+  // Likewise the slots of large concurrency limits (a deployment's 256): one released is kept a moment for the
+  // next request here.
+  const keyLeases = poolLeases(fallbacks.leases(redis.coordination));
+  const deploymentLeases = poolLeases(fallbacks.leases(redis.coordination, 'local'));
+  const held = [keyLimits, deploymentBudgets, keyLeases, deploymentLeases];
   return {
     coordination: redis.coordination,
     limits: keyLimits.limits,
-    leases: fallbacks.leases(redis.coordination),
-    deploymentLeases: fallbacks.leases(redis.coordination, 'local'),
+    leases: keyLeases.leases,
+    deploymentLeases: deploymentLeases.leases,
     deploymentBudgets: deploymentBudgets.limits,
     cache: redis.cache,
     health: fallbacks.health,
     replicated: true,
     close: async () => {
       // What is held ahead goes back before the connection closes.
-      await Promise.all([keyLimits.close(), deploymentBudgets.close()]);
+      await Promise.all(held.map((h) => h.close()));
       await Promise.all([redis.close(), local.close()]);
     },
   };

@@ -8,6 +8,7 @@ import type { RunningServer } from '../src/main.js';
 import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
 import { freePort, startRedis, stopAllRedis, stopRedis } from '../src/store/redis/redis-test-support.js';
+import { openRedisState, type RedisState } from '../src/store/redis/redis-state.js';
 import { startMcplex, waitFor } from './support/harness.js';
 
 let mock: MockLlm;
@@ -44,6 +45,48 @@ async function chat(url: string, token: string): Promise<{ status: number; body:
 async function readiness(url: string): Promise<{ sharedState?: { state: string; lastError?: string } }> {
   return (await (await fetch(`${url}/readyz`)).json()) as { sharedState?: { state: string } };
 }
+
+describe('Redis not there when mcplex starts', () => {
+  it('starts degraded (limits counted here, /readyz says why), and shares limits and revocations once Redis comes', async () => {
+    const port = await freePort();
+    const prefix = 'mcplex-late:';
+    const mcplex = await startMcplex({
+      redis: { url: `redis://127.0.0.1:${port}/0`, prefix, onError: 'local', localShare: 0.5 },
+      auth: { mode: 'keys', keyCacheMs: 60_000 },
+      llm: { models: { m: { deployments: [{ provider: 'openai', baseUrl: `${mock.url}/v1`, model: 'backend' }] } } },
+    });
+    let redis: ChildProcess | undefined;
+    let other: RedisState | undefined;
+    try {
+      const ready = await readiness(mcplex.url);
+      expect(ready.sharedState?.state).toBe('unavailable');
+      expect(ready.sharedState?.lastError).toContain(`127.0.0.1:${port}`);
+      const { token, key } = await mcplex.policy.keys.create({ name: 'limited', rpm: 8 });
+      const statuses = [];
+      for (let i = 0; i < 5; i++) statuses.push((await chat(mcplex.url, token)).status);
+      expect(statuses).toEqual([200, 200, 200, 200, 429]);
+
+      redis = await startRedis(port);
+      await waitFor(
+        async () =>
+          (await chat(mcplex.url, token)).status === 200 &&
+          (await readiness(mcplex.url)).sharedState?.state === 'ready',
+        'the limits to be shared once Redis is there',
+      );
+      // Another replica revokes the key: this one, whose key cache would trust it for a minute, hears of it.
+      other = await openRedisState(`redis://127.0.0.1:${port}/0`, { prefix });
+      await mcplex.policy.store.keys.revoke(key.id, Date.now());
+      await waitFor(async () => {
+        await other!.coordination.publish('keys:revoked', key.id);
+        return (await chat(mcplex.url, token)).status === 401;
+      }, 'the revocation to reach the replica that started without Redis');
+    } finally {
+      await other?.close();
+      await mcplex.close();
+      if (redis) await stopRedis(redis);
+    }
+  });
+});
 
 describe('Redis going away under a running mcplex', () => {
   it('with onError "local": limits counted here at the configured share, shown in /readyz and /metrics, shared again once Redis is back', async () => {

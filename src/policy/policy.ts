@@ -2,7 +2,7 @@
 // mode), what they may reach (scopes), how fast (rate limits) and what they used (usage accounting).
 import type { IncomingMessage } from 'node:http';
 import type { LimitStore, Store } from '../store/store.js';
-import type { Coordination, Leases } from '../store/coordination.js';
+import { subscribeForGood, type Coordination, type Leases } from '../store/coordination.js';
 import { createAuthenticator, ANONYMOUS } from './auth/keys.js';
 import type { AuthResult, Authenticator } from './auth/keys.js';
 import { createKeyService } from './auth/key-service.js';
@@ -56,7 +56,7 @@ export function createPolicy(
   const usage = createUsageRecorder(store.usage);
   const { coordination } = options;
   // A key revoked by another process is refused here as soon as the message arrives, not when the cache expires.
-  const listening = coordination.subscribe(REVOKED_TOPIC, (id) => authenticator.forget(id)).catch(() => undefined);
+  const listening = subscribeForGood(coordination, REVOKED_TOPIC, (id) => authenticator.forget(id));
   const limiter = createRateLimiter(options.limits, { leases: options.leases, leaseTtlMs: options.leaseTtlMs });
   return {
     mode: options.mode,
@@ -71,9 +71,7 @@ export function createPolicy(
       return authenticator.authenticate(Array.isArray(header) ? header[0] : header);
     },
     async close() {
-      await (
-        await listening
-      )?.();
+      await listening();
       await limiter.close();
       await usage.close();
     },

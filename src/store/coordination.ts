@@ -53,3 +53,37 @@ export interface Coordination extends PubSub, Leases {
   /** Stops delivery to every subscriber and drops this instance's connections; leases left are left to expire. */
   close(): Promise<void>;
 }
+
+/**
+ * A subscription that lasts as long as its owner: when the coordination cannot subscribe now (Redis away at
+ * start-up) it tries again every `retryMs` until it can. Messages published before then are missed, as with any
+ * subscription that is not live yet. The returned function stops the subscription, or the trying.
+ */
+export function subscribeForGood(
+  pubsub: PubSub,
+  topic: string,
+  handler: (message: string) => void,
+  retryMs = 1000,
+): Unsubscribe {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let unsubscribe: Unsubscribe | undefined;
+  const attempt = () => {
+    timer = undefined;
+    pubsub.subscribe(topic, handler).then(
+      (done) => {
+        if (stopped) void done();
+        else unsubscribe = done;
+      },
+      () => {
+        if (!stopped) timer = setTimeout(attempt, retryMs).unref();
+      },
+    );
+  };
+  attempt();
+  return async () => {
+    stopped = true;
+    if (timer !== undefined) clearTimeout(timer);
+    await unsubscribe?.();
+  };
+}

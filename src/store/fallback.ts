@@ -24,6 +24,8 @@ export interface FallbackOptions {
   localLeases: Leases;
   /** How often the shared state is tried again while it is away. Default 1000 ms. */
   probeMs?: number;
+  /** Why the shared state is unavailable from the start (it could not be reached then), if it is. */
+  unavailableAtStart?: string;
   /** Told when the state changes. */
   onChange?: (health: SharedStateHealth) => void;
   now?: () => number;
@@ -42,7 +44,10 @@ const isUnavailable = (error: unknown) => error instanceof StoreError && error.c
 export function createFallbacks(options: FallbackOptions): Fallbacks {
   const now = options.now ?? Date.now;
   const probeMs = options.probeMs ?? 1000;
-  let health: SharedStateHealth = { state: 'ready', since: now() };
+  let health: SharedStateHealth =
+    options.unavailableAtStart === undefined
+      ? { state: 'ready', since: now() }
+      : { state: 'unavailable', lastError: options.unavailableAtStart, since: now() };
   let nextProbe = 0;
 
   function change(next: SharedStateHealth): void {

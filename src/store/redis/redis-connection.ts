@@ -11,6 +11,11 @@ export interface RedisConnectionOptions {
   connectTimeoutMs?: number;
   /** The longest pause between reconnection attempts (they back off exponentially up to it). Default 2000 ms. */
   maxReconnectDelayMs?: number;
+  /**
+   * false: a server that cannot be reached at first does not fail the open; the connection is returned unready,
+   * its calls fail as UNAVAILABLE, and it keeps trying in the background. Default true.
+   */
+  requireConnection?: boolean;
 }
 
 /** One open connection and how to report what goes wrong on it. */
@@ -26,6 +31,8 @@ export interface RedisConnection {
    * half the client's CPU per command here).
    */
   call<T>(what: string, run: () => Promise<T>): Promise<T>;
+  /** Why the connection is down, or undefined while it is up. */
+  down(): string | undefined;
   /** Closes the connection (waiting for answers in flight when Redis is there); harmless when called again. */
   close(): Promise<void>;
 }
@@ -65,12 +72,18 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
   redis.on('ready', () => {
     lastError = undefined;
   });
+  let ready = false;
+  redis.on('ready', () => (ready = true));
+  redis.on('close', () => (ready = false));
   try {
     await redis.connect();
   } catch (error) {
-    redis.disconnect();
     const reason = lastError ?? mask(messageOf(error));
-    throw new StoreError('OPEN_FAILED', `cannot connect to Redis at ${where}: ${reason}`, { cause: error });
+    lastError = reason;
+    if (options.requireConnection !== false) {
+      redis.disconnect();
+      throw new StoreError('OPEN_FAILED', `cannot connect to Redis at ${where}: ${reason}`, { cause: error });
+    }
   }
   let closing: Promise<void> | undefined;
   const timeoutMs = options.commandTimeoutMs ?? 500;
@@ -119,6 +132,7 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
         );
       });
     },
+    down: () => (ready ? undefined : `Redis at ${where} is unreachable: ${lastError ?? 'not connected'}`),
     close() {
       clearInterval(watchdog);
       closing ??= redis.quit().then(

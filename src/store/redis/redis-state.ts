@@ -28,13 +28,16 @@ export interface RedisState {
   readonly limits: LimitStore;
   readonly cache: CacheStore;
   readonly coordination: Coordination;
+  /** Why Redis cannot be used now (the connections keep trying), or undefined while it can. */
+  down(): string | undefined;
   /** Closes both connections; harmless when called again. */
   close(): Promise<void>;
 }
 
 /**
  * Connects to the Redis at `url` (two connections: commands, and the subscriber that pub/sub needs for itself).
- * Throws StoreError OPEN_FAILED, naming the server without its password, when it cannot be reached. Once open, a
+ * Throws StoreError OPEN_FAILED, naming the server without its password, when it cannot be reached (unless
+ * `requireConnection` is false: then it opens unready and keeps trying). Once open, a
  * call made while Redis is away fails at once or within the command timeout (StoreError UNAVAILABLE), and the
  * connections come back by themselves when Redis does.
  */
@@ -59,6 +62,7 @@ export async function openRedisState(url: string, options: RedisStateOptions = {
       expiryGraceMs: options.cacheExpiryGraceMs,
     }),
     coordination,
+    down: () => commands.down() ?? subscriber.down(),
     close() {
       closing ??= Promise.all([coordination.close(), commands.close()]).then(() => undefined);
       return closing;
