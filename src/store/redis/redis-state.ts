@@ -7,6 +7,8 @@ import { createRedisCacheStore } from './redis-cache-store.js';
 import { connectRedis, type RedisConnection, type RedisConnectionOptions } from './redis-connection.js';
 import { createRedisCoordination } from './redis-coordination.js';
 import { createRedisLimitStore } from './redis-limit-store.js';
+import { createRedisSessions } from './redis-sessions.js';
+import type { SessionBounds, SessionDirectory } from '../sessions.js';
 
 export interface RedisStateOptions extends RedisConnectionOptions {
   /** Put before every key and channel. Default `mcplex:`. */
@@ -28,6 +30,8 @@ export interface RedisState {
   readonly limits: LimitStore;
   readonly cache: CacheStore;
   readonly coordination: Coordination;
+  /** The MCP session directory on this Redis, within `bounds`. */
+  sessions(bounds: SessionBounds): SessionDirectory;
   /** Why Redis cannot be used now (the connections keep trying), or undefined while it can. */
   down(): string | undefined;
   /** Closes both connections; harmless when called again. */
@@ -62,6 +66,7 @@ export async function openRedisState(url: string, options: RedisStateOptions = {
       expiryGraceMs: options.cacheExpiryGraceMs,
     }),
     coordination,
+    sessions: (bounds) => createRedisSessions(commands, coordination, { prefix, clock, bounds }),
     down: () => commands.down() ?? subscriber.down(),
     close() {
       closing ??= Promise.all([coordination.close(), commands.close()]).then(() => undefined);
