@@ -8,6 +8,7 @@ import { Catalog } from './mcp/catalog/catalog.js';
 import { createSubscriptions } from './mcp/downstream/subscriptions.js';
 import type { Subscriptions } from './mcp/downstream/subscriptions.js';
 import { createAggregateServer } from './mcp/downstream/aggregate-server.js';
+import type { SessionSubscriptions } from './mcp/downstream/aggregate-server.js';
 import { Upstream } from './mcp/upstream/upstream.js';
 import type { UpstreamStatus } from './mcp/upstream/upstream.js';
 import { VERSION } from './version.js';
@@ -18,8 +19,11 @@ export interface Gateway {
   readonly catalog: Catalog;
   /** Resource subscriptions by URI, shared by every downstream client. */
   readonly subscriptions: Subscriptions;
-  /** A fresh aggregated server instance (one per legacy session, per modern request, per stdio connection). */
-  createServer(era: 'legacy' | 'modern', principal?: Principal): Server;
+  /**
+   * A fresh aggregated server instance (one per request over HTTP, per stdio connection); a request of a 2025-11-25
+   * session passes the session's subscriptions.
+   */
+  createServer(era: 'legacy' | 'modern', principal?: Principal, session?: SessionSubscriptions): Server;
   /** Starts every enabled upstream in the background. */
   start(): void;
   /** Resolves when every upstream's first connection attempt has settled. */
@@ -68,9 +72,10 @@ export function createGateway(config: Config, logger: Logger, options: GatewayOp
     upstreams,
     catalog: merged,
     subscriptions,
-    createServer: (_era, principal) =>
+    createServer: (_era, principal, session) =>
       createAggregateServer(merged, {
         ...(principal ? { scopes: principal.scopes, principal: principal.id } : {}),
+        ...(session ? { session } : {}),
         name: 'mcplex',
         version: VERSION,
         pageSize: config.server.pageSize,

@@ -1,4 +1,5 @@
 // Composition root: config → upstream connections → aggregated server → HTTP listener or stdio.
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
@@ -19,6 +20,8 @@ import type { SharedStateHealth } from './store/fallback.js';
 import type { RedisState } from './store/redis/redis-state.js';
 import { createMemoryStore } from './store/memory/memory-store.js';
 import { createLocalCoordination } from './store/memory/local-coordination.js';
+import { createMemorySessions } from './store/memory/memory-sessions.js';
+import type { SessionBounds, SessionDirectory } from './store/sessions.js';
 import { createPolicy } from './policy/policy.js';
 import { createSamplingBridge, serverIdentities } from './mcp/bridge/sampling.js';
 import type { Policy } from './policy/policy.js';
@@ -80,6 +83,8 @@ export interface SharedState {
   health?: () => SharedStateHealth;
   /** True when the state is shared by replicas beyond the store (Redis). */
   readonly replicated: boolean;
+  /** Where 2025-11-25 MCP sessions live: this process, or Redis for every replica. */
+  sessions(bounds: SessionBounds): SessionDirectory;
   close(): Promise<void>;
 }
 
@@ -100,6 +105,7 @@ export async function openSharedState(
       leases: inProcess ? local : store.leases,
       deploymentBudgets: limits,
       replicated: false,
+      sessions: (bounds) => createMemorySessions(bounds),
       close: () => local.close(),
     };
   }
@@ -162,6 +168,7 @@ export async function openSharedState(
     cache: redis.cache,
     health: fallbacks.health,
     replicated: true,
+    sessions: (bounds) => redis.sessions(bounds),
     close: async () => {
       // What is held ahead goes back before the connection closes.
       await Promise.all(held.map((h) => h.close()));
@@ -267,11 +274,13 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     );
   }
   const mcp = createMcpHttpEndpoint({
-    createServer: (era, principal) => gateway.createServer(era, principal),
+    createServer: (era, principal, session) => gateway.createServer(era, principal, session),
     catalog: gateway.catalog,
     subscriptions: gateway.subscriptions,
     maxSubscriptions: config.server.maxSubscriptions,
     sessions: config.server.sessions,
+    directory: shared.sessions(config.server.sessions),
+    replica: randomBytes(4).toString('hex'),
     logger,
   });
   const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
@@ -293,9 +302,12 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     llm: createV1Api({ core: llm, agent: agent.run, policy, logger, maxBodyBytes: config.server.maxBodyBytes }),
     metrics,
     policy,
-    readiness: () => {
+    readiness: async () => {
       const { settled, servers } = gateway.status();
-      const sessions = mcp.sessionCount();
+      const [sessions, replayBufferBytes] = await Promise.all([
+        mcp.sessionCount().catch(() => undefined),
+        mcp.replayBytes().catch(() => undefined),
+      ]);
       const sharedState = shared.health?.();
       const storeHealth = store.health?.();
       return {
@@ -303,7 +315,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
         body: {
           ready: settled,
           sessions,
-          replayBufferBytes: mcp.replayBytes(),
+          replayBufferBytes,
           servers,
           // Redis away is a degraded state, not an unready one: limits fall back as configured.
           ...(sharedState ? { sharedState } : {}),

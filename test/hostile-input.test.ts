@@ -124,12 +124,14 @@ describe('found by the fuzz suite', () => {
       { jsonrpc: '2.0', id: 11, method: 'resources/templates/list', params: { cursor: 0 } },
     ]);
     const answer = await mcpPost('legacy', 'ping', {}, batch);
-    const messages = answer.text
-      .split('\n')
-      .filter((line) => line.startsWith('data: {'))
-      .map(
-        (line) => JSON.parse(line.slice('data: '.length)) as { id: number; error?: { code: number; message: string } },
-      );
+    // One JSON array, or one SSE event per answer: both are 2025-11-25 answers to a batch.
+    type Reply = { id: number; error?: { code: number; message: string } };
+    const messages = answer.text.startsWith('[')
+      ? (JSON.parse(answer.text) as Reply[])
+      : answer.text
+          .split('\n')
+          .filter((line) => line.startsWith('data: {'))
+          .map((line) => JSON.parse(line.slice('data: '.length)) as Reply);
     const byId = new Map(messages.map((m) => [m.id, m]));
     expect(byId.get(10)?.error).toBeUndefined();
     expect(byId.get(11)?.error?.code).toBe(-32602);

@@ -46,7 +46,7 @@ export interface HttpServerOptions {
   maxConnections: number;
   maxConnectionsPerAddress?: number | undefined;
   /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
-  readiness: () => { ready: boolean; body: unknown };
+  readiness: () => Promise<{ ready: boolean; body: unknown }>;
 }
 
 /** The listener, with a graceful shutdown. */
@@ -170,7 +170,7 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     if (path === '/readyz' && req.method === 'GET') {
       // Server names, pids and errors are for this host's operators, not for a rebinding web page.
       if (!guarded(req, res, false, 'plain')) return;
-      const { ready, body } = options.readiness();
+      const { ready, body } = await options.readiness();
       return sendJson(res, ready ? 200 : 503, body);
     }
     sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${path}` } });

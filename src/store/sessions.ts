@@ -84,7 +84,7 @@ export interface SessionDirectory {
    * Appends events to a live session's log (in order), evicting its oldest past its bounds and the oldest of any
    * session past the total, and wakes the session's watchers. An event too big to keep is not kept, and the earlier
    * events of its stream are forgotten, so that a resume from before it is refused rather than silently skipping
-   * it. The ids, one per event, kept or not.
+   * it. The ids, one per event, kept or not; none when the session is not live.
    */
   append(id: string, events: readonly EventAppend[]): Promise<string[]>;
   /** The stream of `eventId` and its later events in the session's log; undefined when the log does not hold it. */

@@ -38,9 +38,20 @@ export interface AggregateServerOptions {
   rounds?: InputRounds;
   /** Resource subscriptions of legacy clients; without it subscribing is not offered. */
   subscriptions?: Subscriptions;
+  /**
+   * The subscriptions of the 2025-11-25 session this instance serves one request of: they outlive the instance, so
+   * the session keeps them (and their count) rather than this instance.
+   */
+  session?: SessionSubscriptions;
   /** How many URIs this server's client may be subscribed to at once. */
   maxSubscriptions: number;
   instructions?: string;
+}
+
+export interface SessionSubscriptions {
+  /** Subscribes the session to an exposed URI the caller may read (scope checked already). */
+  subscribe(uri: string): Promise<void>;
+  unsubscribe(uri: string): Promise<void>;
 }
 
 /**
@@ -210,7 +221,10 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     {
       capabilities: {
         tools: { listChanged: true },
-        resources: { listChanged: true, ...(options.subscriptions ? { subscribe: true } : {}) },
+        resources: {
+          listChanged: true,
+          ...(options.subscriptions || options.session ? { subscribe: true } : {}),
+        },
         prompts: { listChanged: true },
         completions: {},
         logging: {},
@@ -223,7 +237,22 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
   const scope = scopeCheck(options.scopes ?? {});
   const view = () => scopedView(catalog, scope);
   const withRounds = (subject: string) => (rounds ? { engine: rounds, principal, subject } : undefined);
-  if (subscriptions) {
+  if (options.session) {
+    const session = options.session;
+    server.setRequestHandler('resources/subscribe', async (request) =>
+      wrap(async () => {
+        scopedResource(catalog, scope, request.params.uri);
+        await session.subscribe(request.params.uri);
+        return {};
+      }),
+    );
+    server.setRequestHandler('resources/unsubscribe', async (request) =>
+      wrap(async () => {
+        await session.unsubscribe(request.params.uri);
+        return {};
+      }),
+    );
+  } else if (subscriptions) {
     // This server instance is the subscriber: one per legacy session or stdio connection.
     const subscriber = { notifyUpdated: (uri: string) => void server.sendResourceUpdated({ uri }).catch(() => {}) };
     const held = new Set<string>();

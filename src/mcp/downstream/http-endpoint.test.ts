@@ -12,6 +12,7 @@ import { inMemoryUpstream, slowSubscribeServer } from '../upstream/in-memory-ups
 import type { Upstream } from '../upstream/upstream.js';
 import { createAggregateServer } from './aggregate-server.js';
 import { createMcpHttpEndpoint } from './http-endpoint.js';
+import { createMemorySessions } from '../../store/memory/memory-sessions.js';
 import { createSubscriptions } from './subscriptions.js';
 
 const cleanup: Array<() => Promise<void>> = [];
@@ -43,6 +44,8 @@ async function serve(build: () => McpServer): Promise<{ url: string; upstream: U
     subscriptions,
     logger: createLogger('silent'),
     sessions: limits.sessions,
+    directory: createMemorySessions(limits.sessions),
+    replica: 'test',
     maxSubscriptions: limits.maxSubscriptions,
   });
   const http: HttpServer = createServer((req, res) => {

@@ -1,72 +1,46 @@
 // The aggregated server over Streamable HTTP in both protocol eras: 2025-11-25 clients get sessions
 // (Mcp-Session-Id, GET stream, DELETE, resumable SSE); 2026-07-28 clients are served statelessly per request.
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { NodeStreamableHTTPServerTransport, toNodeHandler } from '@modelcontextprotocol/node';
+import { toNodeHandler } from '@modelcontextprotocol/node';
 import { classifyInboundRequest, createMcpHandler, isInitializeRequest } from '@modelcontextprotocol/server';
 import type { AuthInfo, Server } from '@modelcontextprotocol/server';
 import type { Logger } from '../../log/logger.js';
 import type { Catalog, ListChanges } from '../catalog/catalog.js';
 import { markOpenEnded } from '../../wire/open-ended.js';
 import { sendJsonRpcError } from '../../wire/json.js';
-import { createReplayBuffer } from './event-store.js';
-import type { SessionEventStore } from './event-store.js';
 import { fastToolCall, plainModernToolCall, serveFastToolCall } from './fast-tool-call.js';
+import { createLegacySessions } from './legacy-sessions.js';
+import type { SessionLimits } from './legacy-sessions.js';
+import type { SessionSubscriptions } from './aggregate-server.js';
+import type { SessionDirectory } from '../../store/sessions.js';
 import type { FastToolCall } from './fast-tool-call.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
-import { checkInboundParams, invalidParams } from './request-params.js';
+import { invalidParams } from './request-params.js';
 import type { Subscriptions } from './subscriptions.js';
 import type { Principal } from '../../policy/auth/keys.js';
 import { ANONYMOUS } from '../../policy/auth/keys.js';
 import { scopeCheck } from '../../policy/auth/scopes.js';
 
+export type { SessionLimits } from './legacy-sessions.js';
+
 export interface McpHttpEndpointOptions {
-  /** An aggregated server for one legacy session or one modern request, showing what `principal` may reach. */
-  createServer: (era: 'legacy' | 'modern', principal: Principal) => Server;
+  /**
+   * An aggregated server for one request, showing what `principal` may reach; a request of a 2025-11-25 session
+   * passes the session's subscriptions.
+   */
+  createServer: (era: 'legacy' | 'modern', principal: Principal, session?: SessionSubscriptions) => Server;
   catalog: Catalog;
   /** Where 2026-07-28 listen streams subscribe to resources (2025-11-25 sessions subscribe through their server). */
   subscriptions?: Subscriptions;
   logger: Logger;
   /** Legacy sessions: how many, for how long, and what each keeps for resumption. */
   sessions: SessionLimits;
+  /** Where legacy sessions live: this process, or Redis for every replica. */
+  directory: SessionDirectory;
+  /** This process's name among the replicas. */
+  replica: string;
   /** How many URIs one 2026-07-28 listen request may name. */
   maxSubscriptions: number;
-}
-
-export interface SessionLimits {
-  /** Open sessions in all. */
-  max: number;
-  /** Open sessions of one principal (one API key, or everyone in keyless mode). */
-  maxPerPrincipal: number;
-  /** Sessions idle longer than this are closed. */
-  idleMs: number;
-  /** 2026-07-28 listen streams one principal may hold open at once (keyless mode: not capped). */
-  maxListensPerPrincipal: number;
-  /** When the sessions in all or of one principal reach their cap, sessions idle longer than this are closed. */
-  pressureIdleMs: number;
-  /** Last-Event-ID replay: newest events per session, their size per session and in all (ReplayLimits). */
-  replayEvents: number;
-  replayBytes: number;
-  replayTotalBytes: number;
-}
-
-interface LegacySession {
-  id: string;
-  transport: NodeStreamableHTTPServerTransport;
-  events: SessionEventStore;
-  server: Server;
-  /** Who opened it: only the same principal may use it. */
-  principal: Principal;
-  lastSeen: number;
-  /**
-   * Requests in progress (calls, GET streams): a session with one is in use, however long since it began; idle
-   * means none, for a while.
-   */
-  active: number;
-  /** Calls in flight on the fast path, by request id, so that notifications/cancelled can reach them. */
-  inflight: Map<string | number, AbortController>;
-  /** The level the client set with logging/setLevel (the SDK server records it too, for its own path). */
-  logLevel?: string;
 }
 
 export interface McpHttpEndpoint {
@@ -75,24 +49,10 @@ export interface McpHttpEndpoint {
   /** Serves GET (standalone stream, resume) and DELETE (end session) /mcp. */
   sessionRequest(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void>;
   notifyListChanged(changes: ListChanges): void;
-  sessionCount(): number;
+  sessionCount(): Promise<number>;
   /** What the sessions' replay buffers hold now (JSON characters). */
-  replayBytes(): number;
+  replayBytes(): Promise<number>;
   close(): Promise<void>;
-}
-
-function requestedLogLevel(body: unknown): string | undefined {
-  const message = body as { method?: unknown; params?: { level?: unknown } } | null;
-  if (message?.method !== 'logging/setLevel') return undefined;
-  return typeof message.params?.level === 'string' ? message.params.level : undefined;
-}
-
-function cancelledRequestId(body: unknown): string | number | undefined {
-  if (typeof body !== 'object' || body === null) return undefined;
-  const message = body as { method?: unknown; params?: { requestId?: unknown } };
-  if (message.method !== 'notifications/cancelled') return undefined;
-  const id = message.params?.requestId;
-  return typeof id === 'string' || typeof id === 'number' ? id : undefined;
 }
 
 /**
@@ -138,13 +98,15 @@ function header(req: IncomingMessage, name: string): string | undefined {
 export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpEndpoint {
   const { logger } = options;
   const limits = options.sessions;
-  const sessions = new Map<string, LegacySession>();
-  /** Open sessions per principal id. */
-  const owned = new Map<string, number>();
-  const replay = createReplayBuffer({
-    maxEvents: limits.replayEvents,
-    maxBytes: limits.replayBytes,
-    maxTotalBytes: limits.replayTotalBytes,
+  const sessions = createLegacySessions({
+    createServer: (principal, session) => options.createServer('legacy', principal, session),
+    catalog: options.catalog,
+    ...(options.subscriptions ? { subscriptions: options.subscriptions } : {}),
+    directory: options.directory,
+    limits,
+    maxSubscriptions: options.maxSubscriptions,
+    logger,
+    replica: options.replica,
   });
   // The principal rides on `req.auth` (the SDK's pass-through auth info) into the per-request factory.
   const modern = createMcpHandler((ctx) => options.createServer('modern', principalOf(ctx.authInfo)), {
@@ -232,91 +194,6 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     return !closed;
   }
 
-  const idle = (session: LegacySession, cutoff: number) => session.active === 0 && session.lastSeen < cutoff;
-
-  /** Closes the sessions (of `principal`, or of anyone) idle for longer than `idleMs`; how many it closed. */
-  function closeIdle(idleMs: number, principal?: string): number {
-    const cutoff = Date.now() - idleMs;
-    let closed = 0;
-    for (const session of sessions.values()) {
-      if ((principal === undefined || session.principal.id === principal) && idle(session, cutoff)) {
-        logger.debug({ session: session.id, idleMs }, 'closing idle session');
-        void endSession(session);
-        closed++;
-      }
-    }
-    return closed;
-  }
-
-  function endSession(session: LegacySession): Promise<void> {
-    if (!sessions.delete(session.id)) return Promise.resolve();
-    const count = (owned.get(session.principal.id) ?? 1) - 1;
-    if (count > 0) owned.set(session.principal.id, count);
-    else owned.delete(session.principal.id);
-    session.events.clear();
-    return session.transport.close();
-  }
-
-  const sweep = setInterval(
-    () => {
-      // Near the cap, idle sessions go sooner: a burst of abandoned sessions must not lock others out for long.
-      closeIdle(sessions.size >= limits.max * 0.9 ? limits.pressureIdleMs : limits.idleMs);
-    },
-    Math.min(limits.idleMs, limits.pressureIdleMs, 60_000),
-  );
-  sweep.unref();
-
-  async function openSession(
-    req: IncomingMessage,
-    res: ServerResponse,
-    body: unknown,
-    principal: Principal,
-  ): Promise<void> {
-    // Keyless mode has one principal, everyone on this host: the total alone bounds it.
-    const capped = principal.id !== ANONYMOUS.id;
-    if (
-      capped &&
-      (owned.get(principal.id) ?? 0) >= limits.maxPerPrincipal &&
-      closeIdle(limits.pressureIdleMs, principal.id) === 0
-    ) {
-      sendJsonRpcError(res, 429, {
-        code: -32000,
-        message:
-          `too many open sessions for this key (${limits.maxPerPrincipal}); end unused ones with DELETE /mcp, ` +
-          'or wait for idle ones to expire',
-        data: { code: 'TOO_MANY_SESSIONS', limit: limits.maxPerPrincipal },
-      });
-      return;
-    }
-    if (sessions.size >= limits.max && closeIdle(limits.pressureIdleMs) === 0) {
-      sendJsonRpcError(res, 503, { code: -32000, message: `too many open sessions (${limits.max}); try again later` });
-      return;
-    }
-    const server = options.createServer('legacy', principal);
-    // The members of a batch reach the server one by one: each is checked there (single requests are checked
-    // before they reach the transport).
-    checkInboundParams(server, 'legacy');
-    const events = replay.forSession();
-    const transport: NodeStreamableHTTPServerTransport = new NodeStreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
-      eventStore: events,
-      // Tells clients how soon to reconnect when a stream ends before its response (SSE polling).
-      retryInterval: 1000,
-      onsessioninitialized: (id) => {
-        const session = { id, transport, events, server, principal, lastSeen: Date.now(), active: 0 };
-        sessions.set(id, { ...session, inflight: new Map() });
-        owned.set(principal.id, (owned.get(principal.id) ?? 0) + 1);
-      },
-    });
-    transport.onclose = () => {
-      const session = transport.sessionId === undefined ? undefined : sessions.get(transport.sessionId);
-      if (session) void endSession(session);
-      else events.clear();
-    };
-    await server.connect(transport);
-    await transport.handleRequest(req, res, body);
-  }
-
   /** Answers a request whose params do not fit its method's schema (-32602 naming the field); false when they do. */
   function refuseInvalid(res: ServerResponse, body: unknown, era: 'legacy' | 'modern'): boolean {
     // A batch goes to the SDK whole: answering for one member here would drop the others.
@@ -327,78 +204,16 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     return true;
   }
 
-  /** Serves a plain tools/call, or a cancellation of one, without the SDK server; false when it cannot. */
-  async function serveLegacyFast(
-    session: LegacySession,
-    req: IncomingMessage,
-    res: ServerResponse,
-    body: unknown,
-  ): Promise<boolean> {
-    const level = requestedLogLevel(body);
-    if (level !== undefined) session.logLevel = level;
-    const cancelled = cancelledRequestId(body);
-    if (cancelled !== undefined) {
-      const inflight = session.inflight.get(cancelled);
-      if (!inflight) return false;
-      inflight.abort(new Error('cancelled by the client'));
-      res.writeHead(202).end();
-      return true;
-    }
-    const call = fastToolCall(req, body, 'legacy', session.server.getClientCapabilities());
-    if (!call) return false;
-    const cancel = new AbortController();
-    session.inflight.set(call.id, cancel);
-    try {
-      await serveFastToolCall(options.catalog, call, 'legacy', res, cancel, session.principal, session.logLevel);
-    } finally {
-      session.inflight.delete(call.id);
-    }
-    return true;
-  }
-
   async function legacy(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal): Promise<void> {
     const sessionId = header(req, 'mcp-session-id');
     if (sessionId !== undefined) {
-      const session = sessions.get(sessionId);
-      // Another key's session is as good as unknown: its id must not be usable, nor its existence confirmed.
-      if (!session || session.principal.id !== principal.id) {
-        // 404 tells a legacy client that its session is gone and it should initialise again.
-        sendJsonRpcError(res, 404, { code: -32001, message: 'Session not found' });
-        return;
-      }
-      session.lastSeen = Date.now();
-      session.active++;
-      res.once('close', () => {
-        session.active--;
-        session.lastSeen = Date.now();
-      });
-      if (req.method === 'GET') {
-        const resumeFrom = header(req, 'last-event-id');
-        if (resumeFrom !== undefined && !session.events.has(resumeFrom)) {
-          sendJsonRpcError(res, 400, {
-            code: -32000,
-            message:
-              `event "${resumeFrom}" cannot be replayed: it is unknown, or older than what this session keeps ` +
-              `(the newest ${limits.replayEvents} events and ${limits.replayBytes} characters at most); ` +
-              'open the stream again without Last-Event-ID',
-            data: { code: 'EVENT_NOT_REPLAYABLE' },
-          });
-          return;
-        }
-      }
-      // A single request is checked here: the transport's own JSON-RPC schema would answer some bad params (a
-      // `_meta` that is no object) with a parse error before the server's check could see them.
-      if (
-        req.method === 'POST' &&
-        ((await serveLegacyFast(session, req, res, body)) || refuseInvalid(res, body, 'legacy'))
-      ) {
-        return;
-      }
-      await session.transport.handleRequest(req, res, body);
+      if (await sessions.serve(req, res, body, principal, sessionId)) return;
+      // 404 tells a legacy client that its session is gone and it should initialise again.
+      sendJsonRpcError(res, 404, { code: -32001, message: 'Session not found' });
       return;
     }
     if (req.method === 'POST' && isInitializeRequest(body)) {
-      await openSession(req, res, body, principal);
+      await sessions.open(req, res, body, principal);
       return;
     }
     if (req.method === 'POST' && refuseInvalid(res, body, 'legacy')) return;
@@ -409,10 +224,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     async post(req, res, body, principal) {
       // Only 2025-era clients carry a session id: skip classification for the sessions we know.
       const sessionId = header(req, 'mcp-session-id');
-      if (sessionId !== undefined && sessions.has(sessionId)) {
-        await legacy(req, res, body, principal);
-        return;
-      }
+      if (sessionId !== undefined && (await sessions.serve(req, res, body, principal, sessionId))) return;
       /** A modern tools/call without the SDK server, once its Mcp-Param-* headers agree with its arguments. */
       const serveModernCall = async (call: FastToolCall) => {
         if (rejectParamHeaders(options.catalog, req, res, body)) return;
@@ -462,17 +274,12 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       if (changes.tools) modern.notify.toolsChanged();
       if (changes.resources) modern.notify.resourcesChanged();
       if (changes.prompts) modern.notify.promptsChanged();
-      for (const { server } of sessions.values()) {
-        if (changes.tools) void server.sendToolListChanged().catch(() => {});
-        if (changes.resources) void server.sendResourceListChanged().catch(() => {});
-        if (changes.prompts) void server.sendPromptListChanged().catch(() => {});
-      }
+      sessions.notifyListChanged(changes);
     },
-    sessionCount: () => sessions.size,
-    replayBytes: () => replay.bytes(),
+    sessionCount: () => sessions.count(),
+    replayBytes: () => sessions.logBytes(),
     async close() {
-      clearInterval(sweep);
-      await Promise.allSettled([...sessions.values()].map(endSession));
+      await sessions.close();
       await modern.close();
     },
   };

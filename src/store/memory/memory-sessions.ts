@@ -138,10 +138,10 @@ export function createMemorySessions(bounds: SessionBounds): SessionDirectory {
     async append(id, events: readonly EventAppend[]) {
       const entry = sessions.get(id);
       const ids: string[] = [];
+      if (!entry) return ids;
       for (const { stream, message, tag } of events) {
         const eventId = String(++sequence);
         ids.push(eventId);
-        if (!entry) continue;
         const size = message.length;
         if (size > bounds.replayBytes || size > bounds.replayTotalBytes) {
           entry.events = entry.events.filter((event) => {
@@ -165,7 +165,7 @@ export function createMemorySessions(bounds: SessionBounds): SessionDirectory {
           drop(oldest);
         }
       }
-      if (entry) for (const wake of [...entry.watchers]) wake();
+      for (const wake of [...entry.watchers]) wake();
       return ids;
     },
     async after(id, eventId) {

@@ -141,7 +141,7 @@ local s = P .. 'session:' .. id
 local log = s .. ':log'
 local maxEvents, maxBytes, maxTotal = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local ids = {}
-local live = redis.call('EXISTS', s) == 1
+if redis.call('EXISTS', s) == 0 then return ids end
 local function drop(entry)
   local size = tonumber(field(entry[2], 'n'))
   redis.call('XDEL', log, entry[1])
@@ -152,9 +152,7 @@ end
 for i = 8, #ARGV, 3 do
   local stream, message, tag = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local size = #message
-  if not live then
-    ids[#ids + 1] = '0-0'
-  elseif size > maxBytes or size > maxTotal then
+  if size > maxBytes or size > maxTotal then
     for _, e in ipairs(redis.call('XRANGE', log, '-', '+')) do
       if field(e[2], 's') == stream then drop(e) end
     end
@@ -181,10 +179,8 @@ for i = 8, #ARGV, 3 do
     end
   end
 end
-if live then
-  redis.call('PEXPIRE', log, redis.call('PTTL', s))
-  redis.call('PUBLISH', ARGV[7], '')
-end
+redis.call('PEXPIRE', log, redis.call('PTTL', s))
+redis.call('PUBLISH', ARGV[7], '')
 return ids
 `;
 
