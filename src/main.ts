@@ -1,6 +1,6 @@
 // Composition root: config → upstream connections → aggregated server → HTTP listener or stdio.
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
@@ -22,6 +22,8 @@ import { createMemoryStore } from './store/memory/memory-store.js';
 import { createLocalCoordination } from './store/memory/local-coordination.js';
 import { createMemorySessions } from './store/memory/memory-sessions.js';
 import type { SessionBounds, SessionDirectory } from './store/sessions.js';
+import { createMemoryReplicas, startHeartbeat } from './store/replicas.js';
+import type { ReplicaInfo, ReplicaRegistry } from './store/replicas.js';
 import { createPolicy } from './policy/policy.js';
 import { createSamplingBridge, serverIdentities } from './mcp/bridge/sampling.js';
 import type { Policy } from './policy/policy.js';
@@ -36,6 +38,7 @@ import { createV1Api } from './http/v1/v1-api.js';
 import { createAgent } from './agent/agent.js';
 import { createTextEmbedder, createToolSelector } from './agent/tool-selection/index.js';
 import { createMetrics } from './metrics.js';
+import { VERSION } from './version.js';
 import { isLoopbackHost } from './wire/loopback.js';
 import type { Metrics } from './metrics.js';
 
@@ -85,6 +88,8 @@ export interface SharedState {
   readonly replicated: boolean;
   /** Where 2025-11-25 MCP sessions live: this process, or Redis for every replica. */
   sessions(bounds: SessionBounds): SessionDirectory;
+  /** Which replicas are alive: this process alone, or every one that beats in Redis. */
+  replicas: ReplicaRegistry;
   close(): Promise<void>;
 }
 
@@ -106,6 +111,7 @@ export async function openSharedState(
       deploymentBudgets: limits,
       replicated: false,
       sessions: (bounds) => createMemorySessions(bounds),
+      replicas: createMemoryReplicas(),
       close: () => local.close(),
     };
   }
@@ -169,6 +175,7 @@ export async function openSharedState(
     health: fallbacks.health,
     replicated: true,
     sessions: (bounds) => redis.sessions(bounds),
+    replicas: redis.replicas,
     close: async () => {
       // What is held ahead goes back before the connection closes.
       await Promise.all(held.map((h) => h.close()));
@@ -262,6 +269,14 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
   };
 }
 
+/** A replica's name when the configuration gives none: the host's name and the process id, as the name allows. */
+function defaultReplicaName(): string {
+  const host = hostname()
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .slice(0, 48);
+  return `${host || 'mcplex'}-${process.pid}`;
+}
+
 export async function startHttp(config: Config, logger: Logger): Promise<RunningServer> {
   assertListenAllowed(config.server.host, config.auth.mode);
   const metrics = createMetrics();
@@ -273,6 +288,24 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
         '(set "auth": {"mode": "keys"} and create keys with `mcplex keys create` to require API keys)',
     );
   }
+  const replica = config.cluster.name ?? defaultReplicaName();
+  const startedAt = Date.now();
+  let draining = false;
+  // Filled in below: the endpoint is built before the heartbeat that reports on it.
+  let inUse = () => 0;
+  const info = (): ReplicaInfo => ({
+    name: replica,
+    version: VERSION,
+    pid: process.pid,
+    startedAt,
+    beatAt: Date.now(),
+    sessionsInUse: inUse(),
+    upstreams: gateway.status().servers.map((s) => ({ key: s.name, state: s.state, tools: s.tools })),
+    draining,
+  });
+  const heartbeat = startHeartbeat(shared.replicas, info, config.cluster.heartbeatMs, (error) =>
+    logger.debug({ err: errorMessage(error) }, 'the replica heartbeat failed'),
+  );
   const mcp = createMcpHttpEndpoint({
     createServer: (era, principal, session) => gateway.createServer(era, principal, session),
     catalog: gateway.catalog,
@@ -280,9 +313,12 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     maxSubscriptions: config.server.maxSubscriptions,
     sessions: config.server.sessions,
     directory: shared.sessions(config.server.sessions),
-    replica: randomBytes(4).toString('hex'),
+    replica,
+    pubsub: shared.coordination,
+    alive: heartbeat.alive,
     logger,
   });
+  inUse = () => mcp.sessionsInUse();
   const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
   const embedder = config.agent.embeddings ? createTextEmbedder({ cache: store.cache }) : undefined;
   const selector = createToolSelector({
@@ -299,6 +335,8 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     ...config.server,
     logger,
     mcp,
+    replica,
+    cluster: async () => ({ object: 'list', replica, data: await heartbeat.replicas() }),
     llm: createV1Api({ core: llm, agent: agent.run, policy, logger, maxBodyBytes: config.server.maxBodyBytes }),
     metrics,
     policy,
@@ -332,6 +370,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     // The port is taken, say: nothing started so far may outlive the failure (upstream children included).
     unsubscribe();
     stopEmbedding();
+    await heartbeat.stop();
     await mcp.close();
     await core.close();
     throw error;
@@ -353,7 +392,9 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
       closing ??= (async () => {
         unsubscribe();
         stopEmbedding();
+        draining = true;
         const drained = await http.drain(config.server.drainMs);
+        await heartbeat.stop();
         if (!drained) logger.warn({ drainMs: config.server.drainMs }, 'requests still in progress were cut');
         await mcp.close();
         http.closeAllConnections();

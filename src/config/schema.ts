@@ -310,6 +310,21 @@ export const configSchema = z
         error: 'store must be "memory:", "sqlite:<path>" or "postgres://user@host:5432/database"',
       })
       .optional(),
+    /** This process among the replicas of a deployment (they find each other through Redis). */
+    cluster: z
+      .strictObject({
+        /**
+         * Its name in the `x-mcplex-replica` header and the cluster view: unique among the live replicas, letters,
+         * digits, `.`, `_` and `-`. Default: host name and process id.
+         */
+        name: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'cluster.name must be 1-64 letters, digits, ".", "_" or "-"' })
+          .optional(),
+        /** How often a replica says it is alive; one silent for three beats counts as gone. */
+        heartbeatMs: ms('heartbeatMs').default(1000),
+      })
+      .prefault({}),
     /**
      * Redis for the fast state replicas share: rate-limit counters, requests in progress (leases), the response
      * cache (`llm.cache.store: "redis"`) and messages between replicas. A URL, or the object with its options.

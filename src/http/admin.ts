@@ -72,6 +72,7 @@ export async function handleAdmin(
   path: string,
   policy: Policy,
   maxBodyBytes: number,
+  cluster?: () => Promise<unknown>,
 ): Promise<void> {
   if (policy.mode !== 'keys') {
     fail(res, 403, 'the admin API needs "auth": {"mode": "keys"}; use the mcplex keys command meanwhile');
@@ -111,6 +112,8 @@ export async function handleAdmin(
         ...(until ? { until: Number(until) || Date.parse(until) } : {}),
       });
       sendJson(res, 200, { object: 'list', data: totals });
+    } else if (path === '/admin/cluster' && req.method === 'GET' && cluster) {
+      sendJson(res, 200, await cluster());
     } else {
       fail(res, 404, `no admin route for ${req.method} ${path}`);
     }

@@ -34,6 +34,9 @@ export function createDrain(server: Server): Drain {
       // Answers not begun yet close their connection after them, so that no client sends another request on a
       // socket about to be closed (an answer already under way cannot say so any more).
       for (const res of inProgress) if (!res.headersSent) res.setHeader('connection', 'close');
+      // Notification streams end now: their clients reconnect (after the stream's `retry`) to another replica,
+      // and the session goes on there.
+      for (const res of inProgress) if (isOpenEnded(res) && res.headersSent) res.end();
       server.close();
       server.closeIdleConnections();
       if (settled()) return Promise.resolve(true);

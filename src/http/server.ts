@@ -11,6 +11,7 @@ import {
 } from '@modelcontextprotocol/server';
 import type { Logger } from '../log/logger.js';
 import { McplexError, errorMessage } from '../errors.js';
+import { StoreError } from '../store/store.js';
 import type { McpHttpEndpoint } from '../mcp/downstream/http-endpoint.js';
 import type { V1Api } from './v1/v1-api.js';
 import type { Metrics } from '../metrics.js';
@@ -45,6 +46,10 @@ export interface HttpServerOptions {
   /** Open connections in all, and from one client address (off unless set). */
   maxConnections: number;
   maxConnectionsPerAddress?: number | undefined;
+  /** This replica's name, sent with every answer (`x-mcplex-replica`). */
+  replica?: string;
+  /** The live replicas, for GET /admin/cluster. */
+  cluster?: () => Promise<unknown>;
   /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
   readiness: () => Promise<{ ready: boolean; body: unknown }>;
 }
@@ -157,7 +162,7 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     }
     if (path.startsWith('/admin/') && options.policy) {
       if (!guarded(req, res, true, 'openai')) return;
-      return handleAdmin(req, res, path, options.policy, options.maxBodyBytes);
+      return handleAdmin(req, res, path, options.policy, options.maxBodyBytes, options.cluster);
     }
     if (path === '/metrics' && req.method === 'GET' && options.metrics) {
       if (!guarded(req, res, false, 'plain')) return;
@@ -192,11 +197,20 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
         return;
       }
       drain.track(res);
+      if (options.replica !== undefined) res.setHeader('x-mcplex-replica', options.replica);
       route(req, res, performance.now()).catch((error: unknown) => {
         if (error instanceof McplexError && error.code === 'BODY_TOO_LARGE') {
           // Stop reading: the client gets its answer and the connection is not reused for the rest of the body.
           res.setHeader('connection', 'close');
           sendJsonRpcError(res, 413, { code: -32600, message: error.message });
+          return;
+        }
+        if (error instanceof StoreError && error.code === 'UNAVAILABLE') {
+          // The shared state is away (Redis, PostgreSQL): a moment's outage, not a fault of mcplex or the client.
+          logger.warn({ err: errorMessage(error), url: req.url }, 'request failed: the shared state is unavailable');
+          if (!res.headersSent) {
+            sendJsonRpcError(res, 503, { code: -32000, message: `unavailable: ${error.message}` });
+          } else res.end();
           return;
         }
         if (isClientAbort(req, res)) logger.debug({ err: errorMessage(error), url: req.url }, 'client went away');

@@ -13,6 +13,7 @@ import { createLegacySessions } from './legacy-sessions.js';
 import type { SessionLimits } from './legacy-sessions.js';
 import type { SessionSubscriptions } from './aggregate-server.js';
 import type { SessionDirectory } from '../../store/sessions.js';
+import type { PubSub } from '../../store/coordination.js';
 import type { FastToolCall } from './fast-tool-call.js';
 import { checkParamHeaders, paramHeaders } from './param-headers.js';
 import { invalidParams } from './request-params.js';
@@ -39,6 +40,10 @@ export interface McpHttpEndpointOptions {
   directory: SessionDirectory;
   /** This process's name among the replicas. */
   replica: string;
+  /** Messages between the replicas about sessions; without it each process hears only itself. */
+  pubsub?: PubSub;
+  /** Whether a replica is alive. Default: this one only. */
+  alive?: (replica: string) => boolean;
   /** How many URIs one 2026-07-28 listen request may name. */
   maxSubscriptions: number;
 }
@@ -50,6 +55,8 @@ export interface McpHttpEndpoint {
   sessionRequest(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void>;
   notifyListChanged(changes: ListChanges): void;
   sessionCount(): Promise<number>;
+  /** Sessions with a stream open or a request in progress on this process. */
+  sessionsInUse(): number;
   /** What the sessions' replay buffers hold now (JSON characters). */
   replayBytes(): Promise<number>;
   close(): Promise<void>;
@@ -107,6 +114,8 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     maxSubscriptions: options.maxSubscriptions,
     logger,
     replica: options.replica,
+    ...(options.pubsub ? { pubsub: options.pubsub } : {}),
+    ...(options.alive ? { alive: options.alive } : {}),
   });
   // The principal rides on `req.auth` (the SDK's pass-through auth info) into the per-request factory.
   const modern = createMcpHandler((ctx) => options.createServer('modern', principalOf(ctx.authInfo)), {
@@ -277,6 +286,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       sessions.notifyListChanged(changes);
     },
     sessionCount: () => sessions.count(),
+    sessionsInUse: () => sessions.inUse(),
     replayBytes: () => sessions.logBytes(),
     async close() {
       await sessions.close();

@@ -23,6 +23,8 @@ import { sendJsonRpcError } from '../../wire/json.js';
 import type { Principal } from '../../policy/auth/keys.js';
 import { ANONYMOUS } from '../../policy/auth/keys.js';
 import type { SessionDirectory, SessionRecord } from '../../store/sessions.js';
+import { subscribeForGood } from '../../store/coordination.js';
+import type { PubSub } from '../../store/coordination.js';
 import type { SessionSubscriptions } from './aggregate-server.js';
 import { fastToolCall, serveFastToolCall } from './fast-tool-call.js';
 import { checkInboundParams, invalidParams } from './request-params.js';
@@ -56,6 +58,13 @@ export interface LegacySessionsOptions {
   logger: Logger;
   /** This process's name among the replicas: the ids of the requests it sends clients carry it. */
   replica: string;
+  /**
+   * Messages between the replicas (answers for another replica's call, cancellations, ended sessions, list changes,
+   * streams taken over). Without it nothing reaches another process.
+   */
+  pubsub?: PubSub;
+  /** Whether a replica is alive (its heartbeat is fresh). Default: this one only. */
+  alive?: (replica: string) => boolean;
 }
 
 export interface LegacySessions {
@@ -68,6 +77,8 @@ export interface LegacySessions {
   serve(req: IncomingMessage, res: ServerResponse, body: unknown, principal: Principal, id: string): Promise<boolean>;
   notifyListChanged(changes: ListChanges): void;
   count(): Promise<number>;
+  /** Sessions with a stream open or a request in progress here. */
+  inUse(): number;
   logBytes(): Promise<number>;
   close(): Promise<void>;
 }
@@ -78,7 +89,26 @@ interface SessionState {
   clientInfo: unknown;
   capabilities: ClientCapabilities;
   logLevel?: string;
+  /** Who holds the session's GET stream now (null: nobody). */
+  getStream?: { replica: string; nonce: string } | null;
 }
+
+/** What the replicas tell each other about sessions (on SESSIONS_TOPIC, or a replica's own topic). */
+type ClusterMessage =
+  | { kind: 'answer'; session: string; message: JSONRPCMessage }
+  | { kind: 'cancel'; session: string; request: RequestId; reason: string; from: string }
+  | { kind: 'ended'; session: string; from: string }
+  | { kind: 'lists'; changes: ListChanges; from: string }
+  | { kind: 'stream'; session: string; nonce: string; from: string };
+
+const SESSIONS_TOPIC = 'mcp:sessions';
+const replicaTopic = (name: string) => `mcp:replica:${name}`;
+
+/** How long list changes are gathered before a session is told: replicas that all saw one change tell it once. */
+const LIST_CHANGE_GATHER_MS = 100;
+
+/** How often a stream whose requests run on another replica checks that the replica is still alive. */
+const OWNER_CHECK_MS = 1000;
 
 /** What the state of one session may take (clientInfo and capabilities as JSON), so that no client can fill the store. */
 const MAX_STATE_CHARS = 65_536;
@@ -234,6 +264,77 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
   const subscribers = new Map<string, Subscriber>();
   let exchangeCount = 0;
   let closed = false;
+  const alive = options.alive ?? ((name: string) => name === replica);
+  const pubsub = options.pubsub;
+  /** This process's GET streams by session, with the nonce it took each with. */
+  const holding = new Map<string, string>();
+  /** List changes gathered per session before they are written to its log. */
+  const gathering = new Map<string, ListChanges>();
+
+  const tell = (topic: string, message: ClusterMessage) => {
+    if (pubsub) void pubsub.publish(topic, JSON.stringify(message)).catch(() => {});
+  };
+
+  function hear(text: string): void {
+    let message: ClusterMessage;
+    try {
+      message = JSON.parse(text) as ClusterMessage;
+    } catch {
+      return;
+    }
+    if ('from' in message && message.from === replica) return;
+    switch (message.kind) {
+      case 'answer': {
+        const target = exchangeOf((message.message as { id?: unknown }).id);
+        if (target) exchanges.get(target.key)?.deliver(message.message);
+        break;
+      }
+      case 'cancel':
+        running.get(message.session)?.get(idKey(message.request))?.(message.reason);
+        break;
+      case 'ended':
+        forgetLocally(message.session);
+        break;
+      case 'lists':
+        for (const id of listening.keys()) gatherListChange(id, message.changes);
+        break;
+      case 'stream':
+        // Another replica took the session's GET stream: this one's client has moved there.
+        if (holding.has(message.session) && holding.get(message.session) !== message.nonce) {
+          for (const res of listening.get(message.session) ?? []) res.end();
+        }
+        break;
+    }
+  }
+  const stopHearing = pubsub
+    ? [subscribeForGood(pubsub, SESSIONS_TOPIC, hear), subscribeForGood(pubsub, replicaTopic(replica), hear)]
+    : [];
+
+  /** Tells a session's GET stream that lists changed, once for changes that arrive together. */
+  function gatherListChange(id: string, changes: ListChanges): void {
+    const gathered = gathering.get(id);
+    if (gathered) {
+      gathered.tools ||= changes.tools;
+      gathered.resources ||= changes.resources;
+      gathered.prompts ||= changes.prompts;
+      return;
+    }
+    gathering.set(id, { ...changes });
+    setTimeout(() => {
+      const all = gathering.get(id);
+      gathering.delete(id);
+      if (!all || !listening.has(id)) return;
+      const methods: string[] = [];
+      if (all.tools) methods.push('notifications/tools/list_changed');
+      if (all.resources) methods.push('notifications/resources/list_changed');
+      if (all.prompts) methods.push('notifications/prompts/list_changed');
+      const events = methods.map((method) => ({
+        stream: GET_STREAM,
+        message: JSON.stringify({ jsonrpc: '2.0', method }),
+      }));
+      if (events.length > 0) void directory.append(id, events).catch(() => {});
+    }, LIST_CHANGE_GATHER_MS).unref();
+  }
 
   const keepMs = Math.max(20, Math.min(20_000, Math.floor(Math.min(limits.idleMs, limits.pressureIdleMs) / 3)));
   const keeper = setInterval(() => {
@@ -419,9 +520,11 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
     for (const message of messagesOf(body)) {
       if (isResponse(message)) {
         const target = exchangeOf((message as { id: unknown }).id);
-        // An answer for an exchange that has ended (or another process's, which is not reachable from here)
-        // has nobody waiting for it.
-        if (target) exchanges.get(target.key)?.deliver(message as JSONRPCMessage);
+        // An answer for an exchange that has ended, or for a replica that is gone, has nobody waiting for it.
+        if (target?.replica === replica) exchanges.get(target.key)?.deliver(message as JSONRPCMessage);
+        else if (target && alive(target.replica)) {
+          tell(replicaTopic(target.replica), { kind: 'answer', session: id, message: message as JSONRPCMessage });
+        }
         continue;
       }
       const m = message as { method?: unknown; params?: { requestId?: unknown; reason?: unknown } };
@@ -429,7 +532,10 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
         const request = m.params?.requestId;
         if (typeof request === 'string' || typeof request === 'number') {
           const reason = typeof m.params?.reason === 'string' ? m.params.reason : 'cancelled by the client';
-          running.get(id)?.get(idKey(request))?.(reason);
+          const cancel = running.get(id)?.get(idKey(request));
+          // The request may run on another replica: each looks for it.
+          if (cancel) cancel(reason);
+          else tell(SESSIONS_TOPIC, { kind: 'cancel', session: id, request, reason, from: replica });
         }
         continue;
       }
@@ -514,9 +620,9 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
             last = event.id;
             if (event.tag) continue;
             writeEvent(res, event.id, event.message);
-            const answered = (JSON.parse(event.message) as { id?: RequestId }).id;
-            if (owed && answered !== undefined && !('method' in JSON.parse(event.message))) {
-              unanswered.delete(idKey(answered));
+            if (owed) {
+              const sent = JSON.parse(event.message) as { id?: RequestId; method?: unknown };
+              if (sent.id !== undefined && sent.method === undefined) unanswered.delete(idKey(sent.id));
             }
           }
         } while (again && !res.writableEnded);
@@ -527,25 +633,46 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
       }
       if (done()) res.end();
     };
+    /** The stream's requests will not be answered: each gets an error, so that its client stops waiting. */
+    const giveUp = (why: string) => {
+      for (const key of unanswered) {
+        const message = JSON.stringify({
+          jsonrpc: '2.0',
+          id: byKey.get(key),
+          error: {
+            code: -32603,
+            message: `${why} before the request was answered; send it again`,
+            data: { code: 'REQUEST_LOST' },
+          },
+        });
+        writeEvent(res, last, message);
+      }
+      unanswered.clear();
+      res.end();
+    };
     const unwatch = await directory.watch(id, () => void read());
     res.once('close', () => void unwatch());
     await read();
-    if (owed && !done() && owed.replica === replica) {
+    if (!owed || done()) return;
+    if (owed.replica === replica) {
       // This process runs the stream's requests: if none of them is running any more (the process restarted
       // under the same name, or the call was lost), nothing will answer them.
-      const alive = [...unanswered].some((key) => running.get(id)?.has(key));
-      if (!alive) {
-        for (const key of unanswered) {
-          const message = JSON.stringify({
-            jsonrpc: '2.0',
-            id: byKey.get(key),
-            error: { code: -32603, message: 'the request was lost before it was answered; send it again' },
-          });
-          writeEvent(res, `${last}`, message);
-        }
-        res.end();
-      }
+      if (![...unanswered].some((key) => running.get(id)?.has(key))) giveUp('the call was lost');
+      return;
     }
+    // Another replica runs them: should it die, nothing will answer them either.
+    const check = setInterval(() => {
+      if (done() || res.writableEnded) clearInterval(check);
+      else if (!alive(owed.replica)) {
+        clearInterval(check);
+        // Whatever it wrote before it died is sent first.
+        void read().then(() => {
+          if (!done()) giveUp(`the replica running it (${owed.replica}) stopped`);
+        });
+      }
+    }, OWNER_CHECK_MS);
+    check.unref();
+    res.once('close', () => clearInterval(check));
   }
 
   async function get(record: SessionRecord, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -574,13 +701,16 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
     const stream = replay?.stream ?? GET_STREAM;
     if (stream === GET_STREAM) {
       const open = listening.get(record.id);
-      if (!replay && open && open.size > 0) {
+      const holder = stateOf(record).getStream;
+      const heldElsewhere = holder != null && holder.replica !== replica && alive(holder.replica);
+      if (!replay && ((open && open.size > 0) || heldElsewhere)) {
         // One notification stream per session, as the SDK's transport has it: each message goes out once.
         sendJsonRpcError(res, 409, { code: -32000, message: 'Conflict: only one SSE stream is allowed per session' });
         return;
       }
-      // A resume takes over from a stream this process still holds open (its client has given it up).
+      // A resume takes over from a stream still open here or on another replica (its client has given it up).
       for (const old of open ?? []) old.end();
+      await holdGetStream(record.id, res);
     }
     let owed: StreamPrime | undefined;
     if (stream !== GET_STREAM) {
@@ -617,13 +747,33 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
         open.delete(res);
         if (open.size === 0 && listening.get(record.id) === open) listening.delete(record.id);
       });
+      // A resumed stream may have missed list changes while nobody held it (only a holder writes them), or while
+      // a replica that has died held it: the client is told to list again.
+      const holder = stateOf(record).getStream;
+      if (replay && (holder == null || holder.replica !== replica)) {
+        gatherListChange(record.id, { tools: true, resources: true, prompts: true });
+      }
     }
     await tail(record.id, res, stream, from, owed);
+  }
+
+  /** Records this process as the holder of the session's GET stream until `res` closes, and tells the others. */
+  async function holdGetStream(id: string, res: ServerResponse): Promise<void> {
+    const nonce = randomUUID();
+    holding.set(id, nonce);
+    res.once('close', () => {
+      if (holding.get(id) !== nonce) return;
+      holding.delete(id);
+      void directory.update(id, { getStream: null }).catch(() => {});
+    });
+    await directory.update(id, { getStream: { replica, nonce } });
+    tell(SESSIONS_TOPIC, { kind: 'stream', session: id, nonce, from: replica });
   }
 
   async function end(record: SessionRecord, res: ServerResponse): Promise<void> {
     await directory.end(record.id);
     forgetLocally(record.id);
+    tell(SESSIONS_TOPIC, { kind: 'ended', session: record.id, from: replica });
     res.writeHead(200).end();
   }
 
@@ -686,21 +836,17 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
       return true;
     },
     notifyListChanged(changes) {
-      const messages: string[] = [];
-      if (changes.tools) messages.push('notifications/tools/list_changed');
-      if (changes.resources) messages.push('notifications/resources/list_changed');
-      if (changes.prompts) messages.push('notifications/prompts/list_changed');
-      if (messages.length === 0) return;
-      const events = messages.map((method) => ({
-        stream: GET_STREAM,
-        message: JSON.stringify({ jsonrpc: '2.0', method }),
-      }));
-      for (const id of listening.keys()) void directory.append(id, events).catch(() => {});
+      if (!changes.tools && !changes.resources && !changes.prompts) return;
+      for (const id of listening.keys()) gatherListChange(id, changes);
+      // The other replicas' clients hear of it too: an upstream they share changed, or one they may be sent to.
+      tell(SESSIONS_TOPIC, { kind: 'lists', changes, from: replica });
     },
     count: () => directory.count(Date.now()),
+    inUse: () => inUse.size,
     logBytes: () => directory.logBytes(),
     async close() {
       closed = true;
+      await Promise.all(stopHearing.map((stop) => stop()));
       clearInterval(keeper);
       clearInterval(sweep);
       for (const id of [...listening.keys()]) for (const res of listening.get(id) ?? []) res.end();

@@ -8,6 +8,8 @@ import { connectRedis, type RedisConnection, type RedisConnectionOptions } from 
 import { createRedisCoordination } from './redis-coordination.js';
 import { createRedisLimitStore } from './redis-limit-store.js';
 import { createRedisSessions } from './redis-sessions.js';
+import { createRedisReplicas } from './redis-replicas.js';
+import type { ReplicaRegistry } from '../replicas.js';
 import type { SessionBounds, SessionDirectory } from '../sessions.js';
 
 export interface RedisStateOptions extends RedisConnectionOptions {
@@ -30,6 +32,8 @@ export interface RedisState {
   readonly limits: LimitStore;
   readonly cache: CacheStore;
   readonly coordination: Coordination;
+  /** Which replicas are alive. */
+  readonly replicas: ReplicaRegistry;
   /** The MCP session directory on this Redis, within `bounds`. */
   sessions(bounds: SessionBounds): SessionDirectory;
   /** Why Redis cannot be used now (the connections keep trying), or undefined while it can. */
@@ -67,6 +71,7 @@ export async function openRedisState(url: string, options: RedisStateOptions = {
     }),
     coordination,
     sessions: (bounds) => createRedisSessions(commands, coordination, { prefix, clock, bounds }),
+    replicas: createRedisReplicas(commands, prefix),
     down: () => commands.down() ?? subscriber.down(),
     close() {
       closing ??= Promise.all([coordination.close(), commands.close()]).then(() => undefined);

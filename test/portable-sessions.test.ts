@@ -1,0 +1,237 @@
+// 2025-11-25 sessions on any replica: two mcplex instances on one Redis, each with its own upstream, serve one
+// session between them as a round-robin balancer would send it. The SDK client's requests are sent to one replica
+// or the other by what they are, so that each case crosses replicas on purpose.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { RunningServer } from '../src/main.js';
+import { testNamespace } from '../src/store/redis/redis-test-support.js';
+import { clientOptions, fixtureStdio, legacyInitialize, startMcplex, waitFor } from './support/harness.js';
+
+const redis = testNamespace();
+const REDIS_URL = process.env.MCPLEX_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
+let a: RunningServer;
+let b: RunningServer;
+
+beforeAll(async () => {
+  const prefix = redis.fresh();
+  const replica = (name: string) =>
+    startMcplex({
+      redis: { url: REDIS_URL, prefix },
+      cluster: { name, heartbeatMs: 200 },
+      mcpServers: { fixture: fixtureStdio() },
+      server: { drainMs: 0 },
+    });
+  [a, b] = await Promise.all([replica('a'), replica('b')]);
+  await Promise.all([a.gateway.whenSettled(), b.gateway.whenSettled()]);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([a?.close(), b?.close()]);
+  await redis.removeAll();
+});
+
+type Route = (init: RequestInit | undefined) => 'a' | 'b';
+
+/** A fetch that sends each request to the replica `route` picks, and writes down who served it. */
+function balancer(route: Route): { fetch: typeof fetch; served: string[] } {
+  const served: string[] = [];
+  const urls = { a: new URL(a.url), b: new URL(b.url) };
+  return {
+    served,
+    fetch: async (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      const target = urls[route(init)];
+      url.host = target.host;
+      const response = await fetch(url, init);
+      served.push(response.headers.get('x-mcplex-replica') ?? '?');
+      return response;
+    },
+  };
+}
+
+const body = (init: RequestInit | undefined): string => (typeof init?.body === 'string' ? init.body : '');
+/** Requests to `a`; answers to the server's requests, and GET streams, to `b`. */
+const crossing: Route = (init) =>
+  init?.method === 'GET' || (body(init).includes('"result"') && !body(init).includes('"method"')) ? 'b' : 'a';
+
+async function connect(route: Route, capabilities: Record<string, unknown> = {}) {
+  const { fetch: balanced, served } = balancer(route);
+  const client = new Client({ name: 'portable', version: '1.0.0' }, { ...clientOptions('legacy'), capabilities });
+  const transport = new StreamableHTTPClientTransport(new URL(`${a.url}/mcp`), { fetch: balanced });
+  await client.connect(transport);
+  return { client, transport, served };
+}
+
+const textOf = (result: unknown) => (result as { content: { text: string }[] }).content[0]?.text;
+
+describe('a session on two replicas', () => {
+  it('serves calls and lists on whichever replica gets them, as one replica would', async () => {
+    let turn = 0;
+    const { client, served } = await connect(() => (turn++ % 2 === 0 ? 'a' : 'b'));
+    try {
+      const tools = await client.listTools();
+      for (let i = 0; i < 10; i++) {
+        expect(textOf(await client.callTool({ name: 'fixture__echo', arguments: { message: `m${i}` } }))).toBe(`m${i}`);
+      }
+      expect((await client.listTools()).tools).toEqual(tools.tools);
+      expect(new Set(served)).toEqual(new Set(['a', 'b']));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("hands the client's answer to a question to the replica running the call", async () => {
+    const { client, served } = await connect(crossing, { elicitation: { form: {} } });
+    try {
+      let asked = 0;
+      client.setRequestHandler('elicitation/create', async () => {
+        asked++;
+        return { action: 'accept', content: { ok: true } };
+      });
+      const result = await client.callTool({ name: 'fixture__confirm', arguments: { question: 'sure?' } });
+      expect(textOf(result)).toBe('confirmed');
+      expect(asked).toBe(1);
+      expect(served).toContain('b');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("tells the session's GET stream on one replica of a list change seen by the other", async () => {
+    const { client, served } = await connect(crossing);
+    try {
+      let changed = 0;
+      client.setNotificationHandler('notifications/tools/list_changed', () => {
+        changed++;
+      });
+      // The client's GET stream is on b: wait until b holds it.
+      await waitFor(() => b.gateway !== undefined && served.filter((s) => s === 'b').length > 0, 'the GET stream');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await client.callTool({ name: 'fixture__add_tool', arguments: { name: `added_${Date.now()}` } });
+      await waitFor(() => changed > 0, 'a list-changed notification on the stream held by b');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('ends a session everywhere when one replica gets its DELETE', async () => {
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const init = await fetch(`${a.url}/mcp`, { method: 'POST', headers, body: legacyInitialize('delete') });
+    const session = init.headers.get('mcp-session-id')!;
+    await init.text();
+    const inSession = { ...headers, 'mcp-session-id': session, 'mcp-protocol-version': '2025-11-25' };
+    const ping = (url: string) =>
+      fetch(`${url}/mcp`, {
+        method: 'POST',
+        headers: inSession,
+        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
+      }).then(async (r) => (await r.text(), r.status));
+    expect(await ping(b.url)).toBe(200);
+    const ended = await fetch(`${b.url}/mcp`, { method: 'DELETE', headers: inSession });
+    expect(ended.status).toBe(200);
+    expect(await ping(a.url)).toBe(404);
+    expect(await ping(b.url)).toBe(404);
+  });
+});
+
+/** Reads an SSE response event by event. */
+function events(response: Response): { next(): Promise<{ id?: string; data: string } | undefined>; stop(): void } {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  return {
+    async next() {
+      for (;;) {
+        const end = buffer.indexOf('\n\n');
+        if (end >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const id = /^id: (.*)$/m.exec(block)?.[1];
+          const data = block
+            .split('\n')
+            .filter((line) => line.startsWith('data:'))
+            .map((line) => line.slice(5).trimStart())
+            .join('\n');
+          return { ...(id === undefined ? {} : { id }), data };
+        }
+        const { value, done } = await reader.read();
+        if (done) return undefined;
+        buffer += value;
+      }
+    },
+    stop: () => void reader.cancel().catch(() => {}),
+  };
+}
+
+describe('streams across replicas', () => {
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+  async function openSession(url: string): Promise<Record<string, string>> {
+    const init = await fetch(`${url}/mcp`, { method: 'POST', headers, body: legacyInitialize('streams') });
+    await init.text();
+    return { ...headers, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-11-25' };
+  }
+
+  it("resumes a session's GET stream on the other replica from the shared log, missing nothing", async () => {
+    const session = await openSession(a.url);
+    const stream = events(await fetch(`${a.url}/mcp`, { headers: session }));
+    const priming = await stream.next();
+    expect(priming?.id).toBeDefined();
+    const add = (url: string) =>
+      fetch(`${url}/mcp`, {
+        method: 'POST',
+        headers: session,
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 3,
+          method: 'tools/call',
+          params: { name: 'fixture__add_tool', arguments: { name: `resume_${Date.now()}_${Math.random()}` } },
+        }),
+      }).then((r) => r.text());
+    await add(a.url);
+    const first = await stream.next();
+    expect(first?.data).toContain('notifications/tools/list_changed');
+    await add(b.url);
+    const second = await stream.next();
+    expect(second?.data).toContain('notifications/tools/list_changed');
+    stream.stop();
+    // The client saw the first; the second was lost on its way (as when the replica died while sending it).
+    const resumed = events(await fetch(`${b.url}/mcp`, { headers: { ...session, 'last-event-id': first!.id! } }));
+    const replayed = await resumed.next();
+    expect(replayed).toEqual(second);
+    // A stream that nobody held for a moment may have missed list changes: the client is told to list again.
+    const notice = await resumed.next();
+    expect(notice?.data).toContain('notifications/tools/list_changed');
+    resumed.stop();
+  });
+
+  // Last: it stops replica a.
+  it('ends a call whose replica stopped with an error on the stream the client resumes elsewhere', async () => {
+    const session = await openSession(a.url);
+    const call = await fetch(`${a.url}/mcp`, {
+      method: 'POST',
+      headers: session,
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 5,
+        method: 'tools/call',
+        params: { name: 'fixture__slow', arguments: { ms: 5000, steps: 50 }, _meta: { progressToken: 'p' } },
+      }),
+    });
+    const posted = events(call);
+    const first = await posted.next();
+    expect(first?.id).toBeDefined();
+    posted.stop();
+    await a.close();
+    const resumed = events(await fetch(`${b.url}/mcp`, { headers: { ...session, 'last-event-id': first!.id! } }));
+    let answer: { id?: number; error?: { message: string } } | undefined;
+    for (let event = await resumed.next(); event; event = await resumed.next()) {
+      const message = JSON.parse(event.data || '{}') as { id?: number; method?: string; error?: { message: string } };
+      if (message.id === 5 && message.method === undefined) {
+        answer = message;
+        break;
+      }
+    }
+    expect(answer?.error?.message).toMatch(/stopped|lost|shutting down/);
+    resumed.stop();
+  });
+});
