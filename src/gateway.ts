@@ -13,6 +13,7 @@ import { Upstream } from './mcp/upstream/upstream.js';
 import type { UpstreamStatus } from './mcp/upstream/upstream.js';
 import { VERSION } from './version.js';
 import type { Principal } from './policy/auth/keys.js';
+import type { PubSub } from './store/coordination.js';
 
 export interface Gateway {
   readonly upstreams: readonly Upstream[];
@@ -37,6 +38,9 @@ export interface GatewayOptions {
   sample?: (serverKey: string, params: unknown) => Promise<unknown> | undefined;
   /** Whether `sample` answers the server's sampling requests (its policy is "gateway"). */
   samples?: (serverKey: string) => boolean;
+  /** This process's name among the replicas, and how it reaches the others (input-required rounds). */
+  replica?: string;
+  pubsub?: PubSub;
 }
 
 export function createGateway(config: Config, logger: Logger, options: GatewayOptions = {}): Gateway {
@@ -57,6 +61,8 @@ export function createGateway(config: Config, logger: Logger, options: GatewayOp
   const { key, previousKey, ttlMs } = config.server.requestState;
   const rounds = createInputRounds({
     ttlMs,
+    ...(options.replica === undefined ? {} : { replica: options.replica }),
+    ...(options.pubsub ? { pubsub: options.pubsub } : {}),
     ...(key === undefined ? {} : { key }),
     ...(previousKey === undefined ? {} : { previousKey }),
   });

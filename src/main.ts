@@ -214,6 +214,8 @@ export interface RunningServer {
  * LLM, which answers the upstreams' sampling requests (the bridge) and, over HTTP, the /v1 API.
  */
 interface Core {
+  /** This process's name among the replicas (`cluster.name`, else the host's name and the process id). */
+  replica: string;
   store: Store;
   shared: SharedState;
   policy: Policy;
@@ -251,11 +253,15 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     complete: (principal, request) => llm.complete(principal, request),
     models: (principal) => llm.modelsFor(principal),
   });
+  const replica = config.cluster.name ?? defaultReplicaName();
   const gateway = createGateway(config, logger, {
     sample: (key, params) => bridge.answer(key, params),
     samples: (key) => identities.policies.get(key)?.mode === 'gateway',
+    replica,
+    pubsub: shared.coordination,
   });
   return {
+    replica,
     store,
     shared,
     policy,
@@ -281,14 +287,13 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   assertListenAllowed(config.server.host, config.auth.mode);
   const metrics = createMetrics();
   const core = await composeCore(config, logger, metrics);
-  const { store, shared, policy, gateway, llm } = core;
+  const { store, shared, policy, gateway, llm, replica } = core;
   if (config.auth.mode === 'none') {
     logger.warn(
       'keyless development mode: anyone who can reach this loopback address may use /mcp and /v1 ' +
         '(set "auth": {"mode": "keys"} and create keys with `mcplex keys create` to require API keys)',
     );
   }
-  const replica = config.cluster.name ?? defaultReplicaName();
   const startedAt = Date.now();
   let draining = false;
   // Filled in below: the endpoint is built before the heartbeat that reports on it.

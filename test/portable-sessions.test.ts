@@ -19,7 +19,8 @@ beforeAll(async () => {
       redis: { url: REDIS_URL, prefix },
       cluster: { name, heartbeatMs: 200 },
       mcpServers: { fixture: fixtureStdio() },
-      server: { drainMs: 0 },
+      // The same requestState key on both, as every replica of a deployment has.
+      server: { drainMs: 0, requestState: { key: 'k'.repeat(32) } },
     });
   [a, b] = await Promise.all([replica('a'), replica('b')]);
   await Promise.all([a.gateway.whenSettled(), b.gateway.whenSettled()]);
@@ -54,9 +55,9 @@ const body = (init: RequestInit | undefined): string => (typeof init?.body === '
 const crossing: Route = (init) =>
   init?.method === 'GET' || (body(init).includes('"result"') && !body(init).includes('"method"')) ? 'b' : 'a';
 
-async function connect(route: Route, capabilities: Record<string, unknown> = {}) {
+async function connect(route: Route, capabilities: Record<string, unknown> = {}, era: 'legacy' | 'modern' = 'legacy') {
   const { fetch: balanced, served } = balancer(route);
-  const client = new Client({ name: 'portable', version: '1.0.0' }, { ...clientOptions('legacy'), capabilities });
+  const client = new Client({ name: 'portable', version: '1.0.0' }, { ...clientOptions(era), capabilities });
   const transport = new StreamableHTTPClientTransport(new URL(`${a.url}/mcp`), { fetch: balanced });
   await client.connect(transport);
   return { client, transport, served };
@@ -92,6 +93,28 @@ describe('a session on two replicas', () => {
       expect(textOf(result)).toBe('confirmed');
       expect(asked).toBe(1);
       expect(served).toContain('b');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("resumes a 2026-07-28 client's input-required call on the replica where the retry lands", async () => {
+    // Retries (they carry the requestState) go to b; the call began on a.
+    const { client, served } = await connect(
+      (init) => (body(init).includes('requestState') ? 'b' : 'a'),
+      { elicitation: { form: {} } },
+      'modern',
+    );
+    try {
+      let asked = 0;
+      client.setRequestHandler('elicitation/create', async () => {
+        asked++;
+        return { action: 'accept', content: { ok: true } };
+      });
+      const result = await client.callTool({ name: 'fixture__confirm', arguments: { question: 'sure?' } });
+      expect(textOf(result)).toBe('confirmed');
+      expect(asked).toBe(1);
+      expect(served).toEqual(expect.arrayContaining(['a', 'b']));
     } finally {
       await client.close();
     }
