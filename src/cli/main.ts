@@ -14,6 +14,7 @@ import type { Logger } from '../log/logger.js';
 import { openConfiguredStore, startHttp, startStdio } from '../main.js';
 import { redactUrl } from '../store/redact-url.js';
 import { registerKeyCommands } from './keys.js';
+import { registerClusterCommands } from './cluster.js';
 import { VERSION } from '../version.js';
 
 function parsePort(value: string): number {
@@ -85,10 +86,15 @@ program
   .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
   .option('--host <host>', 'address to listen on (overrides server.host)')
   .option('-p, --port <port>', 'port to listen on (overrides server.port)', parsePort)
-  .action(async (options: { config: string; host?: string; port?: number }) => {
+  .option('--name <name>', "this replica's name among the replicas (overrides cluster.name)")
+  .action(async (options: { config: string; host?: string; port?: number; name?: string }) => {
     const loaded = await load(options.config);
+    if (options.name !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(options.name)) {
+      fail('--name must be 1-64 letters, digits, ".", "_" or "-"');
+    }
     const config: Config = {
       ...loaded,
+      ...(options.name === undefined ? {} : { cluster: { ...loaded.cluster, name: options.name } }),
       server: {
         ...loaded.server,
         ...(options.host === undefined ? {} : { host: options.host }),
@@ -105,6 +111,7 @@ program
   });
 
 registerKeyCommands(program, load, fail);
+registerClusterCommands(program, load, fail);
 
 program
   .command('migrate')
