@@ -275,6 +275,9 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
   };
 }
 
+/** How long the first /mcp requests after start-up wait for the upstreams' first connection attempts. */
+const MCP_READY_WAIT_MS = 5000;
+
 /** A replica's name when the configuration gives none: the host's name and the process id, as the name allows. */
 function defaultReplicaName(): string {
   const host = hostname()
@@ -342,6 +345,12 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     mcp,
     replica,
     cluster: async () => ({ object: 'list', replica, data: await heartbeat.replicas() }),
+    // At most a few seconds: a server that takes longer to start must not keep the others' tools from clients.
+    mcpReady: () =>
+      Promise.race([
+        gateway.whenSettled(),
+        new Promise<void>((resolve) => setTimeout(resolve, MCP_READY_WAIT_MS).unref()),
+      ]),
     llm: createV1Api({ core: llm, agent: agent.run, policy, logger, maxBodyBytes: config.server.maxBodyBytes }),
     metrics,
     policy,

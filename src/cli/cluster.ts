@@ -87,12 +87,52 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-export async function startCluster(options: ClusterOptions): Promise<RunningCluster> {
+export interface Balancer {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** nginx on 127.0.0.1:`port` in front of `replicas` (deploy/nginx.conf), its files and log in `dir`. */
+export async function startBalancer(options: { dir: string; port: number; replicas: string[] }): Promise<Balancer> {
   const nginx = await ensureNginx();
-  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'mcplex-cluster-'));
+  const { dir, port } = options;
   mkdirSync(dir, { recursive: true });
   // nginx's workers may run as another user than its master: they write their temporary files here.
   chmodSync(dir, 0o777);
+  const servers = options.replicas
+    .map((url) => `server ${new URL(url).host} max_fails=1 fail_timeout=2s;`)
+    .join('\n    ');
+  const conf = readFileSync(join(ROOT, 'deploy', 'nginx.conf'), 'utf8')
+    .replaceAll('{{PREFIX}}', dir)
+    .replaceAll('{{LISTEN}}', `127.0.0.1:${port}`)
+    .replaceAll('{{SERVERS}}', servers);
+  const file = join(dir, `nginx-${port}.conf`);
+  writeFileSync(file, conf);
+  const log = createWriteStream(join(dir, `nginx-${port}.log`), { flags: 'a' });
+  const child = spawn(nginx, ['-p', dir, '-c', file, '-g', `daemon off; pid ${join(dir, `nginx-${port}.pid`)};`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const done = exited(child);
+    child.kill('SIGQUIT');
+    await done;
+  };
+  try {
+    await waitUntilReady(`http://127.0.0.1:${port}/healthz`, child, 10_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url: `http://127.0.0.1:${port}`, stop };
+}
+
+export async function startCluster(options: ClusterOptions): Promise<RunningCluster> {
+  await ensureNginx();
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'mcplex-cluster-'));
+  mkdirSync(dir, { recursive: true });
   const prefix = options.namePrefix ?? 'replica';
   const replicas: ClusterReplica[] = [];
   for (let i = 1; i <= options.replicas; i++) {
@@ -125,31 +165,14 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
       },
     });
   }
-  const servers = replicas.map((r) => `server ${new URL(r.url).host} max_fails=1 fail_timeout=2s;`).join('\n    ');
-  const template = readFileSync(join(ROOT, 'deploy', 'nginx.conf'), 'utf8');
-  const conf = template
-    .replaceAll('{{PREFIX}}', dir)
-    .replaceAll('{{LISTEN}}', `127.0.0.1:${options.port}`)
-    .replaceAll('{{SERVERS}}', servers);
-  writeFileSync(join(dir, 'nginx.conf'), conf);
-  let balancer: ChildProcess | undefined;
+  let balancer: Balancer | undefined;
   const stopAll = async () => {
     await Promise.all(replicas.map((r) => r.stop('SIGTERM')));
-    if (balancer && balancer.exitCode === null && balancer.signalCode === null) {
-      const done = exited(balancer);
-      balancer.kill('SIGQUIT');
-      await done;
-    }
+    await balancer?.stop();
   };
   try {
     await Promise.all(replicas.map((r) => r.start()));
-    const log = createWriteStream(join(dir, 'nginx.log'), { flags: 'a' });
-    balancer = spawn(nginx, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    balancer.stdout?.pipe(log);
-    balancer.stderr?.pipe(log);
-    await waitUntilReady(`http://127.0.0.1:${options.port}/healthz`, balancer, 10_000);
+    balancer = await startBalancer({ dir, port: options.port, replicas: replicas.map((r) => r.url) });
   } catch (error) {
     await stopAll();
     throw new Error(`the cluster did not start: ${errorMessage(error)} (logs in ${dir})`, { cause: error });

@@ -46,6 +46,12 @@ export interface HttpServerOptions {
   /** Open connections in all, and from one client address (off unless set). */
   maxConnections: number;
   maxConnectionsPerAddress?: number | undefined;
+  /**
+   * Resolves once every upstream has had its first connection attempt (each bounded by its startup timeout): /mcp
+   * requests wait for it, so that a replica that has just started (behind a balancer that sends it traffic at once)
+   * answers with the whole catalog rather than an empty one.
+   */
+  mcpReady?: () => Promise<void>;
   /** This replica's name, sent with every answer (`x-mcplex-replica`). */
   replica?: string;
   /** The live replicas, for GET /admin/cluster. */
@@ -110,8 +116,13 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     return undefined;
   }
 
+  let mcpReady = options.mcpReady === undefined;
   async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!guarded(req, res, true, 'json-rpc')) return;
+    if (!mcpReady) {
+      await options.mcpReady?.();
+      mcpReady = true;
+    }
     const principal = await mcpPrincipal(req, res);
     if (!principal) return;
     if (req.method === 'GET' || req.method === 'DELETE') {
