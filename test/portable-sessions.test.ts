@@ -188,8 +188,16 @@ function events(response: Response): { next(): Promise<{ id?: string; data: stri
 describe('streams across replicas', () => {
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
-  async function openSession(url: string): Promise<Record<string, string>> {
-    const init = await fetch(`${url}/mcp`, { method: 'POST', headers, body: legacyInitialize('streams') });
+  async function openSession(url: string, capabilities?: Record<string, unknown>): Promise<Record<string, string>> {
+    const body = capabilities
+      ? JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: '2025-11-25', capabilities, clientInfo: { name: 'streams', version: '1' } },
+        })
+      : legacyInitialize('streams');
+    const init = await fetch(`${url}/mcp`, { method: 'POST', headers, body });
     await init.text();
     return { ...headers, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-11-25' };
   }
@@ -225,6 +233,66 @@ describe('streams across replicas', () => {
     const notice = await resumed.next();
     expect(notice?.data).toContain('notifications/tools/list_changed');
     resumed.stop();
+  });
+
+  it("refuses a session id that is not one of mcplex's with 404, whatever it looks like in the store", async () => {
+    const session = await openSession(a.url);
+    // The session's log exists once a stream was opened: an id naming it must not reach it.
+    const stream = events(await fetch(`${a.url}/mcp`, { headers: session }));
+    expect((await stream.next())?.id).toBeDefined();
+    stream.stop();
+    for (const id of [`${session['mcp-session-id']}:log`, `${session['mcp-session-id']}:subs`, 'x'.repeat(5000)]) {
+      const response = await fetch(`${b.url}/mcp`, {
+        method: 'POST',
+        headers: { ...session, 'mcp-session-id': id },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
+      });
+      await response.text();
+      expect(response.status).toBe(404);
+    }
+  });
+
+  it("does not hand one session's answer to another session's question (regression: exchange ids are guessable)", async () => {
+    const asker = await openSession(a.url, { elicitation: { form: {} } });
+    const call = await fetch(`${a.url}/mcp`, {
+      method: 'POST',
+      headers: asker,
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 9,
+        method: 'tools/call',
+        params: { name: 'fixture__confirm', arguments: { question: 'sure?' } },
+      }),
+    });
+    const stream = events(call);
+    let question: { id: string } | undefined;
+    while (!question) {
+      const event = await stream.next();
+      const message = JSON.parse(event?.data || '{}') as { id?: string; method?: string };
+      if (message.method === 'elicitation/create') question = message as { id: string };
+    }
+    const intruder = await openSession(a.url);
+    for (const url of [a.url, b.url]) {
+      const injected = await fetch(`${url}/mcp`, {
+        method: 'POST',
+        headers: intruder,
+        body: JSON.stringify({ jsonrpc: '2.0', id: question.id, result: { action: 'accept', content: { ok: false } } }),
+      });
+      await injected.text();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const answered = await fetch(`${b.url}/mcp`, {
+      method: 'POST',
+      headers: asker,
+      body: JSON.stringify({ jsonrpc: '2.0', id: question.id, result: { action: 'accept', content: { ok: true } } }),
+    });
+    expect(answered.status).toBe(202);
+    let result: string | undefined;
+    for (let event = await stream.next(); event && result === undefined; event = await stream.next()) {
+      const message = JSON.parse(event.data || '{}') as { id?: number; result?: { content: { text: string }[] } };
+      if (message.id === 9) result = message.result?.content[0]?.text;
+    }
+    expect(result).toBe('confirmed');
   });
 
   // Last: it stops replica a.

@@ -246,6 +246,17 @@ function exchangeOf(id: unknown): { replica: string; key: string } | undefined {
   return { replica: parts[1]!, key: `mcplex:${parts[1]}:${parts[2]}:` };
 }
 
+/** Whether `id` can be a session id mcplex gave (a UUID): anything else is unknown without asking the store. */
+function isSessionId(id: string): boolean {
+  if (id.length !== 36) return false;
+  for (let i = 0; i < 36; i++) {
+    const c = id.charCodeAt(i);
+    const dash = i === 8 || i === 13 || i === 18 || i === 23;
+    if (dash ? c !== 45 : !((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
 function stateOf(record: SessionRecord): SessionState {
   return record.state as unknown as SessionState;
 }
@@ -286,7 +297,7 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
     switch (message.kind) {
       case 'answer': {
         const target = exchangeOf((message.message as { id?: unknown }).id);
-        if (target) exchanges.get(target.key)?.deliver(message.message);
+        if (target) deliverAnswer(message.session, target.key, message.message);
         break;
       }
       case 'cancel':
@@ -514,6 +525,12 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
     if (requests.length === 0) finish();
   }
 
+  /** Gives an answer to its exchange, if that exchange serves the same session (ids of others' are guessable). */
+  function deliverAnswer(session: string, key: string, message: JSONRPCMessage): void {
+    const exchange = exchanges.get(key);
+    if (exchange?.sessionId === session) exchange.deliver(message);
+  }
+
   /** Hands the client's answers and cancellations to the exchanges they belong to; whether anything else is left. */
   function route(id: string, body: unknown): boolean {
     let rest = false;
@@ -521,7 +538,7 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
       if (isResponse(message)) {
         const target = exchangeOf((message as { id: unknown }).id);
         // An answer for an exchange that has ended, or for a replica that is gone, has nobody waiting for it.
-        if (target?.replica === replica) exchanges.get(target.key)?.deliver(message as JSONRPCMessage);
+        if (target?.replica === replica) deliverAnswer(id, target.key, message as JSONRPCMessage);
         else if (target && alive(target.replica)) {
           tell(replicaTopic(target.replica), { kind: 'answer', session: id, message: message as JSONRPCMessage });
         }
@@ -825,7 +842,7 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
       await exchange(record, req, res, body, principal, false);
     },
     async serve(req, res, body, principal, id) {
-      if (closed) return false;
+      if (closed || !isSessionId(id)) return false;
       const record = await directory.touch(id, Date.now());
       // Another key's session is as good as unknown: its id must not be usable, nor its existence confirmed.
       if (!record || record.principal !== principal.id) return false;
