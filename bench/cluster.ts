@@ -5,7 +5,6 @@
 // On a machine of 2 cores three replicas, nginx, the upstreams and the clients share the same cores: the ratio of
 // three replicas to one measures what the cluster costs here more than what it would gain on more cores.
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { startBalancer, startCluster } from '../src/cli/cluster.js';
+import { freePortRun, startBalancer, startCluster } from '../src/cli/cluster.js';
 import { upstreamFetch } from '../src/mcp/upstream/transport.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -33,21 +32,6 @@ const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
 const WARMUP = Number(values.warmup);
 const LEVELS = values.concurrency!.split(',').map(Number);
-
-async function consecutiveFreePorts(count: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-  for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
-    let ok = true;
-    for (let i = 0; i < count && ok; i++) ok = await free(base + i);
-    if (ok) return base;
-  }
-}
 
 async function connect(url: string): Promise<Client> {
   const client = new Client({ name: 'bench', version: '1.0.0' }, { versionNegotiation: { mode: 'legacy' } });
@@ -98,7 +82,7 @@ writeFileSync(
     mcpServers: { fixture: { command: process.execPath, args: ['--import', 'tsx', FIXTURE, '--transport', 'stdio'] } },
   }),
 );
-const base = await consecutiveFreePorts(5);
+const base = await freePortRun(5);
 const cluster = await startCluster({ replicas: 3, port: base, config, dir: join(dir, 'cluster') });
 const single = await startBalancer({ dir: join(dir, 'single'), port: base + 4, replicas: [cluster.replicas[0]!.url] });
 const paths = [

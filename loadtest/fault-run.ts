@@ -6,12 +6,11 @@
 // Exit code 0 when every check holds. The CI runs a short version (test/fault-run.test.ts).
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { startCluster } from '../src/cli/cluster.js';
+import { freePortRun, startCluster } from '../src/cli/cluster.js';
 import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import { freePort, startRedis, stopRedis } from '../src/store/redis/redis-test-support.js';
 import { runLocust } from './locust.js';
@@ -52,21 +51,6 @@ interface Ack {
   items?: string[];
 }
 
-async function consecutiveFreePorts(count: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-  for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
-    let ok = true;
-    for (let i = 0; i < count && ok; i++) ok = await free(base + i);
-    if (ok) return base;
-  }
-}
-
 const readLines = <T>(path: string): T[] => {
   try {
     return readFileSync(path, 'utf8')
@@ -100,7 +84,7 @@ writeFileSync(
 );
 const cluster = await startCluster({
   replicas: Number(values.replicas),
-  port: await consecutiveFreePorts(4),
+  port: await freePortRun(4),
   config,
   dir: join(dir, 'cluster'),
 });

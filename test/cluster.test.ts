@@ -3,11 +3,10 @@
 // eras use it as one server: sessions, questions during calls, list changes and resumed streams cross replicas, and
 // a replica killed with SIGKILL costs a client nothing it has not seen.
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { startCluster } from '../src/cli/cluster.js';
+import { freePortRun, startCluster } from '../src/cli/cluster.js';
 import type { RunningCluster } from '../src/cli/cluster.js';
 import { testNamespace } from '../src/store/redis/redis-test-support.js';
 import {
@@ -15,6 +14,7 @@ import {
   everythingStdio,
   fixtureStdio,
   legacyInitialize,
+  sseEvents,
   tempDir,
   waitFor,
   writeConfig,
@@ -27,22 +27,6 @@ const redis = testNamespace();
 const dir = tempDir('mcplex-cluster-test-');
 let cluster: RunningCluster;
 
-/** A port with the next `count` ports free as well (nginx, then one per replica). */
-async function freePorts(count: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-  for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
-    let ok = true;
-    for (let i = 0; i < count && ok; i++) ok = await free(base + i);
-    if (ok) return base;
-  }
-}
-
 beforeAll(async () => {
   const config = writeConfig(dir.path, {
     store: `${POSTGRES}?schema=${schema}`,
@@ -51,7 +35,7 @@ beforeAll(async () => {
     server: { drainMs: 1000, requestState: { key: randomBytes(32).toString('hex') } },
     mcpServers: { everything: everythingStdio(), fixture: fixtureStdio() },
   });
-  cluster = await startCluster({ replicas: 3, port: await freePorts(4), config, dir: `${dir.path}/cluster` });
+  cluster = await startCluster({ replicas: 3, port: await freePortRun(4), config, dir: `${dir.path}/cluster` });
 }, 120_000);
 
 afterAll(async () => {
@@ -206,7 +190,7 @@ describe('three replicas behind nginx', () => {
     };
     const get = await fetch(`${cluster.url}/mcp`, { headers: session });
     const holder = cluster.replicas.find((r) => r.name === get.headers.get('x-mcplex-replica'))!;
-    const stream = sse(get);
+    const stream = sseEvents(get);
     expect((await stream.next())?.id).toBeDefined();
     const addTool = async () => {
       const response = await fetch(`${cluster.url}/mcp`, {
@@ -233,37 +217,9 @@ describe('three replicas behind nginx', () => {
     const resumed = await fetch(`${cluster.url}/mcp`, { headers: { ...session, 'last-event-id': seen!.id! } });
     expect(resumed.status).toBe(200);
     expect(resumed.headers.get('x-mcplex-replica')).not.toBe(holder.name);
-    const replay = sse(resumed);
+    const replay = sseEvents(resumed);
     expect(await replay.next()).toEqual(lost);
     replay.stop();
     await holder.start();
   });
 });
-
-/** Reads an SSE response event by event. */
-function sse(response: Response): { next(): Promise<{ id?: string; data: string } | undefined>; stop(): void } {
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  return {
-    async next() {
-      for (;;) {
-        const end = buffer.indexOf('\n\n');
-        if (end >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const id = /^id: (.*)$/m.exec(block)?.[1];
-          const data = block
-            .split('\n')
-            .filter((line) => line.startsWith('data:'))
-            .map((line) => line.slice(5).trimStart())
-            .join('\n');
-          return { ...(id === undefined ? {} : { id }), data };
-        }
-        const { value, done } = await reader.read();
-        if (done) return undefined;
-        buffer += value;
-      }
-    },
-    stop: () => void reader.cancel().catch(() => {}),
-  };
-}

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { RunningServer } from '../src/main.js';
 import { testNamespace } from '../src/store/redis/redis-test-support.js';
-import { clientOptions, fixtureStdio, legacyInitialize, startMcplex, waitFor } from './support/harness.js';
+import { clientOptions, fixtureStdio, legacyInitialize, sseEvents, startMcplex, waitFor } from './support/harness.js';
 
 const redis = testNamespace();
 const REDIS_URL = process.env.MCPLEX_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
@@ -157,34 +157,6 @@ describe('a session on two replicas', () => {
   });
 });
 
-/** Reads an SSE response event by event. */
-function events(response: Response): { next(): Promise<{ id?: string; data: string } | undefined>; stop(): void } {
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  return {
-    async next() {
-      for (;;) {
-        const end = buffer.indexOf('\n\n');
-        if (end >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const id = /^id: (.*)$/m.exec(block)?.[1];
-          const data = block
-            .split('\n')
-            .filter((line) => line.startsWith('data:'))
-            .map((line) => line.slice(5).trimStart())
-            .join('\n');
-          return { ...(id === undefined ? {} : { id }), data };
-        }
-        const { value, done } = await reader.read();
-        if (done) return undefined;
-        buffer += value;
-      }
-    },
-    stop: () => void reader.cancel().catch(() => {}),
-  };
-}
-
 describe('streams across replicas', () => {
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
@@ -204,7 +176,7 @@ describe('streams across replicas', () => {
 
   it("resumes a session's GET stream on the other replica from the shared log, missing nothing", async () => {
     const session = await openSession(a.url);
-    const stream = events(await fetch(`${a.url}/mcp`, { headers: session }));
+    const stream = sseEvents(await fetch(`${a.url}/mcp`, { headers: session }));
     const priming = await stream.next();
     expect(priming?.id).toBeDefined();
     const add = (url: string) =>
@@ -226,7 +198,7 @@ describe('streams across replicas', () => {
     expect(second?.data).toContain('notifications/tools/list_changed');
     stream.stop();
     // The client saw the first; the second was lost on its way (as when the replica died while sending it).
-    const resumed = events(await fetch(`${b.url}/mcp`, { headers: { ...session, 'last-event-id': first!.id! } }));
+    const resumed = sseEvents(await fetch(`${b.url}/mcp`, { headers: { ...session, 'last-event-id': first!.id! } }));
     const replayed = await resumed.next();
     expect(replayed).toEqual(second);
     // A stream that nobody held for a moment may have missed list changes: the client is told to list again.
@@ -238,7 +210,7 @@ describe('streams across replicas', () => {
   it("refuses a session id that is not one of mcplex's with 404, whatever it looks like in the store", async () => {
     const session = await openSession(a.url);
     // The session's log exists once a stream was opened: an id naming it must not reach it.
-    const stream = events(await fetch(`${a.url}/mcp`, { headers: session }));
+    const stream = sseEvents(await fetch(`${a.url}/mcp`, { headers: session }));
     expect((await stream.next())?.id).toBeDefined();
     stream.stop();
     for (const id of [`${session['mcp-session-id']}:log`, `${session['mcp-session-id']}:subs`, 'x'.repeat(5000)]) {
@@ -264,7 +236,7 @@ describe('streams across replicas', () => {
         params: { name: 'fixture__confirm', arguments: { question: 'sure?' } },
       }),
     });
-    const stream = events(call);
+    const stream = sseEvents(call);
     let question: { id: string } | undefined;
     while (!question) {
       const event = await stream.next();
@@ -308,12 +280,12 @@ describe('streams across replicas', () => {
         params: { name: 'fixture__slow', arguments: { ms: 5000, steps: 50 }, _meta: { progressToken: 'p' } },
       }),
     });
-    const posted = events(call);
+    const posted = sseEvents(call);
     const first = await posted.next();
     expect(first?.id).toBeDefined();
     posted.stop();
     await a.close();
-    const resumed = events(await fetch(`${b.url}/mcp`, { headers: { ...session, 'last-event-id': first!.id! } }));
+    const resumed = sseEvents(await fetch(`${b.url}/mcp`, { headers: { ...session, 'last-event-id': first!.id! } }));
     let answer: { id?: number; error?: { message: string } } | undefined;
     for (let event = await resumed.next(); event; event = await resumed.next()) {
       const message = JSON.parse(event.data || '{}') as { id?: number; method?: string; error?: { message: string } };

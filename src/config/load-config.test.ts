@@ -39,6 +39,7 @@ describe('parseConfig', () => {
   it('fills defaults for an empty config', () => {
     expect(parseConfig({}, {})).toEqual({
       mcpServers: {},
+      cluster: { heartbeatMs: 1000 },
       server: {
         host: '127.0.0.1',
         port: 7070,

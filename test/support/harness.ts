@@ -306,3 +306,34 @@ export function processAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** Reads a server-sent events response event by event (its id and data); undefined once it has ended. */
+export function sseEvents(response: Response): {
+  next(): Promise<{ id?: string; data: string } | undefined>;
+  stop(): void;
+} {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  return {
+    async next() {
+      for (;;) {
+        const end = buffer.indexOf('\n\n');
+        if (end >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let id: string | undefined;
+          const data: string[] = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith('id: ')) id = line.slice(4);
+            else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
+          }
+          return { ...(id === undefined ? {} : { id }), data: data.join('\n') };
+        }
+        const { value, done } = await reader.read();
+        if (done) return undefined;
+        buffer += value;
+      }
+    },
+    stop: () => void reader.cancel().catch(() => {}),
+  };
+}
