@@ -14,6 +14,7 @@ import {
   everythingStdio,
   fixtureStdio,
   legacyInitialize,
+  spawnMcplex,
   sseEvents,
   tempDir,
   waitFor,
@@ -26,9 +27,10 @@ const schema = `mcplex_cluster_${randomBytes(4).toString('hex')}`;
 const redis = testNamespace();
 const dir = tempDir('mcplex-cluster-test-');
 let cluster: RunningCluster;
+let config: string;
 
 beforeAll(async () => {
-  const config = writeConfig(dir.path, {
+  config = writeConfig(dir.path, {
     store: `${POSTGRES}?schema=${schema}`,
     redis: { url: process.env.MCPLEX_TEST_REDIS ?? 'redis://127.0.0.1:6379/0', prefix: redis.fresh() },
     cluster: { heartbeatMs: 500 },
@@ -150,6 +152,21 @@ describe('three replicas behind nginx', () => {
       await waitFor(() => changed > 0, 'a list-changed notification');
     } finally {
       await client.close();
+    }
+  });
+
+  it('lists the live replicas with their upstreams (mcplex cluster status)', async () => {
+    const status = spawnMcplex(['cluster', 'status', '--json', '--config', config]);
+    expect(await status.exited).toBe(0);
+    const replicas = JSON.parse(status.stdout()) as {
+      name: string;
+      draining: boolean;
+      upstreams: { state: string }[];
+    }[];
+    expect(replicas.map((r) => r.name)).toEqual(cluster.replicas.map((r) => r.name));
+    for (const replica of replicas) {
+      expect(replica.draining).toBe(false);
+      expect(replica.upstreams.map((u) => u.state)).toEqual(['ready', 'ready']);
     }
   });
 

@@ -12,8 +12,10 @@ const REDIS_URL = process.env.MCPLEX_TEST_REDIS ?? 'redis://127.0.0.1:6379/0';
 let a: RunningServer;
 let b: RunningServer;
 
+let prefixOfAB: string;
+
 beforeAll(async () => {
-  const prefix = redis.fresh();
+  const prefix = (prefixOfAB = redis.fresh());
   const replica = (name: string) =>
     startMcplex({
       redis: { url: REDIS_URL, prefix },
@@ -157,6 +159,30 @@ describe('a session on two replicas', () => {
   });
 });
 
+describe('the cluster view', () => {
+  it('lists every live replica to an admin key (GET /admin/cluster)', async () => {
+    const c = await startMcplex({
+      redis: { url: REDIS_URL, prefix: prefixOfAB },
+      cluster: { name: 'c', heartbeatMs: 200 },
+      auth: { mode: 'keys' },
+      mcpServers: {},
+    });
+    try {
+      const { token } = await c.policy.keys.create({ name: 'admin', admin: true });
+      const { token: plain } = await c.policy.keys.create({ name: 'plain' });
+      const view = async (key: string) =>
+        fetch(`${c.url}/admin/cluster`, { headers: { authorization: `Bearer ${key}` } });
+      expect((await view(plain)).status).toBe(403);
+      await waitFor(async () => {
+        const body = (await (await view(token)).json()) as { replica: string; data: { name: string }[] };
+        return body.replica === 'c' && body.data.map((r) => r.name).join(',') === 'a,b,c';
+      }, 'a, b and c in the cluster view');
+    } finally {
+      await c.close();
+    }
+  });
+});
+
 describe('streams across replicas', () => {
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
@@ -284,7 +310,18 @@ describe('streams across replicas', () => {
     const first = await posted.next();
     expect(first?.id).toBeDefined();
     posted.stop();
+    const stream = sseEvents(await fetch(`${a.url}/mcp`, { headers: session }));
+    expect((await stream.next())?.id).toBeDefined();
     await a.close();
+    // Stopping, a ends its notification streams (their clients reconnect elsewhere) and leaves the session valid.
+    expect(await stream.next()).toBeUndefined();
+    const ping = await fetch(`${b.url}/mcp`, {
+      method: 'POST',
+      headers: session,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 6, method: 'ping' }),
+    });
+    await ping.text();
+    expect(ping.status).toBe(200);
     const resumed = sseEvents(await fetch(`${b.url}/mcp`, { headers: { ...session, 'last-event-id': first!.id! } }));
     let answer: { id?: number; error?: { message: string } } | undefined;
     for (let event = await resumed.next(); event; event = await resumed.next()) {
