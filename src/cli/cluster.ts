@@ -2,6 +2,7 @@
 // plain round robin, on this machine; `mcplex cluster status`: the live replicas as their heartbeats in Redis
 // tell. startCluster is what both the command and the tests run.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -197,6 +198,15 @@ export async function startCluster(options: ClusterOptions): Promise<RunningClus
   return { url: `http://127.0.0.1:${options.port}`, replicas, dir, stop: stopAll };
 }
 
+/**
+ * deploy/cluster.json takes the replicas' shared requestState key from the environment (MCPLEX_REQUEST_STATE_KEY):
+ * a run without one gets a random key of its own, never a default anyone could know.
+ */
+function clusterKey(): string {
+  process.env.MCPLEX_REQUEST_STATE_KEY ??= randomBytes(32).toString('hex');
+  return process.env.MCPLEX_REQUEST_STATE_KEY;
+}
+
 function parseCount(value: string): number {
   const number = Number(value);
   if (!Number.isInteger(number) || number < 1 || number > 32) throw new Error('expected a whole number from 1 to 32');
@@ -216,13 +226,14 @@ export function registerClusterCommands(
     .option('-r, --replicas <n>', 'how many replicas', parseCount, 3)
     .option('-p, --port <port>', "nginx's port; replica i listens on port + i", (v) => Number(v), 7070)
     .action(async (options: { config: string; replicas: number; port: number }) => {
+      const env = { MCPLEX_REQUEST_STATE_KEY: clusterKey() };
       const config = await load(options.config);
       if (!config.redis || !config.store?.startsWith('postgres')) {
         fail(
           `${options.config}: replicas need a shared store and Redis ("store": "postgres://…", "redis": "redis://…")`,
         );
       }
-      const running = await startCluster(options).catch((error: unknown) => fail(errorMessage(error)));
+      const running = await startCluster({ ...options, env }).catch((error: unknown) => fail(errorMessage(error)));
       process.stdout.write(
         `mcplex cluster: ${running.url}/mcp and ${running.url}/v1 through nginx, ` +
           `${running.replicas.map((r) => `${r.name} (${r.url})`).join(', ')}; logs in ${running.dir}\n`,
@@ -237,6 +248,7 @@ export function registerClusterCommands(
     .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
     .option('--json', 'print JSON')
     .action(async (options: { config: string; json?: boolean }) => {
+      clusterKey();
       const config = await load(options.config);
       if (!config.redis) fail(`${options.config} names no Redis: there is one replica, the process you run`);
       const { openRedisState } = await import('../store/redis/redis-state.js');
