@@ -1,5 +1,7 @@
 // Faults: a crashed server is restarted while the others keep answering; broken and silent servers never
 // hold up the catalog; expired upstream sessions and slow calls are handled; no child outlives mcplex.
+import { createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@modelcontextprotocol/client';
 import type { RunningServer } from '../src/main.js';
@@ -108,6 +110,41 @@ describe('broken and silent servers', () => {
     expect(['failed', 'restarting']).toContain(body.silent!.state);
     expect(body.silent!.lastError).toMatch(/startup timeout \(1000 ms\)/);
     expect(body.good!.state).toBe('ready');
+  });
+});
+
+describe('why a server failed', () => {
+  it("names a child's own error and a remote server's URL and network error (regression: both were hidden)", async () => {
+    // A port that was free a moment ago: nothing listens there.
+    const closed = await new Promise<number>((resolve) => {
+      const server = createNetServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const mcplex = await startMcplex({
+      mcpServers: {
+        // The mistake users make most: a path to a script that is not there.
+        wrongpath: { command: process.execPath, args: ['/nonexistent/dir/server.js'], ...fast },
+        down: { url: `http://127.0.0.1:${closed}/mcp?token=hidden`, ...fast },
+        credentials: { url: `http://user:secret@127.0.0.1:${closed}/mcp?token=hidden`, ...fast },
+      },
+    });
+    try {
+      await mcplex.gateway.whenSettled();
+      const body = (await (await fetch(`${mcplex.url}/readyz`)).json()) as { servers: UpstreamStatus[] };
+      const byName = Object.fromEntries(body.servers.map((s) => [s.name, s]));
+      expect(byName.wrongpath!.lastError).toContain('Cannot find module');
+      expect(byName.wrongpath!.lastError).toContain('/nonexistent/dir/server.js');
+      expect(byName.down!.lastError).toContain('ECONNREFUSED');
+      expect(byName.down!.lastError).toContain(`http://127.0.0.1:${closed}/mcp`);
+      expect(byName.down!.lastError).not.toContain('hidden');
+      // fetch quotes a URL with credentials in its error: they must not reach the log or /readyz.
+      expect(byName.credentials!.lastError).toContain(`http://127.0.0.1:${closed}/mcp`);
+      expect(byName.credentials!.lastError).not.toMatch(/secret|hidden/);
+    } finally {
+      await mcplex.close();
+    }
   });
 });
 

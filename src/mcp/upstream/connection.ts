@@ -161,7 +161,15 @@ export class UpstreamConnection {
     const generation = ++this.generation;
     const startup = config.timeouts.startup;
     const connection = (this.options.transport ?? createUpstreamTransport)(config);
-    connection.onStderr?.((line) => logger.debug({ stderr: line }, 'upstream stderr'));
+    // The child's last words, for the reason its start failed (a wrong path says "Cannot find module …" there).
+    const stderr: string[] = [];
+    connection.onStderr?.((line) => {
+      logger.debug({ stderr: line }, 'upstream stderr');
+      // Indented lines are stack frames and the details of an error object: its message line says more.
+      if (line.trim().length < 3 || /^\s/.test(line)) return;
+      stderr.push(line.length > STDERR_LINE_CHARS ? `${line.slice(0, STDERR_LINE_CHARS)}…` : line);
+      if (stderr.length > STDERR_LINES) stderr.shift();
+    });
     const client = this.createClient();
     this.transportValue = connection;
     this.clientValue = client;
@@ -187,7 +195,9 @@ export class UpstreamConnection {
       this.lastErrorValue = null;
       await hooks.ready();
     } catch (error) {
-      this.lastErrorValue = describeConnectError(error, startup, this.closing);
+      // A child that dies at once writes its stderr just before it closes: let those lines arrive.
+      if (connection.onStderr && stderr.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      this.lastErrorValue = describeConnectError(error, startup, this.closing, config, stderr);
       logger.warn({ err: this.lastErrorValue }, `${key}: failed: ${this.lastErrorValue}`);
       hooks.down();
       this.stateValue = 'failed';
@@ -296,17 +306,59 @@ function isSessionExpired(error: unknown): boolean {
   return error instanceof SdkHttpError && error.status === 404;
 }
 
-function describeConnectError(error: unknown, startup: number, closing: boolean): string {
+/** Lines of a child's stderr kept for the reason its start failed (the last ones that are not indented). */
+const STDERR_LINES = 5;
+const STDERR_LINE_CHARS = 300;
+
+/**
+ * Why a connection attempt failed, as an operator needs it: the error and its causes (a refused connection's
+ * `ECONNREFUSED`, not only `fetch failed`), the server's URL without credentials or query, and the last lines the
+ * child wrote to stderr.
+ */
+function describeConnectError(
+  error: unknown,
+  startup: number,
+  closing: boolean,
+  config: ServerConfig,
+  stderr: readonly string[],
+): string {
   if (closing) return 'closed while connecting';
+  const where = config.transport === 'stdio' ? '' : ` (${safeUrl(config.url)})`;
+  const said = stderr.length > 0 ? `; its stderr: ${stderr.join(' | ')}` : '';
   if (error instanceof SdkError && error.code === SdkErrorCode.RequestTimeout) {
-    return `no answer within the startup timeout (${startup} ms)`;
+    return `no answer within the startup timeout (${startup} ms)${where}${said}`;
   }
   if (error instanceof Error && error.name === 'TimeoutError') {
-    return `no answer within the startup timeout (${startup} ms)`;
+    return `no answer within the startup timeout (${startup} ms)${where}${said}`;
   }
   const code = (error as { code?: unknown }).code;
   if (code === 'ENOENT') return `command not found: ${errorMessage(error)}`;
-  return errorMessage(error);
+  // Some errors quote the URL whole, credentials and query included (fetch refuses a URL with credentials so).
+  const causes =
+    config.transport === 'stdio' ? withCauses(error) : withCauses(error).split(config.url).join(safeUrl(config.url));
+  return `${causes}${where}${said}`;
+}
+
+/** An error's message followed by those of its causes that add something (at most four levels). */
+function withCauses(error: unknown): string {
+  const parts: string[] = [errorMessage(error)];
+  let cause = (error as { cause?: unknown } | null)?.cause;
+  for (let depth = 0; cause !== undefined && cause !== null && depth < 4; depth++) {
+    const message = errorMessage(cause);
+    if (message !== '' && !parts.some((part) => part.includes(message))) parts.push(message);
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return parts.join(': ');
+}
+
+/** A server URL fit for logs: its origin and path, without credentials or query. */
+function safeUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}`;
+  } catch {
+    return 'an invalid URL';
+  }
 }
 
 /** Protocol errors pass through unchanged; local failures become McplexErrors with a stable code. */
