@@ -275,8 +275,13 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
   };
 }
 
-/** How long the first /mcp requests after start-up wait for the upstreams' first connection attempts. */
-const MCP_READY_WAIT_MS = 5000;
+/**
+ * Resolves when every upstream has had its first connection attempt, or after `waitMs`: a server that takes longer
+ * to start must not keep the others' tools from clients for long.
+ */
+function firstAttempts(gateway: Gateway, waitMs: number): Promise<void> {
+  return Promise.race([gateway.whenSettled(), new Promise<void>((resolve) => setTimeout(resolve, waitMs).unref())]);
+}
 
 /** A replica's name when the configuration gives none: the host's name and the process id, as the name allows. */
 function defaultReplicaName(): string {
@@ -345,12 +350,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     mcp,
     replica,
     cluster: async () => ({ object: 'list', replica, data: await heartbeat.replicas() }),
-    // At most a few seconds: a server that takes longer to start must not keep the others' tools from clients.
-    mcpReady: () =>
-      Promise.race([
-        gateway.whenSettled(),
-        new Promise<void>((resolve) => setTimeout(resolve, MCP_READY_WAIT_MS).unref()),
-      ]),
+    mcpReady: () => firstAttempts(gateway, config.server.startupWaitMs),
     llm: createV1Api({ core: llm, agent: agent.run, policy, logger, maxBodyBytes: config.server.maxBodyBytes }),
     metrics,
     policy,
@@ -448,6 +448,8 @@ export async function startStdio(config: Config, logger: Logger): Promise<Runnin
     }
   });
   gateway.start();
+  // A desktop client lists once, at start: its first requests wait for the servers (within startupWaitMs).
+  await firstAttempts(gateway, config.server.startupWaitMs);
   const handle = serveStdio(({ era }) => {
     const server = gateway.createServer(era);
     checkInboundParams(server, era);

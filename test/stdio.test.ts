@@ -1,4 +1,5 @@
 // `mcplex stdio`: the same aggregated server on stdin/stdout, as desktop MCP clients launch it.
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,6 +82,54 @@ describe.each<Era>(['legacy', 'modern'])('mcplex stdio with a %s client', (era) 
     expect(error.code).toBe(-32602);
     expect(error.message).toContain('params.arguments');
     expect(error.message).not.toMatch(/\[\s*\{/);
+  });
+});
+
+describe('mcplex stdio at start-up', () => {
+  it('answers the first tools/list with every server that starts in time (regression: tools: [] for ~2 s)', async () => {
+    // The fixture runs through tsx, which takes a moment to start: the list is asked for at once.
+    const config = writeConfig(dir.path, { mcpServers: { fixture: fixtureStdio() }, logLevel: 'silent' }, 'first.json');
+    const child = spawn(process.execPath, [MCPLEX_BIN, 'stdio', '--config', config], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    try {
+      const lines = [
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'pipe', version: '1' } },
+        },
+        { jsonrpc: '2.0', method: 'notifications/initialized' },
+        { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+        {
+          jsonrpc: '2.0',
+          id: 3,
+          method: 'tools/call',
+          params: { name: 'fixture__echo', arguments: { message: 'first' } },
+        },
+      ];
+      child.stdin.write(lines.map((line) => `${JSON.stringify(line)}\n`).join(''));
+      type Answer = { id?: number; result?: { tools?: { name: string }[]; content?: { text: string }[] } };
+      const answers = new Map<number, Answer>();
+      let buffer = '';
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (chunk: string) => {
+        buffer += chunk;
+        let newline: number;
+        while ((newline = buffer.indexOf('\n')) >= 0) {
+          const message = JSON.parse(buffer.slice(0, newline)) as Answer;
+          buffer = buffer.slice(newline + 1);
+          if (typeof message.id === 'number') answers.set(message.id, message);
+        }
+      });
+      await waitFor(() => answers.has(3), 'the answers');
+      expect(answers.get(2)?.result?.tools?.map((t) => t.name)).toContain('fixture__echo');
+      expect(answers.get(3)?.result?.content?.[0]?.text).toBe('first');
+    } finally {
+      child.kill('SIGTERM');
+    }
   });
 });
 

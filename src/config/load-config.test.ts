@@ -49,6 +49,7 @@ describe('parseConfig', () => {
         pageSize: 500,
         drainMs: 10_000,
         maxSubscriptions: 1000,
+        startupWaitMs: 5000,
         sessions: {
           max: 10_000,
           maxPerPrincipal: 1000,

@@ -290,6 +290,11 @@ const httpServerSchema = z.strictObject({
       ttlMs: ms('ttlMs').default(600_000),
     })
     .prefault({}),
+  /**
+   * After a start, how long the first MCP requests (over HTTP or stdio) wait for every server's first connection
+   * attempt, so that a client that lists once sees the whole catalog. 0: they do not wait.
+   */
+  startupWaitMs: z.number().int('startupWaitMs must be an integer').min(0, 'startupWaitMs must be >= 0').default(5000),
   maxConnections: count('maxConnections').default(10_000),
   /** Off by default: behind a load balancer every client has the balancer's address. */
   maxConnectionsPerAddress: count('maxConnectionsPerAddress').optional(),
