@@ -231,6 +231,29 @@ describe('usage and the admin API', () => {
     expect(data[0]!.completionTokens).toBeGreaterThan(0);
   });
 
+  it("takes the CLI's forms of since in /admin/usage and refuses the rest with 400 (regression: an empty 200)", async () => {
+    const token = await key({ name: 'usage-since' });
+    const id = token.split('_')[1]!;
+    await (await chat(token)).arrayBuffer();
+    const admin = await key({ name: 'admin-since', admin: true });
+    const usage = (query: string) =>
+      fetch(`${mcplex.url}/admin/usage?subject=${id}&${query}`, { headers: { authorization: `Bearer ${admin}` } });
+    for (const since of ['1h', '7d', '90m', new Date(Date.now() - 60_000).toISOString(), String(Date.now() - 60_000)]) {
+      const response = await usage(`since=${encodeURIComponent(since)}`);
+      expect(response.status, since).toBe(200);
+      expect(((await response.json()) as { data: { requests: number }[] }).data[0]?.requests, since).toBe(1);
+    }
+    // The usage is older than a moment from now: since in the future finds none.
+    const future = await usage(`since=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`);
+    expect(((await future.json()) as { data: unknown[] }).data).toEqual([]);
+    for (const bogus of ['bogus', '1y', '', 'tomorrow', '1h ago']) {
+      const response = await usage(`since=${encodeURIComponent(bogus)}`);
+      expect(response.status, bogus).toBe(400);
+      expect(((await response.json()) as { error: { message: string } }).error.message).toContain("'since'");
+    }
+    expect((await usage('until=soon')).status).toBe(400);
+  });
+
   it('creates and revokes keys over /admin/keys for admin keys only', async () => {
     const admin = await key({ name: 'admin-2', admin: true });
     const plain = await key({ name: 'not-admin' });

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
+import { parseMoment } from '../wire/when.js';
 import { openConfiguredStore, openSharedState, policyFor } from '../main.js';
 import type { SharedState } from '../main.js';
 import { createLogger } from '../log/logger.js';
@@ -12,14 +13,9 @@ import type { Policy } from '../policy/policy.js';
 
 /** `30d`, `12h`, `90m`, or an ISO date: the moment a key stops working. */
 export function parseExpiry(value: string, now = Date.now()): number {
-  const relative = /^(\d+)([dhm])$/.exec(value);
-  if (relative) {
-    const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[relative[2] as 'd' | 'h' | 'm'];
-    return now + Number(relative[1]) * unit;
-  }
-  const date = Date.parse(value);
-  if (Number.isNaN(date)) throw new InvalidArgumentError('expected 30d, 12h, 90m or an ISO date');
-  return date;
+  const moment = parseMoment(value, 'ahead', now);
+  if (moment === undefined) throw new InvalidArgumentError('expected 30d, 12h, 90m or an ISO date');
+  return moment;
 }
 
 const list = (value: string) =>
@@ -141,8 +137,9 @@ export function registerKeyCommands(
     .option('--key <id>', 'only this key id (or server:<key>)')
     .option('--model <name>', 'only this model')
     .option('--since <when>', 'only usage since: 30d, 12h, 90m ago, or an ISO date', (v) => {
-      const now = Date.now();
-      return /^\d+[dhm]$/.test(v) ? now - (parseExpiry(v, now) - now) : parseExpiry(v, now);
+      const moment = parseMoment(v, 'ago');
+      if (moment === undefined) throw new InvalidArgumentError('expected 30d, 12h, 90m or an ISO date');
+      return moment;
     })
     .option('--json', 'print JSON')
     .action(async (options: { config: string; key?: string; model?: string; since?: number; json?: boolean }) => {

@@ -1,6 +1,7 @@
 // The admin API under /admin, for admin keys only: keys (list, create, revoke) and usage. Errors are OpenAI-shaped
 // JSON like the rest of the HTTP API.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseMoment } from '../wire/when.js';
 import { McplexError } from '../errors.js';
 import type { Policy } from '../policy/policy.js';
 import type { CreateKeyInput } from '../policy/auth/key-service.js';
@@ -66,6 +67,17 @@ function createInput(body: Record<string, unknown>): CreateKeyInput {
   return input;
 }
 
+/** A `since`/`until` of the usage report: 30d, 12h, 90m ago, an ISO date or epoch milliseconds; else 400. */
+function moment(param: string, value: string): number {
+  const at = parseMoment(value, 'ago');
+  if (at === undefined) {
+    throw new McplexError('BAD_REQUEST', `'${param}' must be like 30d, 12h, 90m (ago), an ISO date or epoch ms`, {
+      data: { param },
+    });
+  }
+  return at;
+}
+
 export async function handleAdmin(
   req: IncomingMessage,
   res: ServerResponse,
@@ -108,8 +120,8 @@ export async function handleAdmin(
       const totals = await policy.usage.totals({
         ...(subject ? { subject } : {}),
         ...(model ? { model } : {}),
-        ...(since ? { since: Number(since) || Date.parse(since) } : {}),
-        ...(until ? { until: Number(until) || Date.parse(until) } : {}),
+        ...(since === null ? {} : { since: moment('since', since) }),
+        ...(until === null ? {} : { until: moment('until', until) }),
       });
       sendJson(res, 200, { object: 'list', data: totals });
     } else if (path === '/admin/cluster' && req.method === 'GET' && cluster) {
