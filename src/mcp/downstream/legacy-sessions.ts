@@ -360,10 +360,10 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
     inUse.set(id, (inUse.get(id) ?? 0) + 1);
     res.once('close', () => {
       const left = (inUse.get(id) ?? 1) - 1;
+      // The request's own start and the keeper's touches while it ran leave lastSeen within keepMs of its end:
+      // no round trip of its own is needed here.
       if (left > 0) inUse.set(id, left);
       else inUse.delete(id);
-      // Its last request counts as use: idle time starts when it ends.
-      void directory.touchAll([id], Date.now()).catch(() => {});
     });
   }
 
