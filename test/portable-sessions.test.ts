@@ -293,6 +293,39 @@ describe('streams across replicas', () => {
     expect(result).toBe('confirmed');
   });
 
+  it('refuses a GET or DELETE with an unsupported protocol version with 400 (found by the fuzz suite)', async () => {
+    const session = await openSession(a.url);
+    for (const method of ['GET', 'DELETE']) {
+      const response = await fetch(`${b.url}/mcp`, {
+        method,
+        headers: { ...session, 'mcp-protocol-version': '1999-01-01' },
+      });
+      await response.text();
+      expect(response.status, method).toBe(400);
+    }
+  });
+
+  it('ends the stream of a call in progress when its session is deleted (found by the fuzz suite: it hung)', async () => {
+    const session = await openSession(a.url);
+    const call = await fetch(`${a.url}/mcp`, {
+      method: 'POST',
+      headers: session,
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 8,
+        method: 'tools/call',
+        params: { name: 'fixture__slow', arguments: { ms: 20_000, steps: 200 }, _meta: { progressToken: 'p' } },
+      }),
+    });
+    const stream = sseEvents(call);
+    expect((await stream.next())?.id).toBeDefined();
+    expect((await fetch(`${b.url}/mcp`, { method: 'DELETE', headers: session })).status).toBe(200);
+    // The stream ends (a cancelled request gets no answer), well before the call's 20 s.
+    for (let event = await stream.next(); event; event = await stream.next()) {
+      expect(JSON.parse(event.data || '{}')).not.toHaveProperty('result');
+    }
+  });
+
   // Last: it stops replica a.
   it('ends a call whose replica stopped with an error on the stream the client resumes elsewhere', async () => {
     const session = await openSession(a.url);

@@ -265,8 +265,11 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
   const { directory, limits, logger, replica } = options;
   /** Exchanges in progress here, by the prefix of the ids of their requests to the client. */
   const exchanges = new Map<string, ExchangeTransport>();
-  /** What cancels a request in progress here, by session and the client's request id. */
-  const running = new Map<string, Map<string, (reason: string) => void>>();
+  /**
+   * What cancels a request in progress here, by session and the client's request id; `ended`: the session (or this
+   * process) is ending, and the request's stream must end too, since a cancelled request gets no answer.
+   */
+  const running = new Map<string, Map<string, (reason: string, ended: boolean) => void>>();
   /** Requests in progress (streams included) per session here: those sessions are kept from going idle. */
   const inUse = new Map<string, number>();
   /** Open GET streams here, per session: list changes are written to their logs. */
@@ -301,7 +304,7 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
         break;
       }
       case 'cancel':
-        running.get(message.session)?.get(idKey(message.request))?.(message.reason);
+        running.get(message.session)?.get(idKey(message.request))?.(message.reason, false);
         break;
       case 'ended':
         forgetLocally(message.session);
@@ -367,7 +370,7 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
     });
   }
 
-  function track(id: string, request: RequestId, cancel: (reason: string) => void): () => void {
+  function track(id: string, request: RequestId, cancel: (reason: string, ended: boolean) => void): () => void {
     let calls = running.get(id);
     if (!calls) running.set(id, (calls = new Map()));
     const key = idKey(request);
@@ -439,7 +442,7 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
     }
     for (const res of listening.get(id) ?? []) res.end();
     listening.delete(id);
-    for (const cancel of [...(running.get(id)?.values() ?? [])]) cancel('the session ended');
+    for (const cancel of [...(running.get(id)?.values() ?? [])]) cancel('the session ended', true);
     running.delete(id);
   }
 
@@ -504,13 +507,17 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
     exchanges.set(prefix, transport);
     for (const id of requests) {
       untrack.push(
-        track(record.id, id, (reason) =>
+        track(record.id, id, (reason, ended) => {
           transport.deliver({
             jsonrpc: '2.0',
             method: 'notifications/cancelled',
             params: { requestId: id, reason },
-          } as JSONRPCMessage),
-        ),
+          } as JSONRPCMessage);
+          if (ended) {
+            finish();
+            void inner.close().catch(() => {});
+          }
+        }),
       );
     }
     try {
@@ -551,7 +558,7 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
           const reason = typeof m.params?.reason === 'string' ? m.params.reason : 'cancelled by the client';
           const cancel = running.get(id)?.get(idKey(request));
           // The request may run on another replica: each looks for it.
-          if (cancel) cancel(reason);
+          if (cancel) cancel(reason, false);
           else tell(SESSIONS_TOPIC, { kind: 'cancel', session: id, request, reason, from: replica });
         }
         continue;
@@ -847,6 +854,15 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
       // Another key's session is as good as unknown: its id must not be usable, nor its existence confirmed.
       if (!record || record.principal !== principal.id) return false;
       use(id, res);
+      const version = req.headers['mcp-protocol-version'];
+      if (req.method !== 'POST' && typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+        // As the SDK's transport answers it for POSTs (a GET or DELETE never reaches it).
+        sendJsonRpcError(res, 400, {
+          code: -32000,
+          message: `Bad Request: Unsupported protocol version: ${version.slice(0, 40)} (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`,
+        });
+        return true;
+      }
       if (req.method === 'GET') await get(record, req, res);
       else if (req.method === 'DELETE') await end(record, res);
       else await post(record, req, res, body, principal);
@@ -867,7 +883,8 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
       clearInterval(keeper);
       clearInterval(sweep);
       for (const id of [...listening.keys()]) for (const res of listening.get(id) ?? []) res.end();
-      for (const [, calls] of running) for (const cancel of [...calls.values()]) cancel('mcplex is shutting down');
+      for (const [, calls] of running)
+        for (const cancel of [...calls.values()]) cancel('mcplex is shutting down', true);
       for (const subscriber of subscribers.values()) options.subscriptions?.drop(subscriber);
       subscribers.clear();
     },
