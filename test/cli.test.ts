@@ -3,7 +3,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load-config.js';
-import { fixtureStdio, spawnMcplex, tempDir, waitFor, writeConfig } from './support/harness.js';
+import type { UpstreamStatus } from '../src/mcp/upstream/upstream.js';
+import { fixtureStdio, listeningUrl, spawnMcplex, tempDir, waitFor, writeConfig } from './support/harness.js';
 
 const dir = tempDir();
 afterAll(() => dir.remove());
@@ -59,6 +60,37 @@ describe('mcplex serve', () => {
       expect(log).toMatch(/broken: failed: command not found/);
       // The listener came up without waiting for every server.
       expect(log).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+    } finally {
+      expect(await mcplex.stop()).toBe(0);
+    }
+  });
+
+  it('starts without a server whose variable is unset, naming the variable in the log and /readyz', async () => {
+    const config = writeConfig(
+      dir.path,
+      {
+        mcpServers: {
+          good: fixtureStdio(),
+          github: { url: 'https://api.example.com/mcp', headers: { Authorization: 'Bearer ${MCPLEX_TEST_UNSET}' } },
+        },
+        server: { port: 0 },
+        store: 'memory:',
+      },
+      'unset-var.json',
+    );
+    const mcplex = spawnMcplex(['serve', '--config', config], { env: { MCPLEX_TEST_UNSET: undefined } });
+    try {
+      const url = await listeningUrl(mcplex);
+      const readiness = await waitFor(async () => {
+        const body = (await (await fetch(`${url}/readyz`)).json()) as { servers: UpstreamStatus[] };
+        return body.servers.find((s) => s.name === 'good')?.state === 'ready' ? body : undefined;
+      }, 'the good server to be ready');
+      expect(readiness.servers.find((s) => s.name === 'github')).toMatchObject({
+        state: 'failed',
+        transport: 'streamable-http',
+        lastError: 'environment variable MCPLEX_TEST_UNSET is not set (mcpServers.github.headers.Authorization)',
+      });
+      expect(mcplex.stderr()).toMatch(/github: not started: environment variable MCPLEX_TEST_UNSET is not set/);
     } finally {
       expect(await mcplex.stop()).toBe(0);
     }
@@ -194,6 +226,33 @@ describe('mcplex keys and usage', () => {
       expect(bytes.includes(secret)).toBe(false);
       expect(bytes.includes(token)).toBe(false);
     }
+  });
+
+  it("work when a server's or a model's variable is unset, and still need the store's", async () => {
+    const raw = {
+      store: '${MCPLEX_TEST_STORE}',
+      mcpServers: { github: { command: 'npx', env: { GITHUB_TOKEN: '${MCPLEX_TEST_UNSET}' } } },
+      llm: {
+        models: { m: { deployments: [{ provider: 'openai', apiKey: '${MCPLEX_TEST_UNSET}', model: 'b' }] } },
+      },
+    };
+    const config = writeConfig(dir.path, raw, 'keys-unset.json');
+    const env = { MCPLEX_TEST_STORE: `sqlite:${join(dir.path, 'keys-unset.db')}`, MCPLEX_TEST_UNSET: undefined };
+    const create = spawnMcplex(
+      ['keys', 'create', '--config', config, '--name', 'gh', '--servers', 'github', '--models', 'm'],
+      { env },
+    );
+    expect(await create.exited).toBe(0);
+    const list = spawnMcplex(['keys', 'list', '--config', config, '--json'], { env });
+    expect(await list.exited).toBe(0);
+    expect(JSON.parse(list.stdout())).toEqual([expect.objectContaining({ name: 'gh' })]);
+    const usage = spawnMcplex(['usage', '--config', config], { env });
+    expect(await usage.exited).toBe(0);
+    const noStore = spawnMcplex(['keys', 'list', '--config', config], {
+      env: { ...env, MCPLEX_TEST_STORE: undefined },
+    });
+    expect(await noStore.exited).toBe(1);
+    expect(noStore.stderr()).toMatch(/store: environment variable MCPLEX_TEST_STORE is not set/);
   });
 
   it('refuses an unknown model, an unknown server and a limit of 0 with clear errors', async () => {

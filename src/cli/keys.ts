@@ -2,6 +2,7 @@
 // store, from the command line (the admin API offers the same over HTTP).
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import type { UnsetVariables } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { parseMoment } from '../wire/when.js';
@@ -31,14 +32,15 @@ function positive(value: string): number {
 }
 
 async function withPolicy<T>(
-  load: (path: string) => Promise<Config>,
+  load: (path: string, unset?: UnsetVariables) => Promise<Config>,
   configPath: string,
   fail: (message: string) => never,
   run: (policy: Policy) => Promise<T>,
   /** Tell the running replicas through Redis (a revocation); other commands need only the store. */
   announce = false,
 ): Promise<T> {
-  const config = await load(configPath);
+  // Keys and usage live in the store: a server's or a model's unset variable is no reason to refuse.
+  const config = await load(configPath, 'store');
   let store;
   try {
     store = await openConfiguredStore(config);
@@ -67,7 +69,7 @@ async function withPolicy<T>(
 
 export function registerKeyCommands(
   program: Command,
-  load: (path: string) => Promise<Config>,
+  load: (path: string, unset?: UnsetVariables) => Promise<Config>,
   fail: (message: string) => never,
 ): void {
   const keys = program.command('keys').description('create, list and revoke API keys (stored as hashes only)');

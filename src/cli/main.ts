@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config/load-config.js';
+import type { UnsetVariables } from '../config/load-config.js';
 import { importDesktopConfig } from '../config/import-desktop.js';
 import { DEFAULT_STORE } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
@@ -52,9 +53,10 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-async function load(path: string): Promise<Config> {
+/** Reads the configuration; `unset` says which unset variables the command can live with (see UnsetVariables). */
+async function load(path: string, unset: UnsetVariables = 'servers'): Promise<Config> {
   try {
-    return await loadConfig(path);
+    return await loadConfig(path, process.env, { unsetVariables: unset });
   } catch (error) {
     fail(errorMessage(error));
   }
@@ -118,7 +120,7 @@ program
   .description("bring the configured store's schema up to date and exit (serve does the same when it starts)")
   .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
   .action(async (options: { config: string }) => {
-    const config = await load(options.config);
+    const config = await load(options.config, 'store');
     const store = await openConfiguredStore(config).catch((error: unknown) => fail(errorMessage(error)));
     process.stdout.write(
       `${redactUrl(config.store ?? DEFAULT_STORE)}: schema version ${store.schemaVersion}, up to date\n`,

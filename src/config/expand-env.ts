@@ -9,6 +9,13 @@ export interface ExpandEnvResult {
   /** A copy of the input with strings expanded; strings with unresolvable references are left as they were. */
   value: unknown;
   problems: ConfigProblem[];
+  /** Each string left unexpanded because a variable it names is not set, and the variables' names. */
+  unset: UnsetReference[];
+}
+
+export interface UnsetReference {
+  path: readonly PropertyKey[];
+  names: string[];
 }
 
 const REFERENCE = /\$\$\{|\$\{([^}]*)\}/g;
@@ -21,9 +28,11 @@ const isPlainObject = (node: object): boolean => {
 
 export function expandEnv(value: unknown, env: Env = process.env): ExpandEnvResult {
   const problems: ConfigProblem[] = [];
+  const unset: UnsetReference[] = [];
 
   const expandString = (text: string, path: readonly PropertyKey[]): string => {
     let failed = false;
+    const missing: string[] = [];
     const expanded = text.replace(REFERENCE, (match: string, inner: string | undefined) => {
       if (inner === undefined) return '${'; // `$${` escape
       const parsed = NAME_AND_DEFAULT.exec(inner);
@@ -41,9 +50,11 @@ export function expandEnv(value: unknown, env: Env = process.env): ExpandEnvResu
       if (fallback !== undefined) return current === undefined || current === '' ? fallback : current;
       if (current !== undefined) return current;
       failed = true;
+      missing.push(name);
       problems.push({ path: formatPath(path), message: `environment variable ${name} is not set` });
       return match;
     });
+    if (missing.length > 0) unset.push({ path, names: missing });
     return failed ? text : expanded;
   };
 
@@ -57,5 +68,5 @@ export function expandEnv(value: unknown, env: Env = process.env): ExpandEnvResu
     return node;
   };
 
-  return { value: walk(value, []), problems };
+  return { value: walk(value, []), problems, unset };
 }

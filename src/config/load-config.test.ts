@@ -186,6 +186,53 @@ describe('parseConfig', () => {
     expect(error.problems).toEqual([{ path: 'mcpServers.gh.url', message: 'environment variable GH_URL is not set' }]);
   });
 
+  it('keeps a server whose variable is unset as unavailable, naming the variable, when serving', () => {
+    const raw = {
+      mcpServers: {
+        gh: { url: 'https://${GH_HOST}/mcp', headers: { Authorization: 'Bearer ${GITHUB_TOKEN}' } },
+        fs: { command: 'npx', args: ['server', '${ROOT:-/srv}'], env: { A: '${A_TOKEN}' } },
+        ok: { command: 'npx' },
+      },
+    };
+    const config = parseConfig(raw, {}, undefined, { unsetVariables: 'servers' });
+    expect(config.mcpServers.gh?.unavailable).toBe(
+      'environment variable GH_HOST is not set (mcpServers.gh.url); ' +
+        'environment variable GITHUB_TOKEN is not set (mcpServers.gh.headers.Authorization)',
+    );
+    expect(config.mcpServers.fs?.unavailable).toBe('environment variable A_TOKEN is not set (mcpServers.fs.env.A)');
+    expect(config.mcpServers.fs).toMatchObject({ transport: 'stdio', args: ['server', '/srv'] });
+    expect(config.mcpServers.ok?.unavailable).toBeUndefined();
+    // The rest of such a server is still checked, and the other sections still need their variables.
+    const typo = catchConfigError(() =>
+      parseConfig({ mcpServers: { gh: { url: '${GH_URL}', heders: {} } } }, {}, undefined, {
+        unsetVariables: 'servers',
+      }),
+    );
+    expect(typo.problems).toEqual([{ path: 'mcpServers.gh.heders', message: expect.stringContaining('unknown key') }]);
+    const needed = catchConfigError(() =>
+      parseConfig({ store: '${DATABASE_URL}', mcpServers: {} }, {}, undefined, { unsetVariables: 'servers' }),
+    );
+    expect(needed.problems).toEqual([{ path: 'store', message: 'environment variable DATABASE_URL is not set' }]);
+    // Without the option every unset variable is a problem, as before.
+    expect(catchConfigError(() => parseConfig(raw, {})).problems).toHaveLength(3);
+  });
+
+  it('needs only the store, Redis, auth and limits variables for commands on the store', () => {
+    const raw = {
+      store: '${DATABASE_URL}',
+      mcpServers: { gh: { url: '${GH_URL}' } },
+      llm: {
+        models: { m: { deployments: [{ provider: 'openai', baseUrl: '${LLM_URL}', apiKey: '${KEY}', model: 'x' }] } },
+      },
+    };
+    const config = parseConfig(raw, { DATABASE_URL: 'memory:' }, undefined, { unsetVariables: 'store' });
+    expect(config.store).toBe('memory:');
+    expect(Object.keys(config.llm.models)).toEqual(['m']);
+    expect(config.mcpServers.gh?.unavailable).toMatch(/GH_URL is not set/);
+    const error = catchConfigError(() => parseConfig(raw, {}, undefined, { unsetVariables: 'store' }));
+    expect(error.problems).toEqual([{ path: 'store', message: 'environment variable DATABASE_URL is not set' }]);
+  });
+
   it('reports every problem with its path', () => {
     const error = catchConfigError(() =>
       parseConfig(

@@ -7,16 +7,31 @@ import * as z from 'zod';
 import { ConfigError, formatPath } from './errors.js';
 import type { ConfigProblem } from './errors.js';
 import { expandEnv } from './expand-env.js';
-import type { Env } from './expand-env.js';
+import type { Env, UnsetReference } from './expand-env.js';
 import { configSchema } from './schema.js';
 import type { Config } from './schema.js';
 
 type FileFormat = 'json' | 'yaml';
 
+/**
+ * Which unset `${VAR}`s a command can live with. `all` (the default) refuses every one. `servers` (serve, stdio):
+ * a server whose settings name an unset variable is kept but marked unavailable (it does not start; its status
+ * says which variable), everything else must resolve. `store` (keys, usage, migrate, which never connect to a
+ * server or a model): only the store, Redis, auth and limits sections must resolve.
+ */
+export type UnsetVariables = 'all' | 'servers' | 'store';
+
+export interface LoadOptions {
+  unsetVariables?: UnsetVariables;
+}
+
+/** The sections every command that opens the store needs whole. */
+const STORE_SECTIONS = new Set<PropertyKey>(['store', 'redis', 'auth', 'limits']);
+
 const FORMATS: Record<string, FileFormat> = { '.json': 'json', '.yaml': 'yaml', '.yml': 'yaml' };
 
 /** Read, parse, expand and validate a config file. Throws ConfigError (CONFIG_READ, CONFIG_PARSE or CONFIG_INVALID). */
-export async function loadConfig(path: string, env: Env = process.env): Promise<Config> {
+export async function loadConfig(path: string, env: Env = process.env, options: LoadOptions = {}): Promise<Config> {
   const format = FORMATS[extname(path).toLowerCase()];
   if (format === undefined) {
     const problem = { path: '', message: `unsupported file extension "${extname(path)}" (use .json, .yaml or .yml)` };
@@ -28,17 +43,22 @@ export async function loadConfig(path: string, env: Env = process.env): Promise<
   } catch (error) {
     throw new ConfigError('CONFIG_READ', [{ path: '', message: describeReadError(error) }], path, { cause: error });
   }
-  return parseConfig(parseText(text.replace(/^\uFEFF/, ''), format, path), env, path);
+  return parseConfig(parseText(text.replace(/^\uFEFF/, ''), format, path), env, path, options);
 }
 
 /** Validate an already-parsed config (expanding `${VAR}`s first). Throws ConfigError('CONFIG_INVALID'). */
-export function parseConfig(raw: unknown, env: Env = process.env, source?: string): Config {
+export function parseConfig(raw: unknown, env: Env = process.env, source?: string, options: LoadOptions = {}): Config {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     const problem = { path: '', message: 'the configuration must be an object (a JSON object or YAML mapping)' };
     throw new ConfigError('CONFIG_INVALID', [problem], source);
   }
   const expanded = expandEnv(raw, env);
-  const problems: ConfigProblem[] = [...expanded.problems];
+  const tolerable = tolerates(options.unsetVariables ?? 'all');
+  const tolerated = expanded.unset.filter((reference) => tolerable(reference.path));
+  const toleratedPaths = new Set(tolerated.map((reference) => formatPath(reference.path)));
+  const problems: ConfigProblem[] = expanded.problems.filter((problem) => !toleratedPaths.has(problem.path));
+  // What cannot be known stands in as a harmless value, so that the rest of the section is still checked.
+  for (const reference of tolerated) setAt(expanded.value, reference.path, placeholderFor(reference.path));
   const result = configSchema.safeParse(expanded.value);
   if (!result.success) {
     // A string with an unset variable was left unexpanded; don't pile schema complaints about it on top.
@@ -50,7 +70,42 @@ export function parseConfig(raw: unknown, env: Env = process.env, source?: strin
     }
   }
   if (problems.length > 0 || !result.success) throw new ConfigError('CONFIG_INVALID', problems, source);
+  markUnavailable(result.data, tolerated);
   return deepFreeze(result.data);
+}
+
+function tolerates(mode: UnsetVariables): (path: readonly PropertyKey[]) => boolean {
+  if (mode === 'servers') return (path) => path[0] === 'mcpServers' && path.length > 2;
+  if (mode === 'store') return (path) => !STORE_SECTIONS.has(path[0] ?? '');
+  return () => false;
+}
+
+/** A URL field needs a URL to pass its check; any other string field takes a word. */
+function placeholderFor(path: readonly PropertyKey[]): string {
+  return /url$/i.test(String(path.at(-1))) ? 'http://unset.invalid/' : 'unset';
+}
+
+function setAt(tree: unknown, path: readonly PropertyKey[], value: string): void {
+  let node = tree as Record<PropertyKey, unknown>;
+  for (const segment of path.slice(0, -1)) node = node[segment] as Record<PropertyKey, unknown>;
+  const last = path.at(-1);
+  if (last !== undefined) node[last] = value;
+}
+
+/** A server that names an unset variable does not start; its status says which variable and where. */
+function markUnavailable(config: Config, tolerated: readonly UnsetReference[]): void {
+  const byServer = new Map<string, string[]>();
+  for (const { path, names } of tolerated) {
+    if (path[0] !== 'mcpServers') continue;
+    const key = String(path[1]);
+    const reasons = byServer.get(key) ?? [];
+    for (const name of names) reasons.push(`environment variable ${name} is not set (${formatPath(path)})`);
+    byServer.set(key, reasons);
+  }
+  for (const [key, reasons] of byServer) {
+    const server = config.mcpServers[key];
+    if (server !== undefined) config.mcpServers[key] = { ...server, unavailable: reasons.join('; ') };
+  }
 }
 
 function issueToProblems(issue: z.core.$ZodIssue): ConfigProblem[] {

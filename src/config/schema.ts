@@ -119,6 +119,8 @@ export interface CommonServerConfig {
   tools: { allow?: string[]; deny?: string[] };
   timeouts: { startup: number; call: number };
   disabled: boolean;
+  /** Why the server cannot start (a variable its settings name is not set); set by the loader, not the file. */
+  unavailable?: string;
   protocol: 'auto' | 'legacy' | 'modern';
   restart: { initialDelay: number; maxDelay: number };
   sampling?: {

@@ -75,6 +75,10 @@ export class UpstreamConnection {
     if (options.config.disabled) {
       this.stateValue = 'disabled';
       this.settleFirst();
+    } else if (options.config.unavailable !== undefined) {
+      this.stateValue = 'failed';
+      this.lastErrorValue = options.config.unavailable;
+      this.settleFirst();
     }
   }
 
@@ -107,6 +111,11 @@ export class UpstreamConnection {
   /** Starts connecting in the background; never throws. */
   start(): void {
     if (this.stateValue === 'disabled' || this.closing) return;
+    const { unavailable } = this.options.config;
+    if (unavailable !== undefined) {
+      this.options.logger.warn({ reason: unavailable }, `${this.options.key}: not started: ${unavailable}`);
+      return;
+    }
     void this.connect();
   }
 
