@@ -43,6 +43,8 @@ export const ERRORS = {
   NOT_FOUND: spec(404, -32602, 'not_found_error'),
   CONVERSATION_CONFLICT: spec(409, -32602, 'invalid_request_error'),
   TOO_MANY_SUBSCRIPTIONS: spec(400, -32602, 'invalid_request_error'),
+  /** An MCP call over a key's or a server's limits; `data.retryAfterMs` says when to come back. */
+  RATE_LIMITED: spec(429, -32029, 'rate_limit_error'),
   /** A backend's own failure, passed on with the backend's status (`upstreamStatus`), else 502. */
   LLM_FAILED: spec(502, -32603, 'server_error'),
 } as const satisfies Record<string, ErrorSpec>;

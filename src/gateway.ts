@@ -13,6 +13,8 @@ import { Upstream } from './mcp/upstream/upstream.js';
 import type { UpstreamStatus } from './mcp/upstream/upstream.js';
 import { VERSION } from './version.js';
 import type { Principal } from './policy/auth/keys.js';
+import { ANONYMOUS } from './policy/auth/keys.js';
+import type { AdmitCall, McpCallGuard } from './policy/limits/mcp-call-limits.js';
 import type { PubSub } from './store/coordination.js';
 
 export interface Gateway {
@@ -30,6 +32,8 @@ export interface Gateway {
   /** Resolves when every upstream's first connection attempt has settled. */
   whenSettled(): Promise<void>;
   status(): { settled: boolean; servers: UpstreamStatus[] };
+  /** Admits `principal`'s calls that reach an upstream (under its key's and the servers' limits), when limited. */
+  admitFor(principal: Principal): AdmitCall | undefined;
   close(): Promise<void>;
 }
 
@@ -41,6 +45,8 @@ export interface GatewayOptions {
   /** This process's name among the replicas, and how it reaches the others (input-required rounds). */
   replica?: string;
   pubsub?: PubSub;
+  /** The limits and the accounting of calls that reach an upstream. */
+  calls?: McpCallGuard;
 }
 
 export function createGateway(config: Config, logger: Logger, options: GatewayOptions = {}): Gateway {
@@ -69,6 +75,9 @@ export function createGateway(config: Config, logger: Logger, options: GatewayOp
   const subscriptions = createSubscriptions(merged);
   holder.subscriptions = subscriptions;
   holder.catalog = merged;
+  const { calls } = options;
+  const admitFor = (principal: Principal): AdmitCall | undefined =>
+    calls ? (call) => calls.admit(principal, call) : undefined;
   let settled = false;
   const settledPromise = Promise.all(upstreams.map((u) => u.whenSettled())).then(() => {
     settled = true;
@@ -78,9 +87,11 @@ export function createGateway(config: Config, logger: Logger, options: GatewayOp
     upstreams,
     catalog: merged,
     subscriptions,
-    createServer: (_era, principal, session) =>
-      createAggregateServer(merged, {
+    createServer: (_era, principal, session) => {
+      const admit = admitFor(principal ?? ANONYMOUS);
+      return createAggregateServer(merged, {
         ...(principal ? { scopes: principal.scopes, principal: principal.id } : {}),
+        ...(admit ? { admit } : {}),
         ...(session ? { session } : {}),
         name: 'mcplex',
         version: VERSION,
@@ -90,7 +101,9 @@ export function createGateway(config: Config, logger: Logger, options: GatewayOp
         // instance for them only needs to declare resources.subscribe so that the listen stream honours URIs.
         subscriptions,
         maxSubscriptions: config.server.maxSubscriptions,
-      }),
+      });
+    },
+    admitFor,
     start() {
       for (const upstream of upstreams) upstream.start();
     },

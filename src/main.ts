@@ -28,6 +28,8 @@ import { createPolicy } from './policy/policy.js';
 import { createSamplingBridge, serverIdentities } from './mcp/bridge/sampling.js';
 import type { Policy } from './policy/policy.js';
 import { createGateway } from './gateway.js';
+import { createMcpCallLimits } from './policy/limits/mcp-call-limits.js';
+import type { McpCallGuard } from './policy/limits/mcp-call-limits.js';
 import type { Gateway } from './gateway.js';
 import { createHttpServer } from './http/server.js';
 import { createMcpHttpEndpoint } from './mcp/downstream/http-endpoint.js';
@@ -221,6 +223,7 @@ interface Core {
   policy: Policy;
   gateway: Gateway;
   llm: LlmCore;
+  calls: McpCallGuard;
   close(): Promise<void>;
 }
 
@@ -254,7 +257,13 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     models: (principal) => llm.modelsFor(principal),
   });
   const replica = config.cluster.name ?? defaultReplicaName();
+  const calls = createMcpCallLimits({
+    limiter: policy.limiter,
+    usage: policy.usage,
+    servers: Object.fromEntries(Object.entries(config.mcpServers).map(([key, server]) => [key, server.limits])),
+  });
   const gateway = createGateway(config, logger, {
+    calls,
     sample: (key, params) => bridge.answer(key, params),
     samples: (key) => identities.policies.get(key)?.mode === 'gateway',
     replica,
@@ -267,6 +276,7 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     policy,
     gateway,
     llm,
+    calls,
     async close() {
       await Promise.all([gateway.close(), llm.close()]);
       await policy.close();
@@ -329,6 +339,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     replica,
     pubsub: shared.coordination,
     alive: heartbeat.alive,
+    admitFor: (principal) => gateway.admitFor(principal),
     logger,
   });
   inUse = () => mcp.sessionsInUse();
@@ -343,7 +354,13 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   // A large catalog is embedded in the background (on the model's worker thread) when it changes, so the first
   // chat that needs tool selection does not wait for hundreds of tool texts.
   const stopEmbedding = gateway.catalog.onChange(() => void selector.warm(gateway.catalog.view.tools));
-  const agent = createAgent({ llm, catalog: gateway.catalog, servers: Object.keys(config.mcpServers), selector });
+  const agent = createAgent({
+    llm,
+    catalog: gateway.catalog,
+    servers: Object.keys(config.mcpServers),
+    selector,
+    calls: core.calls,
+  });
   const http = createHttpServer({
     ...config.server,
     logger,

@@ -92,6 +92,27 @@ describe('the tool-running chat', () => {
     expect(answer.usage?.total_tokens).toBeGreaterThan(0);
   });
 
+  it("records the tool rounds in usage without charging them to the key's limits again", async () => {
+    // The chat's two model calls take the key's two requests a minute, one at a time; its two tool calls, run
+    // together, take neither.
+    const { token: limited, key } = await mcplex.policy.keys.create({
+      name: 'agent-limited',
+      rpm: 2,
+      maxConcurrent: 1,
+    });
+    bothTools();
+    const api = new OpenAI({ baseURL: `${mcplex.url}/v1`, apiKey: limited, maxRetries: 0 });
+    const answer = await ask(api, { servers: ['*'], max_steps: 4 });
+    expect(answer.mcp.steps[0]!.tool_calls.map((c) => c.is_error)).toEqual([false, false]);
+    await mcplex.policy.usage.flush();
+    const totals = await mcplex.policy.usage.totals({ subject: key.id });
+    expect(totals.map((t) => [t.model, t.requests])).toEqual([
+      ['m', 2],
+      ['mcp:everything/echo', 1],
+      ['mcp:memory/create_entities', 1],
+    ]);
+  });
+
   it('streams the answer and reports the tool round as an mcp_step chunk', async () => {
     bothTools();
     // The MCP extension of mcplex rides along as an extra field.

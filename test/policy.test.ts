@@ -298,3 +298,128 @@ describe('the response cache per key', () => {
     expect([a1, a2, b1].map((r) => r.headers.get('x-mcplex-cache'))).toEqual(['miss', 'hit', 'miss']);
   });
 });
+
+describe('limits and usage of MCP calls', () => {
+  let limited: RunningServer;
+  beforeAll(async () => {
+    limited = await startMcplex({
+      auth: { mode: 'keys' },
+      mcpServers: {
+        open: fixtureStdio('--name', 'open'),
+        // A slow upstream protected from every caller together.
+        guarded: { ...fixtureStdio('--name', 'guarded'), limits: { rpm: 4, maxConcurrent: 1 } },
+      },
+      llm: {
+        models: { small: { deployments: [{ provider: 'openai', baseUrl: `${mock.url}/v1`, model: 'backend' }] } },
+      },
+    });
+    await limited.gateway.whenSettled();
+  });
+  afterAll(() => limited?.close());
+
+  const connect = async (apiKey: string, era: Era) => {
+    const client = new Client({ name: 'mcp-limits-test', version: '1.0.0' }, clientOptions(era));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${limited.url}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${apiKey}` } },
+      }),
+    );
+    return client;
+  };
+  const outcome = (call: Promise<unknown>) =>
+    call.then(
+      () => 'ok',
+      (error: { code?: number; data?: { limit?: string; by?: string; retryAfterMs?: number } }) =>
+        `${error.code} ${error.data?.by} ${error.data?.limit} ${(error.data?.retryAfterMs ?? 0) > 0}`,
+    );
+
+  it.each<Era>(['legacy', 'modern'])(
+    "a key's rpm counts its tool calls, resource reads and prompts as it counts /v1 requests (%s client)",
+    async (era) => {
+      const token = (await limited.policy.keys.create({ name: `mcp-rpm-${era}`, rpm: 3 })).token;
+      const client = await connect(token, era);
+      try {
+        const results = [];
+        results.push(await outcome(client.callTool({ name: 'open__echo', arguments: { message: 'a' } })));
+        results.push(await outcome(client.readResource({ uri: 'mcplex://open/fixture://static/hello' })));
+        results.push(await outcome(client.getPrompt({ name: 'open__greet', arguments: { name: 'x' } })));
+        results.push(await outcome(client.callTool({ name: 'open__echo', arguments: { message: 'b' } })));
+        expect(results).toEqual(['ok', 'ok', 'ok', '-32029 key requests true']);
+        // Lists are served by mcplex itself and are not counted.
+        expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+        // The same budget as /v1.
+        const response = await fetch(`${limited.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify({ model: 'small', messages: [{ role: 'user', content: 'hi' }] }),
+        });
+        expect(response.status).toBe(429);
+      } finally {
+        await client.close();
+      }
+    },
+  );
+
+  it("a key's maxConcurrent holds a slot for each tool call in progress", async () => {
+    const token = (await limited.policy.keys.create({ name: 'mcp-concurrent', maxConcurrent: 1 })).token;
+    const client = await connect(token, 'modern');
+    try {
+      const slow = client.callTool({ name: 'open__slow', arguments: { ms: 400, steps: 1 } });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await outcome(client.callTool({ name: 'open__echo', arguments: { message: 'x' } }))).toBe(
+        '-32029 key concurrency true',
+      );
+      expect(await outcome(slow)).toBe('ok');
+      expect(await outcome(client.callTool({ name: 'open__echo', arguments: { message: 'y' } }))).toBe('ok');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("a server's own limits hold for every caller together", async () => {
+    const [a, b] = await Promise.all(
+      ['server-limit-a', 'server-limit-b'].map(async (name) =>
+        connect((await limited.policy.keys.create({ name })).token, 'legacy'),
+      ),
+    );
+    try {
+      // One call in progress at a time: the other key's call meanwhile is refused, the other server's is not.
+      const slow = a!.callTool({ name: 'guarded__slow', arguments: { ms: 400, steps: 1 } });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await outcome(b!.callTool({ name: 'guarded__echo', arguments: { message: 'x' } }))).toBe(
+        '-32029 server concurrency true',
+      );
+      expect(await outcome(b!.callTool({ name: 'open__echo', arguments: { message: 'x' } }))).toBe('ok');
+      expect(await outcome(slow)).toBe('ok');
+      // 4 per minute from both keys together: 2 taken above (the slow call, and the refused one's not at all).
+      const results = [];
+      for (const client of [a!, b!, a!, b!]) {
+        results.push(await outcome(client.callTool({ name: 'guarded__echo', arguments: { message: 'x' } })));
+      }
+      expect(results).toEqual(['ok', 'ok', 'ok', '-32029 server requests true']);
+    } finally {
+      await Promise.all([a!.close(), b!.close()]);
+    }
+  });
+
+  it('records each tool call in usage per key, server and tool, as mcp:<server>/<tool>', async () => {
+    const { token, key: created } = await limited.policy.keys.create({ name: 'mcp-usage', rpm: 4 });
+    const client = await connect(token, 'legacy');
+    try {
+      for (let i = 0; i < 3; i++) await client.callTool({ name: 'open__echo', arguments: { message: `${i}` } });
+      // A tool's own error is a call made; a call refused by a limit is not.
+      expect((await client.callTool({ name: 'open__fail', arguments: {} })).isError).toBe(true);
+      expect(await outcome(client.callTool({ name: 'open__echo', arguments: { message: 'x' } }))).toBe(
+        '-32029 key requests true',
+      );
+    } finally {
+      await client.close();
+    }
+    await limited.policy.usage.flush();
+    const totals = await limited.policy.usage.totals({ subject: created.id });
+    expect(totals.map((t) => [t.model, t.requests, t.promptTokens + t.completionTokens])).toEqual([
+      ['mcp:open/echo', 3, 0],
+      ['mcp:open/fail', 1, 0],
+    ]);
+  });
+});

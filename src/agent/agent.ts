@@ -10,6 +10,7 @@ import { McplexError, errorMessage } from '../errors.js';
 import type { Catalog } from '../mcp/catalog/catalog.js';
 import { compileGlobs, globsProblem } from '../wire/glob.js';
 import { callRoutedTool } from '../mcp/downstream/aggregate-server.js';
+import type { McpCallGuard } from '../policy/limits/mcp-call-limits.js';
 import { scopedView } from '../mcp/downstream/scoped-view.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { scopeCheck } from '../policy/auth/scopes.js';
@@ -152,6 +153,8 @@ export interface AgentOptions {
   selector?: ToolSelector;
   /** Default `top_k` for the selector. */
   topK?: number;
+  /** The servers' limits and the accounting of the tool rounds (the caller's limits apply to its model calls). */
+  calls?: McpCallGuard;
 }
 
 interface Offered {
@@ -223,12 +226,14 @@ export function createAgent(options: AgentOptions) {
       } catch {
         throw new Error(`the arguments are not valid JSON: ${call.function.arguments.slice(0, 200)}`);
       }
+      const { calls } = options;
       const result = await callRoutedTool(
         catalog,
         { name: call.function.name, arguments: args },
         {},
         undefined,
         scopeCheck(principal.scopes),
+        calls ? (routed) => calls.admit(principal, routed, false) : undefined,
       );
       output = resultText(result);
       isError = result.isError === true;

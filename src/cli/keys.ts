@@ -134,10 +134,10 @@ export function registerKeyCommands(
 
   program
     .command('usage')
-    .description('requests and tokens per key (or MCP server) and model')
+    .description('requests and tokens per key (or MCP server) and model; MCP tool calls as mcp:<server>/<tool>')
     .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
     .option('--key <id>', 'only this key id (or server:<key>)')
-    .option('--model <name>', 'only this model')
+    .option('--model <name>', 'only this model (or mcp:<server>/<tool>)')
     .option('--since <when>', 'only usage since: 30d, 12h, 90m ago, or an ISO date', (v) => {
       const moment = parseMoment(v, 'ago');
       if (moment === undefined) throw new InvalidArgumentError('expected 30d, 12h, 90m or an ISO date');

@@ -8,6 +8,12 @@ export const STRATEGIES = ['weighted', 'least-in-flight', 'latency'] as const;
 const ms = (what: string) =>
   z.number().int(`${what} must be a whole number of milliseconds`).positive(`${what} must be > 0`);
 
+/** A model's name or alias: usage reports name MCP tool calls `mcp:<server>/<tool>`, so no model may. */
+const modelName = z
+  .string()
+  .min(1)
+  .refine((name) => !name.startsWith('mcp:'), 'names starting with "mcp:" are kept for MCP tool calls in usage');
+
 const deploymentSchema = z.strictObject({
   provider: z.enum(PROVIDERS),
   /** Where the API lives, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1; defaults per provider. */
@@ -39,14 +45,14 @@ const deploymentSchema = z.strictObject({
 const modelSchema = z.strictObject({
   deployments: z.array(deploymentSchema).min(1, 'a model needs at least one deployment'),
   strategy: z.enum(STRATEGIES).default('latency'),
-  aliases: z.array(z.string().min(1)).default([]),
+  aliases: z.array(modelName).default([]),
   /** Other public model names to try, in order, when every deployment of this one failed. */
   fallbacks: z.array(z.string().min(1)).default([]),
 });
 
 export const llmSchema = z
   .strictObject({
-    models: z.record(z.string().min(1), modelSchema).default({}),
+    models: z.record(modelName, modelSchema).default({}),
     retries: z
       .strictObject({
         /** Further attempts after the first, across deployments, while nothing has reached the client. */

@@ -56,6 +56,17 @@ const serverInputSchema = z
       .strictObject({ startup: ms('startup').default(30_000), call: ms('call').default(300_000) })
       .prefault({}),
     disabled: z.boolean().default(false),
+    /** Calls that reach this server (tools/call, resources/read, prompts/get), from every caller together. */
+    limits: z
+      .strictObject({
+        rpm: z.number().int('rpm must be an integer').positive('rpm must be > 0').optional(),
+        maxConcurrent: z
+          .number()
+          .int('maxConcurrent must be an integer')
+          .positive('maxConcurrent must be > 0')
+          .optional(),
+      })
+      .optional(),
     /** Protocol era to speak upstream: negotiated ("auto"), or pinned for servers whose probe misbehaves. */
     protocol: z.enum(['auto', 'legacy', 'modern']).default('auto'),
     restart: z
@@ -121,6 +132,7 @@ export interface CommonServerConfig {
   disabled: boolean;
   /** Why the server cannot start (a variable its settings name is not set); set by the loader, not the file. */
   unavailable?: string;
+  limits?: { rpm?: number; maxConcurrent?: number };
   protocol: 'auto' | 'legacy' | 'modern';
   restart: { initialDelay: number; maxDelay: number };
   sampling?: {
@@ -160,6 +172,7 @@ function toServerConfig(key: string, input: ServerInput): ServerConfig {
     protocol: input.protocol,
     restart: input.restart,
     ...(input.sampling ? { sampling: input.sampling } : {}),
+    ...(input.limits ? { limits: input.limits } : {}),
   };
   if (input.command !== undefined) {
     return {

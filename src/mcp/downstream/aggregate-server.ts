@@ -22,6 +22,8 @@ import { scopeCheck } from '../../policy/auth/scopes.js';
 import type { ScopeCheck } from '../../policy/auth/scopes.js';
 import type { KeyScopes } from '../../store/store.js';
 import { ANONYMOUS } from '../../policy/auth/keys.js';
+import { admitted } from '../../policy/limits/mcp-call-limits.js';
+import type { AdmitCall } from '../../policy/limits/mcp-call-limits.js';
 import { scopedPrompt, scopedResource, scopedView } from './scoped-view.js';
 import { unknownParamHeaders } from './param-headers.js';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -46,6 +48,8 @@ export interface AggregateServerOptions {
   /** How many URIs this server's client may be subscribed to at once. */
   maxSubscriptions: number;
   instructions?: string;
+  /** Admits each call that reaches an upstream under the caller's and the server's limits, and counts it. */
+  admit?: AdmitCall;
 }
 
 export interface SessionSubscriptions {
@@ -108,15 +112,17 @@ export function callRoutedTool(
   options: CallOptions,
   headers?: IncomingHttpHeaders | Headers,
   scope?: ScopeCheck,
+  admit?: AdmitCall,
 ): Promise<CallToolResult> {
   const route = scope ? assertToolInScope(catalog, scope, params.name) : catalog.resolveTool(params.name);
   const unknown = unknownParamHeaders(catalog.tool(params.name), headers);
-  return route.upstream
-    .callTool(
+  const call = { server: route.upstream.key, method: 'tools/call', name: route.original } as const;
+  return admitted(admit, call, () =>
+    route.upstream.callTool(
       { ...forwardableParams(params), name: route.original },
       unknown ? { ...options, headers: unknown } : options,
-    )
-    .then((result) => exposeContentUris(route.upstream, result));
+    ),
+  ).then((result) => exposeContentUris(route.upstream, result));
 }
 
 /** The capabilities of the client behind a request: from its envelope (modern) or its initialize (legacy). */
@@ -233,7 +239,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
       ...(options.rounds ? { requestState: { verify: options.rounds.verifier(principal) } } : {}),
     },
   );
-  const { pageSize, rounds, subscriptions } = options;
+  const { pageSize, rounds, subscriptions, admit } = options;
   const scope = scopeCheck(options.scopes ?? {});
   const view = () => scopedView(catalog, scope);
   const withRounds = (subject: string) => (rounds ? { engine: rounds, principal, subject } : undefined);
@@ -310,7 +316,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
       // scope must hold on every round.
       assertToolInScope(catalog, scope, request.params.name);
       return forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
-        callRoutedTool(catalog, request.params, options, ctx.http?.req?.headers, scope),
+        callRoutedTool(catalog, request.params, options, ctx.http?.req?.headers, scope, admit),
       );
     }),
   );
@@ -332,8 +338,9 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     wrap(async () => {
       const route = scopedResource(catalog, scope, request.params.uri);
       const params = { ...forwardableParams(request.params), uri: route.original };
+      const call = { server: route.upstream.key, method: 'resources/read', name: route.original } as const;
       const result = await forwardRequest(server, ctx, withRounds(request.params.uri), (options) =>
-        route.upstream.readResource(params, options),
+        admitted(admit, call, () => route.upstream.readResource(params, options)),
       );
       if (isInputRequiredResult(result)) return result;
       // Contents carry the URI the client asked for, so that it can match them to its request.
@@ -352,8 +359,9 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
     wrap(async () => {
       const route = scopedPrompt(catalog, scope, request.params.name);
       const params = { ...forwardableParams(request.params), name: route.original };
+      const call = { server: route.upstream.key, method: 'prompts/get', name: route.original } as const;
       const result = await forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
-        route.upstream.getPrompt(params, options),
+        admitted(admit, call, () => route.upstream.getPrompt(params, options)),
       );
       return isInputRequiredResult(result) ? result : exposeContentUris(route.upstream, result);
     }),

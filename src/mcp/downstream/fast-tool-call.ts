@@ -18,6 +18,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import { callRoutedTool, toWireError } from './aggregate-server.js';
 import type { Principal } from '../../policy/auth/keys.js';
 import { scopeCheck } from '../../policy/auth/scopes.js';
+import type { AdmitCall } from '../../policy/limits/mcp-call-limits.js';
 import { sendJson } from '../../wire/json.js';
 
 type RequestId = string | number;
@@ -207,6 +208,7 @@ export async function serveFastToolCall(
   cancel: AbortController,
   principal: Principal,
   logLevel?: string,
+  admit?: AdmitCall,
 ): Promise<void> {
   const headers = era === 'modern' ? res.req.headers : undefined;
   res.once('close', () => {
@@ -229,7 +231,8 @@ export async function serveFastToolCall(
       },
     };
     const scope = scopeCheck(principal.scopes);
-    const result = await callRoutedTool(catalog, call.params, { signal: cancel.signal, relay }, headers, scope);
+    const options = { signal: cancel.signal, relay };
+    const result = await callRoutedTool(catalog, call.params, options, headers, scope, admit);
     if (cancel.signal.aborted) {
       answer.abandon();
       return;

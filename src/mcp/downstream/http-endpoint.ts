@@ -21,6 +21,7 @@ import type { Subscriptions } from './subscriptions.js';
 import type { Principal } from '../../policy/auth/keys.js';
 import { ANONYMOUS } from '../../policy/auth/keys.js';
 import { scopeCheck } from '../../policy/auth/scopes.js';
+import type { AdmitCall } from '../../policy/limits/mcp-call-limits.js';
 
 export type { SessionLimits } from './legacy-sessions.js';
 
@@ -46,6 +47,8 @@ export interface McpHttpEndpointOptions {
   alive?: (replica: string) => boolean;
   /** How many URIs one 2026-07-28 listen request may name. */
   maxSubscriptions: number;
+  /** Admits the calls of `principal` that reach an upstream (the fast path's; the SDK path's come with the server). */
+  admitFor?: (principal: Principal) => AdmitCall | undefined;
 }
 
 export interface McpHttpEndpoint {
@@ -116,6 +119,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
     replica: options.replica,
     ...(options.pubsub ? { pubsub: options.pubsub } : {}),
     ...(options.alive ? { alive: options.alive } : {}),
+    ...(options.admitFor ? { admitFor: options.admitFor } : {}),
   });
   // The principal rides on `req.auth` (the SDK's pass-through auth info) into the per-request factory.
   const modern = createMcpHandler((ctx) => options.createServer('modern', principalOf(ctx.authInfo)), {
@@ -237,7 +241,17 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       /** A modern tools/call without the SDK server, once its Mcp-Param-* headers agree with its arguments. */
       const serveModernCall = async (call: FastToolCall) => {
         if (rejectParamHeaders(options.catalog, req, res, body)) return;
-        await serveFastToolCall(options.catalog, call, 'modern', res, new AbortController(), principal);
+        const admit = options.admitFor?.(principal);
+        await serveFastToolCall(
+          options.catalog,
+          call,
+          'modern',
+          res,
+          new AbortController(),
+          principal,
+          undefined,
+          admit,
+        );
       };
       // The common modern call, recognised without classifying the whole body.
       const plain = plainModernToolCall(req, body);

@@ -27,6 +27,7 @@ import { subscribeForGood } from '../../store/coordination.js';
 import type { PubSub } from '../../store/coordination.js';
 import type { SessionSubscriptions } from './aggregate-server.js';
 import { fastToolCall, serveFastToolCall } from './fast-tool-call.js';
+import type { AdmitCall } from '../../policy/limits/mcp-call-limits.js';
 import { checkInboundParams, invalidParams } from './request-params.js';
 import type { Subscriber, Subscriptions } from './subscriptions.js';
 
@@ -52,6 +53,8 @@ export interface LegacySessionsOptions {
   createServer: (principal: Principal, session: SessionSubscriptions) => Server;
   catalog: Catalog;
   subscriptions?: Subscriptions;
+  /** Admits the fast path's calls of `principal` (the SDK path's come with the server). */
+  admitFor?: (principal: Principal) => AdmitCall | undefined;
   directory: SessionDirectory;
   limits: SessionLimits;
   maxSubscriptions: number;
@@ -596,7 +599,8 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
       const cancel = new AbortController();
       const untrack = track(record.id, call.id, (reason) => cancel.abort(new Error(reason)));
       try {
-        await serveFastToolCall(options.catalog, call, 'legacy', res, cancel, principal, state.logLevel);
+        const admit = options.admitFor?.(principal);
+        await serveFastToolCall(options.catalog, call, 'legacy', res, cancel, principal, state.logLevel, admit);
       } finally {
         untrack();
       }

@@ -1,0 +1,114 @@
+// The limits and the accounting of MCP calls that reach an upstream (tools/call, resources/read, prompts/get):
+// a key's rpm and maxConcurrent count them as they count /v1 requests, a server's own limits protect it from
+// every caller together, and each tool call is recorded in usage under `mcp:<server>/<tool>`.
+import { McplexError } from '../../errors.js';
+import type { Principal } from '../auth/keys.js';
+import type { UsageRecorder } from '../usage-recorder.js';
+import type { Admission, RateLimiter } from './rate-limiter.js';
+
+/** The MCP methods that reach an upstream, and so count against limits; lists and the rest are served locally. */
+export const COUNTED_METHODS = ['tools/call', 'resources/read', 'prompts/get'] as const;
+export type CountedMethod = (typeof COUNTED_METHODS)[number];
+
+/** The usage "model" of a tool call: no LLM model may be named so (config/llm-schema.ts refuses the prefix). */
+export const toolUsageName = (server: string, tool: string): string => `mcp:${server}/${tool}`;
+
+export interface ServerCallLimits {
+  /** Calls per minute to this server, from every caller together. */
+  rpm?: number;
+  /** Calls to this server in progress at once, from every caller together. */
+  maxConcurrent?: number;
+}
+
+export interface McpCall {
+  /** The upstream's key. */
+  server: string;
+  method: CountedMethod;
+  /** The tool's or prompt's name, or the resource's URI, as the upstream knows it. */
+  name: string;
+}
+
+export interface McpCallGuard {
+  /**
+   * Admits one call, or throws RATE_LIMITED saying which limit and when to come back. `keyLimits` is false for the
+   * tool rounds of a tool-running chat: its model calls count against the key, and a round's tool calls, which
+   * run together, would otherwise compete for the key's slots with each other.
+   */
+  admit(principal: Principal, call: McpCall, keyLimits?: boolean): Promise<McpCallTicket>;
+}
+
+/** A guard bound to one caller, as the aggregated server and the fast path hold it. */
+export type AdmitCall = (call: McpCall) => Promise<McpCallTicket>;
+
+/** Runs `run` once `admit` lets the call through, and ends the call's ticket when it settles. */
+export async function admitted<T>(admit: AdmitCall | undefined, call: McpCall, run: () => Promise<T>): Promise<T> {
+  if (admit === undefined) return run();
+  const ticket = await admit(call);
+  try {
+    return await run();
+  } finally {
+    ticket.done();
+  }
+}
+
+export interface McpCallTicket {
+  /** The call ended (answered or failed): its slots are free again and a tool call is counted. */
+  done(): void;
+}
+
+export function createMcpCallLimits(options: {
+  limiter: RateLimiter;
+  usage: UsageRecorder;
+  servers: Readonly<Record<string, ServerCallLimits | undefined>>;
+}): McpCallGuard {
+  const { limiter, usage } = options;
+  // Each server's limits as a principal of their own, apart from the `server:<key>` identity of its sampling.
+  const serverPrincipals = new Map<string, Principal>();
+  for (const [key, limits] of Object.entries(options.servers)) {
+    if (limits?.rpm === undefined && limits?.maxConcurrent === undefined) continue;
+    serverPrincipals.set(key, {
+      kind: 'server',
+      id: `mcp-server:${key}`,
+      name: `MCP server "${key}"`,
+      scopes: {},
+      limits: {
+        ...(limits.rpm === undefined ? {} : { rpm: limits.rpm }),
+        ...(limits.maxConcurrent === undefined ? {} : { maxConcurrent: limits.maxConcurrent }),
+      },
+    });
+  }
+
+  return {
+    async admit(principal, call, keyLimits = true) {
+      const byKey = keyLimits ? refusedOrAdmitted(await limiter.admit(principal, 0), 'key') : undefined;
+      let byServer: Admission | undefined;
+      const serverPrincipal = serverPrincipals.get(call.server);
+      if (serverPrincipal !== undefined) {
+        try {
+          byServer = refusedOrAdmitted(await limiter.admit(serverPrincipal, 0), 'server');
+        } catch (error) {
+          if (byKey?.ok) byKey.release();
+          throw error;
+        }
+      }
+      let ended = false;
+      return {
+        done() {
+          if (ended) return;
+          ended = true;
+          if (byServer?.ok) byServer.release();
+          if (byKey?.ok) byKey.release();
+          if (call.method === 'tools/call') usage.add(principal.id, toolUsageName(call.server, call.name), 0, 0);
+        },
+      };
+    },
+  };
+}
+
+function refusedOrAdmitted(admission: Admission, by: 'key' | 'server'): Admission {
+  if (admission.ok) return admission;
+  const retryAfterMs = Number(admission.headers['retry-after-ms'] ?? 1000);
+  throw new McplexError('RATE_LIMITED', `${admission.message}; try again in ${Math.ceil(retryAfterMs / 1000)} s`, {
+    data: { limit: admission.limit, by, retryAfterMs },
+  });
+}
