@@ -23,6 +23,9 @@ async function jsonRpc(
   return JSON.parse(text) as { error?: { code: number; message: string } };
 }
 
+/** A refusal as any route words it: `error` holds OpenAI's `type`, mcplex's `code` or JSON-RPC's numeric code. */
+type Refusal = { jsonrpc?: string; error: { code?: string | number; type?: string; message: string } };
+
 async function healthy(): Promise<boolean> {
   return (await fetch(`${mcplex.url}/healthz`)).ok;
 }
@@ -174,20 +177,31 @@ describe('HTTP guards', () => {
     expect(await healthy()).toBe(true);
   });
 
-  it('refuses /readyz to a foreign Host', async () => {
-    const url = new URL(`${mcplex.url}/readyz`);
-    const status = await new Promise<number>((resolve, reject) => {
+  it.each([
+    ['/readyz', 'GET', (body: Refusal) => expect(body.error.code).toBe('FORBIDDEN')],
+    ['/metrics', 'GET', (body: Refusal) => expect(body.error.code).toBe('FORBIDDEN')],
+    // Each route answers in its own error shape: OpenAI's on /v1 and /admin, JSON-RPC on /mcp.
+    ['/v1/models', 'GET', (body: Refusal) => expect(body.error.type).toBe('permission_error')],
+    ['/admin/keys', 'GET', (body: Refusal) => expect(body.error.type).toBe('permission_error')],
+    ['/mcp', 'POST', (body: Refusal) => expect(body).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 } })],
+  ])('refuses %s to a foreign Host with 403 in the shape of the route', async (path, method, shape) => {
+    const url = new URL(`${mcplex.url}${path}`);
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = httpRequest(
-        { host: url.hostname, port: url.port, path: url.pathname, headers: { host: 'evil.example' } },
+        { host: url.hostname, port: url.port, path: url.pathname, method, headers: { host: 'evil.example' } },
         (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: body }));
         },
       );
       req.on('error', reject);
       req.end();
     });
     expect(status).toBe(403);
+    const body = JSON.parse(text) as Refusal;
+    expect(JSON.stringify(body)).toMatch(/Host/i);
+    shape(body);
   });
 
   it('leaves a modern tools/call whose headers disagree with its body to the SDK checks', async () => {

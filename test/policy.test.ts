@@ -6,7 +6,7 @@ import type { RunningServer } from '../src/main.js';
 import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
 import type { CreateKeyInput } from '../src/policy/auth/key-service.js';
-import { clientOptions, fixtureStdio, startMcplex } from './support/harness.js';
+import { METRICS_TOKEN, OPERATOR, clientOptions, fixtureStdio, startMcplex } from './support/harness.js';
 import type { Era } from './support/harness.js';
 
 let mock: MockLlm;
@@ -77,6 +77,44 @@ describe('authentication', () => {
     const id = token.split('_')[1]!;
     expect(await mcplex.policy.keys.revoke(id)).toBe(true);
     expect((await chat(token)).status).toBe(401);
+  });
+});
+
+describe('the operator endpoints with API keys', () => {
+  it('answers /readyz with the status alone unless an admin key or the metrics token asks', async () => {
+    const user = await key({ name: 'readyz-user' });
+    const admin = await key({ name: 'readyz-admin', admin: true });
+    const readyz = async (authorization?: string) => {
+      const response = await fetch(`${mcplex.url}/readyz`, authorization ? { headers: { authorization } } : {});
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    // A balancer's probe needs no key, and learns nothing about the servers.
+    expect(await readyz()).toEqual({ status: 200, body: { ready: true } });
+    expect(await readyz(`Bearer ${user}`)).toEqual({ status: 200, body: { ready: true } });
+    expect(await readyz('Bearer not-the-token')).toEqual({ status: 200, body: { ready: true } });
+    for (const authorization of [`Bearer ${admin}`, OPERATOR.authorization]) {
+      const { status, body } = await readyz(authorization);
+      expect(status).toBe(200);
+      expect((body.servers as { name: string }[]).map((s) => s.name).sort()).toEqual(['alpha', 'beta']);
+    }
+  });
+
+  it('answers /metrics only to an admin key or the metrics token', async () => {
+    const user = await key({ name: 'metrics-user' });
+    const admin = await key({ name: 'metrics-admin', admin: true });
+    const metrics = (authorization?: string) =>
+      fetch(`${mcplex.url}/metrics`, authorization ? { headers: { authorization } } : {});
+    const missing = await metrics();
+    expect(missing.status).toBe(401);
+    expect(missing.headers.get('www-authenticate')).toMatch(/^Bearer /);
+    expect(((await missing.json()) as { error: { message: string } }).error.message).toMatch(/admin API key/);
+    expect((await metrics(`Bearer ${user}`)).status).toBe(403);
+    expect((await metrics(`Bearer ${METRICS_TOKEN}x`)).status).toBe(403);
+    for (const authorization of [`Bearer ${admin}`, OPERATOR.authorization]) {
+      const response = await metrics(authorization);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toMatch(/^# HELP /m);
+    }
   });
 });
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../src/main.js';
 import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
-import { startMcplex, waitFor } from './support/harness.js';
+import { OPERATOR, startMcplex, waitFor } from './support/harness.js';
 
 const POSTGRES = new URL(process.env.MCPLEX_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test');
 const schema = `mcplex_outage_${randomBytes(4).toString('hex')}`;
@@ -85,7 +85,11 @@ async function chat(token: string): Promise<{ status: number; body: { error?: { 
 }
 
 const storeState = async () =>
-  ((await (await fetch(`${mcplex.url}/readyz`)).json()) as { store?: { state: string; lastError?: string } }).store;
+  (
+    (await (await fetch(`${mcplex.url}/readyz`, { headers: OPERATOR })).json()) as {
+      store?: { state: string; lastError?: string };
+    }
+  ).store;
 
 describe('PostgreSQL going away under a running mcplex', () => {
   it('answers 503 where it is needed, keeps what was counted, and recovers without a restart', async () => {

@@ -9,7 +9,7 @@ import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
 import { freePort, startRedis, stopAllRedis, stopRedis } from '../src/store/redis/redis-test-support.js';
 import { openRedisState, type RedisState } from '../src/store/redis/redis-state.js';
-import { startMcplex, waitFor } from './support/harness.js';
+import { OPERATOR, startMcplex, waitFor } from './support/harness.js';
 
 let mock: MockLlm;
 beforeAll(async () => {
@@ -43,7 +43,7 @@ async function chat(url: string, token: string): Promise<{ status: number; body:
 }
 
 async function readiness(url: string): Promise<{ sharedState?: { state: string; lastError?: string } }> {
-  return (await (await fetch(`${url}/readyz`)).json()) as { sharedState?: { state: string } };
+  return (await (await fetch(`${url}/readyz`, { headers: OPERATOR })).json()) as { sharedState?: { state: string } };
 }
 
 describe('Redis not there when mcplex starts', () => {
@@ -103,7 +103,9 @@ describe('Redis going away under a running mcplex', () => {
       const ready = await readiness(mcplex.url);
       expect(ready.sharedState?.state).toBe('unavailable');
       expect(ready.sharedState?.lastError).toContain(`127.0.0.1:${port}`);
-      expect(await (await fetch(`${mcplex.url}/metrics`)).text()).toMatch(/^mcplex_shared_state_up 0$/m);
+      expect(await (await fetch(`${mcplex.url}/metrics`, { headers: OPERATOR })).text()).toMatch(
+        /^mcplex_shared_state_up 0$/m,
+      );
       // Back on the same port: the limits go back to Redis (whose bucket still has 7 of 8 left).
       const again = await startRedis(port);
       try {
@@ -112,7 +114,9 @@ describe('Redis going away under a running mcplex', () => {
           return (await readiness(mcplex.url)).sharedState?.state === 'ready' && answer;
         }, 'the limits to be shared again');
         expect(back.status).toBe(200);
-        expect(await (await fetch(`${mcplex.url}/metrics`)).text()).toMatch(/^mcplex_shared_state_up 1$/m);
+        expect(await (await fetch(`${mcplex.url}/metrics`, { headers: OPERATOR })).text()).toMatch(
+          /^mcplex_shared_state_up 1$/m,
+        );
       } finally {
         await stopRedis(again);
       }

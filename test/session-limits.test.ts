@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { RunningServer } from '../src/main.js';
 import { upstreamFetch } from '../src/mcp/upstream/transport.js';
-import { clientOptions, fixtureStdio, legacyInitialize, startMcplex, waitFor } from './support/harness.js';
+import { OPERATOR, clientOptions, fixtureStdio, legacyInitialize, startMcplex, waitFor } from './support/harness.js';
 
 let mcplex: RunningServer;
 const tokens: Record<string, string> = {};
@@ -64,7 +64,10 @@ async function ping(token: string, session: string, base = mcplex.url): Promise<
 }
 
 async function readyz(): Promise<{ sessions: number; replayBufferBytes: number }> {
-  return (await (await fetch(`${mcplex.url}/readyz`)).json()) as { sessions: number; replayBufferBytes: number };
+  return (await (await fetch(`${mcplex.url}/readyz`, { headers: OPERATOR })).json()) as {
+    sessions: number;
+    replayBufferBytes: number;
+  };
 }
 
 /** Opens the session's GET stream: a session that holds one is in use, however long since its last request. */

@@ -190,7 +190,9 @@ describe('mcplex stdio with a shared LLM', () => {
     // Usage is flushed on shutdown; the CLI reads it from the same file.
     const usage = spawnMcplex(['usage', '--config', config, '--json']);
     expect(await usage.exited).toBe(0);
+    // The server's own model call under its identity, and the client's tool call that led to it.
     expect(JSON.parse(usage.stdout())).toEqual([
+      expect.objectContaining({ subject: 'anonymous', model: 'mcp:everything/trigger-sampling-request', requests: 1 }),
       expect.objectContaining({ subject: 'server:everything', model: 'shared', requests: 1 }),
     ]);
   });

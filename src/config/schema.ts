@@ -265,6 +265,11 @@ const httpServerSchema = z.strictObject({
     .default(4_194_304),
   allowedOrigins: z.array(z.string()).default([]),
   allowedHosts: z.array(z.string()).default([]),
+  /**
+   * With API keys, a bearer token (besides an admin key) for GET /metrics and the details of GET /readyz, for a
+   * scraper that should hold no API key.
+   */
+  metricsToken: z.string().min(16, 'metricsToken must have at least 16 characters').optional(),
   /** Items per page in merged tools/resources/prompts lists. */
   pageSize: z.number().int('pageSize must be an integer').positive('pageSize must be > 0').default(500),
   /** On SIGTERM, how long requests in progress may run on before they are cut (new connections are refused). */

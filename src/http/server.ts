@@ -1,5 +1,6 @@
 // The HTTP ingress: routes /mcp, /healthz and /readyz, applies the Host/Origin guards and the body limit,
 // and turns every failure into a response in one place. The process never goes down on bad input.
+import { timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import {
@@ -58,12 +59,21 @@ export interface HttpServerOptions {
   cluster?: () => Promise<unknown>;
   /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
   readiness: () => Promise<{ ready: boolean; body: unknown }>;
+  /** With API keys, a token besides an admin key for /metrics and the details of /readyz. */
+  metricsToken?: string | undefined;
 }
 
 /** The listener, with a graceful shutdown. */
 export interface McplexHttpServer extends HttpServer {
   /** Stops accepting connections and waits up to `timeoutMs` for the requests in progress; see drain.ts. */
   drain(timeoutMs: number): Promise<boolean>;
+}
+
+/** Compares a presented secret with the expected one in time independent of where they differ. */
+function sameSecret(presented: string, expected: string): boolean {
+  const a = Buffer.from(presented);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
@@ -114,6 +124,22 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
       auth.reason === 'missing' ? 'an API key is required (Authorization: Bearer <key>)' : `API key ${auth.reason}`;
     sendJsonRpcError(res, 401, { code: -32001, message });
     return undefined;
+  }
+
+  /**
+   * Whether the caller may see the operator's views (/metrics, the details of /readyz): anyone in keyless mode
+   * (loopback only), else an admin key or the metrics token.
+   */
+  async function operatorAccess(req: IncomingMessage): Promise<'ok' | 'missing' | 'refused'> {
+    const { policy, metricsToken } = options;
+    if (!policy || policy.mode === 'none') return 'ok';
+    const header = req.headers.authorization;
+    if (header === undefined && req.headers['x-api-key'] === undefined) return 'missing';
+    if (metricsToken !== undefined && header !== undefined && sameSecret(header, `Bearer ${metricsToken}`)) {
+      return 'ok';
+    }
+    const auth = await policy.authenticate(req);
+    return auth.ok && auth.principal.scopes.admin === true ? 'ok' : 'refused';
   }
 
   let mcpReady = options.mcpReady === undefined;
@@ -177,6 +203,16 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     }
     if (path === '/metrics' && req.method === 'GET' && options.metrics) {
       if (!guarded(req, res, false, 'plain')) return;
+      const access = await operatorAccess(req);
+      if (access !== 'ok') {
+        const status = access === 'missing' ? 401 : 403;
+        if (status === 401) res.setHeader('www-authenticate', 'Bearer realm="mcplex"');
+        const message =
+          status === 401
+            ? 'metrics need an admin API key or the metrics token (Authorization: Bearer …)'
+            : 'metrics need an admin API key or the metrics token';
+        return sendJson(res, status, { error: { code: status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN', message } });
+      }
       const text = await options.metrics.registry.metrics();
       res.writeHead(200, { 'content-type': options.metrics.registry.contentType });
       res.end(text);
@@ -187,6 +223,8 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
       // Server names, pids and errors are for this host's operators, not for a rebinding web page.
       if (!guarded(req, res, false, 'plain')) return;
       const { ready, body } = await options.readiness();
+      // A balancer needs only the status; the servers, their pids and errors are for an admin or the metrics token.
+      if ((await operatorAccess(req)) !== 'ok') return sendJson(res, ready ? 200 : 503, { ready });
       return sendJson(res, ready ? 200 : 503, body);
     }
     sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${path}` } });

@@ -186,6 +186,11 @@ export async function startEverything(transport: EverythingTransport): Promise<E
   };
 }
 
+/** The token of `/metrics` and the details of `/readyz` in the mcplex instances tests start (in keys mode). */
+export const METRICS_TOKEN = 'metrics-token-of-the-tests';
+/** The headers that show `/metrics` and the whole `/readyz` of a test's mcplex. */
+export const OPERATOR = { authorization: `Bearer ${METRICS_TOKEN}` };
+
 export async function startMcplex(input: ConfigInput): Promise<RunningServer> {
   // Tests keep their state in memory unless they name a store.
   // No embedding model unless a test asks for it: loading and running it would only slow unrelated tests.
@@ -193,7 +198,7 @@ export async function startMcplex(input: ConfigInput): Promise<RunningServer> {
     store: 'memory:',
     ...input,
     agent: { embeddings: false, ...input.agent },
-    server: { port: 0, ...input.server },
+    server: { port: 0, metricsToken: METRICS_TOKEN, ...input.server },
   });
   return startHttp(config, createLogger(process.env.MCPLEX_TEST_LOG ?? 'silent'));
 }
@@ -287,7 +292,9 @@ export function listeningUrl(mcplex: SpawnedMcplex): Promise<string> {
 /** Waits until /readyz reports every server ready, and returns their states. */
 export function allReady(baseUrl: string): Promise<UpstreamStatus[]> {
   return waitFor(async () => {
-    const body = (await (await fetch(`${baseUrl}/readyz`)).json()) as { servers: UpstreamStatus[] };
+    const body = (await (await fetch(`${baseUrl}/readyz`, { headers: OPERATOR })).json()) as {
+      servers: UpstreamStatus[];
+    };
     return body.servers.every((s) => s.state === 'ready') && body.servers;
   }, 'every server to be ready');
 }
