@@ -368,7 +368,14 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     replica,
     cluster: async () => ({ object: 'list', replica, data: await heartbeat.replicas() }),
     mcpReady: () => firstAttempts(gateway, config.server.startupWaitMs),
-    llm: createV1Api({ core: llm, agent: agent.run, policy, logger, maxBodyBytes: config.server.maxBodyBytes }),
+    llm: createV1Api({
+      core: llm,
+      agent: agent.run,
+      policy,
+      logger,
+      metrics,
+      maxBodyBytes: config.server.maxBodyBytes,
+    }),
     metrics,
     policy,
     readiness: async () => {

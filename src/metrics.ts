@@ -26,7 +26,9 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     registry,
     llmRequests: new Counter({
       name: 'mcplex_llm_requests_total',
-      help: 'Requests to /v1 by route, public model, deployment and HTTP status',
+      help:
+        'LLM requests by route (chat, embeddings: clients of /v1, a tool-running chat once with deployment "agent"; ' +
+        "agent: that chat's model calls; sampling: MCP servers' requests), public model, deployment and HTTP status",
       labelNames: ['route', 'model', 'deployment', 'status'],
       registers,
     }),

@@ -9,7 +9,7 @@ import OpenAI from 'openai';
 import type { RunningServer } from '../src/main.js';
 import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
-import { everythingStdio, startMcplex, waitFor } from './support/harness.js';
+import { OPERATOR, everythingStdio, startMcplex, waitFor } from './support/harness.js';
 
 let mock: MockLlm;
 let mcplex: RunningServer;
@@ -110,6 +110,27 @@ describe('the tool-running chat', () => {
       ['m', 2],
       ['mcp:everything/echo', 1],
       ['mcp:memory/create_entities', 1],
+    ]);
+  });
+
+  it("counts a tool-running chat once as the client's /v1 request, and its model calls apart", async () => {
+    /** The sum of the series whose labels begin with `labels`. */
+    const count = async (labels: string) => {
+      const text = await (await fetch(`${mcplex.url}/metrics`, { headers: OPERATOR })).text();
+      const lines = text.split('\n').filter((l) => l.startsWith(`mcplex_llm_requests_total{${labels}`));
+      return lines.reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+    };
+    const outer = 'route="chat",model="m",deployment="agent",status="200"';
+    const steps = 'route="agent",model="m",';
+    const plain = 'route="chat",model="m",deployment="m';
+    const before = [await count(outer), await count(steps), await count(plain)];
+    bothTools();
+    await ask(client, { servers: ['*'], max_steps: 4 });
+    // Regression: the chat's two model calls were counted as two /v1 chat requests.
+    expect([await count(outer), await count(steps), await count(plain)]).toEqual([
+      before[0]! + 1,
+      before[1]! + 2,
+      before[2]!,
     ]);
   });
 

@@ -47,17 +47,27 @@ describe('mcplex migrate', () => {
 describe('mcplex serve', () => {
   it('shows each server connecting, then ready with its tool count or failed with the reason', async () => {
     const config = writeConfig(dir.path, {
-      mcpServers: { good: fixtureStdio(), broken: { command: '/nonexistent/server' } },
+      mcpServers: {
+        good: fixtureStdio(),
+        broken: { command: '/nonexistent/server' },
+        // Counted as clients see it (regression: the log and /readyz counted the tools before tools.deny).
+        filtered: { ...fixtureStdio(), tools: { deny: ['echo', 'add'] } },
+      },
       server: { port: 0 },
       store: 'memory:',
     });
     const mcplex = spawnMcplex(['serve', '--config', config]);
     try {
+      const url = await listeningUrl(mcplex);
+      await waitFor(() => /filtered: ready with \d+ tools/.test(mcplex.stderr()), 'the filtered server to be ready');
       await waitFor(() => /good: ready with \d+ tools/.test(mcplex.stderr()), 'the good server to be ready');
       const log = mcplex.stderr();
       expect(log).toMatch(/good: connecting \(stdio\)/);
       expect(log).toMatch(/good: ready with 9 tools \((legacy|modern) era\)/);
+      expect(log).toMatch(/filtered: ready with 7 tools \((legacy|modern) era; 2 more hidden by tools.allow\/deny\)/);
       expect(log).toMatch(/broken: failed: command not found/);
+      const { servers } = (await (await fetch(`${url}/readyz`)).json()) as { servers: UpstreamStatus[] };
+      expect(Object.fromEntries(servers.map((s) => [s.name, s.tools]))).toEqual({ good: 9, broken: 0, filtered: 7 });
       // The listener came up without waiting for every server.
       expect(log).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
     } finally {

@@ -126,6 +126,30 @@ describe('the response cache', () => {
   });
 });
 
+describe('the overhead header on answers mcplex gives alone', () => {
+  it('is on cache hits (JSON and streamed), the model list and refusals, where no backend answered', async () => {
+    const body = fresh();
+    expect((await post('/v1/chat/completions', body)).headers['x-mcplex-cache']).toBe('miss');
+    const answers = [
+      await post('/v1/chat/completions', body),
+      await post('/v1/chat/completions', { ...body, stream: true }),
+      await post('/v1/chat/completions', { ...fresh(), model: 'no-such-model' }),
+      await post('/v1/chat/completions', { model: 'm' }),
+    ];
+    expect(answers.map((a) => [a.status, a.headers['x-mcplex-cache']])).toEqual([
+      [200, 'hit'],
+      [200, 'hit'],
+      [404, undefined],
+      [400, undefined],
+    ]);
+    const models = await request(`${mcplex.url}/v1/models`, { dispatcher });
+    await models.body.text();
+    for (const headers of [...answers.map((a) => a.headers), models.headers]) {
+      expect(Number(headers['x-mcplex-overhead-ms'])).toBeGreaterThanOrEqual(0);
+    }
+  });
+});
+
 describe('coalescing', () => {
   it.each([false, true])('sends 50 identical concurrent requests upstream once (streaming: %s)', async (stream) => {
     mock.setOptions({ latencyMs: 300 });

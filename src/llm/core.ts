@@ -144,6 +144,8 @@ export function createLlmCore(config: LlmConfig, options: LlmCoreOptions): LlmCo
     validateRequest('chat', body);
     return {
       route: 'chat',
+      // mcplex's own model calls: a server's sampling request, or a step of a tool-running chat.
+      metricRoute: principal.kind === 'server' ? 'sampling' : 'agent',
       body,
       principal,
       requested: body.model as string,

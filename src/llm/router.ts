@@ -4,6 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
+import { OVERHEAD_HEADER } from './overhead.js';
 import { backoffDelay } from '../backoff.js';
 import type { DeploymentConfig, LlmConfig, ModelConfig } from '../config/llm-schema.js';
 import { DEFAULT_BASE_URL } from '../config/llm-schema.js';
@@ -37,6 +38,16 @@ import type { ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
 import { usageFromStream, usageIn } from './usage.js';
 
 export type Route = 'chat' | 'embeddings';
+
+/**
+ * The `route` label of the LLM metrics: a client's /v1 request is `chat` or `embeddings`; a model call mcplex
+ * makes itself is `agent` (a step of a tool-running chat) or `sampling` (an MCP server's sampling request), so
+ * that the /v1 counts are the clients' requests.
+ */
+export type MetricRoute = Route | 'agent' | 'sampling';
+
+export const metricRouteOf = (request: { route: Route; metricRoute?: MetricRoute | undefined }): MetricRoute =>
+  request.metricRoute ?? request.route;
 
 const MINUTE = 60_000;
 
@@ -141,6 +152,8 @@ export interface RoutedRequest {
   readonly requested: string;
   /** The model whose deployments answer first; its fallbacks follow. */
   readonly primary: ModelRoute;
+  /** The metrics' route label when it is not `route` (a model call mcplex makes itself). */
+  readonly metricRoute?: MetricRoute | undefined;
 }
 
 export interface Router {
@@ -224,7 +237,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
 
   /** Metric children per route, model and deployment: label lookups once, not on every request. */
   const children = new Map<string, ReturnType<typeof successMetrics>>();
-  function successMetrics(labels: { route: Route; model: string; deployment: string }) {
+  function successMetrics(labels: { route: MetricRoute; model: string; deployment: string }) {
     const owner = { model: labels.model, deployment: labels.deployment };
     return {
       requests: metrics.llmRequests.labels({ ...labels, status: '200' }),
@@ -279,7 +292,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
     const total = setTimeout(() => stop('total'), d.config.timeouts.total);
     const sentAt = performance.now();
     d.inFlight++;
-    const labels = { route, model: publicModel, deployment: d.id };
+    const labels = { route: metricRouteOf(request), model: publicModel, deployment: d.id };
     let committed = false;
     try {
       let response: Dispatcher.ResponseData;
@@ -332,7 +345,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
         sink.head(200, {
           'content-type': 'application/json',
           'content-length': String(Buffer.byteLength(out)),
-          'x-mcplex-overhead-ms': overheadMs.toFixed(3),
+          [OVERHEAD_HEADER]: overheadMs.toFixed(3),
           'x-mcplex-deployment': d.id,
         });
         sink.end(out);
@@ -381,7 +394,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
             sink.head(200, {
               'content-type': 'text/event-stream',
               'cache-control': 'no-cache',
-              'x-mcplex-overhead-ms': overheadMs.toFixed(3),
+              [OVERHEAD_HEADER]: overheadMs.toFixed(3),
               'x-mcplex-deployment': d.id,
             });
             committed = true;
@@ -434,7 +447,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
 
   function succeeded(
     d: Deployment,
-    labels: { route: Route; model: string; deployment: string },
+    labels: { route: MetricRoute; model: string; deployment: string },
     upstreamMs: number,
     overheadMs: number,
     usage: Usage | undefined,
@@ -458,7 +471,8 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
   }
 
   const routeRequest: Router['routeRequest'] = async (request) => {
-    const { route, sink, requestId, requested, primary } = request;
+    const { sink, requestId, requested, primary } = request;
+    const route = metricRouteOf(request);
     const chain = [primary, ...primary.config.fallbacks.map((name) => byName.get(name)!)];
     const { retries } = config;
     let last: Extract<Attempt, { kind: 'retry' }> | undefined;
@@ -554,7 +568,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
   function answerFailure(
     sink: Sink,
     last: Extract<Attempt, { kind: 'retry' }>,
-    route: Route,
+    route: MetricRoute,
     model: string,
     deployment: string,
   ): void {

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { AgentRunner } from '../../agent/agent.js';
+import type { Metrics } from '../../metrics.js';
 import { McplexError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import type { LlmCore } from '../../llm/core.js';
@@ -20,6 +21,7 @@ import { isClientAbort } from '../../wire/client-abort.js';
 import { assertJsonContentType, parseJsonObject, sendJson } from '../../wire/json.js';
 import { createConversationTurns } from './conversation-turns.js';
 import { handleConversations } from './conversations.js';
+import { OVERHEAD_HEADER, overheadSince } from '../../llm/overhead.js';
 
 export interface V1ApiOptions {
   core: LlmCore;
@@ -29,6 +31,8 @@ export interface V1ApiOptions {
   policy?: Policy | undefined;
   logger: Logger;
   maxBodyBytes: number;
+  /** Where a tool-running chat is counted once, as the client's one request (its model calls count as `agent`). */
+  metrics?: Metrics | undefined;
 }
 
 export interface V1Api {
@@ -37,7 +41,15 @@ export interface V1Api {
 }
 
 export function createV1Api(options: V1ApiOptions): V1Api {
-  const { core, agent, policy, logger } = options;
+  const { core, policy, logger, metrics } = options;
+  const known = new Set(core.modelNames());
+  const agent: AgentRunner | undefined =
+    options.agent && metrics
+      ? countedAgent(options.agent, (model, status) =>
+          // A name no model has is the caller's text: as a label it would add a series per made-up name.
+          metrics.llmRequests.inc({ route: 'chat', model: known.has(model) ? model : '', deployment: 'agent', status }),
+        )
+      : options.agent;
   const store = policy?.store;
   const serveConversation = createConversationTurns({ core, agent, conversations: store?.conversations });
   const created = Math.floor(Date.now() / 1000);
@@ -103,8 +115,10 @@ export function createV1Api(options: V1ApiOptions): V1Api {
       if (store && (await handleConversations(req, res, path, principal, store.conversations, options.maxBodyBytes))) {
         return true;
       }
-      if (path === '/v1/models' && req.method === 'GET') models(res, principal);
-      else if (path === '/v1/chat/completions' && req.method === 'POST') {
+      if (path === '/v1/models' && req.method === 'GET') {
+        res.setHeader(OVERHEAD_HEADER, overheadSince(started));
+        models(res, principal);
+      } else if (path === '/v1/chat/completions' && req.method === 'POST') {
         await serve('chat', req, res, started, requestId, principal);
       } else if (path === '/v1/embeddings' && req.method === 'POST') {
         await serve('embeddings', req, res, started, requestId, principal);
@@ -122,10 +136,22 @@ export function createV1Api(options: V1ApiOptions): V1Api {
         logger.error({ err: errorMessage(error), path, requestId }, 'LLM request failed');
       }
       const { status, body } = toOpenAiError(error);
+      if (!res.headersSent) res.setHeader(OVERHEAD_HEADER, overheadSince(started));
       sendJson(res, status, body);
     }
     return true;
   }
 
   return { handle };
+}
+
+/** The tool-running chat, counted once per client request when it has answered (or failed). */
+function countedAgent(run: AgentRunner, count: (model: string, status: string) => void): AgentRunner {
+  return async (principal, body, res, turn) => {
+    try {
+      await run(principal, body, res, turn);
+    } finally {
+      count(typeof body.model === 'string' ? body.model : '', String(res.headersSent ? res.statusCode : 500));
+    }
+  };
 }

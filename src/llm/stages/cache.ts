@@ -10,6 +10,8 @@ import type { ResponseCache } from '../../policy/cache/response-cache.js';
 import type { Lease } from '../../store/coordination.js';
 import type { CacheEntry } from '../../store/store.js';
 import type { Stage } from '../pipeline.js';
+import { metricRouteOf } from '../router.js';
+import { OVERHEAD_HEADER, overheadSince } from '../overhead.js';
 import type { FillLock } from './fill-lock.js';
 
 export interface CacheStageOptions {
@@ -40,10 +42,13 @@ export function createCacheStage(options: CacheStageOptions): Stage {
     const key = cacheKey(ctx.route, { ...ctx.body, model: ctx.primary.name }, options.shared ? '' : ctx.principal.id);
     const stream = ctx.body.stream === true;
     const includeUsage = (ctx.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
-    const replay = (entry: CacheEntry) => (stream ? replaySse(res, entry, {}, includeUsage) : replayJson(res, entry));
+    const replay = (entry: CacheEntry) => {
+      const headers = { [OVERHEAD_HEADER]: overheadSince(ctx.started) };
+      return stream ? replaySse(res, entry, headers, includeUsage) : replayJson(res, entry, headers);
+    };
     const hit = await cache.lookup(key);
     if (hit && replay(hit)) {
-      metrics.llmRequests.inc({ route: ctx.route, model: ctx.requested, deployment: 'cache', status: '200' });
+      metrics.llmRequests.inc({ route: metricRouteOf(ctx), model: ctx.requested, deployment: 'cache', status: '200' });
       return;
     }
     // The delivery form is part of what identical requests share: the bytes of a stream and of JSON differ.
@@ -61,7 +66,12 @@ export function createCacheStage(options: CacheStageOptions): Stage {
           () => ctx.sink.gone,
         );
         if (filled && replay(filled)) {
-          metrics.llmRequests.inc({ route: ctx.route, model: ctx.requested, deployment: 'cache', status: '200' });
+          metrics.llmRequests.inc({
+            route: metricRouteOf(ctx),
+            model: ctx.requested,
+            deployment: 'cache',
+            status: '200',
+          });
           return;
         }
       }

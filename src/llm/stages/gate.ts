@@ -10,7 +10,9 @@ import type { Admission } from '../../policy/limits/rate-limiter.js';
 import type { Policy } from '../../policy/policy.js';
 import { openAiError } from '../openai-errors.js';
 import type { Stage } from '../pipeline.js';
-import type { ModelRoute, Route } from '../router.js';
+import { OVERHEAD_HEADER, overheadSince } from '../overhead.js';
+import { metricRouteOf } from '../router.js';
+import type { MetricRoute, ModelRoute } from '../router.js';
 import { sinkJson } from '../sink.js';
 import type { OpenAiErrorBody, Usage } from '../types.js';
 
@@ -36,7 +38,7 @@ export function createGateStage(options: GateStageOptions): Stage {
 
   /** Returns the model's route and the admission to release when the answer is done, or why not. */
   async function admit(
-    route: Route,
+    label: MetricRoute,
     body: Record<string, unknown>,
     requested: string,
     principal: Principal,
@@ -44,7 +46,8 @@ export function createGateStage(options: GateStageOptions): Stage {
     const primary = byName.get(requested);
     const refuse = (status: number, error: OpenAiErrorBody, headers: Record<string, string> = {}): Refusal => {
       // A name no model has is the caller's text: as a label it would add a metric series per made-up name.
-      metrics.llmRequests.inc({ route, model: primary ? requested : '', deployment: '', status: String(status) });
+      const model = primary ? requested : '';
+      metrics.llmRequests.inc({ route: label, model, deployment: '', status: String(status) });
       return { status, body: error, headers };
     };
     if (!primary) {
@@ -76,9 +79,10 @@ export function createGateStage(options: GateStageOptions): Stage {
   }
 
   return async (ctx, next) => {
-    const passed = await admit(ctx.route, ctx.body, ctx.requested, ctx.principal);
+    const passed = await admit(metricRouteOf(ctx), ctx.body, ctx.requested, ctx.principal);
     if ('status' in passed) {
       for (const [name, value] of Object.entries(passed.headers)) ctx.setHeader(name, value);
+      ctx.setHeader(OVERHEAD_HEADER, overheadSince(ctx.started));
       sinkJson(ctx.sink, passed.status, passed.body);
       return;
     }

@@ -3,8 +3,6 @@
 import type { Prompt, Resource, ResourceTemplateType as ResourceTemplate, Tool } from '@modelcontextprotocol/client';
 import { McplexError } from '../../errors.js';
 import type { ListChanges, Upstream } from '../upstream/upstream.js';
-import { createToolFilter } from '../../wire/glob.js';
-import type { ToolFilter } from '../../wire/glob.js';
 import { assignNames } from './naming.js';
 import type { NameRequest } from './naming.js';
 
@@ -88,7 +86,6 @@ export class Catalog {
   private readonly upstreams: ReadonlyMap<string, Upstream>;
   /** The server configured with `prefix: ""` (the configuration allows one at most). */
   private readonly unprefixed: Upstream | undefined;
-  private readonly filters = new Map<string, ToolFilter>();
   private toolRoutes = new Map<string, Routed>();
   private exposedTools = new Map<string, Tool>();
   private promptRoutes = new Map<string, Routed>();
@@ -98,7 +95,6 @@ export class Catalog {
   constructor(upstreams: readonly Upstream[]) {
     this.upstreams = new Map(upstreams.map((u) => [u.key, u]));
     this.unprefixed = upstreams.find((u) => u.config.prefix === '');
-    for (const upstream of upstreams) this.filters.set(upstream.key, createToolFilter(upstream.config.tools));
     this.rebuild();
   }
 
@@ -125,10 +121,9 @@ export class Catalog {
     const resourceTemplates: ResourceTemplate[] = [];
     for (const upstream of ready) {
       const prefix = upstream.config.prefix ?? upstream.key;
-      const filter = this.filters.get(upstream.key)!;
       const { catalog } = upstream;
       for (const tool of catalog.tools) {
-        if (!filter(tool.name)) continue;
+        if (!upstream.exposes(tool.name)) continue;
         toolRequests.push({ request: { serverKey: upstream.key, prefix, name: tool.name }, tool, upstream });
       }
       for (const prompt of catalog.prompts) {

@@ -29,6 +29,8 @@ import type { ForwardSession, HttpForwarder } from './http-forwarder.js';
 import { Relays } from './relays.js';
 import type { DownstreamRelay, LogMessage } from './relays.js';
 import { ResourceSubscriptions } from './resource-subscriptions.js';
+import { createToolFilter } from '../../wire/glob.js';
+import type { ToolFilter } from '../../wire/glob.js';
 import type { TransportFactory } from './transport.js';
 
 export type { DownstreamRelay, LogMessage } from './relays.js';
@@ -108,6 +110,8 @@ const EMPTY_CATALOG: UpstreamCatalog = Object.freeze({ tools: [], resources: [],
 export class Upstream {
   readonly key: string;
   readonly config: ServerConfig;
+  /** Whether a tool of this server is exposed to clients (`tools.allow` and `tools.deny`). */
+  readonly exposes: ToolFilter;
   private readonly logger: Logger;
   private readonly options: UpstreamOptions;
   private readonly connection: UpstreamConnection;
@@ -122,6 +126,7 @@ export class Upstream {
   constructor(key: string, config: ServerConfig, options: UpstreamOptions) {
     this.key = key;
     this.config = config;
+    this.exposes = createToolFilter(config.tools);
     this.options = options;
     this.logger = options.logger.child({ server: key });
     this.relays = new Relays({
@@ -142,9 +147,11 @@ export class Upstream {
         ready: async () => {
           const client = this.connection.client;
           const era = client?.getProtocolEra();
-          const tools = this.catalogValue.tools.length;
+          const tools = this.exposedToolCount();
+          const hidden = this.catalogValue.tools.length - tools;
           const pid = this.connection.pid();
-          this.logger.info({ era, tools, pid }, `${key}: ready with ${tools} tools (${era} era)`);
+          const note = hidden > 0 ? `; ${hidden} more hidden by tools.allow/deny` : '';
+          this.logger.info({ era, tools, hidden, pid }, `${key}: ready with ${tools} tools (${era} era${note})`);
           await this.subscriptions.renew();
         },
         down: () => (this.catalogValue = EMPTY_CATALOG),
@@ -195,13 +202,20 @@ export class Upstream {
       state: this.connection.state,
       era: client?.getProtocolEra() ?? null,
       protocolVersion: client?.getNegotiatedProtocolVersion() ?? null,
-      tools: this.catalogValue.tools.length,
+      tools: this.exposedToolCount(),
       resources: this.catalogValue.resources.length + this.catalogValue.resourceTemplates.length,
       prompts: this.catalogValue.prompts.length,
       restarts: this.connection.restarts,
       lastError: this.connection.lastError,
       pid: this.connection.pid() ?? null,
     };
+  }
+
+  /** The server's tools that clients see: those `tools.allow` and `tools.deny` leave. */
+  private exposedToolCount(): number {
+    let count = 0;
+    for (const tool of this.catalogValue.tools) if (this.exposes(tool.name)) count++;
+    return count;
   }
 
   /** Handlers for what the server sends on a new client's connection. */
