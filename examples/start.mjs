@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { clearInterval, clearTimeout, setInterval, setTimeout } from 'node:timers';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -12,13 +13,38 @@ const bin = join(root, 'bin', 'mcplex.js');
 const children = [];
 const dir = mkdtempSync(join(tmpdir(), 'mcplex-start-'));
 
+const running = (child) => child.exitCode === null && child.signalCode === null;
+
+/**
+ * Stops the children and exits once they have: mcplex drains its requests and closes its servers first. One that
+ * outlives its own shutdown (drainMs plus 10 s) is killed.
+ */
+let stopping = false;
 function stop(code) {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
-  rmSync(dir, { recursive: true, force: true });
-  process.exitCode = code;
+  if (stopping) return;
+  stopping = true;
+  clearInterval(orphanCheck);
+  const alive = children.filter(running);
+  for (const child of alive) child.kill('SIGTERM');
+  const force = setTimeout(() => {
+    for (const child of alive) if (running(child)) child.kill('SIGKILL');
+  }, 25_000);
+  void Promise.all(alive.map((child) => new Promise((resolve) => child.once('exit', resolve)))).then(() => {
+    clearTimeout(force);
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(code);
+  });
 }
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
+process.on('SIGHUP', () => stop(0));
+// A process manager that signals `npm start` alone reaches npm and its shell, not this script: when the process
+// that started it is gone, it stops as if signalled rather than keep mcplex and the port.
+const parent = process.ppid;
+const orphanCheck = setInterval(() => {
+  if (process.ppid !== parent) stop(0);
+}, 500);
+orphanCheck.unref();
 
 /** Starts the mock and resolves with its base URL. */
 function startMock() {
@@ -33,7 +59,9 @@ function startMock() {
       const match = /LISTENING (\S+)/.exec(out);
       if (match) resolve(match[1]);
     });
-    mock.once('exit', (code) => reject(new Error(`the mock LLM exited with ${code}`)));
+    mock.once('exit', (code) => {
+      if (!stopping) reject(new Error(`the mock LLM exited with ${code}`));
+    });
   });
 }
 
@@ -64,7 +92,8 @@ async function deployment() {
 const example = JSON.parse(readFileSync(join(root, 'examples', 'mcplex.json'), 'utf8'));
 const config = join(dir, 'mcplex.json');
 writeFileSync(config, JSON.stringify({ ...example, llm: { models: { demo: { deployments: [await deployment()] } } } }));
+if (stopping) await new Promise(() => {}); // signalled while the mock started: stop() exits
 const args = ['serve', '--config', config, ...process.argv.slice(2)];
 const mcplex = spawn(process.execPath, [bin, ...args], { stdio: 'inherit', cwd: root });
 children.push(mcplex);
-mcplex.once('exit', (code) => stop(code ?? 0));
+mcplex.once('exit', (code) => stop(code ?? 1));
