@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config/load-config.js';
 import type { UnsetVariables } from '../config/load-config.js';
 import { importDesktopConfig } from '../config/import-desktop.js';
+import { configJsonSchema } from '../config/json-schema.js';
 import { DEFAULT_STORE } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
@@ -158,6 +159,13 @@ program
     } catch (error) {
       fail(errorMessage(error));
     }
+  });
+
+program
+  .command('config-schema')
+  .description("print the configuration's JSON Schema (what schema/mcplex.schema.json holds), for editors")
+  .action(() => {
+    process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
   });
 
 program

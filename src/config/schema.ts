@@ -322,6 +322,8 @@ const httpServerSchema = z.strictObject({
 
 export const configSchema = z
   .strictObject({
+    /** Where editors find the configuration's JSON Schema (schema/mcplex.schema.json); mcplex ignores it. */
+    $schema: z.string().optional(),
     mcpServers: mcpServersSchema.prefault({}),
     server: httpServerSchema.prefault({}),
     llm: llmSchema.prefault({}),
