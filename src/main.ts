@@ -416,7 +416,13 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   const address = http.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
-  logger.info({ url: `${url}/mcp` }, `listening on ${url}/mcp`);
+  const models = Object.keys(config.llm.models);
+  const shown = models.length > 5 ? `${models.slice(0, 5).join(', ')}, …` : models.join(', ');
+  const v1 = models.length === 0 ? 'no models configured' : `models: ${shown}`;
+  logger.info(
+    { url: `${url}/mcp`, v1: `${url}/v1`, models: models.length },
+    `listening on ${url}/mcp (MCP), ${url}/v1 (OpenAI-compatible; ${v1}), ${url}/readyz (readiness)`,
+  );
 
   let closing: Promise<void> | undefined;
   return {

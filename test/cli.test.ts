@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/config/load-config.js';
+import { loadConfig, parseConfig } from '../src/config/load-config.js';
 import type { UpstreamStatus } from '../src/mcp/upstream/upstream.js';
 import { fixtureStdio, listeningUrl, spawnMcplex, tempDir, waitFor, writeConfig } from './support/harness.js';
 
@@ -69,7 +69,9 @@ describe('mcplex serve', () => {
       const { servers } = (await (await fetch(`${url}/readyz`)).json()) as { servers: UpstreamStatus[] };
       expect(Object.fromEntries(servers.map((s) => [s.name, s.tools]))).toEqual({ good: 9, broken: 0, filtered: 7 });
       // The listener came up without waiting for every server.
-      expect(log).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+\/mcp/);
+      expect(log).toMatch(
+        /listening on http:\/\/127\.0\.0\.1:\d+\/mcp \(MCP\), http:\/\/127\.0\.0\.1:\d+\/v1 \(OpenAI-compatible; no models configured\)/,
+      );
     } finally {
       expect(await mcplex.stop()).toBe(0);
     }
@@ -135,10 +137,43 @@ describe('mcplex serve', () => {
     expect(err).toMatch(/unknown key "mcpServer" \(did you mean "mcpServers"\?\)/);
   });
 
-  it('names a configuration file that cannot be read', async () => {
+  it('names a configuration file that cannot be read, and says how to make one', async () => {
     const mcplex = spawnMcplex(['serve', '--config', join(dir.path, 'missing.json')]);
     expect(await mcplex.exited).toBe(1);
     expect(mcplex.stderr()).toContain('missing.json');
+    expect(mcplex.stderr()).toMatch(/mcplex import .*> mcplex\.json/);
+    expect(mcplex.stderr()).toMatch(/cp examples\/mcplex\.json mcplex\.json/);
+  });
+
+  it('logs JSON lines when stderr is no terminal, readable lines with --log-format pretty, at --log-level', async () => {
+    const config = writeConfig(dir.path, { mcpServers: {}, server: { port: 0 }, store: 'memory:' }, 'logs.json');
+    const json = spawnMcplex(['serve', '--config', config]);
+    await listeningUrl(json);
+    expect(await json.stop()).toBe(0);
+    expect(JSON.parse(json.stderr().split('\n')[0]!)).toMatchObject({ level: 40, name: 'mcplex' });
+
+    const pretty = spawnMcplex(['serve', '--config', config, '--log-format', 'pretty', '--log-level', 'debug']);
+    await listeningUrl(pretty);
+    expect(await pretty.stop()).toBe(0);
+    expect(pretty.stderr()).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] WARN: keyless development mode/m);
+    expect(pretty.stderr()).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: listening on /m);
+
+    const quiet = spawnMcplex(['serve', '--config', config, '--log-level', 'warn']);
+    await waitFor(() => quiet.stderr().includes('keyless'), 'the first warning');
+    expect(await quiet.stop()).toBe(0);
+    expect(quiet.stderr()).not.toMatch(/listening on/);
+
+    const wrong = spawnMcplex(['serve', '--config', config, '--log-level', 'loud']);
+    expect(await wrong.exited).toBe(1);
+    expect(wrong.stderr()).toMatch(/expected one of fatal, error, warn, info, debug, trace, silent/);
+  });
+
+  it('shows examples in --help', async () => {
+    for (const args of [['--help'], ['serve', '--help'], ['keys', 'create', '--help']]) {
+      const help = spawnMcplex(args);
+      expect(await help.exited).toBe(0);
+      expect(help.stdout()).toMatch(/Examples:\n( {2}\$ mcplex .+\n)+/);
+    }
   });
 });
 
@@ -154,10 +189,12 @@ describe('mcplex import', () => {
         },
       }),
     );
-    const mcplex = spawnMcplex(['import', desktop]);
+    const mcplex = spawnMcplex(['import', desktop], { env: { TOKEN: undefined } });
     expect(await mcplex.exited).toBe(0);
-    const printed = JSON.parse(mcplex.stdout()) as { mcpServers: Record<string, unknown> };
+    const printed = JSON.parse(mcplex.stdout()) as Record<string, unknown> & { mcpServers: Record<string, unknown> };
     expect(Object.keys(printed.mcpServers).sort()).toEqual(['filesystem', 'my-remote']);
+    // A complete starting point: the sections decided next, at their defaults, and the schema for editors.
+    expect(Object.keys(printed)).toEqual(['$schema', 'mcpServers', 'server', 'auth', 'llm', 'store']);
     const config = parseConfig(printed, { TOKEN: 'secret' });
     expect(config.mcpServers.filesystem).toMatchObject({ transport: 'stdio', command: 'npx' });
     expect(config.mcpServers['my-remote']).toMatchObject({
@@ -165,6 +202,20 @@ describe('mcplex import', () => {
       url: 'https://example.com/mcp',
     });
     expect(mcplex.stderr()).toMatch(/my remote/);
+    expect(mcplex.stderr()).toMatch(
+      /warning: mcpServers\.my-remote\.headers\.Authorization: \$\{TOKEN\} not set in this environment/,
+    );
+
+    // The same as YAML, each section explained, which mcplex reads as it is.
+    const yaml = spawnMcplex(['import', '--yaml', desktop], { env: { TOKEN: 'set' } });
+    expect(await yaml.exited).toBe(0);
+    expect(yaml.stdout()).toMatch(/^# "keys": API keys on \/mcp, \/v1 and \/admin/m);
+    expect(yaml.stderr()).not.toMatch(/not set/);
+    const file = join(dir.path, 'imported.yaml');
+    writeFileSync(file, yaml.stdout());
+    const loaded = await loadConfig(file, { TOKEN: 'secret' });
+    expect(Object.keys(loaded.mcpServers).sort()).toEqual(['filesystem', 'my-remote']);
+    expect(loaded.auth.mode).toBe('none');
   });
 });
 

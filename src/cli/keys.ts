@@ -6,6 +6,7 @@ import type { UnsetVariables } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { parseMoment } from '../wire/when.js';
+import { examples } from './help.js';
 import { openConfiguredStore, openSharedState, policyFor } from '../main.js';
 import type { SharedState } from '../main.js';
 import { createLogger } from '../log/logger.js';
@@ -87,6 +88,14 @@ export function registerKeyCommands(
     .option('--tpm <n>', 'tokens per minute', positive)
     .option('--max-concurrent <n>', 'requests in progress at once', positive)
     .option('--expires <when>', 'expiry: 30d, 12h, 90m or an ISO date', (v) => parseExpiry(v))
+    .addHelpText(
+      'after',
+      examples([
+        'mcplex keys create --name ci --models gpt --rpm 60 --expires 30d',
+        "mcplex keys create --name github-only --servers github --tools 'github__get_*'",
+        'mcplex keys create --name ops --admin',
+      ]),
+    )
     .action(async (options: Omit<CreateKeyInput, 'expiresAt'> & { config: string; expires?: number }) => {
       // Commander sets only the options given, so the rest is the service's input as it stands.
       const { config, expires, ...input } = options;

@@ -2,19 +2,22 @@
 // mock-llm (a scriptable MOCK LLM for tests and benchmarks).
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load-config.js';
 import type { UnsetVariables } from '../config/load-config.js';
 import { importDesktopConfig } from '../config/import-desktop.js';
 import { configJsonSchema } from '../config/json-schema.js';
-import { DEFAULT_STORE } from '../config/schema.js';
+import { configSkeleton, configSkeletonYaml, unsetVariableWarnings } from '../config/skeleton.js';
+import { DEFAULT_STORE, LOG_LEVELS } from '../config/schema.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { startMockLlm } from '../llm/mock/mock-llm.js';
 import type { MockLlmBehaviour } from '../llm/mock/mock-llm.js';
-import { createLogger } from '../log/logger.js';
-import type { Logger } from '../log/logger.js';
+import { createLogger, defaultLogFormat, prettyDestination } from '../log/logger.js';
+import type { LogFormat, Logger } from '../log/logger.js';
 import { openConfiguredStore, startHttp, startStdio } from '../main.js';
 import { redactUrl } from '../store/redact-url.js';
+import { examples } from './help.js';
 import { registerKeyCommands } from './keys.js';
 import { registerClusterCommands } from './cluster.js';
 import { VERSION } from '../version.js';
@@ -48,18 +51,54 @@ function parsePositiveInteger(value: string): number {
   return number;
 }
 
+function parseLogLevel(value: string): string {
+  if (!(LOG_LEVELS as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(', ')}`);
+  return value;
+}
+
+function parseLogFormat(value: string): LogFormat {
+  if (value !== 'json' && value !== 'pretty') throw new InvalidArgumentError('expected json or pretty');
+  return value;
+}
+
+interface LogOptions {
+  logLevel?: string;
+  logFormat?: LogFormat;
+}
+
+/** The process's logger: the flags over the configuration's level; pretty lines on a terminal, else JSON. */
+function loggerFor(config: Config, options: LogOptions): Logger {
+  const level = options.logLevel ?? config.logLevel;
+  const format = options.logFormat ?? defaultLogFormat();
+  return createLogger(level, format === 'pretty' ? prettyDestination() : undefined);
+}
+
+const withLogOptions = (command: Command): Command =>
+  command
+    .option('--log-level <level>', `log level (overrides logLevel): ${LOG_LEVELS.join(', ')}`, parseLogLevel)
+    .option('--log-format <format>', 'json, or pretty (the default when stderr is a terminal)', parseLogFormat);
+
 /** Prints a clear message and exits non-zero; used for every start-up failure. */
 function fail(message: string): never {
   process.stderr.write(`mcplex: ${message}\n`);
   process.exit(1);
 }
 
+const NO_CONFIG_HINT = [
+  'To make one:',
+  '  mcplex import ~/.config/Claude/claude_desktop_config.json > mcplex.json   (from a desktop client)',
+  '  cp examples/mcplex.json mcplex.json                                      (the example: three servers)',
+  'or name another file with --config. The README lists every setting; mcplex config-schema prints its JSON Schema.',
+].join('\n');
+
 /** Reads the configuration; `unset` says which unset variables the command can live with (see UnsetVariables). */
 async function load(path: string, unset: UnsetVariables = 'servers'): Promise<Config> {
   try {
     return await loadConfig(path, process.env, { unsetVariables: unset });
   } catch (error) {
-    fail(errorMessage(error));
+    const missing = error instanceof ConfigError && error.problems.some((p) => p.message === 'file not found');
+    fail(missing ? `${errorMessage(error)}\n${NO_CONFIG_HINT}` : errorMessage(error));
   }
 }
 
@@ -81,16 +120,37 @@ function onShutdown(logger: Logger, close: () => Promise<void>, drainMs = 0): vo
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-const program = new Command().name('mcplex').description('Many MCP servers behind one endpoint.').version(VERSION);
+const program = new Command()
+  .name('mcplex')
+  .description('Many MCP servers behind one endpoint, and one shared LLM behind /v1.')
+  .version(VERSION)
+  .addHelpText(
+    'after',
+    examples([
+      'mcplex import ~/.config/Claude/claude_desktop_config.json > mcplex.json',
+      'mcplex serve --config mcplex.json',
+      'mcplex serve --log-level debug --log-format pretty',
+      'mcplex stdio --config mcplex.json',
+      'mcplex keys create --name laptop --rpm 60',
+      'mcplex usage --since 7d',
+    ]),
+  );
 
-program
-  .command('serve')
+withLogOptions(program.command('serve'))
   .description('serve the aggregated MCP endpoint over HTTP at /mcp')
   .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
   .option('--host <host>', 'address to listen on (overrides server.host)')
   .option('-p, --port <port>', 'port to listen on (overrides server.port)', parsePort)
   .option('--name <name>', "this replica's name among the replicas (overrides cluster.name)")
-  .action(async (options: { config: string; host?: string; port?: number; name?: string }) => {
+  .addHelpText(
+    'after',
+    examples([
+      'mcplex serve                          # ./mcplex.json on 127.0.0.1:7070',
+      'mcplex serve -c prod.yaml --host 0.0.0.0 --port 8080   # beyond loopback: needs auth.mode "keys"',
+      'mcplex serve --port 0 --log-format json',
+    ]),
+  )
+  .action(async (options: { config: string; host?: string; port?: number; name?: string } & LogOptions) => {
     const loaded = await load(options.config);
     if (options.name !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(options.name)) {
       fail('--name must be 1-64 letters, digits, ".", "_" or "-"');
@@ -104,7 +164,7 @@ program
         ...(options.port === undefined ? {} : { port: options.port }),
       },
     };
-    const logger = createLogger(config.logLevel);
+    const logger = loggerFor(config, options);
     try {
       const running = await startHttp(config, logger);
       onShutdown(logger, running.close, config.server.drainMs);
@@ -129,13 +189,12 @@ program
     await store.close();
   });
 
-program
-  .command('stdio')
+withLogOptions(program.command('stdio'))
   .description('serve the aggregated MCP server on stdin/stdout (for desktop MCP clients)')
   .option('-c, --config <path>', 'configuration file (JSON or YAML)', 'mcplex.json')
-  .action(async (options: { config: string }) => {
+  .action(async (options: { config: string } & LogOptions) => {
     const config = await load(options.config);
-    const logger = createLogger(config.logLevel);
+    const logger = loggerFor(config, options);
     const running = await startStdio(config, logger).catch((error: unknown) => fail(errorMessage(error)));
     onShutdown(logger, running.close);
     process.stdin.on('end', () => void running.close().then(() => process.exit(0)));
@@ -143,9 +202,10 @@ program
 
 program
   .command('import')
-  .description("print an mcplex configuration equivalent to a desktop client's MCP configuration")
+  .description("print a complete mcplex configuration around a desktop client's MCP servers")
   .argument('<file>', 'desktop client configuration (Claude Desktop, Cursor, VS Code)')
-  .action(async (file: string) => {
+  .option('--yaml', 'print YAML with each section explained (JSON otherwise)')
+  .action(async (file: string, options: { yaml?: boolean }) => {
     let raw: unknown;
     try {
       raw = JSON.parse(await readFile(file, 'utf8'));
@@ -154,8 +214,13 @@ program
     }
     try {
       const { config, warnings } = importDesktopConfig(raw);
+      warnings.push(...unsetVariableWarnings(config.mcpServers));
       for (const warning of warnings) process.stderr.write(`mcplex: warning: ${warning}\n`);
-      process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+      process.stdout.write(
+        options.yaml
+          ? configSkeletonYaml(config.mcpServers)
+          : `${JSON.stringify(configSkeleton(config.mcpServers), null, 2)}\n`,
+      );
     } catch (error) {
       fail(errorMessage(error));
     }

@@ -2,6 +2,7 @@
 // that repeat are rate-limited per message (repeat-limit.ts), so that a flood of requests is not a flood of lines.
 import { pino } from 'pino';
 import type { DestinationStream, Logger } from 'pino';
+import { PinoPretty } from 'pino-pretty';
 import { createRepeatLimit } from './repeat-limit.js';
 
 export type { Logger };
@@ -28,6 +29,23 @@ function repeatKey(message: string, bindings: Record<string, unknown>, args: unk
   const fields = typeof args[0] === 'object' && args[0] !== null ? (args[0] as Record<string, unknown>) : {};
   const source = SOURCE_FIELDS.map((field) => fields[field] ?? bindings[field] ?? '');
   return JSON.stringify([message, bindings.name ?? '', ...source]);
+}
+
+export type LogFormat = 'json' | 'pretty';
+
+/** JSON lines for machines, unless stderr is a terminal: a person reads those. */
+export const defaultLogFormat = (): LogFormat => (process.stderr.isTTY ? 'pretty' : 'json');
+
+/** Human-readable lines on stderr (pino's own pretty printer, in this thread): time, level, message, fields. */
+export function prettyDestination(colorize = process.stderr.isTTY === true): DestinationStream {
+  return PinoPretty({
+    destination: 2,
+    colorize,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,name',
+    singleLine: true,
+    sync: false,
+  });
 }
 
 export function createLogger(level: string = 'info', destination?: DestinationStream): Logger {
