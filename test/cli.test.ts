@@ -50,6 +50,8 @@ describe('mcplex serve', () => {
       mcpServers: {
         good: fixtureStdio(),
         broken: { command: '/nonexistent/server' },
+        // A path to a script that is not there: the child's own words say so.
+        wrongpath: { command: process.execPath, args: ['/nonexistent/dir/server.js'] },
         // Counted as clients see it (regression: the log and /readyz counted the tools before tools.deny).
         filtered: { ...fixtureStdio(), tools: { deny: ['echo', 'add'] } },
       },
@@ -67,7 +69,20 @@ describe('mcplex serve', () => {
       expect(log).toMatch(/filtered: ready with 7 tools \((legacy|modern) era; 2 more hidden by tools.allow\/deny\)/);
       expect(log).toMatch(/broken: failed: command not found/);
       const { servers } = (await (await fetch(`${url}/readyz`)).json()) as { servers: UpstreamStatus[] };
-      expect(Object.fromEntries(servers.map((s) => [s.name, s.tools]))).toEqual({ good: 9, broken: 0, filtered: 7 });
+      expect(Object.fromEntries(servers.map((s) => [s.name, s.tools]))).toEqual({
+        good: 9,
+        broken: 0,
+        wrongpath: 0,
+        filtered: 7,
+      });
+      await waitFor(
+        () => /wrongpath: failed: .*Cannot find module '\/nonexistent\/dir\/server\.js'/.test(mcplex.stderr()),
+        'the wrong path to be reported',
+      );
+      const again = (await (await fetch(`${url}/readyz`)).json()) as { servers: UpstreamStatus[] };
+      expect(again.servers.find((s) => s.name === 'wrongpath')?.lastError).toMatch(
+        /Cannot find module '\/nonexistent\/dir\/server\.js'/,
+      );
       // The listener came up without waiting for every server.
       expect(log).toMatch(
         /listening on http:\/\/127\.0\.0\.1:\d+\/mcp \(MCP\), http:\/\/127\.0\.0\.1:\d+\/v1 \(OpenAI-compatible; no models configured\)/,
