@@ -261,6 +261,14 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     limiter: policy.limiter,
     usage: policy.usage,
     servers: Object.fromEntries(Object.entries(config.mcpServers).map(([key, server]) => [key, server.limits])),
+    observe: (call, outcome, upstreamMs) => {
+      // Tool names come from the catalog (an unknown one is refused before): a bounded label.
+      const tool = call.method === 'tools/call' ? call.name : '';
+      metrics.mcpCalls.inc({ server: call.server, method: call.method, tool, outcome });
+      if (upstreamMs !== undefined) {
+        metrics.mcpUpstreamSeconds.observe({ server: call.server, method: call.method }, upstreamMs / 1000);
+      }
+    },
   });
   const gateway = createGateway(config, logger, {
     calls,
@@ -343,6 +351,11 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     logger,
   });
   inUse = () => mcp.sessionsInUse();
+  metrics.watchMcp({
+    upstreams: () => gateway.status().servers,
+    sessions: () => mcp.sessionCount(),
+    sessionsInUse: () => mcp.sessionsInUse(),
+  });
   const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
   const embedder = config.agent.embeddings ? createTextEmbedder({ cache: store.cache }) : undefined;
   const selector = createToolSelector({

@@ -11,6 +11,20 @@ export interface Metrics {
   readonly llmRetries: Counter<'model' | 'deployment' | 'reason'>;
   readonly llmBreakerState: Gauge<'deployment'>;
   readonly sharedStateUp: Gauge;
+  /** Calls that reached an upstream (or were refused on the way): ok, error (the tool's own), failed, refused. */
+  readonly mcpCalls: Counter<'server' | 'method' | 'tool' | 'outcome'>;
+  readonly mcpUpstreamSeconds: Histogram<'server' | 'method'>;
+  readonly mcpRequestSeconds: Histogram<'method'>;
+  /** Where the upstreams' states and the sessions are read when /metrics is scraped. */
+  watchMcp(source: McpMetricsSource): void;
+}
+
+export interface McpMetricsSource {
+  upstreams(): readonly { name: string; state: string; restarts: number }[];
+  /** 2025-11-25 sessions in the directory (every replica's, with Redis). */
+  sessions(): Promise<number>;
+  /** Sessions with a stream open or a request in progress on this replica. */
+  sessionsInUse(): number;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -22,7 +36,69 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     collectDefaultMetrics({ register: registry, prefix: 'mcplex_', eventLoopMonitoringPrecision: 100 });
   }
   const registers = [registry];
+  let source: McpMetricsSource | undefined;
+  new Gauge({
+    name: 'mcplex_mcp_upstream_up',
+    help: 'Each MCP server: 1 while its connection is ready, else 0',
+    labelNames: ['server'],
+    registers,
+    collect() {
+      this.reset();
+      for (const u of source?.upstreams() ?? []) this.set({ server: u.name }, u.state === 'ready' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'mcplex_mcp_upstream_restarts',
+    help: 'Each MCP server: reconnections since mcplex started',
+    labelNames: ['server'],
+    registers,
+    collect() {
+      this.reset();
+      for (const u of source?.upstreams() ?? []) this.set({ server: u.name }, u.restarts);
+    },
+  });
+  new Gauge({
+    name: 'mcplex_mcp_sessions',
+    help: '2025-11-25 MCP sessions open (every replica, when they share Redis)',
+    registers,
+    async collect() {
+      if (source) this.set(await source.sessions().catch(() => 0));
+    },
+  });
+  new Gauge({
+    name: 'mcplex_mcp_sessions_in_use',
+    help: 'MCP sessions with a stream open or a request in progress on this replica',
+    registers,
+    collect() {
+      if (source) this.set(source.sessionsInUse());
+    },
+  });
   return {
+    watchMcp(given) {
+      source = given;
+    },
+    mcpCalls: new Counter({
+      name: 'mcplex_mcp_calls_total',
+      help:
+        'MCP calls that reach an upstream (tools/call, resources/read, prompts/get) by server, method, tool (tools/call ' +
+        "only) and outcome: ok, error (the tool's own error result), failed (an error answer), refused (a limit)",
+      labelNames: ['server', 'method', 'tool', 'outcome'],
+      registers,
+    }),
+    mcpUpstreamSeconds: new Histogram({
+      name: 'mcplex_mcp_upstream_seconds',
+      help: 'Time an MCP call spent at its upstream (sent to answered)',
+      labelNames: ['server', 'method'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    }),
+    mcpRequestSeconds: new Histogram({
+      name: 'mcplex_mcp_request_seconds',
+      help: 'Time an /mcp request took in all (arrival to answer; streams to their end), by JSON-RPC method',
+      labelNames: ['method'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    }),
     registry,
     llmRequests: new Counter({
       name: 'mcplex_llm_requests_total',

@@ -69,6 +69,31 @@ export interface McplexHttpServer extends HttpServer {
   drain(timeoutMs: number): Promise<boolean>;
 }
 
+/** The JSON-RPC methods of MCP, as metric labels; anything else a client sends is "other". */
+const MCP_METHODS = new Set([
+  'initialize',
+  'ping',
+  'server/discover',
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'subscriptions/listen',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
+  'logging/setLevel',
+]);
+
+function methodLabel(method: unknown): string {
+  if (typeof method !== 'string') return 'response';
+  if (method.startsWith('notifications/')) return 'notification';
+  return MCP_METHODS.has(method) ? method : 'other';
+}
+
 /** Compares a presented secret with the expected one in time independent of where they differ. */
 function sameSecret(presented: string, expected: string): boolean {
   const a = Buffer.from(presented);
@@ -142,8 +167,16 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     return auth.ok && auth.principal.scopes.admin === true ? 'ok' : 'refused';
   }
 
+  /** Observes an /mcp request's whole time under its method (a bounded label: unknown methods are "other"). */
+  function timeMcp(res: ServerResponse, body: unknown, started: number): void {
+    const histogram = options.metrics?.mcpRequestSeconds;
+    if (!histogram) return;
+    const method = Array.isArray(body) ? 'batch' : methodLabel((body as { method?: unknown } | null)?.method);
+    res.once('close', () => histogram.observe({ method }, (performance.now() - started) / 1000));
+  }
+
   let mcpReady = options.mcpReady === undefined;
-  async function handleMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handleMcp(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
     if (!guarded(req, res, true, 'json-rpc')) return;
     if (!mcpReady) {
       await options.mcpReady?.();
@@ -186,12 +219,13 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
       sendJsonRpcError(res, 400, { code: -32600, message: `Invalid Request: ${TOO_DEEP}` });
       return;
     }
+    timeMcp(res, body, started);
     await mcp.post(req, res, body, principal);
   }
 
   async function route(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-    if (path === '/mcp') return handleMcp(req, res);
+    if (path === '/mcp') return handleMcp(req, res, started);
     if (path.startsWith('/v1/') && options.llm) {
       // The same DNS-rebinding guards as /mcp: a web page must not spend this host's LLM budget.
       if (!guarded(req, res, true, 'openai')) return;

@@ -44,24 +44,32 @@ export type AdmitCall = (call: McpCall) => Promise<McpCallTicket>;
 export async function admitted<T>(admit: AdmitCall | undefined, call: McpCall, run: () => Promise<T>): Promise<T> {
   if (admit === undefined) return run();
   const ticket = await admit(call);
+  let outcome: 'ok' | 'error' | 'failed' = 'failed';
   try {
-    return await run();
+    const result = await run();
+    outcome = (result as { isError?: unknown } | null)?.isError === true ? 'error' : 'ok';
+    return result;
   } finally {
-    ticket.done();
+    ticket.done(outcome);
   }
 }
 
+/** How a call ended: answered, answered with the tool's own error, failed (an error answer), refused by a limit. */
+export type McpCallOutcome = 'ok' | 'error' | 'failed' | 'refused';
+
 export interface McpCallTicket {
-  /** The call ended (answered or failed): its slots are free again and a tool call is counted. */
-  done(): void;
+  /** The call ended: its slots are free again and a tool call is counted. */
+  done(outcome: Exclude<McpCallOutcome, 'refused'>): void;
 }
 
 export function createMcpCallLimits(options: {
   limiter: RateLimiter;
   usage: UsageRecorder;
   servers: Readonly<Record<string, ServerCallLimits | undefined>>;
+  /** Told how each call ended and how long it took at its upstream (the metrics). */
+  observe?: (call: McpCall, outcome: McpCallOutcome, upstreamMs?: number) => void;
 }): McpCallGuard {
-  const { limiter, usage } = options;
+  const { limiter, usage, observe } = options;
   // Each server's limits as a principal of their own, apart from the `server:<key>` identity of its sampling.
   const serverPrincipals = new Map<string, Principal>();
   for (const [key, limits] of Object.entries(options.servers)) {
@@ -80,25 +88,29 @@ export function createMcpCallLimits(options: {
 
   return {
     async admit(principal, call, keyLimits = true) {
-      const byKey = keyLimits ? refusedOrAdmitted(await limiter.admit(principal, 0), 'key') : undefined;
+      let byKey: Admission | undefined;
       let byServer: Admission | undefined;
-      const serverPrincipal = serverPrincipals.get(call.server);
-      if (serverPrincipal !== undefined) {
-        try {
+      try {
+        if (keyLimits) byKey = refusedOrAdmitted(await limiter.admit(principal, 0), 'key');
+        const serverPrincipal = serverPrincipals.get(call.server);
+        if (serverPrincipal !== undefined) {
           byServer = refusedOrAdmitted(await limiter.admit(serverPrincipal, 0), 'server');
-        } catch (error) {
-          if (byKey?.ok) byKey.release();
-          throw error;
         }
+      } catch (error) {
+        if (byKey?.ok) byKey.release();
+        if (error instanceof McplexError && error.code === 'RATE_LIMITED') observe?.(call, 'refused');
+        throw error;
       }
+      const started = performance.now();
       let ended = false;
       return {
-        done() {
+        done(outcome) {
           if (ended) return;
           ended = true;
           if (byServer?.ok) byServer.release();
           if (byKey?.ok) byKey.release();
           if (call.method === 'tools/call') usage.add(principal.id, toolUsageName(call.server, call.name), 0, 0);
+          observe?.(call, outcome, performance.now() - started);
         },
       };
     },
