@@ -29,7 +29,7 @@ import { createSamplingBridge, serverIdentities } from './mcp/bridge/sampling.js
 import type { Policy } from './policy/policy.js';
 import { createGateway } from './gateway.js';
 import { createMcpCallLimits } from './policy/limits/mcp-call-limits.js';
-import type { McpCallGuard } from './policy/limits/mcp-call-limits.js';
+import type { McpCall, McpCallGuard, McpCallOutcome } from './policy/limits/mcp-call-limits.js';
 import type { Gateway } from './gateway.js';
 import { createHttpServer } from './http/server.js';
 import { createMcpHttpEndpoint } from './mcp/downstream/http-endpoint.js';
@@ -261,14 +261,7 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     limiter: policy.limiter,
     usage: policy.usage,
     servers: Object.fromEntries(Object.entries(config.mcpServers).map(([key, server]) => [key, server.limits])),
-    observe: (call, outcome, upstreamMs) => {
-      // Tool names come from the catalog (an unknown one is refused before): a bounded label.
-      const tool = call.method === 'tools/call' ? call.name : '';
-      metrics.mcpCalls.inc({ server: call.server, method: call.method, tool, outcome });
-      if (upstreamMs !== undefined) {
-        metrics.mcpUpstreamSeconds.observe({ server: call.server, method: call.method }, upstreamMs / 1000);
-      }
-    },
+    observe: observeMcpCalls(metrics),
   });
   const gateway = createGateway(config, logger, {
     calls,
@@ -290,6 +283,31 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
       await policy.close();
       await Promise.all([store.close(), shared.close()]);
     },
+  };
+}
+
+/** The metrics of each MCP call, their label sets looked up once each rather than on every call. */
+function observeMcpCalls(metrics: Metrics): (call: McpCall, outcome: McpCallOutcome, upstreamMs?: number) => void {
+  const counters = new Map<string, { inc(): void }>();
+  const timers = new Map<string, { observe(seconds: number): void }>();
+  return (call, outcome, upstreamMs) => {
+    // Tool names come from the catalog (an unknown one is refused before): a bounded label.
+    const tool = call.method === 'tools/call' ? call.name : '';
+    const key = `${call.server}\0${call.method}\0${tool}\0${outcome}`;
+    let counter = counters.get(key);
+    if (!counter) {
+      counter = metrics.mcpCalls.labels({ server: call.server, method: call.method, tool, outcome });
+      counters.set(key, counter);
+    }
+    counter.inc();
+    if (upstreamMs === undefined) return;
+    const where = `${call.server}\0${call.method}`;
+    let timer = timers.get(where);
+    if (!timer) {
+      timer = metrics.mcpUpstreamSeconds.labels({ server: call.server, method: call.method });
+      timers.set(where, timer);
+    }
+    timer.observe(upstreamMs / 1000);
   };
 }
 

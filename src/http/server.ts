@@ -167,12 +167,16 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     return auth.ok && auth.principal.scopes.admin === true ? 'ok' : 'refused';
   }
 
+  const mcpTimers = new Map<string, { observe(seconds: number): void }>();
   /** Observes an /mcp request's whole time under its method (a bounded label: unknown methods are "other"). */
   function timeMcp(res: ServerResponse, body: unknown, started: number): void {
     const histogram = options.metrics?.mcpRequestSeconds;
     if (!histogram) return;
     const method = Array.isArray(body) ? 'batch' : methodLabel((body as { method?: unknown } | null)?.method);
-    res.once('close', () => histogram.observe({ method }, (performance.now() - started) / 1000));
+    let timer = mcpTimers.get(method);
+    if (!timer) mcpTimers.set(method, (timer = histogram.labels({ method })));
+    const observed = timer;
+    res.once('close', () => observed.observe((performance.now() - started) / 1000));
   }
 
   let mcpReady = options.mcpReady === undefined;

@@ -91,7 +91,7 @@ export function createMcpCallLimits(options: {
       let byKey: Admission | undefined;
       let byServer: Admission | undefined;
       try {
-        if (keyLimits) byKey = refusedOrAdmitted(await limiter.admit(principal, 0), 'key');
+        if (keyLimits && limited(principal)) byKey = refusedOrAdmitted(await limiter.admit(principal, 0), 'key');
         const serverPrincipal = serverPrincipals.get(call.server);
         if (serverPrincipal !== undefined) {
           byServer = refusedOrAdmitted(await limiter.admit(serverPrincipal, 0), 'server');
@@ -116,6 +116,10 @@ export function createMcpCallLimits(options: {
     },
   };
 }
+
+/** Whether a caller has limits of its own to count (most keys have none: nothing to ask the store). */
+const limited = ({ limits }: Principal): boolean =>
+  limits.rpm !== undefined || limits.tpm !== undefined || limits.maxConcurrent !== undefined;
 
 function refusedOrAdmitted(admission: Admission, by: 'key' | 'server'): Admission {
   if (admission.ok) return admission;
