@@ -134,7 +134,7 @@ describe('why a server failed', () => {
       await mcplex.gateway.whenSettled();
       const body = (await (await fetch(`${mcplex.url}/readyz`)).json()) as { servers: UpstreamStatus[] };
       const byName = Object.fromEntries(body.servers.map((s) => [s.name, s]));
-      expect(byName.wrongpath!.lastError).toContain('Cannot find module');
+      expect(byName.wrongpath!.lastError).toMatch(/^the server stopped during start-up, saying: .*Cannot find module/);
       expect(byName.wrongpath!.lastError).toContain('/nonexistent/dir/server.js');
       expect(byName.down!.lastError).toContain('ECONNREFUSED');
       expect(byName.down!.lastError).toContain(`http://127.0.0.1:${closed}/mcp`);

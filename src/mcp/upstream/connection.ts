@@ -345,6 +345,10 @@ function describeConnectError(
   // Some errors quote the URL whole, credentials and query included (fetch refuses a URL with credentials so).
   const causes =
     config.transport === 'stdio' ? withCauses(error) : withCauses(error).split(config.url).join(safeUrl(config.url));
+  // A child that wrote why it stopped says more than how the protocol noticed: its words come first.
+  if (config.transport === 'stdio' && stderr.length > 0) {
+    return `the server stopped during start-up, saying: ${stderr.join(' | ')} (${causes})`;
+  }
   return `${causes}${where}${said}`;
 }
 
