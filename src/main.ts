@@ -398,6 +398,14 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     mcp,
     replica,
     cluster: async () => ({ object: 'list', replica, data: await heartbeat.replicas() }),
+    servers: {
+      list: () => gateway.status().servers,
+      async restart(name) {
+        const upstream = gateway.upstreams.find((u) => u.key === name);
+        if (!upstream) return 'unknown';
+        return (await upstream.restart()) ? 'restarted' : 'refused';
+      },
+    },
     mcpReady: () => firstAttempts(gateway, config.server.startupWaitMs),
     llm: createV1Api({
       core: llm,

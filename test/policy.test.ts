@@ -6,7 +6,15 @@ import type { RunningServer } from '../src/main.js';
 import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
 import type { CreateKeyInput } from '../src/policy/auth/key-service.js';
-import { METRICS_TOKEN, OPERATOR, clientOptions, fixtureStdio, startMcplex } from './support/harness.js';
+import {
+  METRICS_TOKEN,
+  OPERATOR,
+  clientOptions,
+  fixtureStdio,
+  processAlive,
+  startMcplex,
+  waitFor,
+} from './support/harness.js';
 import type { Era } from './support/harness.js';
 
 let mock: MockLlm;
@@ -115,6 +123,37 @@ describe('the operator endpoints with API keys', () => {
       expect(response.status).toBe(200);
       expect(await response.text()).toMatch(/^# HELP /m);
     }
+  });
+});
+
+describe('the MCP servers over /admin', () => {
+  it('lists the servers and restarts one on request (a new child process), for admin keys only', async () => {
+    const admin = await key({ name: 'servers-admin', admin: true });
+    const user = await key({ name: 'servers-user' });
+    const call = (path: string, token: string, method = 'GET') =>
+      fetch(`${mcplex.url}/admin/servers${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+    expect((await call('', user)).status).toBe(403);
+    expect((await call('/alpha/restart', user, 'POST')).status).toBe(403);
+    const listed = (await (await call('', admin)).json()) as {
+      data: { name: string; pid: number; restarts: number }[];
+    };
+    const before = listed.data.find((s) => s.name === 'alpha')!;
+    expect(listed.data.map((s) => s.name).sort()).toEqual(['alpha', 'beta']);
+
+    const restarted = await call('/alpha/restart', admin, 'POST');
+    expect(restarted.status).toBe(200);
+    const after = (await restarted.json()) as { state: string; pid: number; restarts: number };
+    expect(after).toMatchObject({ state: 'ready', restarts: before.restarts + 1 });
+    expect(after.pid).not.toBe(before.pid);
+    // The old child is gone, and the server answers as before.
+    await waitFor(() => !processAlive(before.pid), 'the old child to exit');
+    const client = await mcpClient(admin, 'legacy');
+    try {
+      expect((await client.callTool({ name: 'alpha__echo', arguments: { message: 'back' } })).isError).toBeFalsy();
+    } finally {
+      await client.close();
+    }
+    expect((await call('/nope/restart', admin, 'POST')).status).toBe(404);
   });
 });
 

@@ -2,6 +2,7 @@
 // JSON like the rest of the HTTP API.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseMoment } from '../wire/when.js';
+import type { UpstreamStatus } from '../mcp/upstream/upstream.js';
 import { McplexError } from '../errors.js';
 import type { Policy } from '../policy/policy.js';
 import type { CreateKeyInput } from '../policy/auth/key-service.js';
@@ -78,6 +79,13 @@ function moment(param: string, value: string): number {
   return at;
 }
 
+/** The MCP servers as the admin API shows and restarts them (this replica's connections). */
+export interface AdminServers {
+  list(): UpstreamStatus[];
+  /** Connects afresh and resolves when the new attempt has ended. */
+  restart(name: string): Promise<'restarted' | 'unknown' | 'refused'>;
+}
+
 export async function handleAdmin(
   req: IncomingMessage,
   res: ServerResponse,
@@ -85,6 +93,7 @@ export async function handleAdmin(
   policy: Policy,
   maxBodyBytes: number,
   cluster?: () => Promise<unknown>,
+  servers?: AdminServers,
 ): Promise<void> {
   if (policy.mode !== 'keys') {
     fail(res, 403, 'the admin API needs "auth": {"mode": "keys"}; use the mcplex keys command meanwhile');
@@ -126,6 +135,19 @@ export async function handleAdmin(
       sendJson(res, 200, { object: 'list', data: totals });
     } else if (path === '/admin/cluster' && req.method === 'GET' && cluster) {
       sendJson(res, 200, await cluster());
+    } else if (path === '/admin/servers' && req.method === 'GET' && servers) {
+      sendJson(res, 200, { object: 'list', data: servers.list() });
+    } else if (/^\/admin\/servers\/[^/]+\/restart$/.test(path) && req.method === 'POST' && servers) {
+      const name = decodedSegment(path.slice('/admin/servers/'.length, -'/restart'.length));
+      const outcome = await servers.restart(name);
+      if (outcome === 'unknown') fail(res, 404, `no MCP server "${name}"`);
+      else if (outcome === 'refused') fail(res, 409, `MCP server "${name}" is disabled or cannot start`);
+      else
+        sendJson(
+          res,
+          200,
+          servers.list().find((s) => s.name === name),
+        );
     } else {
       fail(res, 404, `no admin route for ${req.method} ${path}`);
     }

@@ -22,6 +22,7 @@ import { ANONYMOUS } from '../policy/auth/keys.js';
 import { readBody } from '../wire/body.js';
 import { TOO_DEEP, sendJson, sendJsonRpcError, tooDeep } from '../wire/json.js';
 import { handleAdmin } from './admin.js';
+import type { AdminServers } from './admin.js';
 import { createDrain } from './drain.js';
 import { markOpenEnded } from '../wire/open-ended.js';
 import { limitConnections } from './connection-limits.js';
@@ -57,6 +58,8 @@ export interface HttpServerOptions {
   replica?: string;
   /** The live replicas, for GET /admin/cluster. */
   cluster?: () => Promise<unknown>;
+  /** The MCP servers, for GET /admin/servers and POST /admin/servers/<name>/restart. */
+  servers?: AdminServers;
   /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
   readiness: () => Promise<{ ready: boolean; body: unknown }>;
   /** With API keys, a token besides an admin key for /metrics and the details of /readyz. */
@@ -237,7 +240,8 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     }
     if (path.startsWith('/admin/') && options.policy) {
       if (!guarded(req, res, true, 'openai')) return;
-      return handleAdmin(req, res, path, options.policy, options.maxBodyBytes, options.cluster);
+      const { policy, maxBodyBytes, cluster, servers } = options;
+      return handleAdmin(req, res, path, policy, maxBodyBytes, cluster, servers);
     }
     if (path === '/metrics' && req.method === 'GET' && options.metrics) {
       if (!guarded(req, res, false, 'plain')) return;

@@ -142,6 +142,36 @@ export class UpstreamConnection {
     }
   }
 
+  /**
+   * Drops the connection (a stdio child is stopped) and connects afresh at once, whatever state it was in; false
+   * for a server that is disabled, unavailable or closing. Resolves when the new attempt has ended.
+   */
+  async restart(): Promise<boolean> {
+    if (this.closing || this.stateValue === 'disabled' || this.options.config.unavailable !== undefined) return false;
+    const { key, logger, hooks } = this.options;
+    logger.info(`${key}: restarting on request`);
+    clearTimeout(this.retryTimer);
+    // Whatever is in flight belongs to the old generation: its outcome is discarded.
+    this.generation++;
+    this.attemptAbort.abort(new Error('restarted on request'));
+    await this.connecting?.catch(() => {});
+    clearTimeout(this.retryTimer);
+    const client = this.clientValue;
+    const connection = this.transportValue;
+    this.clientValue = undefined;
+    this.transportValue = undefined;
+    this.prior = undefined;
+    this.stateValue = 'restarting';
+    this.restartCount++;
+    this.attempt = 0;
+    hooks.down();
+    hooks.changed();
+    await Promise.all([this.dispose(client), connection?.transport.close().catch(() => {})]);
+    if (this.closing) return false;
+    await this.connect();
+    return true;
+  }
+
   /** Stops reconnecting and closes the connection (stdio children: stdin closed, then SIGTERM, then SIGKILL). */
   async close(): Promise<void> {
     this.closing = true;
@@ -204,6 +234,11 @@ export class UpstreamConnection {
       this.lastErrorValue = null;
       await hooks.ready();
     } catch (error) {
+      // An attempt a restart replaced: the restart connects on its own.
+      if (generation !== this.generation && !this.closing) {
+        await this.dispose(client);
+        return;
+      }
       // A child that dies at once writes its stderr just before it closes: let those lines arrive.
       if (connection.onStderr && stderr.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
       this.lastErrorValue = describeConnectError(error, startup, this.closing, config, stderr);

@@ -194,6 +194,11 @@ export class Upstream {
     return this.connection.whenSettled();
   }
 
+  /** Connects afresh (a stdio child is started again); false when the server is disabled or unavailable. */
+  restart(): Promise<boolean> {
+    return this.connection.restart();
+  }
+
   status(): UpstreamStatus {
     const client = this.connection.client;
     return {
