@@ -57,8 +57,22 @@ export function createCacheStage(options: CacheStageOptions): Stage {
     if (options.fill && !options.fill.fillsHere(shareKey)) {
       const { lock } = options.fill;
       const claimed = await lock.claim(key);
-      if (claimed !== 'elsewhere') lease = claimed;
-      else {
+      if (claimed !== 'elsewhere') {
+        lease = claimed;
+        // Another replica may have saved the answer and let go between the lookup above and this claim: look once
+        // more, holding the lock, so that the backend is not asked again for what the cache has.
+        const late = await cache.lookup(key);
+        if (late && replay(late)) {
+          if (lease) await lock.release(key, lease);
+          metrics.llmRequests.inc({
+            route: metricRouteOf(ctx),
+            model: ctx.requested,
+            deployment: 'cache',
+            status: '200',
+          });
+          return;
+        }
+      } else {
         // Another replica is answering it: its answer, once saved, is this one's too.
         const filled = await lock.wait(
           key,
