@@ -42,15 +42,22 @@ export function createCacheStage(options: CacheStageOptions): Stage {
     const key = cacheKey(ctx.route, { ...ctx.body, model: ctx.primary.name }, options.shared ? '' : ctx.principal.id);
     const stream = ctx.body.stream === true;
     const includeUsage = (ctx.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
-    const replay = (entry: CacheEntry) => {
+    /** Answers from a saved entry and counts it as the cache's answer; false when the entry cannot be replayed. */
+    const replay = (entry: CacheEntry | undefined): boolean => {
+      if (entry === undefined) return false;
       const headers = { [OVERHEAD_HEADER]: overheadSince(ctx.started) };
-      return stream ? replaySse(res, entry, headers, includeUsage) : replayJson(res, entry, headers);
+      const done = stream ? replaySse(res, entry, headers, includeUsage) : replayJson(res, entry, headers);
+      if (done) {
+        metrics.llmRequests.inc({
+          route: metricRouteOf(ctx),
+          model: ctx.requested,
+          deployment: 'cache',
+          status: '200',
+        });
+      }
+      return done;
     };
-    const hit = await cache.lookup(key);
-    if (hit && replay(hit)) {
-      metrics.llmRequests.inc({ route: metricRouteOf(ctx), model: ctx.requested, deployment: 'cache', status: '200' });
-      return;
-    }
+    if (replay(await cache.lookup(key))) return;
     // The delivery form is part of what identical requests share: the bytes of a stream and of JSON differ.
     const shareKey = `${key}:${stream ? (includeUsage ? 'sse+u' : 'sse') : 'json'}`;
     let lease: Lease | undefined;
@@ -61,15 +68,8 @@ export function createCacheStage(options: CacheStageOptions): Stage {
         lease = claimed;
         // Another replica may have saved the answer and let go between the lookup above and this claim: look once
         // more, holding the lock, so that the backend is not asked again for what the cache has.
-        const late = await cache.lookup(key);
-        if (late && replay(late)) {
+        if (replay(await cache.lookup(key))) {
           if (lease) await lock.release(key, lease);
-          metrics.llmRequests.inc({
-            route: metricRouteOf(ctx),
-            model: ctx.requested,
-            deployment: 'cache',
-            status: '200',
-          });
           return;
         }
       } else {
@@ -79,15 +79,7 @@ export function createCacheStage(options: CacheStageOptions): Stage {
           () => cache.lookup(key),
           () => ctx.sink.gone,
         );
-        if (filled && replay(filled)) {
-          metrics.llmRequests.inc({
-            route: metricRouteOf(ctx),
-            model: ctx.requested,
-            deployment: 'cache',
-            status: '200',
-          });
-          return;
-        }
+        if (replay(filled)) return;
       }
     }
     try {
