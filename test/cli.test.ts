@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig } from '../src/config/load-config.js';
 import type { UpstreamStatus } from '../src/mcp/upstream/upstream.js';
+import { PG_MIGRATIONS } from '../src/store/postgres/migrations.js';
 import { fixtureStdio, listeningUrl, spawnMcplex, tempDir, waitFor, writeConfig } from './support/harness.js';
 
 const dir = tempDir();
@@ -29,9 +30,10 @@ describe('mcplex migrate', () => {
       const config = writeConfig(dir.path, { store: `${base}?schema=${schema}` }, 'migrate-pg.json');
       const mcplex = spawnMcplex(['migrate', '--config', config]);
       expect(await mcplex.exited).toBe(0);
-      expect(mcplex.stdout()).toMatch(/schema version 1, up to date/);
+      const latest = PG_MIGRATIONS.at(-1)!.version;
+      expect(mcplex.stdout()).toContain(`schema version ${latest}, up to date`);
       const { rows } = await client.query(`SELECT max(version)::int AS v FROM ${schema}.schema_version`);
-      expect(rows[0].v).toBe(1);
+      expect(rows[0].v).toBe(latest);
     } finally {
       await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await client.end();

@@ -1,10 +1,20 @@
 // What the SQL stores (SQLite and PostgreSQL) share: the rows their tables hold, the columns they select, and how
 // a row becomes a record. The schemas match column for column, so one mapping serves both.
-import type { ApiKeyRecord, CacheEntry, ConversationItem, ConversationRecord, ConversationRole } from './store.js';
+import type {
+  ApiKeyRecord,
+  CacheEntry,
+  ConversationItem,
+  ConversationRecord,
+  ConversationRole,
+  LoggedRequest,
+  RequestLogFilter,
+} from './store.js';
 
 export const KEY_COLUMNS = 'id, name, secret_hash, scopes, limits, created_at, expires_at, revoked_at';
 export const CONVERSATION_COLUMNS = 'id, owner, metadata, version, created_at';
 export const ITEM_COLUMNS = 'id, conversation_id, seq, role, message, created_at';
+export const REQUEST_COLUMNS =
+  'id, at, route, subject, target, status, latency_ms, prompt_tokens, completion_tokens, replica';
 
 export interface KeyRow {
   id: string;
@@ -80,6 +90,64 @@ export function toItem(row: ItemRow): ConversationItem {
     role: row.role,
     message: JSON.parse(row.message) as Record<string, unknown>,
     createdAt: row.created_at,
+  };
+}
+
+export interface RequestRow {
+  id: number;
+  at: number;
+  route: string;
+  subject: string | null;
+  target: string;
+  status: string;
+  latency_ms: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  replica: string;
+}
+
+export function toLoggedRequest(row: RequestRow): LoggedRequest {
+  return {
+    id: row.id,
+    at: row.at,
+    route: row.route,
+    subject: row.subject,
+    target: row.target,
+    status: row.status,
+    latencyMs: row.latency_ms,
+    promptTokens: row.prompt_tokens,
+    completionTokens: row.completion_tokens,
+    replica: row.replica,
+  };
+}
+
+/**
+ * A page of request_log for a checked filter and page, newest first. Each equality filter has an index that ends
+ * in the id, so the newest matches are read in order and the scan stops at `limit`. `placeholder` as in totalsQuery.
+ */
+export function requestPageQuery(
+  filter: RequestLogFilter,
+  page: { limit: number; before?: number },
+  placeholder: (name: string) => string,
+): { sql: string; params: Record<string, string | number> } {
+  const params: Record<string, string | number> = {};
+  const conditions: string[] = [];
+  const add = (condition: (value: string) => string, name: string, value: string | number | undefined) => {
+    if (value === undefined) return;
+    params[name] = value;
+    conditions.push(condition(placeholder(name)));
+  };
+  for (const column of ['route', 'subject', 'target', 'status'] as const) {
+    add((v) => `${column} = ${v}`, column, filter[column]);
+  }
+  add((v) => `at >= ${v}`, 'since', filter.since);
+  add((v) => `at < ${v}`, 'until', filter.until);
+  add((v) => `id < ${v}`, 'before', page.before);
+  params.limit = page.limit;
+  const where = conditions.length === 0 ? '' : ` WHERE ${conditions.join(' AND ')}`;
+  return {
+    sql: `SELECT ${REQUEST_COLUMNS} FROM request_log${where} ORDER BY id DESC LIMIT ${placeholder('limit')}`,
+    params,
   };
 }
 

@@ -3,7 +3,16 @@
 // Redis cache and limits) runs those parts alone: describeCacheContract, describeLimitContract.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { StoreError, type ApiKeyRecord, type CacheEntry, type ConversationItem, type Store } from './store.js';
+import {
+  StoreError,
+  type ApiKeyRecord,
+  type CacheEntry,
+  type ConversationItem,
+  type LoggedRequest,
+  type RequestLogEntry,
+  type RequestLogFilter,
+  type Store,
+} from './store.js';
 
 /** A realistic clock value, so that floating-point error is what it will be in production. */
 const T0 = 1_700_000_000_000;
@@ -230,6 +239,139 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       });
     });
 
+    describe('usage series', () => {
+      const HOUR = 3_600_000;
+      const DAY = 24 * HOUR;
+      /** A whole hour (and, at T0, a whole two hours) just before T0. */
+      const base = Math.floor(T0 / HOUR) * HOUR;
+
+      it('sums per bucket, subject and model, only buckets with entries, sorted by start, subject, model', async () => {
+        await store.usage.record(use('k1', 'gpt', base + 3 * MINUTE + 5, 1, 7, 1));
+        await store.usage.record(use('k2', 'gpt', base + 10, 1, 10, 5));
+        await store.usage.recordMany([
+          use('k1', 'gpt', base + MINUTE - 1, 2, 100, 50),
+          use('k1', 'gpt', base + 20, 1, 1, 1),
+          use('k1', 'claude', base + MINUTE, 1, 3, 3),
+          use('a\uFFFD', 'm', base + MINUTE + 1),
+          use('a\u{1F600}', 'm', base + MINUTE + 2),
+        ]);
+        expect(await store.usage.series({ since: base, until: base + 10 * MINUTE, bucketMs: MINUTE })).toEqual([
+          bucket(base, 'k1', 'gpt', 3, 101, 51),
+          bucket(base, 'k2', 'gpt', 1, 10, 5),
+          bucket(base + MINUTE, 'a\u{1F600}', 'm', 1, 0, 0),
+          bucket(base + MINUTE, 'a\uFFFD', 'm', 1, 0, 0),
+          bucket(base + MINUTE, 'k1', 'claude', 1, 3, 3),
+          bucket(base + 3 * MINUTE, 'k1', 'gpt', 1, 7, 1),
+        ]);
+      });
+
+      it('since is inclusive and until exclusive; a bucket cut by since still starts at its whole multiple', async () => {
+        for (const at of [base + 29_999, base + 30_000, base + 2 * MINUTE - 1, base + 2 * MINUTE]) {
+          await store.usage.record(use('k', 'm', at, 1, at - base, 0));
+        }
+        expect(await store.usage.series({ since: base + 30_000, until: base + 2 * MINUTE, bucketMs: MINUTE })).toEqual([
+          bucket(base, 'k', 'm', 1, 30_000, 0),
+          bucket(base + MINUTE, 'k', 'm', 1, 2 * MINUTE - 1, 0),
+        ]);
+        expect(await store.usage.series({ since: base, until: base + 30_000, bucketMs: MINUTE })).toEqual([
+          bucket(base, 'k', 'm', 1, 29_999, 0),
+        ]);
+      });
+
+      it('filters by subject and by model', async () => {
+        await store.usage.recordMany([
+          use('k1', 'gpt', base + 1, 1, 1, 0),
+          use('k1', 'claude', base + 2, 1, 2, 0),
+          use('k2', 'gpt', base + 3, 1, 4, 0),
+          use('k2', 'gpt', base + HOUR + 3, 1, 8, 0),
+        ]);
+        const range = { since: base, until: base + 2 * HOUR, bucketMs: HOUR };
+        expect(await store.usage.series({ ...range, subject: 'k1' })).toEqual([
+          bucket(base, 'k1', 'claude', 1, 2, 0),
+          bucket(base, 'k1', 'gpt', 1, 1, 0),
+        ]);
+        expect(await store.usage.series({ ...range, model: 'gpt' })).toEqual([
+          bucket(base, 'k1', 'gpt', 1, 1, 0),
+          bucket(base, 'k2', 'gpt', 1, 4, 0),
+          bucket(base + HOUR, 'k2', 'gpt', 1, 8, 0),
+        ]);
+        expect(await store.usage.series({ ...range, subject: 'k2', model: 'gpt' })).toEqual([
+          bucket(base, 'k2', 'gpt', 1, 4, 0),
+          bucket(base + HOUR, 'k2', 'gpt', 1, 8, 0),
+        ]);
+      });
+
+      it('stays exact for any bucket size and any range, whole hours or partial ones at either end', async () => {
+        // One entry every 20 minutes over five hours (a day boundary falls two hours after base), in two batches.
+        const all = Array.from({ length: 15 }, (_, i) =>
+          use(i % 2 ? 'k1' : 'k2', i % 3 ? 'gpt' : 'claude', base + i * 20 * MINUTE + 7, 1, i + 1, 2 * i),
+        );
+        await store.usage.recordMany(all.slice(0, 8));
+        for (const entry of all.slice(8)) await store.usage.record(entry);
+        const expected = (since: number, until: number, bucketMs: number) => {
+          const sums = new Map<string, ReturnType<typeof bucket>>();
+          for (const e of all) {
+            if (e.at < since || e.at >= until) continue;
+            const at = Math.floor(e.at / bucketMs) * bucketMs;
+            const group = `${at}|${e.subject}|${e.model}`;
+            const sum = sums.get(group) ?? bucket(at, e.subject, e.model, 0, 0, 0);
+            sum.requests += e.requests;
+            sum.promptTokens += e.promptTokens;
+            sum.completionTokens += e.completionTokens;
+            sums.set(group, sum);
+          }
+          return [...sums.values()].sort(
+            (a, b) =>
+              a.at - b.at ||
+              (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0) ||
+              (a.model < b.model ? -1 : 1),
+          );
+        };
+        const starts = [base, base + 7, base + 8, base + HOUR, base + HOUR + 7, base + 90 * MINUTE, base + 10];
+        const ends = [base + 2 * HOUR, base + 2 * HOUR + 7, base + 2 * HOUR + 8, base + 4 * HOUR + 1, base + 5 * HOUR];
+        for (const bucketMs of [15 * MINUTE, HOUR, 90 * MINUTE, 2 * HOUR, DAY]) {
+          for (const since of starts) {
+            for (const until of ends) {
+              const filter = { since, until, bucketMs };
+              const label = JSON.stringify({ since: since - base, until: until - base, bucketMs });
+              expect(await store.usage.series(filter), label).toEqual(expected(since, until, bucketMs));
+            }
+          }
+        }
+        // The check above must not pass for want of data: the whole range in day buckets holds every entry.
+        const days = await store.usage.series({ since: base, until: base + 5 * HOUR, bucketMs: DAY });
+        expect(days.reduce((n, b) => n + b.requests, 0)).toBe(15);
+        expect(new Set(days.map((b) => b.at)).size).toBe(2);
+      });
+
+      it('returns nothing when nothing matches', async () => {
+        const range = { since: base, until: base + HOUR, bucketMs: MINUTE };
+        expect(await store.usage.series(range)).toEqual([]);
+        await store.usage.record(use('k', 'm', base + 5));
+        expect(await store.usage.series({ ...range, subject: 'nobody' })).toEqual([]);
+        expect(await store.usage.series({ ...range, model: 'nothing' })).toEqual([]);
+        expect(await store.usage.series({ ...range, since: base + 6 })).toEqual([]);
+        expect(await store.usage.series({ ...range, until: base + 5 })).toEqual([]);
+        expect(await store.usage.series({ ...range, since: base + 5, until: base + 5 })).toEqual([]);
+        expect(await store.usage.series(range)).toEqual([bucket(base, 'k', 'm', 1, 0, 0)]);
+      });
+
+      it('refuses a bucket below a second or not whole, and a range of more than 2,000 buckets (RangeError)', async () => {
+        await store.usage.record(use('k', 'm', T0));
+        const ok = { since: T0, until: T0 + 1000, bucketMs: 1000 };
+        for (const bucketMs of [999, 0, -1000, 1000.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+          await expect(store.usage.series({ ...ok, bucketMs }), String(bucketMs)).rejects.toThrow(RangeError);
+        }
+        await expect(store.usage.series({ ...ok, until: T0 + 2001 * 1000 })).rejects.toThrow(RangeError);
+        await expect(store.usage.series({ ...ok, until: T0 + 2000 * HOUR + 1, bucketMs: HOUR })).rejects.toThrow(
+          RangeError,
+        );
+        await expect(store.usage.series({ ...ok, since: Number.NaN })).rejects.toThrow(RangeError);
+        expect(await store.usage.series({ ...ok, until: T0 + 2000 * 1000 })).toEqual([bucket(T0, 'k', 'm', 1, 0, 0)]);
+        expect(await store.usage.series(ok)).toEqual([bucket(T0, 'k', 'm', 1, 0, 0)]);
+      });
+    });
+
     cacheTests(() => store);
     limitTests(() => store);
 
@@ -437,6 +579,169 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
         expect(items.map((i) => i.seq)).toEqual([1, 2]);
         expect(items).toEqual(won[0]?.value.items);
         expect((await store.conversations.get(id))?.version).toBe(1);
+      });
+    });
+
+    describe('request log', () => {
+      const all = { limit: 500 };
+      /** The entries of a page without their ids, to compare with what was appended. */
+      const bare = (page: LoggedRequest[]) => page.map(({ id: _id, ...entry }) => entry);
+      const targets = (page: LoggedRequest[]) => page.map((entry) => entry.target);
+
+      it('pages an empty log as empty', async () => {
+        expect(await store.requests.page({}, all)).toEqual([]);
+        expect(await store.requests.page({ route: 'chat', since: T0 }, { limit: 1, before: 10 })).toEqual([]);
+      });
+
+      it('appends in order: ids increase, newest first, every field as it was given', async () => {
+        const first = [
+          request({ target: 'a', at: T0 + 30, subject: null, latencyMs: 12.75 }),
+          request({ target: 'b', at: T0 + 20, route: 'mcp', status: 'ok', subject: 'server:files' }),
+          request({ target: 'files/rëad 👋', at: T0 + 10, promptTokens: 2 ** 40, completionTokens: 2 ** 41 }),
+        ];
+        const second = [request({ target: 'd', at: T0, replica: 'replica-2' }), request({ target: 'e', at: T0 })];
+        await store.requests.appendMany(first, 100);
+        await store.requests.appendMany(second, 100);
+        const page = await store.requests.page({}, all);
+        // Newest is the last appended, whatever its `at` says.
+        expect(bare(page)).toEqual([...first, ...second].reverse());
+        const ids = page.map((entry) => entry.id);
+        for (const id of ids) expect(Number.isSafeInteger(id)).toBe(true);
+        expect([...ids].sort((a, b) => b - a)).toEqual(ids);
+        expect(new Set(ids).size).toBe(5);
+        expect(typeof page[0]!.at).toBe('number');
+        expect(typeof page[2]!.promptTokens).toBe('number');
+      });
+
+      it('keeps its own copies', async () => {
+        const entry = request({ target: 'a' });
+        await store.requests.appendMany([entry], 10);
+        entry.target = 'changed';
+        const [got] = await store.requests.page({}, all);
+        got!.target = 'changed too';
+        expect(targets(await store.requests.page({}, all))).toEqual(['a']);
+      });
+
+      it('filters by route, subject, target, status and time (since inclusive, until exclusive), combined', async () => {
+        await store.requests.appendMany(
+          [
+            request({ target: 't1', at: T0, route: 'chat', subject: 'k1', status: '200' }),
+            request({ target: 't2', at: T0 + 1, route: 'chat', subject: 'k2', status: '429' }),
+            request({ target: 't3', at: T0 + 2, route: 'mcp', subject: 'k1', status: 'ok' }),
+            request({ target: 't4', at: T0 + 3, route: 'embeddings', subject: null, status: '200' }),
+            request({ target: 't1', at: T0 + 4, route: 'chat', subject: 'k1', status: '502' }),
+          ],
+          100,
+        );
+        const found = async (filter: RequestLogFilter) =>
+          (await store.requests.page(filter, all)).map((e) => `${e.target}@${e.at - T0}`);
+        expect(await found({ route: 'chat' })).toEqual(['t1@4', 't2@1', 't1@0']);
+        expect(await found({ subject: 'k1' })).toEqual(['t1@4', 't3@2', 't1@0']);
+        expect(await found({ target: 't1' })).toEqual(['t1@4', 't1@0']);
+        expect(await found({ status: '200' })).toEqual(['t4@3', 't1@0']);
+        expect(await found({ since: T0 + 1, until: T0 + 3 })).toEqual(['t3@2', 't2@1']);
+        expect(await found({ since: T0 + 3 })).toEqual(['t1@4', 't4@3']);
+        expect(await found({ until: T0 + 1 })).toEqual(['t1@0']);
+        expect(await found({ route: 'chat', subject: 'k1', status: '502', since: T0, until: T0 + 5 })).toEqual([
+          't1@4',
+        ]);
+        expect(await found({ route: 'chat', status: 'ok' })).toEqual([]);
+        expect(await found({ subject: 'nobody' })).toEqual([]);
+        expect(await found({ since: T0 + 2, until: T0 + 2 })).toEqual([]);
+      });
+
+      it('pages with `before` across pages, with and without a filter', async () => {
+        await store.requests.appendMany(
+          range(1, 7).map((i) => request({ target: `t${i}`, route: i % 2 ? 'chat' : 'mcp' })),
+          100,
+        );
+        const pages: string[][] = [];
+        let before: number | undefined;
+        // Bounded, so that a `before` that does not move the cursor fails here rather than hanging.
+        for (let n = 0; n < 5; n += 1) {
+          const page = await store.requests.page({}, before === undefined ? { limit: 3 } : { limit: 3, before });
+          if (page.length === 0) break;
+          pages.push(targets(page));
+          before = page.at(-1)!.id;
+        }
+        expect(pages).toEqual([['t7', 't6', 't5'], ['t4', 't3', 't2'], ['t1']]);
+        const newest = (await store.requests.page({}, { limit: 1 }))[0]!;
+        expect(targets(await store.requests.page({}, { limit: 2, before: newest.id + 1000 }))).toEqual(['t7', 't6']);
+        expect(targets(await store.requests.page({}, { limit: 2, before: newest.id }))).toEqual(['t6', 't5']);
+        const chat = await store.requests.page({ route: 'chat' }, { limit: 2 });
+        expect(targets(chat)).toEqual(['t7', 't5']);
+        const rest = await store.requests.page({ route: 'chat' }, { limit: 2, before: chat[1]!.id });
+        expect(targets(rest)).toEqual(['t3', 't1']);
+        expect(await store.requests.page({ route: 'chat' }, { limit: 2, before: rest[1]!.id })).toEqual([]);
+      });
+
+      it('keeps at most `keep` after each append, the newest, whatever their route', async () => {
+        const batch = (from: number, to: number) =>
+          range(from, to).map((i) => request({ target: `t${i}`, route: i % 2 ? 'chat' : 'mcp' }));
+        await store.requests.appendMany(batch(1, 5), 3);
+        expect(targets(await store.requests.page({}, all))).toEqual(['t5', 't4', 't3']);
+        const before = (await store.requests.page({}, all))[0]!.id;
+        await store.requests.appendMany(batch(6, 7), 3);
+        const kept = await store.requests.page({}, all);
+        expect(targets(kept)).toEqual(['t7', 't6', 't5']);
+        // Ids go on growing past the pruned ones.
+        expect(kept[1]!.id).toBeGreaterThan(before);
+        await store.requests.appendMany(batch(8, 8), 10);
+        expect(targets(await store.requests.page({}, all))).toEqual(['t8', 't7', 't6', 't5']);
+        expect(targets(await store.requests.page({ route: 'mcp' }, all))).toEqual(['t8', 't6']);
+        // A smaller keep applies at once, even to an empty append.
+        await store.requests.appendMany([], 1);
+        expect(targets(await store.requests.page({}, all))).toEqual(['t8']);
+      });
+
+      it('keeps exactly `keep` of a batch larger than a page, readable page by page', async () => {
+        await store.requests.appendMany(
+          range(1, 1200).map((i) => request({ target: `t${i}` })),
+          1000,
+        );
+        const first = await store.requests.page({}, all);
+        const second = await store.requests.page({}, { limit: 500, before: first.at(-1)!.id });
+        const third = await store.requests.page({}, { limit: 500, before: second.at(-1)!.id });
+        expect(first).toHaveLength(500);
+        expect(second).toHaveLength(500);
+        expect(third).toEqual([]);
+        expect(first[0]!.target).toBe('t1200');
+        expect(second.at(-1)!.target).toBe('t201');
+      });
+
+      it('gives every entry of concurrent appends its own id', async () => {
+        await Promise.all(
+          range(0, 9).map((n) =>
+            store.requests.appendMany(
+              range(0, 4).map((i) => request({ target: `b${n}-${i}` })),
+              1000,
+            ),
+          ),
+        );
+        const page = await store.requests.page({}, all);
+        expect(page).toHaveLength(50);
+        expect(new Set(page.map((e) => e.id)).size).toBe(50);
+        // Within a batch, ids follow the order of its entries (concurrent batches may interleave in PostgreSQL).
+        for (const n of range(0, 9)) {
+          const ids = range(0, 4).map((i) => page.find((e) => e.target === `b${n}-${i}`)!.id);
+          expect([...ids].sort((a, b) => a - b)).toEqual(ids);
+        }
+      });
+
+      it('refuses a keep or a page that makes no sense (RangeError) and changes nothing', async () => {
+        await store.requests.appendMany([request({ target: 'kept' })], 10);
+        for (const keep of [0, -1, 1.5, Number.NaN]) {
+          await expect(store.requests.appendMany([request({ target: 'refused' })], keep), String(keep)).rejects.toThrow(
+            RangeError,
+          );
+        }
+        for (const limit of [0, -1, 501, 1.5, Number.NaN]) {
+          await expect(store.requests.page({}, { limit }), String(limit)).rejects.toThrow(RangeError);
+        }
+        await expect(store.requests.page({}, { limit: 1, before: 1.5 })).rejects.toThrow(RangeError);
+        await expect(store.requests.page({ since: Number.NaN }, { limit: 1 })).rejects.toThrow(RangeError);
+        expect(targets(await store.requests.page({}, { limit: 1 }))).toEqual(['kept']);
+        expect(targets(await store.requests.page({}, { limit: 500 }))).toEqual(['kept']);
       });
     });
 
@@ -828,6 +1133,32 @@ function use(subject: string, model: string, at: number, requests = 1, promptTok
 
 function total(subject: string, model: string, requests: number, promptTokens: number, completionTokens: number) {
   return { subject, model, requests, promptTokens, completionTokens };
+}
+
+function bucket(
+  at: number,
+  subject: string,
+  model: string,
+  requests: number,
+  promptTokens: number,
+  completionTokens: number,
+) {
+  return { at, subject, model, requests, promptTokens, completionTokens };
+}
+
+function request(overrides: Partial<RequestLogEntry> = {}): RequestLogEntry {
+  return {
+    at: T0,
+    route: 'chat',
+    subject: 'k1',
+    target: 'gpt-4o',
+    status: '200',
+    latencyMs: 42,
+    promptTokens: 10,
+    completionTokens: 5,
+    replica: 'replica-1',
+    ...overrides,
+  };
 }
 
 function cached(body: string, kind: CacheEntry['kind'], createdAt: number, expiresAt: number): CacheEntry {

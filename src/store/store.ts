@@ -82,6 +82,72 @@ export interface UsageStore {
   recordMany(entries: readonly UsageEntry[]): Promise<void>;
   /** Totals per subject and model for the entries that match, sorted by subject then model. */
   totals(filter?: UsageFilter): Promise<UsageTotal[]>;
+  /**
+   * Totals per time bucket, subject and model over [since, until): buckets start at whole multiples of `bucketMs`
+   * since the epoch (a bucket is `at` to `at + bucketMs`); only buckets with entries are returned, sorted by
+   * `at`, then subject, then model. RangeError for a bucket below one second or a range of more than 2,000 buckets.
+   */
+  series(filter: UsageSeriesFilter): Promise<UsageBucket[]>;
+}
+
+export interface UsageSeriesFilter {
+  subject?: string;
+  model?: string;
+  /** Inclusive lower bound on `at`. */
+  since: number;
+  /** Exclusive upper bound on `at`. */
+  until: number;
+  bucketMs: number;
+}
+
+export interface UsageBucket extends UsageTotal {
+  /** The start of the bucket, milliseconds since the epoch. */
+  at: number;
+}
+
+/** One request in the bounded log of recent requests (for the console): what was asked, by whom, how it went. */
+export interface RequestLogEntry {
+  /** Milliseconds since the epoch when the request ended. */
+  at: number;
+  /** `chat`, `embeddings`, `agent` (tool-running chat), `sampling`, or `mcp` for a call to an MCP server. */
+  route: string;
+  /** The API key id, `server:<key>` for an MCP server's identity, or null when anonymous. */
+  subject: string | null;
+  /** The model asked for, or `<server>/<tool>` (resources and prompts: `<server>/<method>`) for MCP. */
+  target: string;
+  /** The HTTP status for /v1 routes; `ok`, `error` (the tool said so), `failed` or `refused` for MCP calls. */
+  status: string;
+  latencyMs: number;
+  promptTokens: number;
+  completionTokens: number;
+  /** The replica that served it. */
+  replica: string;
+}
+
+export interface LoggedRequest extends RequestLogEntry {
+  /** Increasing in the order entries were appended (per store); the paging cursor. */
+  id: number;
+}
+
+export interface RequestLogFilter {
+  route?: string;
+  subject?: string;
+  target?: string;
+  status?: string;
+  /** Inclusive lower bound on `at`. */
+  since?: number;
+  /** Exclusive upper bound on `at`. */
+  until?: number;
+}
+
+export interface RequestLogStore {
+  /**
+   * Appends the entries in one write, then drops the oldest so that at most `keep` remain (a whole number ≥ 1;
+   * RangeError otherwise).
+   */
+  appendMany(entries: readonly RequestLogEntry[], keep: number): Promise<void>;
+  /** The newest entries that match, newest first, at most `limit` (1–500), only those with an id below `before`. */
+  page(filter: RequestLogFilter, page: { limit: number; before?: number }): Promise<LoggedRequest[]>;
 }
 
 export interface CacheEntry {
@@ -244,6 +310,8 @@ export interface Store {
   readonly cache: CacheStore;
   readonly limits: LimitStore;
   readonly conversations: ConversationStore;
+  /** The bounded log of recent requests. */
+  readonly requests: RequestLogStore;
   /**
    * Counting leases (requests in progress) kept in the store, so that every process on it shares them when no
    * Redis is configured: slower than Redis, and correct across processes.

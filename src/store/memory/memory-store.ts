@@ -11,6 +11,7 @@ import {
   newItemId,
   prepareMessages,
 } from '../conversation-rules.js';
+import { checkKeep, checkRequestPage, matchesRequest } from '../request-log-rules.js';
 import { gcraBatchKeys, gcraTakeAll, limitStoreOf, type GcraState, type GcraWrite } from '../gcra.js';
 import {
   StoreError,
@@ -22,13 +23,17 @@ import {
   type ConversationStore,
   type KeyStore,
   type LimitStore,
+  type LoggedRequest,
+  type RequestLogStore,
   type Store,
+  type UsageBucket,
   type UsageEntry,
   type UsageFilter,
   type UsageStore,
   type UsageTotal,
 } from '../store.js';
-import { sortUsageTotals } from '../usage-order.js';
+import { sortUsageBuckets, sortUsageTotals } from '../usage-order.js';
+import { bucketOf, checkSeriesFilter } from '../usage-rollup.js';
 import { createLocalCoordination } from './local-coordination.js';
 
 export interface MemoryStoreOptions {
@@ -52,6 +57,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   const cache = createCacheStore(maxCacheBytes);
   const limits = createLimitStore();
   const conversations = createConversationStore();
+  const requests = createRequestLogStore();
   const leases = createLocalCoordination(options.now ? { now: options.now } : {});
   return {
     kind: 'memory',
@@ -62,12 +68,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
     cache: cache.store,
     limits: limits.store,
     conversations: conversations.store,
+    requests: requests.store,
     async close() {
       keys.clear();
       usage.clear();
       cache.clear();
       limits.clear();
       conversations.clear();
+      requests.clear();
       await leases.close();
     },
   };
@@ -155,6 +163,31 @@ function createUsageStore(): Part<UsageStore> {
         }
         return sortUsageTotals([...totals.values()]);
       },
+      async series(filter) {
+        checkSeriesFilter(filter);
+        const buckets = new Map<string, UsageBucket>();
+        for (const entry of entries) {
+          if (!matches(entry, filter)) continue;
+          const at = bucketOf(entry.at, filter.bucketMs);
+          const group = JSON.stringify([at, entry.subject, entry.model]);
+          let bucket = buckets.get(group);
+          if (bucket === undefined) {
+            bucket = {
+              at,
+              subject: entry.subject,
+              model: entry.model,
+              requests: 0,
+              promptTokens: 0,
+              completionTokens: 0,
+            };
+            buckets.set(group, bucket);
+          }
+          bucket.requests += entry.requests;
+          bucket.promptTokens += entry.promptTokens;
+          bucket.completionTokens += entry.completionTokens;
+        }
+        return sortUsageBuckets([...buckets.values()]);
+      },
     },
     clear() {
       entries.length = 0;
@@ -169,6 +202,38 @@ function matches(entry: UsageEntry, filter: UsageFilter): boolean {
     (filter.since === undefined || entry.at >= filter.since) &&
     (filter.until === undefined || entry.at < filter.until)
   );
+}
+
+function createRequestLogStore(): Part<RequestLogStore> {
+  // Oldest first; ids are consecutive, so keeping the newest `keep` is keeping the last `keep`.
+  const entries: LoggedRequest[] = [];
+  let lastId = 0;
+  return {
+    store: {
+      async appendMany(batch, keep) {
+        checkKeep(keep);
+        for (const entry of batch) {
+          lastId += 1;
+          entries.push({ ...entry, id: lastId });
+        }
+        if (entries.length > keep) entries.splice(0, entries.length - keep);
+      },
+      async page(filter, page) {
+        checkRequestPage(filter, page);
+        const found: LoggedRequest[] = [];
+        for (let i = entries.length - 1; i >= 0 && found.length < page.limit; i -= 1) {
+          const entry = entries[i]!;
+          if (page.before !== undefined && entry.id >= page.before) continue;
+          if (matchesRequest(entry, filter)) found.push({ ...entry });
+        }
+        return found;
+      },
+    },
+    clear() {
+      entries.length = 0;
+      lastId = 0;
+    },
+  };
 }
 
 interface Cached {

@@ -94,4 +94,31 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'request log: the bounded log of recent requests',
+    sql: `
+      -- id comes from an identity sequence, so it only grows; it is taken at insert and not at commit, so a page
+      -- read while two replicas append may see a higher id before a lower one (a best-effort log for the console).
+      -- Pruning deletes by id after every append, in the same transaction. Each filter's index ends in the id, so
+      -- "WHERE col = $1 AND id < $2 ORDER BY id DESC LIMIT n" reads the newest matches in order and stops at n.
+      CREATE TABLE request_log (
+        id                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at                BIGINT NOT NULL,
+        route             TEXT NOT NULL,
+        subject           TEXT,
+        target            TEXT NOT NULL,
+        status            TEXT NOT NULL,
+        latency_ms        DOUBLE PRECISION NOT NULL,
+        prompt_tokens     BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        replica           TEXT NOT NULL
+      );
+      CREATE INDEX request_log_route_id ON request_log (route, id);
+      CREATE INDEX request_log_subject_id ON request_log (subject, id);
+      CREATE INDEX request_log_target_id ON request_log (target, id);
+      CREATE INDEX request_log_status_id ON request_log (status, id);
+      CREATE INDEX request_log_at ON request_log (at);
+    `,
+  },
 ];

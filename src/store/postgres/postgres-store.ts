@@ -10,6 +10,7 @@ import {
   newItemId,
   prepareMessages,
 } from '../conversation-rules.js';
+import { checkKeep, checkRequestPage } from '../request-log-rules.js';
 import { checkGcraBatch, gcraBatchKeys, gcraTakeAll, limitStoreOf, type GcraState } from '../gcra.js';
 import {
   StoreError,
@@ -19,7 +20,9 @@ import {
   type ConversationStore,
   type KeyStore,
   type LimitStore,
+  type RequestLogStore,
   type Store,
+  type UsageBucket,
   type UsageEntry,
   type UsageFilter,
   type UsageStore,
@@ -30,18 +33,21 @@ import {
   ITEM_COLUMNS,
   KEY_COLUMNS,
   messageOf,
+  requestPageQuery,
   toConversation,
   toItem,
   toKey,
+  toLoggedRequest,
   type CacheRow,
   type ConversationRow,
   type ItemRow,
   type KeyRow,
+  type RequestRow,
   type TotalRow,
 } from '../sql-rows.js';
-import { sortUsageTotals } from '../usage-order.js';
+import { sortUsageBuckets, sortUsageTotals } from '../usage-order.js';
 import { createSqlLeases, type LeaseTable } from '../sql-leases.js';
-import { rollUp, totalsQuery } from '../usage-rollup.js';
+import { checkSeriesFilter, rollUp, seriesQuery, totalsQuery } from '../usage-rollup.js';
 import type { Migration } from '../sqlite/migrations.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { createAvailability, isConnectionFailure, type Availability } from './availability.js';
@@ -69,6 +75,9 @@ const MAX_SEQ = 2_147_483_647;
 
 /** Usage rows per INSERT: six parameters each, under PostgreSQL's 65535 per statement. */
 const USAGE_CHUNK = 5000;
+
+/** Request log rows per INSERT: nine parameters each. */
+const REQUEST_CHUNK = 5000;
 
 /**
  * Connects to the database at `url`, creates the schema if needed and migrates it (under an advisory lock, so
@@ -186,6 +195,7 @@ function createPostgresStore(raw: pg.Pool, schemaVersion: number, where: string,
     cache: createCacheStore(pool),
     limits: createLimitStore(pool),
     conversations: createConversationStore(pool),
+    requests: createRequestLogStore(pool),
     health: () => availability.health(),
     close() {
       closed ??= raw.end();
@@ -314,17 +324,9 @@ function createUsageStore(pool: Db): UsageStore {
     record: (entry) => write([entry]),
     recordMany: write,
     async totals(filter: UsageFilter = {}) {
-      const positions = new Map<string, number>();
-      const { sql, params } = totalsQuery(
-        filter,
-        (name) => {
-          if (!positions.has(name)) positions.set(name, positions.size + 1);
-          return `$${positions.get(name)}`;
-        },
-        (expression) => `${expression}::int8`,
-      );
-      const values = [...positions.keys()].map((name) => params[name]);
-      const { rows } = await pool.query<TotalRow>(sql, values);
+      const { placeholder, values } = positional();
+      const { sql, params } = totalsQuery(filter, placeholder, (expression) => `${expression}::int8`);
+      const { rows } = await pool.query<TotalRow>(sql, values(params));
       return sortUsageTotals(
         rows.map((row): UsageTotal => ({
           subject: row.subject,
@@ -334,6 +336,85 @@ function createUsageStore(pool: Db): UsageStore {
           completionTokens: row.completion_tokens,
         })),
       );
+    },
+    async series(filter) {
+      checkSeriesFilter(filter);
+      const { placeholder, values } = positional();
+      // `at` is a whole number, so `at >= since` and `at < until` mean the same with both rounded up; a bound with a
+      // fraction would not pass as a BIGINT parameter.
+      const whole = { ...filter, since: Math.ceil(filter.since), until: Math.ceil(filter.until) };
+      const { sql, params } = seriesQuery(whole, placeholder, (expression) => `${expression}::int8`);
+      const { rows } = await pool.query<TotalRow & { at: number }>(sql, values(params));
+      return sortUsageBuckets(
+        rows.map((row): UsageBucket => ({
+          at: row.at,
+          subject: row.subject,
+          model: row.model,
+          requests: row.requests,
+          promptTokens: row.prompt_tokens,
+          completionTokens: row.completion_tokens,
+        })),
+      );
+    },
+  };
+}
+
+/** `$1`, `$2`, … for named parameters, one number per name however often it is used, and their values in order. */
+function positional(): {
+  placeholder: (name: string) => string;
+  values: (params: Record<string, string | number>) => (string | number | undefined)[];
+} {
+  const positions = new Map<string, number>();
+  return {
+    placeholder(name) {
+      if (!positions.has(name)) positions.set(name, positions.size + 1);
+      return `$${positions.get(name)}`;
+    },
+    values: (params) => [...positions.keys()].map((name) => params[name]),
+  };
+}
+
+function createRequestLogStore(pool: Db): RequestLogStore {
+  return {
+    async appendMany(entries, keep) {
+      checkKeep(keep);
+      await pool.transaction(async (client) => {
+        for (let start = 0; start < entries.length; start += REQUEST_CHUNK) {
+          const chunk = entries.slice(start, start + REQUEST_CHUNK);
+          await client.query(
+            `INSERT INTO request_log
+               (at, route, subject, target, status, latency_ms, prompt_tokens, completion_tokens, replica)
+             VALUES ${tuples(chunk.length, 9)}`,
+            chunk.flatMap((e) => [
+              e.at,
+              e.route,
+              e.subject,
+              e.target,
+              e.status,
+              e.latencyMs,
+              e.promptTokens,
+              e.completionTokens,
+              e.replica,
+            ]),
+          );
+        }
+        // The statement sees this transaction's rows; a replica appending at the same time prunes by its own view,
+        // so the table may briefly hold a little more than `keep`, never less of the newest.
+        await client.query('DELETE FROM request_log WHERE id <= (SELECT max(id) FROM request_log) - $1', [keep]);
+      });
+    },
+    async page(filter, page) {
+      checkRequestPage(filter, page);
+      const { placeholder, values } = positional();
+      // As in series: `at` is whole, so rounding the bounds up changes nothing and keeps them valid BIGINTs.
+      const whole = {
+        ...filter,
+        ...(filter.since === undefined ? {} : { since: Math.ceil(filter.since) }),
+        ...(filter.until === undefined ? {} : { until: Math.ceil(filter.until) }),
+      };
+      const { sql, params } = requestPageQuery(whole, page, placeholder);
+      const { rows } = await pool.query<RequestRow>(sql, values(params));
+      return rows.map(toLoggedRequest);
     },
   };
 }

@@ -121,4 +121,31 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX leases_key_expires_at ON leases (key, expires_at);
     `,
   },
+  {
+    version: 5,
+    description: 'request log: the bounded log of recent requests',
+    sql: `
+      -- id is the rowid, one above the largest when a row is added; pruning (after every append, in the same
+      -- transaction) keeps the newest rows, so the largest is never removed and ids only grow. latency_ms is REAL,
+      -- as measured. An index on one column ends in the rowid, so each serves "WHERE col = ? AND id < ? ORDER BY
+      -- id DESC LIMIT n" in order and stops at n.
+      CREATE TABLE request_log (
+        id                INTEGER PRIMARY KEY,
+        at                INTEGER NOT NULL,
+        route             TEXT NOT NULL,
+        subject           TEXT,
+        target            TEXT NOT NULL,
+        status            TEXT NOT NULL,
+        latency_ms        REAL NOT NULL,
+        prompt_tokens     INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        replica           TEXT NOT NULL
+      );
+      CREATE INDEX request_log_route ON request_log (route);
+      CREATE INDEX request_log_subject ON request_log (subject);
+      CREATE INDEX request_log_target ON request_log (target);
+      CREATE INDEX request_log_status ON request_log (status);
+      CREATE INDEX request_log_at ON request_log (at);
+    `,
+  },
 ];

@@ -297,6 +297,30 @@ function watch(child: ChildProcess): {
 }
 
 describe('sqlite store: schema', () => {
+  it('reads whole hours of a series in hour buckets from the rollup, and only the partial hours from raw rows', async () => {
+    const HOUR = 3_600_000;
+    const base = Math.floor(T0 / HOUR) * HOUR;
+    const path = freshPath();
+    const store = openSqliteStore(path);
+    try {
+      const at = [base + 10, base + HOUR + 10, base + 2 * HOUR + 10];
+      await store.usage.recordMany(
+        at.map((t) => ({ subject: 'k', model: 'm', requests: 1, promptTokens: 0, completionTokens: 0, at: t })),
+      );
+      // Raw rows gone, rollup kept: what a series still counts came from the rollup.
+      const other = new Database(path);
+      other.prepare('DELETE FROM usage').run();
+      other.close();
+      const counts = async (bucketMs: number) =>
+        (await store.usage.series({ since: base + 5, until: base + 3 * HOUR, bucketMs })).map((b) => b.requests);
+      // [base + 5, base + HOUR) is a partial hour, read from the (now empty) raw rows; the two whole hours are not.
+      expect(await counts(HOUR)).toEqual([1, 1]);
+      expect(await counts(15 * 60_000)).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('fills the hourly usage rollup from the rows a database already had, so totals stay the same', async () => {
     const path = freshPath();
     const old = new Database(path);
@@ -348,6 +372,7 @@ describe('sqlite store: schema', () => {
       'conversations',
       'leases',
       'limits',
+      'request_log',
       'schema_version',
       'usage',
       'usage_hourly',

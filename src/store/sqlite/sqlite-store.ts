@@ -10,6 +10,7 @@ import {
   newItemId,
   prepareMessages,
 } from '../conversation-rules.js';
+import { checkKeep, checkRequestPage } from '../request-log-rules.js';
 import { checkGcraBatch, gcraBatchKeys, gcraTakeAll, limitStoreOf, type GcraState } from '../gcra.js';
 import {
   StoreError,
@@ -21,7 +22,10 @@ import {
   type KeyStore,
   type LimitBatch,
   type LimitStore,
+  type RequestLogEntry,
+  type RequestLogStore,
   type Store,
+  type UsageBucket,
   type UsageEntry,
   type UsageFilter,
   type UsageStore,
@@ -32,18 +36,21 @@ import {
   ITEM_COLUMNS,
   KEY_COLUMNS,
   messageOf,
+  requestPageQuery,
   toConversation,
   toItem,
   toKey,
+  toLoggedRequest,
   type CacheRow,
   type ConversationRow,
   type ItemRow,
   type KeyRow,
+  type RequestRow,
   type TotalRow,
 } from '../sql-rows.js';
-import { sortUsageTotals } from '../usage-order.js';
+import { sortUsageBuckets, sortUsageTotals } from '../usage-order.js';
 import { createSqlLeases, type LeaseTable } from '../sql-leases.js';
-import { rollUp, totalsQuery } from '../usage-rollup.js';
+import { checkSeriesFilter, rollUp, seriesQuery, totalsQuery } from '../usage-rollup.js';
 import { migrate } from './migrate.js';
 import { MIGRATIONS } from './migrations.js';
 
@@ -97,6 +104,7 @@ function createSqliteStore(db: Database.Database, schemaVersion: number, now?: (
   const cache = createCacheStore(db);
   const limits = createLimitStore(db);
   const conversations = createConversationStore(db);
+  const requests = createRequestLogStore(db);
   return {
     kind: 'sqlite',
     schemaVersion,
@@ -106,6 +114,7 @@ function createSqliteStore(db: Database.Database, schemaVersion: number, now?: (
     cache,
     limits,
     conversations,
+    requests,
     async close() {
       if (db.open) db.close();
     },
@@ -178,6 +187,10 @@ function createUsageStore(db: Database.Database): UsageStore {
   });
   // One statement per shape of report, prepared on first use and kept (there are a few dozen shapes at most).
   const statements = new Map<string, Database.Statement<[Record<string, string | number>], TotalRow>>();
+  const seriesStatements = new Map<
+    string,
+    Database.Statement<[Record<string, string | number>], TotalRow & { at: number }>
+  >();
   return {
     async record(entry) {
       insertAll.immediate([entry]);
@@ -201,6 +214,67 @@ function createUsageStore(db: Database.Database): UsageStore {
           completionTokens: row.completion_tokens,
         })),
       );
+    },
+    async series(filter) {
+      checkSeriesFilter(filter);
+      const { sql, params } = seriesQuery(filter, (name) => `@${name}`);
+      let statement = seriesStatements.get(sql);
+      if (statement === undefined) {
+        statement = db.prepare<[Record<string, string | number>], TotalRow & { at: number }>(sql);
+        seriesStatements.set(sql, statement);
+      }
+      return sortUsageBuckets(
+        statement.all(params).map((row): UsageBucket => ({
+          at: row.at,
+          subject: row.subject,
+          model: row.model,
+          requests: row.requests,
+          promptTokens: row.prompt_tokens,
+          completionTokens: row.completion_tokens,
+        })),
+      );
+    },
+  };
+}
+
+function createRequestLogStore(db: Database.Database): RequestLogStore {
+  const insert = db.prepare<[number, string, string | null, string, string, number, number, number, string]>(
+    `INSERT INTO request_log (at, route, subject, target, status, latency_ms, prompt_tokens, completion_tokens, replica)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const prune = db.prepare<[number]>('DELETE FROM request_log WHERE id <= (SELECT max(id) FROM request_log) - ?');
+  const append = db.transaction((entries: readonly RequestLogEntry[], keep: number) => {
+    for (const e of entries) {
+      insert.run(
+        e.at,
+        e.route,
+        e.subject,
+        e.target,
+        e.status,
+        e.latencyMs,
+        e.promptTokens,
+        e.completionTokens,
+        e.replica,
+      );
+    }
+    prune.run(keep);
+  });
+  // One statement per combination of filters (at most 2^7), prepared on first use.
+  const statements = new Map<string, Database.Statement<[Record<string, string | number>], RequestRow>>();
+  return {
+    async appendMany(entries, keep) {
+      checkKeep(keep);
+      append.immediate(entries, keep);
+    },
+    async page(filter, page) {
+      checkRequestPage(filter, page);
+      const { sql, params } = requestPageQuery(filter, page, (name) => `@${name}`);
+      let statement = statements.get(sql);
+      if (statement === undefined) {
+        statement = db.prepare<[Record<string, string | number>], RequestRow>(sql);
+        statements.set(sql, statement);
+      }
+      return statement.all(params).map(toLoggedRequest);
     },
   };
 }
