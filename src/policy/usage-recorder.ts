@@ -1,12 +1,14 @@
 // Usage accounting: requests and tokens per subject (API key or MCP server identity) and model. Counts gather in
 // memory and reach the store once a second (and on close), so the request path never waits for a write.
-import type { UsageFilter, UsageStore, UsageTotal } from '../store/store.js';
+import type { UsageBucket, UsageFilter, UsageSeriesFilter, UsageStore, UsageTotal } from '../store/store.js';
 
 export interface UsageRecorder {
   add(subject: string, model: string, promptTokens: number, completionTokens: number): void;
   /** Writes what has gathered; totals read after it include everything added before. */
   flush(): Promise<void>;
   totals(filter?: UsageFilter): Promise<UsageTotal[]>;
+  /** Totals per time bucket (see UsageStore.series), including everything added before the call. */
+  series(filter: UsageSeriesFilter): Promise<UsageBucket[]>;
   close(): Promise<void>;
 }
 
@@ -69,6 +71,10 @@ export function createUsageRecorder(store: UsageStore, options: { flushMs?: numb
     async totals(filter) {
       await flush();
       return store.totals(filter);
+    },
+    async series(filter) {
+      await flush();
+      return store.series(filter);
     },
     async close() {
       clearInterval(timer);
