@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', '.ci-out/', '.node24/'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', '.ci-out/', '.node24/', 'test-output/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

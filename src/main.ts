@@ -27,6 +27,10 @@ import type { ReplicaInfo, ReplicaRegistry } from './store/replicas.js';
 import { createPolicy } from './policy/policy.js';
 import { createSamplingBridge, serverIdentities } from './mcp/bridge/sampling.js';
 import type { Policy } from './policy/policy.js';
+import { createRequestLog } from './policy/request-log.js';
+import type { RequestLog } from './policy/request-log.js';
+import { ANONYMOUS } from './policy/auth/keys.js';
+import type { Principal } from './policy/auth/keys.js';
 import { createGateway } from './gateway.js';
 import { createMcpCallLimits } from './policy/limits/mcp-call-limits.js';
 import type { McpCall, McpCallGuard, McpCallOutcome } from './policy/limits/mcp-call-limits.js';
@@ -224,6 +228,8 @@ interface Core {
   gateway: Gateway;
   llm: LlmCore;
   calls: McpCallGuard;
+  /** The bounded log of recent requests in the store, for the console. */
+  requestLog: RequestLog;
   close(): Promise<void>;
 }
 
@@ -239,7 +245,10 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     throw error;
   }
   const policy = policyFor(config, store, shared);
+  const replica = config.cluster.name ?? defaultReplicaName();
+  const requestLog = createRequestLog(store.requests, { replica });
   const llm = createLlmCore(config.llm, {
+    requestLog,
     logger,
     metrics,
     policy,
@@ -256,12 +265,11 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     complete: (principal, request) => llm.complete(principal, request),
     models: (principal) => llm.modelsFor(principal),
   });
-  const replica = config.cluster.name ?? defaultReplicaName();
   const calls = createMcpCallLimits({
     limiter: policy.limiter,
     usage: policy.usage,
     servers: Object.fromEntries(Object.entries(config.mcpServers).map(([key, server]) => [key, server.limits])),
-    observe: observeMcpCalls(metrics),
+    observe: observeMcpCalls(metrics, requestLog),
   });
   const gateway = createGateway(config, logger, {
     calls,
@@ -278,19 +286,36 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     gateway,
     llm,
     calls,
+    requestLog,
     async close() {
       await Promise.all([gateway.close(), llm.close()]);
-      await policy.close();
+      await Promise.all([policy.close(), requestLog.close()]);
       await Promise.all([store.close(), shared.close()]);
     },
   };
 }
 
-/** The metrics of each MCP call, their label sets looked up once each rather than on every call. */
-function observeMcpCalls(metrics: Metrics): (call: McpCall, outcome: McpCallOutcome, upstreamMs?: number) => void {
+/**
+ * The metrics of each MCP call (their label sets looked up once each rather than on every call) and its line in the
+ * recent-requests log.
+ */
+function observeMcpCalls(
+  metrics: Metrics,
+  requestLog: RequestLog,
+): (call: McpCall, outcome: McpCallOutcome, upstreamMs: number | undefined, principal: Principal) => void {
   const counters = new Map<string, { inc(): void }>();
   const timers = new Map<string, { observe(seconds: number): void }>();
-  return (call, outcome, upstreamMs) => {
+  return (call, outcome, upstreamMs, principal) => {
+    requestLog.add({
+      at: Date.now(),
+      route: 'mcp',
+      subject: principal === ANONYMOUS ? null : principal.id,
+      target: `${call.server}/${call.name}`,
+      status: outcome,
+      latencyMs: upstreamMs ?? 0,
+      promptTokens: 0,
+      completionTokens: 0,
+    });
     // Tool names come from the catalog (an unknown one is refused before): a bounded label.
     const tool = call.method === 'tools/call' ? call.name : '';
     const key = `${call.server}\0${call.method}\0${tool}\0${outcome}`;
@@ -331,7 +356,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   assertListenAllowed(config.server.host, config.auth.mode);
   const metrics = createMetrics();
   const core = await composeCore(config, logger, metrics);
-  const { store, shared, policy, gateway, llm, replica } = core;
+  const { store, shared, policy, gateway, llm, replica, requestLog } = core;
   if (config.auth.mode === 'none') {
     logger.warn(
       'keyless development mode: anyone who can reach this loopback address may use /mcp and /v1 ' +
@@ -406,6 +431,8 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
         return (await upstream.restart()) ? 'restarted' : 'refused';
       },
     },
+    requests: requestLog,
+    usageSeries: (filter) => policy.usage.series(filter),
     mcpReady: () => firstAttempts(gateway, config.server.startupWaitMs),
     llm: createV1Api({
       core: llm,

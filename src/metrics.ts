@@ -15,6 +15,7 @@ export interface Metrics {
   readonly mcpCalls: Counter<'server' | 'method' | 'tool' | 'outcome'>;
   readonly mcpUpstreamSeconds: Histogram<'server' | 'method'>;
   readonly mcpRequestSeconds: Histogram<'method'>;
+  readonly mcpOverheadSeconds: Histogram<'method'>;
   /** Where the upstreams' states and the sessions are read when /metrics is scraped. */
   watchMcp(source: McpMetricsSource): void;
 }
@@ -97,6 +98,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       help: 'Time an /mcp request took in all (arrival to answer; streams to their end), by JSON-RPC method',
       labelNames: ['method'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    }),
+    mcpOverheadSeconds: new Histogram({
+      name: 'mcplex_mcp_overhead_seconds',
+      help:
+        'Time mcplex adds to a plain tools/call on /mcp (the fast path, both eras): the whole request minus the ' +
+        'time at the upstream',
+      labelNames: ['method'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
       registers,
     }),
     registry,

@@ -1,5 +1,5 @@
 // MCP metrics in /metrics beside the LLM ones: calls per server, method, tool and outcome, the upstream's time,
-// the whole /mcp request's time, sessions, each server's state and restarts.
+// the whole /mcp request's time and mcplex's share of it, sessions, each server's state and restarts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@modelcontextprotocol/client';
 import type { RunningServer } from '../src/main.js';
@@ -52,6 +52,14 @@ describe('MCP metrics', () => {
     expect(await series('mcplex_mcp_upstream_seconds_sum', 'server="slow",method="tools/call"')).toBeGreaterThan(0.25);
     expect(await series('mcplex_mcp_request_seconds_count', 'method="tools/call"')).toBe(5);
     expect(await series('mcplex_mcp_request_seconds_count', 'method="initialize"')).toBeGreaterThanOrEqual(1);
+    // mcplex's own share: the four calls that reached an upstream, each its request time minus its upstream time
+    // (so the slow call's wait at its upstream is not in it).
+    expect(await series('mcplex_mcp_overhead_seconds_count', 'method="tools/call"')).toBe(4);
+    const overhead = await series('mcplex_mcp_overhead_seconds_sum', 'method="tools/call"');
+    const requests = await series('mcplex_mcp_request_seconds_sum', 'method="tools/call"');
+    const atSlow = await series('mcplex_mcp_upstream_seconds_sum', 'server="slow",method="tools/call"');
+    expect(overhead).toBeGreaterThan(0);
+    expect(overhead).toBeLessThanOrEqual(requests - atSlow + 1e-6);
     expect(await series('mcplex_mcp_sessions')).toBeGreaterThanOrEqual(1);
   });
 

@@ -1,6 +1,10 @@
-// The admin API under /admin, for admin keys only: keys (list, create, revoke) and usage. Errors are OpenAI-shaped
-// JSON like the rest of the HTTP API.
+// The admin API under /admin, for admin keys only (and, in keyless loopback mode, for anyone on this host): keys
+// (list, create, revoke), usage totals and series, the recent-requests log, the MCP servers (live, restart) and the
+// replicas. It is also what the web console under /ui/ reads. Errors are OpenAI-shaped JSON like the rest of the
+// HTTP API.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { markOpenEnded } from '../wire/open-ended.js';
+import type { LoggedRequest, RequestLogFilter, UsageBucket, UsageSeriesFilter } from '../store/store.js';
 import { parseMoment } from '../wire/when.js';
 import type { UpstreamStatus } from '../mcp/upstream/upstream.js';
 import { McplexError } from '../errors.js';
@@ -86,37 +90,138 @@ export interface AdminServers {
   restart(name: string): Promise<'restarted' | 'unknown' | 'refused'>;
 }
 
+export interface AdminOptions {
+  policy: Policy;
+  maxBodyBytes: number;
+  /** This replica's name. */
+  replica?: string | undefined;
+  /** The live replicas, for GET /admin/cluster. */
+  cluster?: (() => Promise<unknown>) | undefined;
+  servers?: AdminServers | undefined;
+  /** The recent-requests log, for GET /admin/requests. */
+  requests?: { page(filter: RequestLogFilter, page: { limit: number; before?: number }): Promise<LoggedRequest[]> };
+  /** Usage per time bucket, for GET /admin/usage/series. */
+  usageSeries?: (filter: UsageSeriesFilter) => Promise<UsageBucket[]>;
+}
+
+/** How often an event stream of the servers looks for a change, and how often it sends a keep-alive comment. */
+const SERVER_EVENTS_POLL_MS = 500;
+const KEEPALIVE_MS = 15_000;
+/** Open event streams at once (each a timer and a socket): a console tab holds one. */
+const MAX_EVENT_STREAMS = 64;
+let eventStreams = 0;
+
+/** Streams the servers' status as server-sent events: the whole list at once and again whenever it changes. */
+function serverEvents(req: IncomingMessage, res: ServerResponse, servers: AdminServers): void {
+  if (eventStreams >= MAX_EVENT_STREAMS) {
+    fail(res, 429, `too many open event streams (${MAX_EVENT_STREAMS})`);
+    return;
+  }
+  eventStreams += 1;
+  // Open for as long as the console is: a drain does not wait for it.
+  markOpenEnded(res);
+  res.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache',
+    // nginx would otherwise hold the events in its buffer.
+    'x-accel-buffering': 'no',
+  });
+  let last = '';
+  const send = () => {
+    const body = JSON.stringify({ object: 'list', data: servers.list() });
+    if (body === last) return;
+    last = body;
+    res.write(`event: servers\ndata: ${body}\n\n`);
+  };
+  send();
+  const poll = setInterval(send, SERVER_EVENTS_POLL_MS);
+  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS);
+  res.once('close', () => {
+    eventStreams -= 1;
+    clearInterval(poll);
+    clearInterval(keepAlive);
+  });
+  req.once('close', () => res.end());
+}
+
+/** A bucket size: milliseconds, or a number with s, m, h or d. */
+function bucketMs(value: string | null): number {
+  if (value === null) return 60_000;
+  const match = /^(\d{1,12})(ms|s|m|h|d)?$/.exec(value);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match?.[2] ?? 'ms'] ?? 1;
+  const ms = match ? Number(match[1]) * unit : NaN;
+  if (!(ms >= 1000)) {
+    throw new McplexError('BAD_REQUEST', "'bucket' must be at least a second, like 60000, 60s, 5m or 1h", {
+      data: { param: 'bucket' },
+    });
+  }
+  return ms;
+}
+
+/** A whole number within [min, max], or the default when absent; else 400 naming the parameter. */
+function wholeParam(query: URLSearchParams, name: string, min: number, max: number): number | undefined {
+  const value = query.get(name);
+  if (value === null) return undefined;
+  const n = /^\d{1,16}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) {
+    throw new McplexError('BAD_REQUEST', `'${name}' must be a whole number from ${min} to ${max}`, {
+      data: { param: name },
+    });
+  }
+  return n;
+}
+
+/** The string filters of the requests log: each at most 256 characters. */
+function textParams<K extends string>(query: URLSearchParams, names: readonly K[]): Partial<Record<K, string>> {
+  const out: Partial<Record<K, string>> = {};
+  for (const name of names) {
+    const value = query.get(name);
+    if (value === null || value === '') continue;
+    if (value.length > 256) {
+      throw new McplexError('BAD_REQUEST', `'${name}' is longer than 256 characters`, { data: { param: name } });
+    }
+    out[name] = value;
+  }
+  return out;
+}
+
+const MAX_SERIES_BUCKETS = 2000;
+
 export async function handleAdmin(
   req: IncomingMessage,
   res: ServerResponse,
   path: string,
-  policy: Policy,
-  maxBodyBytes: number,
-  cluster?: () => Promise<unknown>,
-  servers?: AdminServers,
+  options: AdminOptions,
 ): Promise<void> {
-  if (policy.mode !== 'keys') {
-    fail(res, 403, 'the admin API needs "auth": {"mode": "keys"}; use the mcplex keys command meanwhile');
-    return;
-  }
-  const auth = await policy.authenticate(req);
-  if (!auth.ok) {
-    sendJson(res, 401, unauthorized(auth.reason));
-    return;
-  }
-  if (!auth.principal.scopes.admin) {
-    fail(res, 403, 'this API key is not an admin key');
+  const { policy, maxBodyBytes, cluster, servers } = options;
+  let key: { id: string; name: string } | null = null;
+  if (policy.mode === 'keys') {
+    const auth = await policy.authenticate(req);
+    if (!auth.ok) {
+      sendJson(res, 401, unauthorized(auth.reason));
+      return;
+    }
+    if (!auth.principal.scopes.admin) {
+      fail(res, 403, 'this API key is not an admin key');
+      return;
+    }
+    key = { id: auth.principal.id, name: auth.principal.name };
+  } else if (path === '/admin/keys' || path.startsWith('/admin/keys/')) {
+    // Keyless mode is loopback only, where anyone on the host may use the admin API; but there are no keys.
+    fail(res, 403, 'API keys need "auth": {"mode": "keys"}; use the mcplex keys command meanwhile');
     return;
   }
   try {
     const query = requestQuery(req);
-    if (path === '/admin/keys' && req.method === 'GET') {
+    if (path === '/admin/whoami' && req.method === 'GET') {
+      sendJson(res, 200, { mode: policy.mode, replica: options.replica ?? null, key });
+    } else if (path === '/admin/keys' && req.method === 'GET') {
       sendJson(res, 200, { object: 'list', data: await policy.keys.list() });
     } else if (path === '/admin/keys' && req.method === 'POST') {
       assertJsonContentType(req);
       const body = parseJsonObject(await readBody(req, maxBodyBytes));
-      const { token, key } = await policy.keys.create(createInput(body as Record<string, unknown>));
-      sendJson(res, 201, { ...key, key: token });
+      const { token, key: created } = await policy.keys.create(createInput(body as Record<string, unknown>));
+      sendJson(res, 201, { ...created, key: token });
     } else if (path.startsWith('/admin/keys/') && req.method === 'DELETE') {
       const id = decodedSegment(path.slice('/admin/keys/'.length));
       if (await policy.keys.revoke(id)) sendJson(res, 200, { id, revoked: true });
@@ -133,10 +238,46 @@ export async function handleAdmin(
         ...(until === null ? {} : { until: moment('until', until) }),
       });
       sendJson(res, 200, { object: 'list', data: totals });
+    } else if (path === '/admin/usage/series' && req.method === 'GET' && options.usageSeries) {
+      const until = query.get('until') === null ? Date.now() : moment('until', query.get('until') ?? '');
+      const since = moment('since', query.get('since') ?? '1h');
+      const bucket = bucketMs(query.get('bucket'));
+      if (until <= since) throw new McplexError('BAD_REQUEST', "'since' must be before 'until'", {});
+      if ((until - since) / bucket > MAX_SERIES_BUCKETS) {
+        throw new McplexError(
+          'BAD_REQUEST',
+          `the range holds more than ${MAX_SERIES_BUCKETS} buckets: use larger ones`,
+          {
+            data: { param: 'bucket' },
+          },
+        );
+      }
+      const { subject, model } = textParams(query, ['subject', 'model'] as const);
+      const data = await options.usageSeries({
+        since,
+        until,
+        bucketMs: bucket,
+        ...(subject ? { subject } : {}),
+        ...(model ? { model } : {}),
+      });
+      sendJson(res, 200, { object: 'list', bucketMs: bucket, since, until, data });
+    } else if (path === '/admin/requests' && req.method === 'GET' && options.requests) {
+      const filter: RequestLogFilter = textParams(query, ['route', 'subject', 'target', 'status'] as const);
+      const since = query.get('since');
+      const until = query.get('until');
+      if (since !== null) filter.since = moment('since', since);
+      if (until !== null) filter.until = moment('until', until);
+      const limit = wholeParam(query, 'limit', 1, 500) ?? 50;
+      const before = wholeParam(query, 'before', 1, Number.MAX_SAFE_INTEGER);
+      const data = await options.requests.page(filter, { limit, ...(before === undefined ? {} : { before }) });
+      const last = data[data.length - 1];
+      sendJson(res, 200, { object: 'list', data, next: data.length === limit && last ? last.id : null });
     } else if (path === '/admin/cluster' && req.method === 'GET' && cluster) {
       sendJson(res, 200, await cluster());
     } else if (path === '/admin/servers' && req.method === 'GET' && servers) {
       sendJson(res, 200, { object: 'list', data: servers.list() });
+    } else if (path === '/admin/servers/events' && req.method === 'GET' && servers) {
+      serverEvents(req, res, servers);
     } else if (/^\/admin\/servers\/[^/]+\/restart$/.test(path) && req.method === 'POST' && servers) {
       const name = decodedSegment(path.slice('/admin/servers/'.length, -'/restart'.length));
       const outcome = await servers.restart(name);

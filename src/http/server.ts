@@ -22,12 +22,14 @@ import { ANONYMOUS } from '../policy/auth/keys.js';
 import { readBody } from '../wire/body.js';
 import { TOO_DEEP, sendJson, sendJsonRpcError, tooDeep } from '../wire/json.js';
 import { handleAdmin } from './admin.js';
-import type { AdminServers } from './admin.js';
+import type { AdminOptions, AdminServers } from './admin.js';
+import { loadConsole } from './console.js';
 import { createDrain } from './drain.js';
 import { markOpenEnded } from '../wire/open-ended.js';
 import { limitConnections } from './connection-limits.js';
 import { isClientAbort } from '../wire/client-abort.js';
 import { openAiError } from '../llm/openai-errors.js';
+import { upstreamTime } from '../wire/upstream-time.js';
 
 export interface HttpServerOptions {
   /** The address mcplex listens on; it is always an acceptable Host. */
@@ -60,6 +62,12 @@ export interface HttpServerOptions {
   cluster?: () => Promise<unknown>;
   /** The MCP servers, for GET /admin/servers and POST /admin/servers/<name>/restart. */
   servers?: AdminServers;
+  /** The recent-requests log, for GET /admin/requests. */
+  requests?: AdminOptions['requests'];
+  /** Usage per time bucket, for GET /admin/usage/series. */
+  usageSeries?: AdminOptions['usageSeries'];
+  /** The web console under /ui/ (on unless false). */
+  console?: boolean;
   /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
   readiness: () => Promise<{ ready: boolean; body: unknown }>;
   /** With API keys, a token besides an admin key for /metrics and the details of /readyz. */
@@ -179,8 +187,30 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     let timer = mcpTimers.get(method);
     if (!timer) mcpTimers.set(method, (timer = histogram.labels({ method })));
     const observed = timer;
-    res.once('close', () => observed.observe((performance.now() - started) / 1000));
+    res.once('close', () => {
+      const took = performance.now() - started;
+      observed.observe(took / 1000);
+      const upstream = upstreamTime(res);
+      if (upstream !== undefined) overheadTimer(method).observe(Math.max(0, took - upstream) / 1000);
+    });
   }
+  const overheadTimers = new Map<string, { observe(seconds: number): void }>();
+  function overheadTimer(method: string): { observe(seconds: number): void } {
+    let timer = overheadTimers.get(method);
+    if (!timer) overheadTimers.set(method, (timer = options.metrics!.mcpOverheadSeconds.labels({ method })));
+    return timer;
+  }
+
+  const consoleFiles = options.console === false ? undefined : loadConsole();
+  const admin: AdminOptions | undefined = options.policy && {
+    policy: options.policy,
+    maxBodyBytes: options.maxBodyBytes,
+    replica: options.replica,
+    cluster: options.cluster,
+    servers: options.servers,
+    ...(options.requests ? { requests: options.requests } : {}),
+    ...(options.usageSeries ? { usageSeries: options.usageSeries } : {}),
+  };
 
   let mcpReady = options.mcpReady === undefined;
   async function handleMcp(req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
@@ -238,10 +268,17 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
       if (!guarded(req, res, true, 'openai')) return;
       if (await options.llm.handle(req, res, path, started)) return;
     }
-    if (path.startsWith('/admin/') && options.policy) {
+    if (path.startsWith('/admin/') && admin) {
       if (!guarded(req, res, true, 'openai')) return;
-      const { policy, maxBodyBytes, cluster, servers } = options;
-      return handleAdmin(req, res, path, policy, maxBodyBytes, cluster, servers);
+      return handleAdmin(req, res, path, admin);
+    }
+    if (
+      (path === '/ui' || path.startsWith('/ui/')) &&
+      consoleFiles &&
+      (req.method === 'GET' || req.method === 'HEAD')
+    ) {
+      if (!guarded(req, res, false, 'plain')) return;
+      return consoleFiles.serve(path, res);
     }
     if (path === '/metrics' && req.method === 'GET' && options.metrics) {
       if (!guarded(req, res, false, 'plain')) return;

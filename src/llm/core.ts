@@ -28,6 +28,7 @@ import { createBatchStage } from './stages/batch.js';
 import { createCacheStage } from './stages/cache.js';
 import { createCoalesceStage } from './stages/coalesce.js';
 import { createGateStage } from './stages/gate.js';
+import type { RequestNotes } from './stages/gate.js';
 import { createRouteStage } from './stages/route.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, OpenAiErrorBody } from './types.js';
 
@@ -48,6 +49,8 @@ export interface LlmCoreOptions {
   leaseTtlMs?: number;
   /** Where deployments' own rpm/tpm budgets are counted (Redis, else the store, else this process). */
   budgets?: LimitStore | undefined;
+  /** The recent-requests log: every request the gate sees, with its status, latency and tokens. */
+  requestLog?: RequestNotes | undefined;
 }
 
 export interface LlmCore {
@@ -99,7 +102,7 @@ export function createLlmCore(config: LlmConfig, options: LlmCoreOptions): LlmCo
     ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
   });
   const { routes, byName } = router;
-  const gate = createGateStage({ byName, metrics, policy });
+  const gate = createGateStage({ byName, metrics, policy, requestLog: options.requestLog });
   const route = createRouteStage(router);
   const batch =
     config.batching.windowMs > 0

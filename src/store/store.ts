@@ -113,7 +113,7 @@ export interface RequestLogEntry {
   route: string;
   /** The API key id, `server:<key>` for an MCP server's identity, or null when anonymous. */
   subject: string | null;
-  /** The model asked for, or `<server>/<tool>` (resources and prompts: `<server>/<method>`) for MCP. */
+  /** The model asked for, or `<server>/<name>` for MCP: the tool, the prompt or the resource URI. */
   target: string;
   /** The HTTP status for /v1 routes; `ok`, `error` (the tool said so), `failed` or `refused` for MCP calls. */
   status: string;

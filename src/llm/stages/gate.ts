@@ -15,6 +15,14 @@ import { metricRouteOf } from '../router.js';
 import type { MetricRoute, ModelRoute } from '../router.js';
 import { sinkJson } from '../sink.js';
 import type { OpenAiErrorBody, Usage } from '../types.js';
+import type { RequestLogEntry } from '../../store/store.js';
+import { McplexError } from '../../errors.js';
+import type { LlmContext } from '../pipeline.js';
+
+/** Where each request's outcome is noted for the recent-requests log (buffered: adding never waits). */
+export interface RequestNotes {
+  add(entry: Omit<RequestLogEntry, 'replica'>): void;
+}
 
 export interface GateStageOptions {
   /** Configured models by every public name, aliases included. */
@@ -22,6 +30,7 @@ export interface GateStageOptions {
   metrics: Metrics;
   /** Keys, scopes, limits and usage; without it every request is anonymous and unlimited. */
   policy?: Policy | undefined;
+  requestLog?: RequestNotes | undefined;
 }
 
 type Admitted = Extract<Admission, { ok: true }>;
@@ -34,7 +43,21 @@ interface Refusal {
 }
 
 export function createGateStage(options: GateStageOptions): Stage {
-  const { byName, metrics, policy } = options;
+  const { byName, metrics, policy, requestLog } = options;
+
+  /** Notes the request in the log: its status as the client got it (an internal caller: as its sink got it). */
+  function note(ctx: LlmContext, label: MetricRoute, status: number | undefined, usage: Usage | undefined): void {
+    requestLog?.add({
+      at: Date.now(),
+      route: label,
+      subject: ctx.principal === ANONYMOUS ? null : ctx.principal.id,
+      target: ctx.requested,
+      status: String(status ?? ctx.http?.res.statusCode ?? ('status' in ctx.sink ? ctx.sink.status : undefined) ?? 200),
+      latencyMs: performance.now() - ctx.started,
+      promptTokens: usage?.prompt_tokens ?? 0,
+      completionTokens: usage?.completion_tokens ?? 0,
+    });
+  }
 
   /** Returns the model's route and the admission to release when the answer is done, or why not. */
   async function admit(
@@ -79,20 +102,28 @@ export function createGateStage(options: GateStageOptions): Stage {
   }
 
   return async (ctx, next) => {
-    const passed = await admit(metricRouteOf(ctx), ctx.body, ctx.requested, ctx.principal);
+    const label = metricRouteOf(ctx);
+    const passed = await admit(label, ctx.body, ctx.requested, ctx.principal);
     if ('status' in passed) {
       for (const [name, value] of Object.entries(passed.headers)) ctx.setHeader(name, value);
       ctx.setHeader(OVERHEAD_HEADER, overheadSince(ctx.started));
       sinkJson(ctx.sink, passed.status, passed.body);
+      if (requestLog) note(ctx, label, passed.status, undefined);
       return;
     }
     const { primary, admission } = passed;
     if (admission) for (const [name, value] of Object.entries(admission.headers)) ctx.setHeader(name, value);
     ctx.primary = primary;
+    // A failure thrown here is answered later (by the /v1 front, or the caller inside mcplex): its status is noted.
+    let thrown: number | undefined;
     try {
       await next();
+    } catch (error) {
+      thrown = error instanceof McplexError ? error.status : 500;
+      throw error;
     } finally {
       settle(ctx.principal, ctx.requested, admission, ctx.usage);
+      if (requestLog) note(ctx, label, thrown, ctx.usage);
     }
   };
 }

@@ -22,6 +22,7 @@ import type { Principal } from '../../policy/auth/keys.js';
 import { ANONYMOUS } from '../../policy/auth/keys.js';
 import { scopeCheck } from '../../policy/auth/scopes.js';
 import type { AdmitCall } from '../../policy/limits/mcp-call-limits.js';
+import { timedAdmit } from '../../policy/limits/mcp-call-limits.js';
 
 export type { SessionLimits } from './legacy-sessions.js';
 
@@ -241,7 +242,7 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
       /** A modern tools/call without the SDK server, once its Mcp-Param-* headers agree with its arguments. */
       const serveModernCall = async (call: FastToolCall) => {
         if (rejectParamHeaders(options.catalog, req, res, body)) return;
-        const admit = options.admitFor?.(principal);
+        const admit = timedAdmit(options.admitFor?.(principal), res);
         await serveFastToolCall(
           options.catalog,
           call,

@@ -28,6 +28,7 @@ import type { PubSub } from '../../store/coordination.js';
 import type { SessionSubscriptions } from './aggregate-server.js';
 import { fastToolCall, serveFastToolCall } from './fast-tool-call.js';
 import type { AdmitCall } from '../../policy/limits/mcp-call-limits.js';
+import { timedAdmit } from '../../policy/limits/mcp-call-limits.js';
 import { checkInboundParams, invalidParams } from './request-params.js';
 import type { Subscriber, Subscriptions } from './subscriptions.js';
 
@@ -599,7 +600,7 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
       const cancel = new AbortController();
       const untrack = track(record.id, call.id, (reason) => cancel.abort(new Error(reason)));
       try {
-        const admit = options.admitFor?.(principal);
+        const admit = timedAdmit(options.admitFor?.(principal), res);
         await serveFastToolCall(options.catalog, call, 'legacy', res, cancel, principal, state.logLevel, admit);
       } finally {
         untrack();

@@ -1,6 +1,8 @@
 // The limits and the accounting of MCP calls that reach an upstream (tools/call, resources/read, prompts/get):
 // a key's rpm and maxConcurrent count them as they count /v1 requests, a server's own limits protect it from
 // every caller together, and each tool call is recorded in usage under `mcp:<server>/<tool>`.
+import type { ServerResponse } from 'node:http';
+import { addUpstreamTime } from '../../wire/upstream-time.js';
 import { McplexError } from '../../errors.js';
 import type { Principal } from '../auth/keys.js';
 import type { UsageRecorder } from '../usage-recorder.js';
@@ -40,6 +42,24 @@ export interface McpCallGuard {
 /** A guard bound to one caller, as the aggregated server and the fast path hold it. */
 export type AdmitCall = (call: McpCall) => Promise<McpCallTicket>;
 
+/**
+ * `admit` with each call's time at its upstream (admitted to done) noted against the HTTP response it answers, for
+ * the overhead histogram.
+ */
+export function timedAdmit(admit: AdmitCall | undefined, res: ServerResponse): AdmitCall | undefined {
+  if (admit === undefined) return undefined;
+  return async (call) => {
+    const ticket = await admit(call);
+    const started = performance.now();
+    return {
+      done(outcome) {
+        addUpstreamTime(res, performance.now() - started);
+        ticket.done(outcome);
+      },
+    };
+  };
+}
+
 /** Runs `run` once `admit` lets the call through, and ends the call's ticket when it settles. */
 export async function admitted<T>(admit: AdmitCall | undefined, call: McpCall, run: () => Promise<T>): Promise<T> {
   if (admit === undefined) return run();
@@ -67,7 +87,7 @@ export function createMcpCallLimits(options: {
   usage: UsageRecorder;
   servers: Readonly<Record<string, ServerCallLimits | undefined>>;
   /** Told how each call ended and how long it took at its upstream (the metrics). */
-  observe?: (call: McpCall, outcome: McpCallOutcome, upstreamMs?: number) => void;
+  observe?: (call: McpCall, outcome: McpCallOutcome, upstreamMs: number | undefined, principal: Principal) => void;
 }): McpCallGuard {
   const { limiter, usage, observe } = options;
   // Each server's limits as a principal of their own, apart from the `server:<key>` identity of its sampling.
@@ -98,7 +118,8 @@ export function createMcpCallLimits(options: {
         }
       } catch (error) {
         if (byKey?.ok) byKey.release();
-        if (error instanceof McplexError && error.code === 'RATE_LIMITED') observe?.(call, 'refused');
+        if (error instanceof McplexError && error.code === 'RATE_LIMITED')
+          observe?.(call, 'refused', undefined, principal);
         throw error;
       }
       const started = performance.now();
@@ -110,7 +131,7 @@ export function createMcpCallLimits(options: {
           if (byServer?.ok) byServer.release();
           if (byKey?.ok) byKey.release();
           if (call.method === 'tools/call') usage.add(principal.id, toolUsageName(call.server, call.name), 0, 0);
-          observe?.(call, outcome, performance.now() - started);
+          observe?.(call, outcome, performance.now() - started, principal);
         },
       };
     },
