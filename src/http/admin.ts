@@ -239,9 +239,14 @@ export async function handleAdmin(
       });
       sendJson(res, 200, { object: 'list', data: totals });
     } else if (path === '/admin/usage/series' && req.method === 'GET' && options.usageSeries) {
-      const until = query.get('until') === null ? Date.now() : moment('until', query.get('until') ?? '');
-      const since = moment('since', query.get('since') ?? '1h');
       const bucket = bucketMs(query.get('bucket'));
+      // Without an end, the range ends with the bucket now in progress, so that usage flushed a moment after this
+      // request arrived (usage is written once a second) is in it.
+      const until =
+        query.get('until') === null
+          ? (Math.floor(Date.now() / bucket) + 1) * bucket
+          : moment('until', query.get('until') ?? '');
+      const since = moment('since', query.get('since') ?? '1h');
       if (until <= since) throw new McplexError('BAD_REQUEST', "'since' must be before 'until'", {});
       if ((until - since) / bucket > MAX_SERIES_BUCKETS) {
         throw new McplexError(

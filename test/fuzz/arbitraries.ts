@@ -1283,7 +1283,7 @@ const keyIds = fc.oneof(
 
 const admin: Arbitrary<FuzzRequest> = fc
   .record({
-    kind: fc.constantFrom('list', 'create', 'revoke', 'usage', 'odd'),
+    kind: fc.constantFrom('list', 'create', 'revoke', 'usage', 'series', 'requests', 'odd'),
     id: keyIds,
     body: object({
       name: field('name', fc.string({ minLength: 1, maxLength: 20 }), notString, true),
@@ -1316,6 +1316,32 @@ const admin: Arbitrary<FuzzRequest> = fc
         'model=__proto__',
       ),
       { nil: undefined },
+    ),
+    seriesQuery: fc.constantFrom(
+      { query: '', bad: [] },
+      { query: 'since=1h&bucket=60s', bad: [] },
+      { query: 'since=7d&bucket=1s', bad: ['more than 2,000 buckets'] },
+      { query: 'since=1h&bucket=999', bad: ['a bucket under a second'] },
+      { query: 'since=1h&bucket=5x', bad: ['a bucket that is no duration'] },
+      { query: 'since=1h&until=2h', bad: ['since after until'] },
+      { query: 'bucket=1e400', bad: ['a bucket that is no duration'] },
+      { query: 'since=1h&bucket=1h&subject=%E0%A4%A', bad: [] },
+      { query: `since=1h&model=${'m'.repeat(300)}`, bad: ['a filter over 256 characters'] },
+    ),
+    requestsQuery: fc.constantFrom(
+      { query: '', bad: [] },
+      { query: 'limit=1', bad: [] },
+      { query: 'limit=0', bad: ['limit below 1'] },
+      { query: 'limit=501', bad: ['limit above 500'] },
+      { query: 'limit=-1', bad: ['limit below 1'] },
+      { query: 'limit=1.5', bad: ['limit not whole'] },
+      { query: 'before=0', bad: ['before below 1'] },
+      { query: 'before=abc', bad: ['before not a number'] },
+      { query: 'before=99999999999999999999', bad: ['before too large'] },
+      { query: 'route=mcp&status=ok', bad: [] },
+      { query: `target=${'t'.repeat(300)}`, bad: ['a filter over 256 characters'] },
+      { query: 'since=abc', bad: ['since not a moment'] },
+      { query: 'subject=__proto__', bad: [] },
     ),
     method: fc.constantFrom('PUT', 'PATCH', 'GET', 'POST'),
     common: common(),
@@ -1352,6 +1378,22 @@ const admin: Arbitrary<FuzzRequest> = fc
           path: `/admin/usage${r.query === undefined ? '' : `?${r.query}`}`,
           bad: [],
         };
+      case 'series':
+        return {
+          ...base,
+          route: 'admin:usage:series',
+          method: 'GET',
+          path: `/admin/usage/series?${r.seriesQuery.query}`,
+          bad: [...r.seriesQuery.bad],
+        };
+      case 'requests':
+        return {
+          ...base,
+          route: 'admin:requests',
+          method: 'GET',
+          path: `/admin/requests?${r.requestsQuery.query}`,
+          bad: [...r.requestsQuery.bad],
+        };
       default:
         return {
           ...base,
@@ -1381,6 +1423,14 @@ const otherRoutes: Arbitrary<FuzzRequest> = fc
       '/v1/chat/completions/extra',
       '/admin',
       '/admin/',
+      '/ui',
+      '/ui/',
+      '/ui/index.html',
+      '/ui/..%2F..%2Fpackage.json',
+      '/ui/../package.json',
+      '/ui/assets/',
+      '/ui/assets/nope.js',
+      '/ui/%00',
       '/healthz',
       '/readyz',
       '/metrics',

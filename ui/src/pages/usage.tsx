@@ -108,11 +108,13 @@ export function Usage() {
 
   useEffect(() => {
     const load = () => {
-      const until = Date.now();
-      const since = until - chosen.spanMs;
-      api<{ data: Bucket[] }>(`admin/usage/series?since=${since}&until=${until}&bucket=${chosen.bucketMs}`)
+      // The end is the server's (the bucket in progress there): usage written a moment ago is in the answer.
+      const since = Date.now() - chosen.spanMs;
+      api<{ since: number; until: number; data: Bucket[] }>(
+        `admin/usage/series?since=${since}&bucket=${chosen.bucketMs}`,
+      )
         .then((s) => {
-          setSpan({ since, until });
+          setSpan({ since: s.since, until: s.until });
           setBuckets(s.data);
           setProblem(null);
         })
