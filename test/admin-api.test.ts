@@ -155,7 +155,9 @@ describe('GET /admin/usage/series', () => {
     expect(body.data.every((b) => b.at % 60_000 === 0)).toBe(true);
   });
 
-  it('refuses buckets below a second and ranges of more than 2,000 buckets', async () => {
+  it('refuses buckets below a second or above 366 days, and ranges of more than 2,000 buckets', async () => {
+    expect((await get('/admin/usage/series?since=1h&bucket=999999999999d')).status).toBe(400);
+    expect((await get('/admin/usage/series?since=1h&bucket=367d')).status).toBe(400);
     expect((await get('/admin/usage/series?since=1h&bucket=500')).status).toBe(400);
     expect((await get('/admin/usage/series?since=7d&bucket=60s')).status).toBe(400);
     expect((await get('/admin/usage/series?since=1h&bucket=5x')).status).toBe(400);
@@ -233,8 +235,17 @@ describe('keyless mode', () => {
     const keys = await fetch(`${open.url}/admin/keys`);
     expect(keys.status).toBe(403);
     expect(((await keys.json()) as { error: { message: string } }).error.message).toMatch(/"mode": "keys"/);
-    // A page elsewhere cannot reach it (the Origin check).
+    // A page elsewhere cannot reach it (the Origin check), nor can anyone through a proxy on this host.
     const foreign = await fetch(`${open.url}/admin/servers`, { headers: { origin: 'https://evil.example' } });
     expect(foreign.status).toBe(403);
+    for (const proxied of [
+      { 'x-forwarded-for': '203.0.113.9' },
+      { forwarded: 'for=203.0.113.9' },
+      { 'x-real-ip': '1.2.3.4' },
+    ] as Record<string, string>[]) {
+      const res = await fetch(`${open.url}/admin/servers`, { headers: proxied });
+      expect(res.status, JSON.stringify(proxied)).toBe(403);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/this host only/);
+    }
   });
 });

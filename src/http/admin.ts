@@ -4,6 +4,7 @@
 // HTTP API.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { markOpenEnded } from '../wire/open-ended.js';
+import { isLoopbackHost } from '../wire/loopback.js';
 import type { LoggedRequest, RequestLogFilter, UsageBucket, UsageSeriesFilter } from '../store/store.js';
 import { parseMoment } from '../wire/when.js';
 import type { UpstreamStatus } from '../mcp/upstream/upstream.js';
@@ -107,17 +108,32 @@ export interface AdminOptions {
 /** How often an event stream of the servers looks for a change, and how often it sends a keep-alive comment. */
 const SERVER_EVENTS_POLL_MS = 500;
 const KEEPALIVE_MS = 15_000;
-/** Open event streams at once (each a timer and a socket): a console tab holds one. */
+/** How often a stream checks that its key still holds (revoked, expired: the stream ends). */
+const REAUTH_MS = 5_000;
+/** Open event streams at once (each a timer and a socket; a console tab holds one), in all and per key. */
 const MAX_EVENT_STREAMS = 64;
-let eventStreams = 0;
+const MAX_EVENT_STREAMS_PER_KEY = 8;
+const eventStreams = new Map<string, number>();
+let eventStreamsInAll = 0;
 
-/** Streams the servers' status as server-sent events: the whole list at once and again whenever it changes. */
-function serverEvents(req: IncomingMessage, res: ServerResponse, servers: AdminServers): void {
-  if (eventStreams >= MAX_EVENT_STREAMS) {
-    fail(res, 429, `too many open event streams (${MAX_EVENT_STREAMS})`);
+/**
+ * Streams the servers' status as server-sent events: the whole list at once and again whenever it changes, for as
+ * long as the key that opened it is still an admin key.
+ */
+function serverEvents(
+  req: IncomingMessage,
+  res: ServerResponse,
+  servers: AdminServers,
+  holder: string,
+  stillAdmin: () => Promise<boolean>,
+): void {
+  const held = eventStreams.get(holder) ?? 0;
+  if (eventStreamsInAll >= MAX_EVENT_STREAMS || held >= MAX_EVENT_STREAMS_PER_KEY) {
+    fail(res, 429, `too many open event streams (${MAX_EVENT_STREAMS_PER_KEY} per key, ${MAX_EVENT_STREAMS} in all)`);
     return;
   }
-  eventStreams += 1;
+  eventStreams.set(holder, held + 1);
+  eventStreamsInAll += 1;
   // Open for as long as the console is: a drain does not wait for it.
   markOpenEnded(res);
   res.writeHead(200, {
@@ -128,6 +144,7 @@ function serverEvents(req: IncomingMessage, res: ServerResponse, servers: AdminS
   });
   let last = '';
   const send = () => {
+    if (res.writableEnded) return;
     const body = JSON.stringify({ object: 'list', data: servers.list() });
     if (body === last) return;
     last = body;
@@ -135,14 +152,46 @@ function serverEvents(req: IncomingMessage, res: ServerResponse, servers: AdminS
   };
   send();
   const poll = setInterval(send, SERVER_EVENTS_POLL_MS);
-  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEPALIVE_MS);
-  res.once('close', () => {
-    eventStreams -= 1;
+  const keepAlive = setInterval(() => {
+    if (!res.writableEnded) res.write(': keep-alive\n\n');
+  }, KEEPALIVE_MS);
+  const reauth = setInterval(() => {
+    void stillAdmin().then(
+      (ok) => ok || res.end(),
+      () => res.end(),
+    );
+  }, REAUTH_MS);
+  let ended = false;
+  const stop = () => {
+    if (ended) return;
+    ended = true;
     clearInterval(poll);
     clearInterval(keepAlive);
-  });
+    clearInterval(reauth);
+    eventStreamsInAll -= 1;
+    const left = (eventStreams.get(holder) ?? 1) - 1;
+    if (left > 0) eventStreams.set(holder, left);
+    else eventStreams.delete(holder);
+  };
+  // A drain ends the response: nothing is written after that, whenever the socket finally closes.
+  res.once('finish', stop);
+  res.once('close', stop);
   req.once('close', () => res.end());
 }
+
+/** Whether a request comes straight from this host: a loopback peer, and no proxy's forwarding headers. */
+function fromThisHost(req: IncomingMessage): boolean {
+  const peer = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  return (
+    isLoopbackHost(peer) &&
+    req.headers['x-forwarded-for'] === undefined &&
+    req.headers.forwarded === undefined &&
+    req.headers['x-real-ip'] === undefined
+  );
+}
+
+/** The largest bucket of a usage series: a year and a day. */
+const MAX_BUCKET_MS = 366 * 86_400_000;
 
 /** A bucket size: milliseconds, or a number with s, m, h or d. */
 function bucketMs(value: string | null): number {
@@ -150,8 +199,8 @@ function bucketMs(value: string | null): number {
   const match = /^(\d{1,12})(ms|s|m|h|d)?$/.exec(value);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match?.[2] ?? 'ms'] ?? 1;
   const ms = match ? Number(match[1]) * unit : NaN;
-  if (!(ms >= 1000)) {
-    throw new McplexError('BAD_REQUEST', "'bucket' must be at least a second, like 60000, 60s, 5m or 1h", {
+  if (!(ms >= 1000 && ms <= MAX_BUCKET_MS)) {
+    throw new McplexError('BAD_REQUEST', "'bucket' must be from a second to 366 days, like 60000, 60s, 5m or 1h", {
       data: { param: 'bucket' },
     });
   }
@@ -195,7 +244,18 @@ export async function handleAdmin(
 ): Promise<void> {
   const { policy, maxBodyBytes, cluster, servers } = options;
   let key: { id: string; name: string } | null = null;
-  if (policy.mode === 'keys') {
+  if (policy.mode === 'none') {
+    // Keyless mode listens on loopback only, where anyone on this host may use the admin API; not through a
+    // proxy that would bring others in. There are no keys to manage.
+    if (!fromThisHost(req)) {
+      fail(res, 403, 'without API keys the admin API answers requests from this host only, not through a proxy');
+      return;
+    }
+    if (path === '/admin/keys' || path.startsWith('/admin/keys/')) {
+      fail(res, 403, 'API keys need "auth": {"mode": "keys"}; use the mcplex keys command meanwhile');
+      return;
+    }
+  } else {
     const auth = await policy.authenticate(req);
     if (!auth.ok) {
       sendJson(res, 401, unauthorized(auth.reason));
@@ -206,11 +266,12 @@ export async function handleAdmin(
       return;
     }
     key = { id: auth.principal.id, name: auth.principal.name };
-  } else if (path === '/admin/keys' || path.startsWith('/admin/keys/')) {
-    // Keyless mode is loopback only, where anyone on the host may use the admin API; but there are no keys.
-    fail(res, 403, 'API keys need "auth": {"mode": "keys"}; use the mcplex keys command meanwhile');
-    return;
   }
+  const stillAdmin = async () => {
+    if (policy.mode === 'none') return true;
+    const auth = await policy.authenticate(req);
+    return auth.ok && auth.principal.scopes.admin === true;
+  };
   try {
     const query = requestQuery(req);
     if (path === '/admin/whoami' && req.method === 'GET') {
@@ -282,7 +343,7 @@ export async function handleAdmin(
     } else if (path === '/admin/servers' && req.method === 'GET' && servers) {
       sendJson(res, 200, { object: 'list', data: servers.list() });
     } else if (path === '/admin/servers/events' && req.method === 'GET' && servers) {
-      serverEvents(req, res, servers);
+      serverEvents(req, res, servers, key?.id ?? 'anonymous', stillAdmin);
     } else if (/^\/admin\/servers\/[^/]+\/restart$/.test(path) && req.method === 'POST' && servers) {
       const name = decodedSegment(path.slice('/admin/servers/'.length, -'/restart'.length));
       const outcome = await servers.restart(name);

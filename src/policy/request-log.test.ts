@@ -123,6 +123,49 @@ describe('request log', () => {
     expect(calls).toBe(2);
   });
 
+  it('keeps one write at a time: while the store hangs, ticks start no more writes and the queue stays bounded', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    store = createMemoryStore();
+    let release: () => void = () => {};
+    let calls = 0;
+    const hanging: RequestLogStore = {
+      appendMany: (entries, keep) => {
+        calls += 1;
+        if (calls > 1) return store.requests.appendMany(entries, keep);
+        return new Promise<void>((resolve) => (release = resolve)).then(() => store.requests.appendMany(entries, keep));
+      },
+      page: (filter, page) => store.requests.page(filter, page),
+    };
+    log = createRequestLog(hanging, { replica: 'r1', flushMs: 1000, maxPending: 4 });
+    log.add(entry('first'));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls).toBe(1);
+    for (let i = 0; i < 10; i += 1) {
+      log.add(entry(`n${i}`));
+      await vi.advanceTimersByTimeAsync(1000);
+    }
+    // Ten ticks while the first write hung: no second write, and at most maxPending entries waiting.
+    expect(calls).toBe(1);
+    expect(log.dropped()).toBeGreaterThanOrEqual(6);
+    release();
+    await log.flush();
+    expect(calls).toBe(2);
+    const kept = targets(await store.requests.page({}, { limit: 20 }));
+    expect(kept[0]).toBe('n9');
+    expect(kept.at(-1)).toBe('first');
+    expect(kept.length).toBeLessThanOrEqual(5);
+  });
+
+  it('keeps no more than 256 characters of a client-given text', async () => {
+    store = createMemoryStore();
+    log = createRequestLog(store.requests, { replica: 'r1', flushMs: 60_000 });
+    log.add(entry('m'.repeat(100_000), { subject: 's'.repeat(1000) }));
+    const [logged] = await log.page({}, { limit: 1 });
+    expect(logged!.target.length).toBe(256);
+    expect(logged!.target.endsWith('…')).toBe(true);
+    expect(logged!.subject!.length).toBe(256);
+  });
+
   it('writes what is pending on close', async () => {
     store = createMemoryStore();
     const closing = createRequestLog(store.requests, { replica: 'r1', flushMs: 60_000 });

@@ -26,6 +26,12 @@ export interface RequestLog {
   close(): Promise<void>;
 }
 
+/** The most characters of a text field the log keeps. */
+export const MAX_LOGGED_TEXT = 256;
+
+const clip = (text: string): string =>
+  text.length > MAX_LOGGED_TEXT ? `${text.slice(0, MAX_LOGGED_TEXT - 1)}…` : text;
+
 export function createRequestLog(store: RequestLogStore, options: RequestLogOptions): RequestLog {
   const keep = options.keep ?? 10_000;
   const flushMs = options.flushMs ?? 1000;
@@ -38,35 +44,57 @@ export function createRequestLog(store: RequestLogStore, options: RequestLogOpti
   const { replica } = options;
   let pending: RequestLogEntry[] = [];
   let dropped = 0;
-  // Writes run one after another, so ids follow the order entries were added in.
-  let writing: Promise<void> = Promise.resolve();
+  // One write at a time (ids then follow the order entries were added in); a tick that finds one in progress
+  // leaves the entries pending, where maxPending bounds them, so a store that hangs costs no more memory.
+  let writing: Promise<void> | undefined;
 
-  function flush(): Promise<void> {
+  function write(): Promise<void> {
     const batch = pending;
-    if (batch.length === 0) return writing;
     pending = [];
-    const written = writing.then(() =>
-      store.appendMany(batch, keep).catch((error: unknown) => {
-        // Kept for no retry: a log that waits for the store would grow without bound while it is away.
-        dropped += batch.length;
-        throw error;
-      }),
+    const written = store.appendMany(batch, keep).catch((error: unknown) => {
+      // Kept for no retry: a log that waits for the store would grow without bound while it is away.
+      dropped += batch.length;
+      throw error;
+    });
+    writing = written.then(
+      () => {
+        writing = undefined;
+      },
+      () => {
+        writing = undefined;
+      },
     );
-    // One failed write must not fail every later flush chained on it.
-    writing = written.catch(() => {});
     return written;
   }
 
-  const timer = setInterval(() => void flush().catch(() => {}), flushMs);
+  async function flush(): Promise<void> {
+    while (writing) await writing;
+    if (pending.length > 0) await write();
+  }
+
+  const timer = setInterval(() => {
+    if (!writing && pending.length > 0) void write().catch(() => {});
+  }, flushMs);
   timer.unref();
 
   return {
     add(entry) {
       if (pending.length >= maxPending) {
-        pending.shift();
-        dropped += 1;
+        // The newest are kept; half the queue goes at once, so that a full queue costs one copy per half of it
+        // rather than a shift per entry.
+        const cut = Math.ceil(maxPending / 2);
+        pending = pending.slice(cut);
+        dropped += cut;
       }
-      pending.push({ ...entry, replica });
+      pending.push({
+        ...entry,
+        // A model name or a resource URI is the client's text: the log keeps no more of it than a page shows.
+        route: clip(entry.route),
+        target: clip(entry.target),
+        status: clip(entry.status),
+        subject: entry.subject === null ? null : clip(entry.subject),
+        replica,
+      });
     },
     flush,
     async page(filter, page) {

@@ -30,8 +30,12 @@ function headers(extra: Record<string, string> = {}): Record<string, string> {
   return { ...(key ? { authorization: `Bearer ${key}` } : {}), ...extra };
 }
 
+/** Told when mcplex no longer takes the signed-in key (revoked, expired): the console signs out. */
+export const SIGNED_OUT = 'mcplex:signed-out';
+
 /** The message of an error answer (OpenAI's shape, JSON-RPC's, or mcplex's plain one). */
 async function failure(res: Response): Promise<ApiError> {
+  if (res.status === 401 && storedKey()) dispatchEvent(new CustomEvent(SIGNED_OUT));
   const text = await res.text();
   try {
     const body = JSON.parse(text) as { error?: { message?: string } | string };
@@ -96,8 +100,12 @@ export function followEvents(
         if (!res.ok) throw await failure(res);
         onState(true);
         await readEvents(res, onEvent);
-      } catch {
-        // Dropped or refused: shown as disconnected, tried again.
+      } catch (error) {
+        // Dropped: shown as disconnected, tried again. Refused (the key no longer holds): given up.
+        if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+          onState(false);
+          return;
+        }
       }
       onState(false);
       if (!signal.aborted) await new Promise((resolve) => setTimeout(resolve, 1000));

@@ -3,7 +3,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { ComponentType } from 'preact';
-import { ApiError, api, storeKey, storedKey } from './api.js';
+import { ApiError, SIGNED_OUT, api, storeKey, storedKey } from './api.js';
 import { Servers } from './pages/servers.js';
 import { Tools } from './pages/tools.js';
 import { Keys } from './pages/keys.js';
@@ -86,6 +86,12 @@ function App() {
   useEffect(() => {
     const onHash = () => setPath(currentPath());
     addEventListener('hashchange', onHash);
+    const onSignedOut = () => {
+      storeKey(null);
+      setWho(null);
+      setProblem('mcplex no longer accepts this key (revoked or expired): sign in again');
+    };
+    addEventListener(SIGNED_OUT, onSignedOut);
     api<Who>('admin/whoami')
       .then(setWho)
       .catch((error: unknown) => {
@@ -93,7 +99,10 @@ function App() {
         if (error instanceof ApiError && error.status !== 401) setProblem(error.message);
       })
       .finally(() => setChecking(false));
-    return () => removeEventListener('hashchange', onHash);
+    return () => {
+      removeEventListener('hashchange', onHash);
+      removeEventListener(SIGNED_OUT, onSignedOut);
+    };
   }, []);
 
   if (checking) return <p class="loading">Loading…</p>;

@@ -45,14 +45,23 @@ interface Refusal {
 export function createGateStage(options: GateStageOptions): Stage {
   const { byName, metrics, policy, requestLog } = options;
 
-  /** Notes the request in the log: its status as the client got it (an internal caller: as its sink got it). */
-  function note(ctx: LlmContext, label: MetricRoute, status: number | undefined, usage: Usage | undefined): void {
+  /**
+   * Notes the request in the log with the status the client got: the one sent once headers went out, 499 when
+   * the client left first, else the failure's (`thrown`) or the sink's (an internal caller).
+   */
+  function note(ctx: LlmContext, label: MetricRoute, thrown: number | undefined, usage: Usage | undefined): void {
+    const res = ctx.http?.res;
+    const status = res?.headersSent
+      ? res.statusCode
+      : ctx.sink.gone
+        ? 499
+        : (thrown ?? ('status' in ctx.sink ? (ctx.sink.status as number | undefined) : undefined) ?? 200);
     requestLog?.add({
       at: Date.now(),
       route: label,
       subject: ctx.principal === ANONYMOUS ? null : ctx.principal.id,
       target: ctx.requested,
-      status: String(status ?? ctx.http?.res.statusCode ?? ('status' in ctx.sink ? ctx.sink.status : undefined) ?? 200),
+      status: String(status),
       latencyMs: performance.now() - ctx.started,
       promptTokens: usage?.prompt_tokens ?? 0,
       completionTokens: usage?.completion_tokens ?? 0,

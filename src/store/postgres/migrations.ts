@@ -100,8 +100,9 @@ export const PG_MIGRATIONS: readonly Migration[] = [
     sql: `
       -- id comes from an identity sequence, so it only grows; it is taken at insert and not at commit, so a page
       -- read while two replicas append may see a higher id before a lower one (a best-effort log for the console).
-      -- Pruning deletes by id after every append, in the same transaction. Each filter's index ends in the id, so
-      -- "WHERE col = $1 AND id < $2 ORDER BY id DESC LIMIT n" reads the newest matches in order and stops at n.
+      -- Pruning (after every append, in the same transaction) deletes below the keep-th newest id, exact even where
+      -- the sequence has gaps. No index but the primary key: a page walks the newest rows first and stops at its
+      -- limit, and over at most keep (10,000) rows that is cheaper than more index updates on every row written.
       CREATE TABLE request_log (
         id                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         at                BIGINT NOT NULL,
@@ -114,11 +115,6 @@ export const PG_MIGRATIONS: readonly Migration[] = [
         completion_tokens BIGINT NOT NULL,
         replica           TEXT NOT NULL
       );
-      CREATE INDEX request_log_route_id ON request_log (route, id);
-      CREATE INDEX request_log_subject_id ON request_log (subject, id);
-      CREATE INDEX request_log_target_id ON request_log (target, id);
-      CREATE INDEX request_log_status_id ON request_log (status, id);
-      CREATE INDEX request_log_at ON request_log (at);
     `,
   },
 ];

@@ -400,7 +400,10 @@ function createRequestLogStore(pool: Db): RequestLogStore {
         }
         // The statement sees this transaction's rows; a replica appending at the same time prunes by its own view,
         // so the table may briefly hold a little more than `keep`, never less of the newest.
-        await client.query('DELETE FROM request_log WHERE id <= (SELECT max(id) FROM request_log) - $1', [keep]);
+        await client.query(
+          'DELETE FROM request_log WHERE id < (SELECT id FROM request_log ORDER BY id DESC OFFSET $1 LIMIT 1)',
+          [keep - 1],
+        );
       });
     },
     async page(filter, page) {

@@ -29,19 +29,26 @@ export function Requests() {
   const [cursors, setCursors] = useState<(number | undefined)[]>([undefined]);
   const [rows, setRows] = useState<LoggedRequest[] | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
+  // Bumped by "Newest" and "Filter", which may leave the cursor as it was and must still load afresh.
+  const [reload, setReload] = useState(0);
   const before = cursors[cursors.length - 1];
 
   useEffect(() => {
     const query = new URLSearchParams({ limit: String(PAGE) });
     for (const name of FILTERS) if (applied[name]) query.set(name, applied[name] ?? '');
     if (before !== undefined) query.set('before', String(before));
+    let current = true;
     api<{ data: LoggedRequest[] }>(`admin/requests?${query.toString()}`)
       .then((r) => {
+        if (!current) return;
         setRows(r.data);
         setProblem(null);
       })
-      .catch((error: unknown) => setProblem(error instanceof ApiError ? error.message : String(error)));
-  }, [applied, before]);
+      .catch((error: unknown) => current && setProblem(error instanceof ApiError ? error.message : String(error)));
+    return () => {
+      current = false;
+    };
+  }, [applied, before, reload]);
 
   function apply(event: Event) {
     event.preventDefault();
@@ -49,6 +56,7 @@ export function Requests() {
     const byName = [...keyNames.entries()].find(([, name]) => name === filters.subject)?.[0];
     setApplied({ ...filters, ...(byName ? { subject: byName } : {}) });
     setCursors([undefined]);
+    setReload(reload + 1);
   }
 
   const last = rows?.[rows.length - 1];
@@ -67,7 +75,14 @@ export function Requests() {
           </label>
         ))}
         <button type="submit">Filter</button>
-        <button type="button" class="link" onClick={() => setCursors([...cursors.slice(0, 1)])}>
+        <button
+          type="button"
+          class="link"
+          onClick={() => {
+            setCursors([undefined]);
+            setReload(reload + 1);
+          }}
+        >
           Newest
         </button>
       </form>

@@ -1,6 +1,6 @@
 // The merged catalog as MCP clients see it (tools/list on mcplex's own /mcp), searchable, with a "try it" form per
 // tool that calls it through /mcp and shows the result as a client would.
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, api, mcp } from '../api.js';
 import { SchemaForm } from '../schema-form.js';
 import type { JsonSchema } from '../schema-form.js';
@@ -46,6 +46,7 @@ export function Tools() {
   const [result, setResult] = useState<ToolResult | null>(null);
   const [callProblem, setCallProblem] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const calling = useRef<string | null>(null);
 
   useEffect(() => {
     listTools()
@@ -68,12 +69,16 @@ export function Tools() {
     setBusy(true);
     setResult(null);
     setCallProblem(null);
+    const name = tool.name;
+    calling.current = name;
     try {
-      setResult(await mcp<ToolResult>('tools/call', { name: tool.name, arguments: args }, tool.name));
+      const answer = await mcp<ToolResult>('tools/call', { name, arguments: args }, name);
+      // Shown only under the tool it belongs to: another may have been picked meanwhile.
+      if (calling.current === name) setResult(answer);
     } catch (error) {
-      setCallProblem(error instanceof ApiError ? error.message : String(error));
+      if (calling.current === name) setCallProblem(error instanceof ApiError ? error.message : String(error));
     } finally {
-      setBusy(false);
+      if (calling.current === name) setBusy(false);
     }
   }
 
@@ -100,6 +105,8 @@ export function Tools() {
                   setSelected(t.name);
                   setResult(null);
                   setCallProblem(null);
+                  setBusy(false);
+                  calling.current = null;
                 }}
               >
                 <code>{t.name}</code>

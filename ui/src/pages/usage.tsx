@@ -18,7 +18,7 @@ interface Bucket {
 const RANGES = [
   { label: 'Last hour', since: '1h', spanMs: 3_600_000, bucketMs: 60_000 },
   { label: 'Last 6 hours', since: '6h', spanMs: 6 * 3_600_000, bucketMs: 300_000 },
-  { label: 'Last 24 hours', since: '24h', spanMs: 24 * 3_600_000, bucketMs: 900_000 },
+  { label: 'Last 24 hours', since: '24h', spanMs: 24 * 3_600_000, bucketMs: 3_600_000 },
   { label: 'Last 7 days', since: '7d', spanMs: 7 * 24 * 3_600_000, bucketMs: 2 * 3_600_000 },
 ] as const;
 
@@ -102,31 +102,39 @@ export function Usage() {
   const [by, setBy] = useState<GroupBy>('key');
   const [measure, setMeasure] = useState<Measure>('requests');
   const [buckets, setBuckets] = useState<Bucket[] | null>(null);
-  const [span, setSpan] = useState<{ since: number; until: number }>({ since: 0, until: 0 });
+  const [span, setSpan] = useState({ since: 0, until: 0, bucketMs: 60_000 });
   const [problem, setProblem] = useState<string | null>(null);
   const chosen = RANGES[range] ?? RANGES[0];
 
   useEffect(() => {
+    // A new range starts empty, and an answer for the range before it is not shown.
+    setBuckets(null);
+    let current = true;
     const load = () => {
-      // The end is the server's (the bucket in progress there): usage written a moment ago is in the answer.
-      const since = Date.now() - chosen.spanMs;
-      api<{ since: number; until: number; data: Bucket[] }>(
+      // Aligned to the buckets, so that the first one is whole; the end is the server's (the bucket in progress
+      // there), so that usage written a moment ago is in the answer.
+      const since = Math.floor((Date.now() - chosen.spanMs) / chosen.bucketMs) * chosen.bucketMs;
+      api<{ since: number; until: number; bucketMs: number; data: Bucket[] }>(
         `admin/usage/series?since=${since}&bucket=${chosen.bucketMs}`,
       )
         .then((s) => {
-          setSpan({ since: s.since, until: s.until });
+          if (!current) return;
+          setSpan({ since: s.since, until: s.until, bucketMs: s.bucketMs });
           setBuckets(s.data);
           setProblem(null);
         })
-        .catch((error: unknown) => setProblem(error instanceof ApiError ? error.message : String(error)));
+        .catch((error: unknown) => current && setProblem(error instanceof ApiError ? error.message : String(error)));
     };
     load();
     const timer = setInterval(load, 5000);
-    return () => clearInterval(timer);
+    return () => {
+      current = false;
+      clearInterval(timer);
+    };
   }, [range]);
 
   const named = buckets?.map((b) => ({ ...b, subject: keyNames.get(b.subject) ?? b.subject }));
-  const shaped = named && columns(named, by, measure, span.since, span.until, chosen.bucketMs);
+  const shaped = named && columns(named, by, measure, span.since, span.until, span.bucketMs);
   const total = shaped ? [...shaped.totals.values()].reduce((a, b) => a + b, 0) : 0;
   return (
     <section>
