@@ -38,6 +38,10 @@ interface RequestRecord {
 }
 
 type Getter = { get(carrier: unknown, key: string): string | undefined; keys(carrier: unknown): string[] };
+/** A response's open request, kept on the response itself: cheaper than a WeakMap entry per request. */
+const OPEN = Symbol('mcplex trace');
+type Traced = ServerResponse & { [OPEN]?: RequestRecord | undefined };
+
 const getter: Getter = {
   get(carrier, key) {
     const value = (carrier as Record<string, unknown>)[key];
@@ -91,8 +95,7 @@ export function createOtelTracing(settings: TracingSettings): Tracing {
 
   const startTime = (started: number) => performance.timeOrigin + started;
 
-  /** Open requests by their response, and (/mcp) by the `traceparent` their handlers see. */
-  const byResponse = new WeakMap<ServerResponse, RequestRecord>();
+  /** Open /mcp requests by the `traceparent` their handlers see (by their response: the OPEN property). */
   const byTraceparent = new Map<string, RequestRecord>();
   const record = (parent: TraceParent | undefined) => parent as RequestRecord | undefined;
   const parentContext = (parent: TraceParent | undefined) => record(parent)?.ctx ?? ROOT_CONTEXT;
@@ -110,7 +113,7 @@ export function createOtelTracing(settings: TracingSettings): Tracing {
   ): Promise<void> {
     const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes, startTime: startTime(started) }, parent);
     const full: RequestRecord = { ...fields, span, ctx: trace.setSpan(parent, span) };
-    byResponse.set(res, full);
+    (res as Traced)[OPEN] = full;
     let traceparent: string | undefined;
     if (headers) {
       // The SDK's handlers see the request's headers, not its response: the header now names this span.
@@ -124,7 +127,7 @@ export function createOtelTracing(settings: TracingSettings): Tracing {
       }
     }
     res.once('close', () => {
-      byResponse.delete(res);
+      (res as Traced)[OPEN] = undefined;
       if (traceparent !== undefined) byTraceparent.delete(traceparent);
       const status = res.headersSent ? res.statusCode : 0;
       if (status > 0) span.setAttribute('http.response.status_code', status);
@@ -215,7 +218,7 @@ export function createOtelTracing(settings: TracingSettings): Tracing {
       return serve(res, parent, name, started, fields, attributes, run, req.headers);
     },
 
-    parentOf: (res) => byResponse.get(res),
+    parentOf: (res) => (res as Traced)[OPEN],
 
     parentFromHeaders(headers) {
       if (headers === undefined) return undefined;
