@@ -31,6 +31,12 @@ module.exports = {
       '^src/(?!wire/|errors\\.ts$)',
     ),
     never(
+      'telemetry-is-a-floor',
+      'telemetry/ (tracing) is called from every flow and knows none of them: it uses nothing of mcplex.',
+      '^src/telemetry/',
+      '^src/(?!telemetry/)',
+    ),
+    never(
       'store-and-policy-know-no-flow',
       'Stores and policies serve every flow and know none of them.',
       '^src/(store|policy)/',

@@ -47,6 +47,7 @@ import { createMetrics } from './metrics.js';
 import { VERSION } from './version.js';
 import { isLoopbackHost } from './wire/loopback.js';
 import type { Metrics } from './metrics.js';
+import { startTracing } from './telemetry/tracing.js';
 
 /** Without API keys, anything but loopback would expose every configured server and model to the network. */
 export function assertListenAllowed(host: string, authMode: 'none' | 'keys' = 'none'): void {
@@ -357,6 +358,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   const metrics = createMetrics();
   const core = await composeCore(config, logger, metrics);
   const { store, shared, policy, gateway, llm, replica, requestLog } = core;
+  const tracing = await startTracing(config.telemetry?.traces, { version: VERSION, instance: replica });
   if (config.auth.mode === 'none') {
     logger.warn(
       'keyless development mode: anyone who can reach this loopback address may use /mcp and /v1 ' +
@@ -477,6 +479,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     await heartbeat.stop();
     await mcp.close();
     await core.close();
+    await tracing?.shutdown();
     throw error;
   }
   const address = http.address() as AddressInfo;
@@ -509,6 +512,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
         await mcp.close();
         http.closeAllConnections();
         await core.close();
+        await tracing?.shutdown();
       })();
       return closing;
     },
@@ -535,6 +539,7 @@ export async function startStdio(config: Config, logger: Logger): Promise<Runnin
     createMetrics({ defaultMetrics: false }),
   );
   const { gateway } = core;
+  const tracing = await startTracing(config.telemetry?.traces, { version: VERSION, instance: core.replica });
   const servers = new Set<Server>();
   const unsubscribe = gateway.catalog.onChange((_view, changes) => {
     for (const server of servers) {
@@ -565,6 +570,7 @@ export async function startStdio(config: Config, logger: Logger): Promise<Runnin
         unsubscribe();
         await handle.close();
         await core.close();
+        await tracing?.shutdown();
       })();
       return closing;
     },

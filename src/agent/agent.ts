@@ -29,6 +29,8 @@ import type {
 } from '../llm/types.js';
 import { conversationQuery } from './tool-selection/index.js';
 import type { ToolSelector } from './tool-selection/index.js';
+import { currentTracing } from '../telemetry/tracing.js';
+import type { TraceParent } from '../telemetry/tracing.js';
 
 /** The `mcp` field of a chat request. */
 export interface McpOptions {
@@ -215,7 +217,7 @@ export function createAgent(options: AgentOptions) {
   }
 
   /** Runs one tool call; a failure is a result the model reads, never an error of the request. */
-  async function runTool(principal: Principal, call: ToolCall, servers: Map<string, string>) {
+  async function runTool(principal: Principal, call: ToolCall, servers: Map<string, string>, trace?: TraceParent) {
     const started = performance.now();
     let output: string;
     let isError = false;
@@ -230,7 +232,7 @@ export function createAgent(options: AgentOptions) {
       const result = await callRoutedTool(
         catalog,
         { name: call.function.name, arguments: args },
-        {},
+        trace ? { trace } : {},
         undefined,
         scopeCheck(principal.scopes),
         calls ? (routed) => calls.admit(principal, routed, false) : undefined,
@@ -274,6 +276,8 @@ export function createAgent(options: AgentOptions) {
     turn?: AgentTurn,
   ): Promise<void> {
     const mcp = parseMcpOptions(body.mcp, options.servers);
+    // The traced /v1 request this chat answers: its model calls and tool calls are children of its span.
+    const trace = currentTracing()?.parentOf(res);
     const { mcp: _mcp, stream, stream_options: streamOptions, ...rest } = body;
     const request = rest as unknown as ChatCompletionRequest;
     if (request.n !== undefined && request.n !== null && request.n !== 1) {
@@ -295,18 +299,35 @@ export function createAgent(options: AgentOptions) {
     const extension = { tools_offered: offered.tools.length, selection: offered.method };
     if (stream === true) {
       const includeUsage = (streamOptions as { include_usage?: boolean } | undefined)?.include_usage === true;
-      await runStreamed(principal, request, messages, tools, offered, mcp, res, includeUsage, extension, turn, own);
+      await runStreamed(
+        principal,
+        request,
+        messages,
+        tools,
+        offered,
+        mcp,
+        res,
+        includeUsage,
+        extension,
+        turn,
+        own,
+        trace,
+      );
       return;
     }
     const usage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
     const steps: ToolStep[] = [];
     for (let step = 1; ; step++) {
       const last = step > mcp.max_steps;
-      const completion: ChatCompletion = await llm.complete(principal, {
-        ...request,
-        messages,
-        ...(tools.length > 0 ? { tools, tool_choice: last ? 'none' : (request.tool_choice ?? 'auto') } : {}),
-      });
+      const completion: ChatCompletion = await llm.complete(
+        principal,
+        {
+          ...request,
+          messages,
+          ...(tools.length > 0 ? { tools, tool_choice: last ? 'none' : (request.tool_choice ?? 'auto') } : {}),
+        },
+        trace,
+      );
       addUsage(usage, completion.usage);
       const message = completion.choices[0]?.message;
       const calls = message?.tool_calls ?? [];
@@ -329,7 +350,7 @@ export function createAgent(options: AgentOptions) {
         return;
       }
       messages.push({ role: 'assistant', content: message?.content ?? null, tool_calls: calls });
-      const results = await Promise.all(calls.map((call) => runTool(principal, call, offered.servers)));
+      const results = await Promise.all(calls.map((call) => runTool(principal, call, offered.servers, trace)));
       messages.push(...results.map((r) => r.message));
       steps.push({ step, tool_calls: results.map((r) => r.report) });
     }
@@ -347,6 +368,7 @@ export function createAgent(options: AgentOptions) {
     extension: Record<string, unknown>,
     turn: AgentTurn | undefined,
     own: number,
+    trace: TraceParent | undefined,
   ): Promise<void> {
     const id = `chatcmpl-${randomBytes(12).toString('hex')}`;
     const created = Math.floor(Date.now() / 1000);
@@ -389,6 +411,7 @@ export function createAgent(options: AgentOptions) {
             addToolCallDeltas(calls, delta.tool_calls);
             if (choice.finish_reason) finish = choice.finish_reason;
           },
+          trace,
         );
         const made = calls.filter(Boolean);
         if (last || made.length === 0 || needsClient(made, offered, mcp)) {
@@ -413,7 +436,7 @@ export function createAgent(options: AgentOptions) {
           return;
         }
         messages.push({ role: 'assistant', content: content || null, tool_calls: made });
-        const results = await Promise.all(made.map((call) => runTool(principal, call, offered.servers)));
+        const results = await Promise.all(made.map((call) => runTool(principal, call, offered.servers, trace)));
         messages.push(...results.map((r) => r.message));
         const report: ToolStep = { step, tool_calls: results.map((r) => r.report) };
         send(chunk({ mcp_step: report }));

@@ -417,6 +417,32 @@ export const configSchema = z
       })
       .prefault({}),
     logLevel: z.enum(LOG_LEVELS).default('info'),
+    /**
+     * OpenTelemetry. `traces` turns tracing on (as does OTEL_TRACES_EXPORTER=otlp without it): spans of /mcp and
+     * /v1 requests, upstream MCP calls and LLM attempts, sent over OTLP/HTTP (JSON). OTEL_SDK_DISABLED=true or
+     * OTEL_TRACES_EXPORTER=none turn it off; OTEL_EXPORTER_OTLP_* and OTEL_TRACES_SAMPLER fill in what is unset.
+     */
+    telemetry: z
+      .strictObject({
+        traces: z
+          .strictObject({
+            /** The collector's OTLP/HTTP base URL (`/v1/traces` is added) or its full traces URL. */
+            endpoint: z
+              .string()
+              .regex(/^https?:\/\/.+/, { error: 'telemetry.traces.endpoint must be an http:// or https:// URL' })
+              .optional(),
+            /** Sent with every export (an API key: `${VAR}`); OTEL_EXPORTER_OTLP_HEADERS adds to them. */
+            headers: z.record(z.string(), z.string()).optional(),
+            /** `service.name` of the spans; default OTEL_SERVICE_NAME, else "mcplex". */
+            serviceName: z.string().min(1).optional(),
+            /** Share of new traces kept (0..1); a caller's sampled flag is followed. Default: OTEL_TRACES_SAMPLER. */
+            sampleRatio: z.number().min(0).max(1).optional(),
+            /** Prompts, completions, tool arguments and results on spans; off, spans carry none of them. */
+            captureContent: z.boolean().default(false),
+          })
+          .optional(),
+      })
+      .optional(),
   })
   .superRefine((config, ctx) => {
     if (config.llm.cache.store === 'redis' && config.redis === undefined) {

@@ -30,6 +30,7 @@ import { limitConnections } from './connection-limits.js';
 import { isClientAbort } from '../wire/client-abort.js';
 import { openAiError } from '../llm/openai-errors.js';
 import { upstreamTime } from '../wire/upstream-time.js';
+import { currentTracing } from '../telemetry/tracing.js';
 
 export interface HttpServerOptions {
   /** The address mcplex listens on; it is always an acceptable Host. */
@@ -257,6 +258,8 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
       return;
     }
     timeMcp(res, body, started);
+    const tracing = currentTracing();
+    if (tracing) return tracing.mcpRequest(req, res, body, started, () => mcp.post(req, res, body, principal));
     await mcp.post(req, res, body, principal);
   }
 

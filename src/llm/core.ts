@@ -31,6 +31,7 @@ import { createGateStage } from './stages/gate.js';
 import type { RequestNotes } from './stages/gate.js';
 import { createRouteStage } from './stages/route.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, OpenAiErrorBody } from './types.js';
+import type { TraceParent } from '../telemetry/tracing.js';
 
 export interface LlmCoreOptions {
   logger: Logger;
@@ -59,7 +60,7 @@ export interface LlmCore {
   /** The gate and the router only: for answers that must come from a backend (a stored conversation's turn). */
   serveDirect(ctx: LlmContext): Promise<void>;
   /** A chat completion for a caller inside mcplex, under `principal`'s scopes and limits. */
-  complete(principal: Principal, request: ChatCompletionRequest): Promise<ChatCompletion>;
+  complete(principal: Principal, request: ChatCompletionRequest, trace?: TraceParent): Promise<ChatCompletion>;
   /**
    * The same, streamed: chunks reach `onChunk` as they arrive (Anthropic streams translated as on /v1). Throws a
    * McplexError when it is refused or fails, also when the stream breaks after it began.
@@ -68,6 +69,7 @@ export interface LlmCore {
     principal: Principal,
     request: ChatCompletionRequest,
     onChunk: (chunk: ChatCompletionChunk) => void,
+    trace?: TraceParent,
   ): Promise<void>;
   /** Public model names a principal may use, canonical names first. */
   modelsFor(principal: Principal): string[];
@@ -143,7 +145,7 @@ export function createLlmCore(config: LlmConfig, options: LlmCoreOptions): LlmCo
   let sequence = 0;
 
   /** A context for a caller inside mcplex: no HTTP exchange, headers dropped. */
-  function internal(principal: Principal, body: Record<string, unknown>, sink: Sink): LlmContext {
+  function internal(principal: Principal, body: Record<string, unknown>, sink: Sink, trace?: TraceParent): LlmContext {
     validateRequest('chat', body);
     return {
       route: 'chat',
@@ -156,12 +158,17 @@ export function createLlmCore(config: LlmConfig, options: LlmCoreOptions): LlmCo
       started: performance.now(),
       sink,
       setHeader: () => {},
+      ...(trace ? { trace } : {}),
     };
   }
 
-  async function complete(principal: Principal, request: ChatCompletionRequest): Promise<ChatCompletion> {
+  async function complete(
+    principal: Principal,
+    request: ChatCompletionRequest,
+    trace?: TraceParent,
+  ): Promise<ChatCompletion> {
     const sink = bufferSink();
-    await serveDirect(internal(principal, { ...request, stream: false }, sink));
+    await serveDirect(internal(principal, { ...request, stream: false }, sink, trace));
     const text = sink.text();
     if (sink.status !== 200) throw llmFailure(sink.status ?? 502, bufferedError(text));
     return JSON.parse(text) as ChatCompletion;
@@ -171,6 +178,7 @@ export function createLlmCore(config: LlmConfig, options: LlmCoreOptions): LlmCo
     principal: Principal,
     request: ChatCompletionRequest,
     onChunk: (chunk: ChatCompletionChunk) => void,
+    trace?: TraceParent,
   ): Promise<void> {
     const parser = createSseParser();
     let status: number | undefined;
@@ -203,7 +211,7 @@ export function createLlmCore(config: LlmConfig, options: LlmCoreOptions): LlmCo
       onGone: () => () => {},
     };
     const body = { ...request, stream: true, stream_options: { include_usage: true } };
-    await serveDirect(internal(principal, body, sink));
+    await serveDirect(internal(principal, body, sink, trace));
     if (status !== 200) throw llmFailure(status ?? 502, bufferedError(errorText));
     if (broken) throw llmFailure(502, broken);
   }

@@ -36,6 +36,8 @@ import type { Sink } from './sink.js';
 import { createSseParser } from '../wire/sse.js';
 import type { ChatCompletionRequest, OpenAiErrorBody, Usage } from './types.js';
 import { usageFromStream, usageIn } from './usage.js';
+import { currentTracing } from '../telemetry/tracing.js';
+import type { AttemptResult, TraceParent } from '../telemetry/tracing.js';
 
 export type Route = 'chat' | 'embeddings';
 
@@ -104,7 +106,8 @@ export interface ModelRoute {
 
 /** How one attempt ended. */
 type Attempt =
-  | { kind: 'done'; usage: Usage | undefined }
+  /** `model` and `text`: what the backend said it was and answered, read only for a span. */
+  | { kind: 'done'; usage: Usage | undefined; model?: string | undefined; text?: string | undefined }
   /** Failed before anything reached the client: another attempt may still answer it. */
   | { kind: 'retry'; reason: string; error: OpenAiErrorBody; status: number; retryAfterMs?: number }
   /** Failed in a way another deployment would not fix (a bad request), or after the response began. */
@@ -123,6 +126,29 @@ function retryAfterMs(headers: Record<string, string | string[] | undefined>): n
   if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** The backend's own name for the model that answered, read from the head of its JSON answer. */
+function responseModel(text: string): string | undefined {
+  return /"model"\s*:\s*"([^"\\]{1,200})"/.exec(text.slice(0, 2048))?.[1];
+}
+
+/** How an attempt ended, as its span says it. */
+function describeAttempt(outcome: Attempt): AttemptResult {
+  if (outcome.kind === 'done') {
+    return {
+      status: 200,
+      responseModel: outcome.model,
+      inputTokens: outcome.usage?.prompt_tokens,
+      outputTokens: outcome.usage?.completion_tokens ?? undefined,
+      output: outcome.text,
+    };
+  }
+  if (outcome.kind === 'retry') return { status: outcome.status, errorType: outcome.reason };
+  // Final: a client error as the backend gave it, a stream broken after it began, or a client that went away.
+  return outcome.status === undefined
+    ? { errorType: 'incomplete' }
+    : { status: outcome.status, errorType: String(outcome.status) };
 }
 
 export interface RouterOptions {
@@ -154,6 +180,8 @@ export interface RoutedRequest {
   readonly primary: ModelRoute;
   /** The metrics' route label when it is not `route` (a model call mcplex makes itself). */
   readonly metricRoute?: MetricRoute | undefined;
+  /** The traced request this answer is for: the parent of its attempts' spans. */
+  readonly trace?: TraceParent | undefined;
 }
 
 export interface Router {
@@ -252,7 +280,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
    * One attempt against one deployment. Writes the response when it succeeds (or fails after the response
    * began); otherwise reports why, for the caller to retry or answer.
    */
-  async function attempt(d: Deployment, request: RoutedRequest): Promise<Attempt> {
+  async function attempt(d: Deployment, request: RoutedRequest, trace?: Record<string, string>): Promise<Attempt> {
     const { route, body, sink, requested: publicModel, started } = request;
     const anthropic = d.config.provider === 'anthropic';
     if (anthropic && route === 'embeddings') {
@@ -281,6 +309,7 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
       path = `${d.basePath}/${route === 'chat' ? 'chat/completions' : 'embeddings'}`;
     }
 
+    if (trace) headers = { ...headers, ...trace };
     const abort = new AbortController();
     let reason: 'client' | 'first-token' | 'total' | undefined;
     const stop = (why: typeof reason) => {
@@ -351,7 +380,13 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
         sink.end(out);
         committed = true;
         succeeded(d, labels, upstreamMs, overheadMs, usage);
-        return { kind: 'done', usage };
+        if (!trace) return { kind: 'done', usage };
+        return {
+          kind: 'done',
+          usage,
+          model: anthropic ? publicModel : responseModel(text),
+          ...(currentTracing()?.captureContent ? { text: out } : {}),
+        };
       }
 
       // Streaming: nothing is written until the backend's first chunk, so a failure before it can be retried.
@@ -479,6 +514,8 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
     /** The shortest wait until a deployment that was over its budget has room again. */
     let overBudgetMs: number | undefined;
     let lastDeployment = '';
+    /** Attempts so far across the chain (for their spans). */
+    let attempted = 0;
     // Each model of the chain gets the retry budget; when it is spent (or every deployment is out), the next one.
     for (const model of chain) {
       const tried = new Set<Deployment>();
@@ -522,7 +559,22 @@ export function createRouter(config: LlmConfig, options: RouterOptions): Router 
             if (delay > 0) await sleep(delay);
             if (sink.gone) return undefined;
           }
-          outcome = await attempt(d, request);
+          const tracing = currentTracing();
+          outcome = tracing
+            ? await tracing.llmAttempt(
+                request.trace,
+                {
+                  operation: request.route,
+                  model: d.config.model,
+                  provider: d.config.provider,
+                  deployment: d.id,
+                  attempt: ++attempted,
+                  baseUrl: d.config.baseUrl ?? DEFAULT_BASE_URL[d.config.provider],
+                },
+                (headers) => attempt(d, request, headers),
+                describeAttempt,
+              )
+            : await attempt(d, request);
         } finally {
           if (lease) keeper!.letGo(lease);
         }

@@ -16,6 +16,7 @@ import { addToolCallDeltas } from '../../llm/tool-call-deltas.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatMessage, ToolCall } from '../../llm/types.js';
 import { createSseParser } from '../../wire/sse.js';
 import { withConversation } from './conversations.js';
+import { currentTracing } from '../../telemetry/tracing.js';
 
 /** Text that is nothing but SSE comment lines. */
 const SSE_COMMENTS = /^(?::[^\r\n]*(?:\r\n|\n|\r))+(?:\r\n|\n|\r)*$/;
@@ -75,6 +76,7 @@ export function createConversationTurns(
       return;
     }
     const chat: Record<string, unknown> = { ...rest, messages: turn.messages };
+    const trace = currentTracing()?.parentOf(res);
     const context = (sink: Sink): LlmContext => ({
       route: 'chat',
       body: chat,
@@ -84,6 +86,7 @@ export function createConversationTurns(
       started: request.started,
       sink,
       setHeader: (name, value) => void res.setHeader(name, value),
+      ...(trace ? { trace } : {}),
     });
     if (chat.stream === true) {
       await streamConversationTurn(context, res, turn, id);

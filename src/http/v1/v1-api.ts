@@ -22,6 +22,7 @@ import { assertJsonContentType, parseJsonObject, sendJson } from '../../wire/jso
 import { createConversationTurns } from './conversation-turns.js';
 import { handleConversations } from './conversations.js';
 import { OVERHEAD_HEADER, overheadSince } from '../../llm/overhead.js';
+import { currentTracing } from '../../telemetry/tracing.js';
 
 export interface V1ApiOptions {
   core: LlmCore;
@@ -77,6 +78,9 @@ export function createV1Api(options: V1ApiOptions): V1Api {
     const raw = await readBody(req, options.maxBodyBytes);
     const body = parseJsonObject(raw);
     validateRequest(route, body);
+    const tracing = currentTracing();
+    const trace = tracing?.parentOf(res);
+    if (tracing) tracing.llmRequestBody(trace, body);
     if (route === 'chat' && body.conversation !== undefined && body.conversation !== null) {
       await serveConversation({ body, res, started, requestId, principal });
       return;
@@ -97,10 +101,39 @@ export function createV1Api(options: V1ApiOptions): V1Api {
       sink: responseSink(res),
       setHeader: (name, value) => void res.setHeader(name, value),
       http: { req, res },
+      ...(trace ? { trace } : {}),
     });
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, path: string, started: number): Promise<boolean> {
+    const tracing = currentTracing();
+    const operation =
+      tracing && req.method === 'POST'
+        ? path === '/v1/chat/completions'
+          ? 'chat'
+          : path === '/v1/embeddings'
+            ? 'embeddings'
+            : undefined
+        : undefined;
+    if (tracing && operation) {
+      await tracing.llmRequest(
+        req,
+        res,
+        operation,
+        started,
+        async () => void (await handleUntraced(req, res, path, started)),
+      );
+      return true;
+    }
+    return handleUntraced(req, res, path, started);
+  }
+
+  async function handleUntraced(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    started: number,
+  ): Promise<boolean> {
     const given = req.headers['x-request-id'];
     const requestId = typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : `${idPrefix}-${++sequence}`;
     res.setHeader('x-request-id', requestId);

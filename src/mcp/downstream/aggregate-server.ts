@@ -27,6 +27,7 @@ import type { AdmitCall } from '../../policy/limits/mcp-call-limits.js';
 import { scopedPrompt, scopedResource, scopedView } from './scoped-view.js';
 import { unknownParamHeaders } from './param-headers.js';
 import type { IncomingHttpHeaders } from 'node:http';
+import { currentTracing } from '../../telemetry/tracing.js';
 
 export interface AggregateServerOptions {
   name: string;
@@ -69,11 +70,13 @@ export function toWireError(error: unknown): unknown {
   return error;
 }
 
-async function wrap<T>(run: () => Promise<T>): Promise<T> {
+async function wrap<T>(run: () => Promise<T>, ctx?: ServerContext): Promise<T> {
   try {
     // Awaited here so that a synchronous throw in `run` is mapped as well.
     return await run();
   } catch (error) {
+    const tracing = ctx && currentTracing();
+    if (tracing) tracing.mcpRequestFailed(tracing.parentFromHeaders(ctx.http?.req?.headers), error);
     throw toWireError(error);
   }
 }
@@ -173,6 +176,9 @@ async function forwardRequest<T>(
   run: (options: CallOptions) => Promise<T>,
 ): Promise<T | InputRequiredResult> {
   const token = ctx.mcpReq._meta?.progressToken;
+  // The /mcp request's span (its handler sees its headers), for the spans of the upstream calls.
+  const trace = currentTracing()?.parentFromHeaders(ctx.http?.req?.headers);
+  const traced = trace ? { trace } : {};
   let sent: Promise<unknown> = Promise.resolve();
   const onprogress =
     token === undefined
@@ -195,7 +201,13 @@ async function forwardRequest<T>(
           callerCapabilities(server, ctx),
           { log, ...(onprogress ? { progress: onprogress } : {}) },
           (relay, signal, roundProgress) =>
-            run({ signal, relay, ...(roundProgress ? { onprogress: roundProgress } : {}), ...unasked(ctx) }),
+            run({
+              signal,
+              relay,
+              ...(roundProgress ? { onprogress: roundProgress } : {}),
+              ...unasked(ctx),
+              ...traced,
+            }),
         )
       : await run({
           signal: ctx.mcpReq.signal,
@@ -203,6 +215,7 @@ async function forwardRequest<T>(
           ...progress,
           // The upstream closed its stream to be polled: so does this one (a resumable session stream only).
           onpause: () => ctx.http?.closeSSE?.(),
+          ...traced,
         });
   await sent;
   return withoutUpstreamIdentity(result);
@@ -318,7 +331,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
       return forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
         callRoutedTool(catalog, request.params, options, ctx.http?.req?.headers, scope, admit),
       );
-    }),
+    }, ctx),
   );
   server.setRequestHandler('resources/list', async (request) =>
     wrap(async () => {
@@ -346,7 +359,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
       // Contents carry the URI the client asked for, so that it can match them to its request.
       const prefix = request.params.uri.slice(0, request.params.uri.length - route.original.length);
       return { ...result, contents: result.contents.map((c) => ({ ...c, uri: prefix + c.uri })) };
-    }),
+    }, ctx),
   );
   server.setRequestHandler('prompts/list', async (request) =>
     wrap(async () => {
@@ -364,7 +377,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
         admitted(admit, call, () => route.upstream.getPrompt(params, options)),
       );
       return isInputRequiredResult(result) ? result : exposeContentUris(route.upstream, result);
-    }),
+    }, ctx),
   );
   server.setRequestHandler('completion/complete', async (request, ctx) =>
     wrap(async () => {

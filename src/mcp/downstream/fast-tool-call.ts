@@ -20,6 +20,7 @@ import type { Principal } from '../../policy/auth/keys.js';
 import { scopeCheck } from '../../policy/auth/scopes.js';
 import type { AdmitCall } from '../../policy/limits/mcp-call-limits.js';
 import { sendJson } from '../../wire/json.js';
+import { currentTracing } from '../../telemetry/tracing.js';
 
 type RequestId = string | number;
 
@@ -215,6 +216,8 @@ export async function serveFastToolCall(
     if (!res.writableFinished) cancel.abort(new Error('client closed the connection'));
   });
   const answer = createAnswer(res);
+  const tracing = currentTracing();
+  const trace = tracing?.parentOf(res);
   const threshold =
     era === 'legacy'
       ? logLevel
@@ -231,7 +234,7 @@ export async function serveFastToolCall(
       },
     };
     const scope = scopeCheck(principal.scopes);
-    const options = { signal: cancel.signal, relay };
+    const options = { signal: cancel.signal, relay, ...(trace ? { trace } : {}) };
     const result = await callRoutedTool(catalog, call.params, options, headers, scope, admit);
     if (cancel.signal.aborted) {
       answer.abandon();
@@ -247,6 +250,7 @@ export async function serveFastToolCall(
       answer.abandon();
       return;
     }
+    tracing?.mcpRequestFailed(trace, error);
     const wire = toWireError(error);
     const payload =
       wire instanceof ProtocolError

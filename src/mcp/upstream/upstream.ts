@@ -32,6 +32,8 @@ import { ResourceSubscriptions } from './resource-subscriptions.js';
 import { createToolFilter } from '../../wire/glob.js';
 import type { ToolFilter } from '../../wire/glob.js';
 import type { TransportFactory } from './transport.js';
+import { currentTracing } from '../../telemetry/tracing.js';
+import type { TraceParent, UpstreamTarget } from '../../telemetry/tracing.js';
 
 export type { DownstreamRelay, LogMessage } from './relays.js';
 export type { UpstreamState } from './connection.js';
@@ -79,6 +81,8 @@ export interface CallOptions {
   onpause?: () => void;
   /** `Mcp-Param-*` headers to pass on to a 2026-07-28 HTTP server (those the client sent and mcplex does not know). */
   headers?: Record<string, string>;
+  /** The request this call is made for, when it is traced: its span is the parent of the call's. */
+  trace?: TraceParent;
 }
 
 export interface UpstreamOptions {
@@ -306,7 +310,27 @@ export class Upstream {
     };
   }
 
+  /** Where this server is, for the spans of its calls. */
+  private get target(): UpstreamTarget {
+    const { config } = this;
+    return {
+      server: this.key,
+      transport: config.transport,
+      url: config.transport === 'stdio' ? undefined : config.url,
+    };
+  }
+
   callTool(params: CallToolRequest['params'], options: CallOptions = {}): Promise<CallToolResult> {
+    const tracing = currentTracing();
+    if (tracing) {
+      return tracing.mcpCall(options.trace, this.target, 'tools/call', params.name, params, (traced) =>
+        this.callToolUntraced(traced, options),
+      );
+    }
+    return this.callToolUntraced(params, options);
+  }
+
+  private callToolUntraced(params: CallToolRequest['params'], options: CallOptions): Promise<CallToolResult> {
     return this.relays.run(options.relay, () =>
       this.inputRounds(params, options, async (round) => {
         if (options.onprogress === undefined) {
@@ -391,6 +415,19 @@ export class Upstream {
   }
 
   readResource(params: ReadResourceRequest['params'], options: CallOptions = {}): Promise<ReadResourceResult> {
+    const tracing = currentTracing();
+    if (tracing) {
+      return tracing.mcpCall(options.trace, this.target, 'resources/read', params.uri, params, (traced) =>
+        this.readResourceUntraced(traced, options),
+      );
+    }
+    return this.readResourceUntraced(params, options);
+  }
+
+  private readResourceUntraced(
+    params: ReadResourceRequest['params'],
+    options: CallOptions,
+  ): Promise<ReadResourceResult> {
     return this.relays.run(options.relay, () =>
       this.inputRounds(params, options, (round) =>
         this.connection.withClient((client) =>
@@ -404,6 +441,16 @@ export class Upstream {
   }
 
   getPrompt(params: GetPromptRequest['params'], options: CallOptions = {}): Promise<GetPromptResult> {
+    const tracing = currentTracing();
+    if (tracing) {
+      return tracing.mcpCall(options.trace, this.target, 'prompts/get', params.name, params, (traced) =>
+        this.getPromptUntraced(traced, options),
+      );
+    }
+    return this.getPromptUntraced(params, options);
+  }
+
+  private getPromptUntraced(params: GetPromptRequest['params'], options: CallOptions): Promise<GetPromptResult> {
     return this.relays.run(options.relay, () =>
       this.inputRounds(params, options, (round) =>
         this.connection.withClient((client) =>
