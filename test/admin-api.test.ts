@@ -3,6 +3,7 @@
 // static files (headers, redirects, nothing outside the build).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../src/main.js';
+import type { LoggedRequest } from '../src/store/store.js';
 import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
 import { fixtureStdio, sseEvents, startMcplex, waitFor } from './support/harness.js';
@@ -52,18 +53,6 @@ async function callTool(key: string, name: string, args: Record<string, unknown>
   return res.json();
 }
 
-interface Logged {
-  id: number;
-  route: string;
-  subject: string | null;
-  target: string;
-  status: string;
-  latencyMs: number;
-  promptTokens: number;
-  completionTokens: number;
-  replica: string;
-}
-
 beforeAll(async () => {
   mock = await startMockLlm({ name: 'admin-api-mock' });
   mcplex = await startMcplex({
@@ -101,7 +90,7 @@ describe('the recent-requests log', () => {
     expect(answer.result).toBeDefined();
     expect((await chat(limited, 'second')).status).toBe(429);
 
-    const page = (await (await get(`/admin/requests?subject=${limitedId}`)).json()) as { data: Logged[] };
+    const page = (await (await get(`/admin/requests?subject=${limitedId}`)).json()) as { data: LoggedRequest[] };
     const [refused, mcp, served] = page.data;
     expect(page.data).toHaveLength(3);
     expect(refused).toMatchObject({ route: 'chat', target: 'm', status: '429', promptTokens: 0 });
@@ -116,15 +105,17 @@ describe('the recent-requests log', () => {
   });
 
   it('filters and pages on the server', async () => {
-    const onlyMcp = (await (await get('/admin/requests?route=mcp')).json()) as { data: Logged[] };
+    const onlyMcp = (await (await get('/admin/requests?route=mcp')).json()) as { data: LoggedRequest[] };
     expect(onlyMcp.data.length).toBeGreaterThan(0);
     expect(onlyMcp.data.every((r) => r.route === 'mcp')).toBe(true);
 
-    const all = (await (await get('/admin/requests')).json()) as { data: Logged[] };
-    const first = (await (await get('/admin/requests?limit=1')).json()) as { data: Logged[]; next: number };
+    const all = (await (await get('/admin/requests')).json()) as { data: LoggedRequest[] };
+    const first = (await (await get('/admin/requests?limit=1')).json()) as { data: LoggedRequest[]; next: number };
     expect(first.data).toEqual(all.data.slice(0, 1));
     expect(first.next).toBe(all.data[0]!.id);
-    const second = (await (await get(`/admin/requests?limit=1&before=${first.next}`)).json()) as { data: Logged[] };
+    const second = (await (await get(`/admin/requests?limit=1&before=${first.next}`)).json()) as {
+      data: LoggedRequest[];
+    };
     expect(second.data).toEqual(all.data.slice(1, 2));
   });
 

@@ -2,7 +2,10 @@
 // server-side conversations.
 // Implementations: memory (tests, one process), SQLite (the default) and PostgreSQL; the same contract suite runs
 // against each.
+import type { LoggedRequest, RequestLogEntry, UsageBucket, UsageTotal } from './records.js';
 import type { Leases } from './coordination.js';
+
+export type { LoggedRequest, RequestLogEntry, UsageBucket, UsageTotal } from './records.js';
 
 /** What a key may reach. An absent list means no restriction on that axis; `admin` opens /admin. */
 export interface KeyScopes {
@@ -59,14 +62,6 @@ export interface UsageEntry {
   at: number;
 }
 
-export interface UsageTotal {
-  subject: string;
-  model: string;
-  requests: number;
-  promptTokens: number;
-  completionTokens: number;
-}
-
 export interface UsageFilter {
   subject?: string;
   model?: string;
@@ -98,35 +93,6 @@ export interface UsageSeriesFilter {
   /** Exclusive upper bound on `at`. */
   until: number;
   bucketMs: number;
-}
-
-export interface UsageBucket extends UsageTotal {
-  /** The start of the bucket, milliseconds since the epoch. */
-  at: number;
-}
-
-/** One request in the bounded log of recent requests (for the console): what was asked, by whom, how it went. */
-export interface RequestLogEntry {
-  /** Milliseconds since the epoch when the request ended. */
-  at: number;
-  /** `chat`, `embeddings`, `agent` (tool-running chat), `sampling`, or `mcp` for a call to an MCP server. */
-  route: string;
-  /** The API key id, `server:<key>` for an MCP server's identity, or null when anonymous. */
-  subject: string | null;
-  /** The model asked for, or `<server>/<name>` for MCP: the tool, the prompt or the resource URI. */
-  target: string;
-  /** The HTTP status for /v1 routes; `ok`, `error` (the tool said so), `failed` or `refused` for MCP calls. */
-  status: string;
-  latencyMs: number;
-  promptTokens: number;
-  completionTokens: number;
-  /** The replica that served it. */
-  replica: string;
-}
-
-export interface LoggedRequest extends RequestLogEntry {
-  /** Increasing in the order entries were appended (per store); the paging cursor. */
-  id: number;
 }
 
 export interface RequestLogFilter {

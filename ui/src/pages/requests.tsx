@@ -3,19 +3,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, duration, when } from '../api.js';
 import { useKeyNames } from '../key-names.js';
-
-interface LoggedRequest {
-  id: number;
-  at: number;
-  route: string;
-  subject: string | null;
-  target: string;
-  status: string;
-  latencyMs: number;
-  promptTokens: number;
-  completionTokens: number;
-  replica: string;
-}
+import type { LoggedRequest } from '../../../src/store/records.js';
 
 const PAGE = 50;
 const FILTERS = ['route', 'subject', 'target', 'status'] as const;

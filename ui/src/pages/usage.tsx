@@ -5,15 +5,9 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { ApiError, api } from '../api.js';
 import { useKeyNames } from '../key-names.js';
+import type { UsageBucket } from '../../../src/store/records.js';
 
-interface Bucket {
-  at: number;
-  subject: string;
-  model: string;
-  requests: number;
-  promptTokens: number;
-  completionTokens: number;
-}
+type Bucket = UsageBucket;
 
 const RANGES = [
   { label: 'Last hour', since: '1h', spanMs: 3_600_000, bucketMs: 60_000 },
