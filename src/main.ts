@@ -490,7 +490,8 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   const v1 = models.length === 0 ? 'no models configured' : `models: ${shown}`;
   logger.info(
     { url: `${url}/mcp`, v1: `${url}/v1`, models: models.length },
-    `listening on ${url}/mcp (MCP), ${url}/v1 (OpenAI-compatible; ${v1}), ${url}/readyz (readiness)`,
+    `listening on ${url}/mcp (MCP), ${url}/v1 (OpenAI-compatible; ${v1}), ${url}/readyz (readiness)` +
+      (http.console ? `, ${url}/ui/ (console)` : ''),
   );
 
   let closing: Promise<void> | undefined;

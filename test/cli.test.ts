@@ -89,6 +89,8 @@ describe('mcplex serve', () => {
       expect(log).toMatch(
         /listening on http:\/\/127\.0\.0\.1:\d+\/mcp \(MCP\), http:\/\/127\.0\.0\.1:\d+\/v1 \(OpenAI-compatible; no models configured\)/,
       );
+      // and names the console, which the build put in place.
+      expect(log).toMatch(/readyz \(readiness\), http:\/\/127\.0\.0\.1:\d+\/ui\/ \(console\)/);
     } finally {
       expect(await mcplex.stop()).toBe(0);
     }

@@ -79,6 +79,8 @@ export interface HttpServerOptions {
 export interface McplexHttpServer extends HttpServer {
   /** Stops accepting connections and waits up to `timeoutMs` for the requests in progress; see drain.ts. */
   drain(timeoutMs: number): Promise<boolean>;
+  /** Whether /ui/ serves the console (it is on and built). */
+  readonly console: boolean;
 }
 
 /** The JSON-RPC methods of MCP, as metric labels; anything else a client sends is "other". */
@@ -356,5 +358,8 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     ...(options.maxConnectionsPerAddress === undefined ? {} : { perAddress: options.maxConnectionsPerAddress }),
   });
   const drain = createDrain(server);
-  return Object.assign(server, { drain: (timeoutMs: number) => drain.drain(timeoutMs) });
+  return Object.assign(server, {
+    drain: (timeoutMs: number) => drain.drain(timeoutMs),
+    console: consoleFiles?.built === true,
+  });
 }
