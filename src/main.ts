@@ -43,7 +43,7 @@ import type { LlmCore } from './llm/core.js';
 import { createV1Api } from './http/v1/v1-api.js';
 import { createAgent } from './agent/agent.js';
 import { createTextEmbedder, createToolSelector } from './agent/tool-selection/index.js';
-import { createMetrics } from './metrics.js';
+import { children, createMetrics } from './metrics.js';
 import { VERSION } from './version.js';
 import { isLoopbackHost } from './wire/loopback.js';
 import type { Metrics } from './metrics.js';
@@ -304,8 +304,10 @@ function observeMcpCalls(
   metrics: Metrics,
   requestLog: RequestLog,
 ): (call: McpCall, outcome: McpCallOutcome, upstreamMs: number | undefined, principal: Principal) => void {
-  const counters = new Map<string, { inc(): void }>();
-  const timers = new Map<string, { observe(seconds: number): void }>();
+  const counter = children((server, method, tool, outcome) =>
+    metrics.mcpCalls.labels({ server, method, tool, outcome }),
+  );
+  const timer = children((server, method) => metrics.mcpUpstreamSeconds.labels({ server, method }));
   return (call, outcome, upstreamMs, principal) => {
     requestLog.add({
       at: Date.now(),
@@ -319,21 +321,8 @@ function observeMcpCalls(
     });
     // Tool names come from the catalog (an unknown one is refused before): a bounded label.
     const tool = call.method === 'tools/call' ? call.name : '';
-    const key = `${call.server}\0${call.method}\0${tool}\0${outcome}`;
-    let counter = counters.get(key);
-    if (!counter) {
-      counter = metrics.mcpCalls.labels({ server: call.server, method: call.method, tool, outcome });
-      counters.set(key, counter);
-    }
-    counter.inc();
-    if (upstreamMs === undefined) return;
-    const where = `${call.server}\0${call.method}`;
-    let timer = timers.get(where);
-    if (!timer) {
-      timer = metrics.mcpUpstreamSeconds.labels({ server: call.server, method: call.method });
-      timers.set(where, timer);
-    }
-    timer.observe(upstreamMs / 1000);
+    counter(call.server, call.method, tool, outcome).inc();
+    if (upstreamMs !== undefined) timer(call.server, call.method).observe(upstreamMs / 1000);
   };
 }
 

@@ -157,3 +157,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
   };
 }
+
+/**
+ * A labelled metric's children by label values, each looked up once: prom-client hashes the label set on every
+ * `labels()` call, which a hot path should not pay per request. The label values must come from a bounded set.
+ */
+export function children<T>(make: (...values: string[]) => T): (...values: string[]) => T {
+  const made = new Map<string, T>();
+  return (...values) => {
+    const key = values.join('\0');
+    let child = made.get(key);
+    if (child === undefined) made.set(key, (child = make(...values)));
+    return child;
+  };
+}

@@ -16,6 +16,7 @@ import { StoreError } from '../store/store.js';
 import type { McpHttpEndpoint } from '../mcp/downstream/http-endpoint.js';
 import type { V1Api } from './v1/v1-api.js';
 import type { Metrics } from '../metrics.js';
+import { children } from '../metrics.js';
 import type { Policy } from '../policy/policy.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { ANONYMOUS } from '../policy/auth/keys.js';
@@ -181,27 +182,23 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     return auth.ok && auth.principal.scopes.admin === true ? 'ok' : 'refused';
   }
 
-  const mcpTimers = new Map<string, { observe(seconds: number): void }>();
-  /** Observes an /mcp request's whole time under its method (a bounded label: unknown methods are "other"). */
+  const { metrics } = options;
+  const requestTimer = metrics && children((method) => metrics.mcpRequestSeconds.labels({ method }));
+  const overheadTimer = metrics && children((method) => metrics.mcpOverheadSeconds.labels({ method }));
+  /**
+   * Observes an /mcp request's whole time under its method (a bounded label: unknown methods are "other"), and
+   * mcplex's share of it when the request waited on an upstream.
+   */
   function timeMcp(res: ServerResponse, body: unknown, started: number): void {
-    const histogram = options.metrics?.mcpRequestSeconds;
-    if (!histogram) return;
+    if (!requestTimer || !overheadTimer) return;
     const method = Array.isArray(body) ? 'batch' : methodLabel((body as { method?: unknown } | null)?.method);
-    let timer = mcpTimers.get(method);
-    if (!timer) mcpTimers.set(method, (timer = histogram.labels({ method })));
-    const observed = timer;
+    const observed = requestTimer(method);
     res.once('close', () => {
       const took = performance.now() - started;
       observed.observe(took / 1000);
       const upstream = upstreamTime(res);
       if (upstream !== undefined) overheadTimer(method).observe(Math.max(0, took - upstream) / 1000);
     });
-  }
-  const overheadTimers = new Map<string, { observe(seconds: number): void }>();
-  function overheadTimer(method: string): { observe(seconds: number): void } {
-    let timer = overheadTimers.get(method);
-    if (!timer) overheadTimers.set(method, (timer = options.metrics!.mcpOverheadSeconds.labels({ method })));
-    return timer;
   }
 
   const consoleFiles = options.console === false ? undefined : loadConsole();

@@ -7,7 +7,10 @@ import type {
   ConversationRecord,
   ConversationRole,
   LoggedRequest,
+  RequestLogEntry,
   RequestLogFilter,
+  UsageBucket,
+  UsageTotal,
 } from './store.js';
 
 export const KEY_COLUMNS = 'id, name, secret_hash, scopes, limits, created_at, expires_at, revoked_at';
@@ -46,6 +49,20 @@ export interface TotalRow {
   requests: number;
   prompt_tokens: number;
   completion_tokens: number;
+}
+
+export function toUsageTotal(row: TotalRow): UsageTotal {
+  return {
+    subject: row.subject,
+    model: row.model,
+    requests: row.requests,
+    promptTokens: row.prompt_tokens,
+    completionTokens: row.completion_tokens,
+  };
+}
+
+export function toUsageBucket(row: TotalRow & { at: number }): UsageBucket {
+  return { at: row.at, ...toUsageTotal(row) };
 }
 
 export interface CacheRow {
@@ -106,6 +123,14 @@ export interface RequestRow {
   replica: string;
 }
 
+/** The columns an append writes, in the order of requestLogValues. */
+export const REQUEST_LOG_COLUMNS =
+  'at, route, subject, target, status, latency_ms, prompt_tokens, completion_tokens, replica';
+
+export function requestLogValues(e: RequestLogEntry): (string | number | null)[] {
+  return [e.at, e.route, e.subject, e.target, e.status, e.latencyMs, e.promptTokens, e.completionTokens, e.replica];
+}
+
 export function toLoggedRequest(row: RequestRow): LoggedRequest {
   return {
     id: row.id,
@@ -122,8 +147,8 @@ export function toLoggedRequest(row: RequestRow): LoggedRequest {
 }
 
 /**
- * A page of request_log for a checked filter and page, newest first. Each equality filter has an index that ends
- * in the id, so the newest matches are read in order and the scan stops at `limit`. `placeholder` as in totalsQuery.
+ * A page of request_log for a checked filter and page, newest first: the primary key is walked from the newest row
+ * and the scan stops at `limit` matches. `placeholder` as in totalsQuery.
  */
 export function requestPageQuery(
   filter: RequestLogFilter,

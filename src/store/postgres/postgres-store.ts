@@ -22,11 +22,9 @@ import {
   type LimitStore,
   type RequestLogStore,
   type Store,
-  type UsageBucket,
   type UsageEntry,
   type UsageFilter,
   type UsageStore,
-  type UsageTotal,
 } from '../store.js';
 import {
   CONVERSATION_COLUMNS,
@@ -44,6 +42,10 @@ import {
   type KeyRow,
   type RequestRow,
   type TotalRow,
+  toUsageTotal,
+  toUsageBucket,
+  REQUEST_LOG_COLUMNS,
+  requestLogValues,
 } from '../sql-rows.js';
 import { sortUsageBuckets, sortUsageTotals } from '../usage-order.js';
 import { createSqlLeases, type LeaseTable } from '../sql-leases.js';
@@ -327,15 +329,7 @@ function createUsageStore(pool: Db): UsageStore {
       const { placeholder, values } = positional();
       const { sql, params } = totalsQuery(filter, placeholder, (expression) => `${expression}::int8`);
       const { rows } = await pool.query<TotalRow>(sql, values(params));
-      return sortUsageTotals(
-        rows.map((row): UsageTotal => ({
-          subject: row.subject,
-          model: row.model,
-          requests: row.requests,
-          promptTokens: row.prompt_tokens,
-          completionTokens: row.completion_tokens,
-        })),
-      );
+      return sortUsageTotals(rows.map(toUsageTotal));
     },
     async series(filter) {
       checkSeriesFilter(filter);
@@ -345,16 +339,7 @@ function createUsageStore(pool: Db): UsageStore {
       const whole = { ...filter, since: Math.ceil(filter.since), until: Math.ceil(filter.until) };
       const { sql, params } = seriesQuery(whole, placeholder, (expression) => `${expression}::int8`);
       const { rows } = await pool.query<TotalRow & { at: number }>(sql, values(params));
-      return sortUsageBuckets(
-        rows.map((row): UsageBucket => ({
-          at: row.at,
-          subject: row.subject,
-          model: row.model,
-          requests: row.requests,
-          promptTokens: row.prompt_tokens,
-          completionTokens: row.completion_tokens,
-        })),
-      );
+      return sortUsageBuckets(rows.map(toUsageBucket));
     },
   };
 }
@@ -382,20 +367,8 @@ function createRequestLogStore(pool: Db): RequestLogStore {
         for (let start = 0; start < entries.length; start += REQUEST_CHUNK) {
           const chunk = entries.slice(start, start + REQUEST_CHUNK);
           await client.query(
-            `INSERT INTO request_log
-               (at, route, subject, target, status, latency_ms, prompt_tokens, completion_tokens, replica)
-             VALUES ${tuples(chunk.length, 9)}`,
-            chunk.flatMap((e) => [
-              e.at,
-              e.route,
-              e.subject,
-              e.target,
-              e.status,
-              e.latencyMs,
-              e.promptTokens,
-              e.completionTokens,
-              e.replica,
-            ]),
+            `INSERT INTO request_log (${REQUEST_LOG_COLUMNS}) VALUES ${tuples(chunk.length, 9)}`,
+            chunk.flatMap(requestLogValues),
           );
         }
         // The statement sees this transaction's rows; a replica appending at the same time prunes by its own view,

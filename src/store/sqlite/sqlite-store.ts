@@ -25,11 +25,9 @@ import {
   type RequestLogEntry,
   type RequestLogStore,
   type Store,
-  type UsageBucket,
   type UsageEntry,
   type UsageFilter,
   type UsageStore,
-  type UsageTotal,
 } from '../store.js';
 import {
   CONVERSATION_COLUMNS,
@@ -47,6 +45,10 @@ import {
   type KeyRow,
   type RequestRow,
   type TotalRow,
+  toUsageTotal,
+  toUsageBucket,
+  REQUEST_LOG_COLUMNS,
+  requestLogValues,
 } from '../sql-rows.js';
 import { sortUsageBuckets, sortUsageTotals } from '../usage-order.js';
 import { createSqlLeases, type LeaseTable } from '../sql-leases.js';
@@ -205,15 +207,7 @@ function createUsageStore(db: Database.Database): UsageStore {
         statement = db.prepare<[Record<string, string | number>], TotalRow>(sql);
         statements.set(sql, statement);
       }
-      return sortUsageTotals(
-        statement.all(params).map((row): UsageTotal => ({
-          subject: row.subject,
-          model: row.model,
-          requests: row.requests,
-          promptTokens: row.prompt_tokens,
-          completionTokens: row.completion_tokens,
-        })),
-      );
+      return sortUsageTotals(statement.all(params).map(toUsageTotal));
     },
     async series(filter) {
       checkSeriesFilter(filter);
@@ -223,40 +217,18 @@ function createUsageStore(db: Database.Database): UsageStore {
         statement = db.prepare<[Record<string, string | number>], TotalRow & { at: number }>(sql);
         seriesStatements.set(sql, statement);
       }
-      return sortUsageBuckets(
-        statement.all(params).map((row): UsageBucket => ({
-          at: row.at,
-          subject: row.subject,
-          model: row.model,
-          requests: row.requests,
-          promptTokens: row.prompt_tokens,
-          completionTokens: row.completion_tokens,
-        })),
-      );
+      return sortUsageBuckets(statement.all(params).map(toUsageBucket));
     },
   };
 }
 
 function createRequestLogStore(db: Database.Database): RequestLogStore {
-  const insert = db.prepare<[number, string, string | null, string, string, number, number, number, string]>(
-    `INSERT INTO request_log (at, route, subject, target, status, latency_ms, prompt_tokens, completion_tokens, replica)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  const insert = db.prepare<(string | number | null)[]>(
+    `INSERT INTO request_log (${REQUEST_LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const prune = db.prepare<[number]>('DELETE FROM request_log WHERE id <= (SELECT max(id) FROM request_log) - ?');
   const append = db.transaction((entries: readonly RequestLogEntry[], keep: number) => {
-    for (const e of entries) {
-      insert.run(
-        e.at,
-        e.route,
-        e.subject,
-        e.target,
-        e.status,
-        e.latencyMs,
-        e.promptTokens,
-        e.completionTokens,
-        e.replica,
-      );
-    }
+    for (const e of entries) insert.run(...requestLogValues(e));
     prune.run(keep);
   });
   // One statement per combination of filters (at most 2^7), prepared on first use.
