@@ -1,5 +1,5 @@
 // Benchmark: what tracing costs. Two mcplex processes, the same but for `telemetry.traces` (off: no section, so
-// the SDK is never loaded; on: every request traced and exported to an OTLP/HTTP receiver in its own process),
+// tracing is never loaded; on: every request traced and exported to an OTLP/HTTP receiver in its own process),
 // in front of the same mock LLM and the same Streamable HTTP fixture upstream. At 16 concurrent clients (by
 // default) it measures the throughput of POST /v1/chat/completions (undici clients) and of /mcp tools/call (SDK
 // v2 clients, 2025-11-25 sessions: the fast path), off and on in interleaved rounds (the order flips every round),

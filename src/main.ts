@@ -347,7 +347,12 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   const metrics = createMetrics();
   const core = await composeCore(config, logger, metrics);
   const { store, shared, policy, gateway, llm, replica, requestLog } = core;
-  const tracing = await startTracing(config.telemetry?.traces, { version: VERSION, instance: replica });
+  const tracing = await startTracing(
+    config.telemetry?.traces,
+    { version: VERSION, instance: replica },
+    process.env,
+    (message) => logger.warn(message),
+  );
   if (config.auth.mode === 'none') {
     logger.warn(
       'keyless development mode: anyone who can reach this loopback address may use /mcp and /v1 ' +
@@ -529,7 +534,12 @@ export async function startStdio(config: Config, logger: Logger): Promise<Runnin
     createMetrics({ defaultMetrics: false }),
   );
   const { gateway } = core;
-  const tracing = await startTracing(config.telemetry?.traces, { version: VERSION, instance: core.replica });
+  const tracing = await startTracing(
+    config.telemetry?.traces,
+    { version: VERSION, instance: core.replica },
+    process.env,
+    (message) => logger.warn(message),
+  );
   const servers = new Set<Server>();
   const unsubscribe = gateway.catalog.onChange((_view, changes) => {
     for (const server of servers) {

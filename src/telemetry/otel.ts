@@ -1,20 +1,24 @@
-// The OpenTelemetry implementation of Tracing (types.ts), loaded only when tracing is on: a tracer provider whose
-// spans go to an OTLP/HTTP collector in batches, W3C trace context read from requests and written to upstream
-// calls. A span's parent travels explicitly (a TraceParent in the work's own fields): no context manager, since
-// AsyncLocalStorage on Node 20 puts a hook on every promise of the process. Attribute names follow the
-// OpenTelemetry semantic conventions for MCP, GenAI and HTTP; mcplex's own are under `mcplex.`.
+// The OpenTelemetry implementation of Tracing (types.ts), loaded only when tracing is on. Spans are plain records
+// (spans.ts) made on the request's thread; batches of them go to a worker that exports them with OpenTelemetry's
+// OTLP/HTTP exporter (export.ts). W3C trace context is read from requests and written to upstream calls. A span's
+// parent travels explicitly (a TraceParent in the work's own fields): no context manager, since AsyncLocalStorage
+// on Node 20 puts a hook on every promise of the process. Attribute names follow the OpenTelemetry semantic
+// conventions for MCP, GenAI and HTTP; mcplex's own are under `mcplex.`.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { Attributes, Context, Span, Tracer } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { startSpanExport } from './export.js';
 import {
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-} from '@opentelemetry/sdk-trace-base';
+  CLIENT,
+  SERVER,
+  STATUS_ERROR,
+  epochMs,
+  injectContext,
+  formatTraceparent,
+  parentBasedRatio,
+  parseTraceparent,
+  samplerFromEnv,
+  startSpan,
+} from './spans.js';
+import type { Attributes, AttributeValue, SpanContext, SpanRecord } from './spans.js';
 import type { AttemptResult, TraceParent, Tracing, TracingSettings, UpstreamTarget } from './types.js';
 
 /** How long a shutdown waits for the last export. */
@@ -25,9 +29,10 @@ const MAX_CONTENT = 16_384;
 
 /** What a /v1 or /mcp SERVER span gathers from the work below it before it ends: the TraceParent of its work. */
 interface RequestRecord {
-  span: Span;
+  /** The span, when its trace is sampled. */
+  span: SpanRecord | undefined;
   /** The span's context: the parent of the work done for the request. */
-  ctx: Context;
+  context: SpanContext;
   kind: 'mcp' | 'llm';
   operation: string;
   inputTokens: number;
@@ -37,29 +42,23 @@ interface RequestRecord {
   errorType: string | undefined;
 }
 
-type Getter = { get(carrier: unknown, key: string): string | undefined; keys(carrier: unknown): string[] };
-/** A response's open request, kept on the response itself: cheaper than a WeakMap entry per request. */
-const OPEN = Symbol('mcplex trace');
-type Traced = ServerResponse & { [OPEN]?: RequestRecord | undefined };
-
-const getter: Getter = {
-  get(carrier, key) {
-    const value = (carrier as Record<string, unknown>)[key];
-    if (typeof value === 'string') return value;
-    return Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined;
-  },
-  keys: (carrier) => Object.keys(carrier as object),
-};
-const setter = {
-  set(carrier: Record<string, unknown>, key: string, value: string) {
-    carrier[key] = value;
-  },
-};
-
 const content = (value: unknown): string => {
   const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? '');
   return text.length > MAX_CONTENT ? `${text.slice(0, MAX_CONTENT)}…` : text;
 };
+
+/** Sets an attribute of a recorded span; nothing for a span that is not. */
+function set(span: SpanRecord | undefined, key: string, value: AttributeValue): void {
+  if (span) span.attributes[key] = value;
+}
+
+/** Marks a recorded span failed. */
+function fail(span: SpanRecord | undefined, type: string, message?: string): void {
+  if (!span) return;
+  span.attributes['error.type'] = type;
+  span.status = STATUS_ERROR;
+  if (message !== undefined) span.message = message;
+}
 
 /** The error.type of a failure: a stable code when it has one (McplexError, JSON-RPC), else its class. */
 function errorType(error: unknown): string {
@@ -73,75 +72,98 @@ function portOf(url: URL): number {
   return url.protocol === 'https:' ? 443 : 80;
 }
 
-export function createOtelTracing(settings: TracingSettings): Tracing {
-  const propagator = new W3CTraceContextPropagator();
-  const exporter = new OTLPTraceExporter({
-    ...(settings.url === undefined ? {} : { url: settings.url }),
-    headers: { ...settings.headers },
-  });
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({
+export function createOtelTracing(settings: TracingSettings, env: NodeJS.ProcessEnv = process.env): Tracing {
+  const sampler = settings.sampleRatio === undefined ? samplerFromEnv(env) : parentBasedRatio(settings.sampleRatio);
+  const spans = startSpanExport({
+    url: settings.url,
+    headers: settings.headers,
+    resource: {
       'service.name': settings.serviceName,
       'service.version': settings.serviceVersion,
       'service.instance.id': settings.instance,
-    }),
-    ...(settings.sampleRatio === undefined
-      ? {}
-      : { sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) }) }),
-    spanProcessors: [new BatchSpanProcessor(exporter)],
+    },
+    version: settings.serviceVersion,
+    env,
+    ...(settings.onError ? { onError: settings.onError } : {}),
   });
-  const tracer: Tracer = provider.getTracer('mcplex', settings.serviceVersion);
   const { captureContent } = settings;
+  const finish = (span: SpanRecord | undefined) => {
+    if (!span) return;
+    span.end = epochMs();
+    spans.add(span);
+  };
 
-  const startTime = (started: number) => performance.timeOrigin + started;
-
-  /** Open /mcp requests by the `traceparent` their handlers see (by their response: the OPEN property). */
+  /** Open /mcp requests by the `traceparent` their handlers see (by their response: `byResponse`). */
   const byTraceparent = new Map<string, RequestRecord>();
+  /**
+   * Open requests by their response. Not a property of the response: a new property on node's ServerResponse
+   * objects changes their shape and slows every function of node's HTTP server that handles them.
+   */
+  const byResponse = new WeakMap<ServerResponse, RequestRecord>();
   const record = (parent: TraceParent | undefined) => parent as RequestRecord | undefined;
-  const parentContext = (parent: TraceParent | undefined) => record(parent)?.ctx ?? ROOT_CONTEXT;
+
+  /** A CLIENT span under a request (or a root, without one), and the context that names it to the callee. */
+  const client = (parent: TraceParent | undefined, name: string, attributes: Attributes) => {
+    const request = record(parent);
+    return startSpan(sampler, request?.context, false, name, CLIENT, attributes, epochMs());
+  };
 
   /** Runs `run` as the SERVER span of a request, ended when the response is closed. */
   function serve(
     res: ServerResponse,
-    parent: Context,
+    caller: SpanContext | undefined,
     name: string,
     started: number,
-    fields: Omit<RequestRecord, 'span' | 'ctx'>,
+    kind: RequestRecord['kind'],
+    operation: string,
     attributes: Attributes,
     run: () => Promise<void>,
     headers?: IncomingMessage['headers'],
   ): Promise<void> {
-    const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes, startTime: startTime(started) }, parent);
-    const full: RequestRecord = { ...fields, span, ctx: trace.setSpan(parent, span) };
-    (res as Traced)[OPEN] = full;
+    const { context, record: span } = startSpan(
+      sampler,
+      caller,
+      caller !== undefined,
+      name,
+      SERVER,
+      attributes,
+      performance.timeOrigin + started,
+    );
+    // A literal of one shape (a spread would make a slow dictionary object of it).
+    const full: RequestRecord = {
+      span,
+      context,
+      kind,
+      operation,
+      inputTokens: 0,
+      outputTokens: 0,
+      usage: false,
+      responseModel: undefined,
+      errorType: undefined,
+    };
+    byResponse.set(res, full);
     let traceparent: string | undefined;
     if (headers) {
       // The SDK's handlers see the request's headers, not its response: the header now names this span.
-      const carrier: Record<string, string> = {};
-      propagator.inject(full.ctx, carrier, setter);
-      traceparent = carrier.traceparent;
-      if (traceparent !== undefined) {
-        headers.traceparent = traceparent;
-        if (carrier.tracestate !== undefined) headers.tracestate = carrier.tracestate;
-        byTraceparent.set(traceparent, full);
-      }
+      traceparent = formatTraceparent(context);
+      headers.traceparent = traceparent;
+      if (context.traceState !== undefined) headers.tracestate = context.traceState;
+      byTraceparent.set(traceparent, full);
     }
     res.once('close', () => {
-      (res as Traced)[OPEN] = undefined;
+      byResponse.delete(res);
       if (traceparent !== undefined) byTraceparent.delete(traceparent);
+      if (!span) return;
       const status = res.headersSent ? res.statusCode : 0;
-      if (status > 0) span.setAttribute('http.response.status_code', status);
+      if (status > 0) span.attributes['http.response.status_code'] = status;
       if (full.usage) {
-        span.setAttribute('gen_ai.usage.input_tokens', full.inputTokens);
-        span.setAttribute('gen_ai.usage.output_tokens', full.outputTokens);
+        span.attributes['gen_ai.usage.input_tokens'] = full.inputTokens;
+        span.attributes['gen_ai.usage.output_tokens'] = full.outputTokens;
       }
-      if (full.responseModel !== undefined) span.setAttribute('gen_ai.response.model', full.responseModel);
+      if (full.responseModel !== undefined) span.attributes['gen_ai.response.model'] = full.responseModel;
       const failed = full.errorType ?? (status >= 500 ? String(status) : !res.writableFinished ? 'aborted' : undefined);
-      if (failed !== undefined) {
-        span.setAttribute('error.type', failed);
-        span.setStatus({ code: SpanStatusCode.ERROR });
-      }
-      span.end();
+      if (failed !== undefined) fail(span, failed);
+      finish(span);
     });
     return run();
   }
@@ -202,23 +224,15 @@ export function createOtelTracing(settings: TracingSettings): Tracing {
         );
       }
       // The HTTP header first; MCP also carries the context in the request's `_meta`.
-      const meta = params?._meta;
-      const carrier =
-        req.headers.traceparent === undefined && typeof meta === 'object' && meta !== null ? meta : req.headers;
-      const parent = propagator.extract(ROOT_CONTEXT, carrier, getter);
-      const fields = {
-        kind: 'mcp' as const,
-        operation: method ?? name,
-        inputTokens: 0,
-        outputTokens: 0,
-        usage: false,
-        responseModel: undefined,
-        errorType: undefined,
-      };
-      return serve(res, parent, name, started, fields, attributes, run, req.headers);
+      const meta = params?._meta as { traceparent?: unknown; tracestate?: unknown } | null | undefined;
+      const caller =
+        req.headers.traceparent === undefined && typeof meta === 'object' && meta !== null
+          ? parseTraceparent(meta.traceparent, meta.tracestate)
+          : parseTraceparent(req.headers.traceparent, req.headers.tracestate);
+      return serve(res, caller, name, started, 'mcp', method ?? name, attributes, run, req.headers);
     },
 
-    parentOf: (res) => (res as Traced)[OPEN],
+    parentOf: (res) => byResponse.get(res),
 
     parentFromHeaders(headers) {
       if (headers === undefined) return undefined;
@@ -234,42 +248,34 @@ export function createOtelTracing(settings: TracingSettings): Tracing {
       if (open?.kind !== 'mcp' || open.errorType !== undefined) return;
       open.errorType = errorType(error);
       const code = (error as { code?: unknown } | null)?.code;
-      if (typeof code === 'number') open.span.setAttribute('rpc.response.status_code', String(code));
+      if (typeof code === 'number') set(open.span, 'rpc.response.status_code', String(code));
     },
 
     llmRequest(req, res, operation, started, run) {
-      const parent = propagator.extract(ROOT_CONTEXT, req.headers, getter);
+      const caller = parseTraceparent(req.headers.traceparent, req.headers.tracestate);
       const attributes: Attributes = {
         'gen_ai.operation.name': operation,
         'http.request.method': req.method ?? 'POST',
         'url.path': (req.url ?? '').split('?', 1)[0] ?? '',
         'network.protocol.name': 'http',
       };
-      const fields = {
-        kind: 'llm' as const,
-        operation,
-        inputTokens: 0,
-        outputTokens: 0,
-        usage: false,
-        responseModel: undefined,
-        errorType: undefined,
-      };
-      return serve(res, parent, operation, started, fields, attributes, run);
+      return serve(res, caller, operation, started, 'llm', operation, attributes, run);
     },
 
     llmRequestBody(parent, body) {
-      const record = parent as RequestRecord | undefined;
-      if (record?.kind !== 'llm') return;
+      const open = record(parent);
+      if (open?.kind !== 'llm' || !open.span) return;
+      const span = open.span;
       const model = typeof body.model === 'string' ? body.model : undefined;
       if (model !== undefined) {
-        record.span.updateName(`${record.operation} ${model}`);
-        record.span.setAttribute('gen_ai.request.model', model);
+        span.name = `${open.operation} ${model}`;
+        span.attributes['gen_ai.request.model'] = model;
       }
-      if (body.stream === true) record.span.setAttribute('mcplex.llm.stream', true);
-      if (body.mcp !== undefined && body.mcp !== null) record.span.setAttribute('mcplex.agent', true);
+      if (body.stream === true) span.attributes['mcplex.llm.stream'] = true;
+      if (body.mcp !== undefined && body.mcp !== null) span.attributes['mcplex.agent'] = true;
       if (captureContent) {
-        const input = record.operation === 'chat' ? body.messages : body.input;
-        if (input !== undefined) record.span.setAttribute('gen_ai.input.messages', content(input));
+        const input = open.operation === 'chat' ? body.messages : body.input;
+        if (input !== undefined) span.attributes['gen_ai.input.messages'] = content(input);
       }
     },
 
@@ -283,32 +289,27 @@ export function createOtelTracing(settings: TracingSettings): Tracing {
       if (captureContent && method === 'tools/call') {
         attributes['gen_ai.tool.call.arguments'] = content((params as { arguments?: unknown }).arguments ?? {});
       }
-      const span = tracer.startSpan(
+      const { context, record: span } = client(
+        parent,
         method === 'resources/read' ? method : `${method} ${name}`,
-        { kind: SpanKind.CLIENT, attributes },
-        parentContext(parent),
+        attributes,
       );
-      const carrier: Record<string, unknown> = {};
-      propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, setter);
-      const traced = { ...params, _meta: { ...params._meta, ...carrier } };
+      const meta: Record<string, unknown> = { ...params._meta };
+      injectContext(context, meta);
       try {
-        const result = await call(traced);
-        if ((result as { isError?: unknown }).isError === true) {
-          span.setAttribute('error.type', 'tool_error');
-          span.setStatus({ code: SpanStatusCode.ERROR });
-        }
+        const result = await call({ ...params, _meta: meta });
+        if ((result as { isError?: unknown }).isError === true) fail(span, 'tool_error');
         if (captureContent && method === 'tools/call') {
-          span.setAttribute('gen_ai.tool.call.result', content((result as { content?: unknown }).content ?? []));
+          set(span, 'gen_ai.tool.call.result', content((result as { content?: unknown }).content ?? []));
         }
         return result;
       } catch (error) {
-        span.setAttribute('error.type', errorType(error));
         const code = (error as { code?: unknown } | null)?.code;
-        if (typeof code === 'number') span.setAttribute('rpc.response.status_code', String(code));
-        span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+        if (typeof code === 'number') set(span, 'rpc.response.status_code', String(code));
+        fail(span, errorType(error), error instanceof Error ? error.message : String(error));
         throw error;
       } finally {
-        span.end();
+        finish(span);
       }
     },
 
@@ -319,63 +320,50 @@ export function createOtelTracing(settings: TracingSettings): Tracing {
         server = { address: url.hostname, port: portOf(url) };
         if (backends.size < 1024) backends.set(info.baseUrl, server);
       }
-      const span = tracer.startSpan(
-        `${info.operation} ${info.model}`,
-        {
-          kind: SpanKind.CLIENT,
-          attributes: {
-            'gen_ai.operation.name': info.operation,
-            'gen_ai.request.model': info.model,
-            'gen_ai.provider.name': info.provider,
-            'server.address': server.address,
-            'server.port': server.port,
-            'mcplex.llm.deployment': info.deployment,
-            'mcplex.llm.attempt': info.attempt,
-          },
-        },
-        parentContext(parent),
-      );
+      const { context, record: span } = client(parent, `${info.operation} ${info.model}`, {
+        'gen_ai.operation.name': info.operation,
+        'gen_ai.request.model': info.model,
+        'gen_ai.provider.name': info.provider,
+        'server.address': server.address,
+        'server.port': server.port,
+        'mcplex.llm.deployment': info.deployment,
+        'mcplex.llm.attempt': info.attempt,
+      });
       const headers: Record<string, string> = {};
-      propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, setter);
+      injectContext(context, headers);
       let outcome: Awaited<ReturnType<typeof run>>;
       try {
         outcome = await run(headers);
       } catch (error) {
-        span.setAttribute('error.type', errorType(error));
-        span.setStatus({ code: SpanStatusCode.ERROR });
-        span.end();
+        fail(span, errorType(error));
+        finish(span);
         throw error;
       }
       const result: AttemptResult = describe(outcome);
-      if (result.status !== undefined) span.setAttribute('http.response.status_code', result.status);
-      if (result.responseModel !== undefined) span.setAttribute('gen_ai.response.model', result.responseModel);
-      if (result.inputTokens !== undefined) span.setAttribute('gen_ai.usage.input_tokens', result.inputTokens);
-      if (result.outputTokens !== undefined) span.setAttribute('gen_ai.usage.output_tokens', result.outputTokens);
-      if (captureContent && result.output !== undefined) {
-        span.setAttribute('gen_ai.output.messages', content(result.output));
+      if (span) {
+        const attributes = span.attributes;
+        if (result.status !== undefined) attributes['http.response.status_code'] = result.status;
+        if (result.responseModel !== undefined) attributes['gen_ai.response.model'] = result.responseModel;
+        if (result.inputTokens !== undefined) attributes['gen_ai.usage.input_tokens'] = result.inputTokens;
+        if (result.outputTokens !== undefined) attributes['gen_ai.usage.output_tokens'] = result.outputTokens;
+        if (captureContent && result.output !== undefined) {
+          attributes['gen_ai.output.messages'] = content(result.output);
+        }
+        if (result.errorType !== undefined) fail(span, result.errorType);
+        finish(span);
       }
-      if (result.errorType !== undefined) {
-        span.setAttribute('error.type', result.errorType);
-        span.setStatus({ code: SpanStatusCode.ERROR });
-      }
-      span.end();
       // The request's totals: every answered attempt of it (a tool-running chat makes several).
-      const record = parent as RequestRecord | undefined;
-      if (record?.kind === 'llm' && result.errorType === undefined) {
-        if (result.inputTokens !== undefined || result.outputTokens !== undefined) record.usage = true;
-        record.inputTokens += result.inputTokens ?? 0;
-        record.outputTokens += result.outputTokens ?? 0;
-        if (result.responseModel !== undefined) record.responseModel = result.responseModel;
+      const open = record(parent);
+      if (open?.kind === 'llm' && result.errorType === undefined) {
+        if (result.inputTokens !== undefined || result.outputTokens !== undefined) open.usage = true;
+        open.inputTokens += result.inputTokens ?? 0;
+        open.outputTokens += result.outputTokens ?? 0;
+        if (result.responseModel !== undefined) open.responseModel = result.responseModel;
       }
       return outcome;
     },
 
-    async shutdown() {
-      // A collector that is away must not hold up the exit: what is buffered gets a moment, then is dropped.
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_MS).unref()));
-      await Promise.race([provider.shutdown().catch(() => {}), deadline]);
-      clearTimeout(timer);
-    },
+    // A collector that is away must not hold up the exit: what is buffered gets a moment, then is dropped.
+    shutdown: () => spans.shutdown(SHUTDOWN_MS),
   };
 }

@@ -1,5 +1,5 @@
 // Tracing, opt-in: OpenTelemetry spans for /mcp and /v1 requests, each upstream MCP call and each LLM backend
-// attempt, exported over OTLP/HTTP. Off (the default), the SDK is never loaded and a hot path pays one call of
+// attempt, exported over OTLP/HTTP. Off (the default), none of it is loaded and a hot path pays one call of
 // currentTracing() that returns undefined; on, otel.ts (imported here only then) implements the interface of types.ts.
 import type { Tracing, TracesConfig, TracingSettings } from './types.js';
 
@@ -61,19 +61,20 @@ export function tracingSettings(
 }
 
 /**
- * Starts tracing when the configuration or the environment asks for it (the SDK is loaded only then), and makes it
+ * Starts tracing when the configuration or the environment asks for it (its implementation is loaded only then), and makes it
  * the process's tracer; undefined when tracing stays off. `shutdown` of the result turns it off again.
  */
 export async function startTracing(
   config: TracesConfig | undefined,
   identity: { version: string; instance: string },
   env: NodeJS.ProcessEnv = process.env,
+  onError?: (message: string) => void,
 ): Promise<Tracing | undefined> {
   const settings = tracingSettings(config, identity, env);
   if (!settings) return undefined;
   await active?.shutdown();
   const { createOtelTracing } = await import('./otel.js');
-  const tracing = createOtelTracing(settings);
+  const tracing = createOtelTracing({ ...settings, onError }, env);
   active = tracing;
   return {
     ...tracing,

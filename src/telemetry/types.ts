@@ -25,6 +25,8 @@ export interface TracingSettings {
   sampleRatio: number | undefined;
   /** Prompts, completions, tool arguments and results on spans. */
   captureContent: boolean;
+  /** Told when exports start failing (once until one succeeds again) and when spans are dropped. */
+  onError?: ((message: string) => void) | undefined;
 }
 
 /** Where an upstream MCP server is, for the attributes of its call spans. */
