@@ -25,6 +25,7 @@ import type { SessionBounds, SessionDirectory } from './store/sessions.js';
 import { createMemoryReplicas, startHeartbeat } from './store/replicas.js';
 import type { ReplicaInfo, ReplicaRegistry } from './store/replicas.js';
 import { createPolicy } from './policy/policy.js';
+import { createOAuthVerifier } from './policy/auth/oauth.js';
 import { createSamplingBridge, serverIdentities } from './mcp/bridge/sampling.js';
 import type { Policy } from './policy/policy.js';
 import { createRequestLog } from './policy/request-log.js';
@@ -203,6 +204,7 @@ export function policyFor(config: Config, store: Store, shared: SharedState): Po
     coordination: shared.coordination,
     leaseTtlMs: config.limits.leaseTtlMs,
     keyCacheMs: config.auth.keyCacheMs,
+    ...(config.auth.oauth ? { oauth: createOAuthVerifier(config.auth.oauth) } : {}),
   });
 }
 

@@ -263,6 +263,50 @@ describe('parseConfig', () => {
     for (const problem of error.problems) expect(error.message).toContain(`\n  ${problem.path}: ${problem.message}`);
   });
 
+  it('takes auth.oauth with API keys only, HTTPS issuers (HTTP on loopback), and issuer names that differ', () => {
+    const oauth = {
+      resource: 'https://gateway.example.com',
+      issuers: [{ issuer: 'https://login.example.com/tenant', requiredScopes: ['mcp:use'] }],
+    };
+    const config = parseConfig({ auth: { mode: 'keys', oauth } }, {}, 'mcplex.json');
+    expect(config.auth.oauth).toMatchObject({ clockToleranceSec: 30, issuers: [{ subjectClaim: 'sub' }] });
+    expect(
+      parseConfig(
+        { auth: { mode: 'keys', oauth: { ...oauth, issuers: [{ issuer: 'http://127.0.0.1:8080' }] } } },
+        {},
+        'mcplex.json',
+      ).auth.oauth?.issuers[0]?.issuer,
+    ).toBe('http://127.0.0.1:8080');
+    const error = catchConfigError(() =>
+      parseConfig(
+        {
+          auth: {
+            mode: 'none',
+            oauth: {
+              ...oauth,
+              issuers: [
+                { issuer: 'http://login.example.com', name: 'corp' },
+                { issuer: 'https://other.example.com', name: 'corp', jwksUri: 'http://keys.example.com/jwks' },
+                { issuer: 'https://third.example.com', requiredScopes: ['has space'] },
+              ],
+            },
+          },
+        },
+        {},
+        'mcplex.json',
+      ),
+    );
+    expect(error.problems.map((p) => p.path)).toEqual(
+      expect.arrayContaining([
+        'auth.mode',
+        'auth.oauth.issuers[0].issuer',
+        'auth.oauth.issuers[1].name',
+        'auth.oauth.issuers[1].jwksUri',
+        'auth.oauth.issuers[2].requiredScopes[0]',
+      ]),
+    );
+  });
+
   it('suggests the right key for a misspelt server key', () => {
     const error = catchConfigError(() => parseConfig({ mcpServers: { fs: { comand: 'npx' } } }, {}));
     expect(error.problems).toContainEqual({

@@ -16,6 +16,19 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
 /** Run a refinement whenever the value is an object, even if some of its fields failed (so every problem is reported). */
 const whenObject = { when: (payload: { value: unknown }) => isRecord(payload.value) };
 
+/** An OAuth issuer's URLs: HTTPS, or HTTP on a loopback host (development). */
+export function httpsOrLoopback(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.protocol === 'https:') return true;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return url.protocol === 'http:' && (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host));
+}
+
 const ms = (what: string) =>
   z.number().int(`${what} must be a whole number of milliseconds`).positive(`${what} must be > 0`);
 
@@ -389,8 +402,68 @@ export const configSchema = z
          * processes at once through Redis when it is configured, else within this time.
          */
         keyCacheMs: z.number().int().min(0).default(5000),
+        /**
+         * mcplex as an OAuth resource server (the MCP authorization specification): access tokens of these issuers
+         * are accepted beside API keys on /mcp and /v1 (and, with the admin scope, /admin). Needs mode "keys".
+         */
+        oauth: z
+          .strictObject({
+            /** mcplex's canonical base URL, as clients reach it: tokens must be issued for `<resource>/mcp` etc. */
+            resource: z.url({ protocol: /^https?$/ }).refine((u) => !/[?#]/.test(u), 'no query or fragment'),
+            issuers: z
+              .array(
+                z.strictObject({
+                  issuer: z.url({ protocol: /^https?$/ }),
+                  name: z
+                    .string()
+                    .regex(/^[a-z0-9][a-z0-9._-]{0,31}$/, 'lowercase letters, digits, ".", "_", "-"')
+                    .optional(),
+                  jwksUri: z.url({ protocol: /^https?$/ }).optional(),
+                  audience: z.array(z.string().min(1)).min(1).optional(),
+                  requiredScopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).optional(),
+                  subjectClaim: z.string().min(1).default('sub'),
+                  nameClaim: z.string().min(1).optional(),
+                  adminScope: z.string().min(1).optional(),
+                  limits: z
+                    .strictObject({
+                      rpm: z.number().int().positive().optional(),
+                      tpm: z.number().int().positive().optional(),
+                      maxConcurrent: z.number().int().positive().optional(),
+                    })
+                    .optional(),
+                  algorithms: z.array(z.string().min(1)).min(1).optional(),
+                }),
+              )
+              .min(1),
+            scopesSupported: z.array(z.string().min(1)).optional(),
+            clockToleranceSec: z.number().int().min(0).max(300).default(30),
+          })
+          .optional(),
       })
-      .prefault({}),
+      .prefault({})
+      .superRefine((auth, ctx) => {
+        if (!auth.oauth) return;
+        if (auth.mode !== 'keys') {
+          ctx.addIssue({ code: 'custom', path: ['mode'], message: 'auth.oauth needs mode "keys"' });
+        }
+        const names = new Set<string>();
+        auth.oauth.issuers.forEach((issuer, i) => {
+          for (const [field, url] of [['issuer', issuer.issuer] as const, ['jwksUri', issuer.jwksUri] as const]) {
+            if (url !== undefined && !httpsOrLoopback(url)) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['oauth', 'issuers', i, field],
+                message: 'must be https (http only on a loopback host)',
+              });
+            }
+          }
+          const name = issuer.name ?? new URL(issuer.issuer).host;
+          if (names.has(name)) {
+            ctx.addIssue({ code: 'custom', path: ['oauth', 'issuers', i, 'name'], message: `name "${name}" repeats` });
+          }
+          names.add(name);
+        });
+      }),
     /**
      * Where the per-key rpm/tpm counters and requests in progress live without `redis`: `store` (every process on
      * the store shares one budget per key) or `process` (each process counts alone: N processes grant N times the

@@ -18,6 +18,7 @@ import type { V1Api } from './v1/v1-api.js';
 import type { Metrics } from '../metrics.js';
 import { children } from '../metrics.js';
 import type { Policy } from '../policy/policy.js';
+import { authAnswer } from '../policy/auth/challenge.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { ANONYMOUS } from '../policy/auth/keys.js';
 import { readBody } from '../wire/body.js';
@@ -33,6 +34,8 @@ import { openAiError } from '../llm/openai-errors.js';
 import { upstreamTime } from '../wire/upstream-time.js';
 import { currentTracing } from '../telemetry/tracing.js';
 
+/** RFC 9728 protected-resource metadata: the root document and one per resource path (`/mcp`, `/v1`). */
+const WELL_KNOWN_RESOURCE = '/.well-known/oauth-protected-resource';
 export interface HttpServerOptions {
   /** The address mcplex listens on; it is always an acceptable Host. */
   host: string;
@@ -153,16 +156,18 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     return false;
   };
 
-  /** The caller of an /mcp request, or undefined after answering 401 (with a Bearer challenge). */
+  /**
+   * The caller of an /mcp request, or undefined after answering 401 or 403 (with a Bearer challenge; with OAuth,
+   * the protected-resource metadata's URL in it), 400 for a credential in the query, 503 when a token's issuer
+   * cannot be reached.
+   */
   async function mcpPrincipal(req: IncomingMessage, res: ServerResponse): Promise<Principal | undefined> {
     if (!options.policy) return ANONYMOUS;
     const auth = await options.policy.authenticate(req);
     if (auth.ok) return auth.principal;
-    const error = auth.reason === 'missing' ? 'invalid_request' : 'invalid_token';
-    res.setHeader('www-authenticate', `Bearer realm="mcplex", error="${error}"`);
-    const message =
-      auth.reason === 'missing' ? 'an API key is required (Authorization: Bearer <key>)' : `API key ${auth.reason}`;
-    sendJsonRpcError(res, 401, { code: -32001, message });
+    const answer = authAnswer(auth, '/mcp', options.policy.oauth);
+    if (answer.challenge !== undefined) res.setHeader('www-authenticate', answer.challenge);
+    sendJsonRpcError(res, answer.status, { code: -32001, message: answer.message });
     return undefined;
   }
 
@@ -300,6 +305,17 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
       return;
     }
     if (path === '/healthz' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
+    if (path.startsWith(WELL_KNOWN_RESOURCE) && req.method === 'GET') {
+      const oauth = options.policy?.oauth;
+      const resource = path.slice(WELL_KNOWN_RESOURCE.length);
+      if (oauth && (resource === '' || resource === '/mcp' || resource === '/v1')) {
+        // Public, and read by browser-based clients: any origin may fetch it.
+        res.setHeader('access-control-allow-origin', '*');
+        res.setHeader('cache-control', 'max-age=300');
+        // The root document names the base URL, which covers /mcp and /v1 (tokens for it are accepted on both).
+        return sendJson(res, 200, oauth.metadata(resource));
+      }
+    }
     if (path === '/readyz' && req.method === 'GET') {
       // Server names, pids and errors are for this host's operators, not for a rebinding web page.
       if (!guarded(req, res, false, 'plain')) return;

@@ -13,6 +13,7 @@ import { validateRequest } from '../../llm/core.js';
 import { openAiError, toOpenAiError, unauthorized } from '../../llm/openai-errors.js';
 import type { Route } from '../../llm/router.js';
 import { responseSink } from '../../llm/sink.js';
+import { authAnswer } from '../../policy/auth/challenge.js';
 import { ANONYMOUS } from '../../policy/auth/keys.js';
 import type { Principal } from '../../policy/auth/keys.js';
 import type { Policy } from '../../policy/policy.js';
@@ -141,7 +142,14 @@ export function createV1Api(options: V1ApiOptions): V1Api {
       if (!path.startsWith('/v1/')) return false;
       const auth = policy ? await policy.authenticate(req) : ({ ok: true, principal: ANONYMOUS } as const);
       if (!auth.ok) {
-        sendJson(res, 401, unauthorized(auth.reason));
+        const answer = authAnswer(auth, '/v1', policy?.oauth);
+        if (answer.challenge !== undefined) res.setHeader('www-authenticate', answer.challenge);
+        const keyFailure = answer.status === 401 && auth.message === undefined && auth.reason !== 'invalid_token';
+        sendJson(
+          res,
+          answer.status,
+          keyFailure ? unauthorized(auth.reason) : openAiError(answer.status, answer.message, 'invalid_request_error'),
+        );
         return true;
       }
       const principal = auth.principal;

@@ -27,10 +27,16 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
-/** Who is asking: a key's holder, an MCP server's own identity, or anyone (keyless development mode). */
+/**
+ * Who is asking: a key's holder, the holder of an access token from a trusted issuer, an MCP server's own identity,
+ * or anyone (keyless development mode).
+ */
 export interface Principal {
-  kind: 'key' | 'server' | 'anonymous';
-  /** The key id, `server:<key>`, or `anonymous`: the subject of usage records and limit buckets. */
+  kind: 'key' | 'user' | 'server' | 'anonymous';
+  /**
+   * The key id, `<issuer name>:<subject>`, `server:<key>`, or `anonymous`: the subject of usage records and limit
+   * buckets.
+   */
   id: string;
   name: string;
   scopes: KeyScopes;
@@ -45,9 +51,24 @@ export const ANONYMOUS: Principal = Object.freeze({
   limits: {},
 });
 
-export type AuthFailure = 'missing' | 'malformed' | 'unknown' | 'revoked' | 'expired';
+export type AuthFailure =
+  | 'missing'
+  | 'malformed'
+  | 'unknown'
+  | 'revoked'
+  | 'expired'
+  /** An access token that does not verify (OAuth). */
+  | 'invalid_token'
+  /** An access token without a scope its issuer requires (OAuth). */
+  | 'insufficient_scope'
+  /** An access token in the query string, which is never accepted. */
+  | 'query_token'
+  /** The issuer's keys could not be fetched: the token could not be checked. */
+  | 'unavailable';
 
-export type AuthResult = { ok: true; principal: Principal } | { ok: false; reason: AuthFailure };
+export type AuthResult =
+  | { ok: true; principal: Principal }
+  | { ok: false; reason: AuthFailure; message?: string | undefined; scopes?: readonly string[] | undefined };
 
 export interface Authenticator {
   /** Checks an `Authorization: Bearer …` header (or a bare key, as `x-api-key` carries it). */
