@@ -2,7 +2,7 @@
 import { once } from 'node:events';
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpServer, ServerResponse } from 'node:http';
 import { serveStdio } from '@modelcontextprotocol/server/stdio';
 import type { Server } from '@modelcontextprotocol/server';
 import { DEFAULT_STORE } from './config/schema.js';
@@ -26,6 +26,8 @@ import { createMemoryReplicas, startHeartbeat } from './store/replicas.js';
 import type { ReplicaInfo, ReplicaRegistry } from './store/replicas.js';
 import { createPolicy } from './policy/policy.js';
 import { createOAuthVerifier } from './policy/auth/oauth.js';
+import { refuseMcpScope } from './policy/auth/challenge.js';
+import { scopeRequirements } from './policy/auth/required-scopes.js';
 import { createSamplingBridge, serverIdentities } from './mcp/bridge/sampling.js';
 import type { Policy } from './policy/policy.js';
 import { createRequestLog } from './policy/request-log.js';
@@ -378,6 +380,13 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
   const heartbeat = startHeartbeat(shared.replicas, info, config.cluster.heartbeatMs, (error) =>
     logger.debug({ err: errorMessage(error) }, 'the replica heartbeat failed'),
   );
+  const oauth = policy.oauth;
+  const requirements = oauth && scopeRequirements(config.auth.oauth?.serverScopes, config.auth.oauth?.toolScopes);
+  const scopes = oauth &&
+    requirements && {
+      requirements,
+      refuse: (res: ServerResponse, needed: readonly string[]) => refuseMcpScope(res, oauth, needed),
+    };
   const mcp = createMcpHttpEndpoint({
     createServer: (era, principal, session) => gateway.createServer(era, principal, session),
     catalog: gateway.catalog,
@@ -389,6 +398,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     pubsub: shared.coordination,
     alive: heartbeat.alive,
     admitFor: (principal) => gateway.admitFor(principal),
+    ...(scopes ? { scopes } : {}),
     logger,
   });
   inUse = () => mcp.sessionsInUse();
@@ -414,6 +424,7 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     servers: Object.keys(config.mcpServers),
     selector,
     calls: core.calls,
+    scopes: requirements,
   });
   const http = createHttpServer({
     ...config.server,

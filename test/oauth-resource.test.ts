@@ -23,7 +23,7 @@ import { startMockLlm } from '../src/llm/mock/mock-llm.js';
 import type { MockLlm } from '../src/llm/mock/mock-llm.js';
 import { startFixtureHttp } from './fixtures/fixture-server.js';
 import type { FixtureHandle } from './fixtures/fixture-server.js';
-import { allReady, listeningUrl, spawnMcplex, tempDir, writeConfig } from './support/harness.js';
+import { fixtureStdio, listeningUrl, spawnMcplex, tempDir, waitFor, writeConfig } from './support/harness.js';
 import type { SpawnedMcplex } from './support/harness.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -117,9 +117,17 @@ beforeAll(async () => {
     store: `sqlite:${join(dir.path, 'mcplex.db')}`,
     auth: {
       mode: 'keys',
-      oauth: { resource: base, issuers: [{ issuer, name: 'corp', requiredScopes: ['mcp:use'] }] },
+      oauth: {
+        resource: base,
+        issuers: [{ issuer, name: 'corp', requiredScopes: ['mcp:use'] }],
+        serverScopes: { st: ['mcp:st'] },
+        toolScopes: { 'up__a?d': ['math:write'] },
+      },
     },
-    mcpServers: { up: { url: `http://127.0.0.1:${proxyPort}${target.pathname}` } },
+    mcpServers: {
+      up: { url: `http://127.0.0.1:${proxyPort}${target.pathname}` },
+      st: fixtureStdio(),
+    },
     llm: {
       models: {
         'mock-chat': {
@@ -136,7 +144,12 @@ beforeAll(async () => {
   apiKey = /mcx_\S+/.exec(out)![0];
   mcplex = spawnMcplex(['serve', '--config', config]);
   await listeningUrl(mcplex);
-  await allReady(base).catch(() => undefined);
+  // Both servers' tools listed (for an API key, which no OAuth scope concerns).
+  await waitFor(async () => {
+    const response = await fetch(`${base}/readyz`, { headers: { authorization: `Bearer ${apiKey}` } });
+    const body = (await response.json()) as { servers?: { state: string }[] };
+    return body.servers?.length === 2 && body.servers.every((s) => s.state === 'ready');
+  }, 'both servers ready');
 }, 60_000);
 
 afterAll(async () => {
@@ -219,6 +232,103 @@ describe('mcplex as an OAuth resource server', () => {
     const params = extractWWWAuthenticateParams(response);
     expect(params.error).toBe('insufficient_scope');
     expect(params.scope).toBe('mcp:use');
+  });
+
+  it('refuses a call to a server or tool that needs more scopes with 403, naming all it needs, in both eras', async () => {
+    const connect = async (scope: string, era: 'legacy' | 'modern') => {
+      const client = new Client(
+        { name: 'scoped', version: '1.0.0' },
+        { versionNegotiation: { mode: era === 'legacy' ? 'legacy' : 'auto' } },
+      );
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
+          requestInit: { headers: { authorization: `Bearer ${await token({ scope })}` } },
+        }),
+      );
+      return client;
+    };
+    for (const era of ['legacy', 'modern'] as const) {
+      const basic = await connect('mcp:use', era);
+      // Listed for every principal the issuer lets in: the scope is asked for when the call is made.
+      const names = (await basic.listTools()).tools.map((t) => t.name);
+      expect(names, era).toEqual(expect.arrayContaining(['up__echo', 'up__add', 'st__echo']));
+      expect(await basic.callTool({ name: 'up__echo', arguments: { message: 'plain' } }), era).toMatchObject({
+        content: [{ text: 'plain' }],
+      });
+      await expect(basic.callTool({ name: 'up__add', arguments: { a: 1, b: 2 } }), era).rejects.toThrow();
+      await expect(basic.callTool({ name: 'st__echo', arguments: { message: 'x' } }), era).rejects.toThrow();
+      await basic.close();
+      const granted = await connect('mcp:use math:write mcp:st', era);
+      expect(
+        JSON.stringify((await granted.callTool({ name: 'up__add', arguments: { a: 1, b: 2 } })).content),
+      ).toContain('3');
+      expect(await granted.callTool({ name: 'st__echo', arguments: { message: 'st' } }), era).toMatchObject({
+        content: [{ text: 'st' }],
+      });
+      await granted.close();
+    }
+    // The answer itself, as a client sees it on the wire: 403 and the scopes a new token must carry.
+    const call = await fetch(`${base}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2025-11-25',
+        authorization: `Bearer ${await token()}`,
+      },
+      body: JSON.stringify([
+        { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'up__add', arguments: { a: 1, b: 2 } } },
+        { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'st__echo', arguments: { message: 'x' } } },
+      ]),
+    });
+    expect(call.status).toBe(403);
+    const params = extractWWWAuthenticateParams(call);
+    expect(params.error).toBe('insufficient_scope');
+    expect(new Set(params.scope?.split(' '))).toEqual(new Set(['mcp:use', 'math:write', 'mcp:st']));
+    // An API key is not held to OAuth scopes.
+    const keyed = new Client({ name: 'keyed', version: '1.0.0' });
+    await keyed.connect(
+      new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${apiKey}` } },
+      }),
+    );
+    expect(JSON.stringify((await keyed.callTool({ name: 'up__add', arguments: { a: 2, b: 2 } })).content)).toContain(
+      '4',
+    );
+    await keyed.close();
+  });
+
+  it('holds a tool-running chat on /v1 to the same scopes: tools it lacks are not offered, and never run', async () => {
+    const chat = async (calls: { name: string; arguments: Record<string, unknown> }[]) => {
+      mock.enqueue({ kind: 'tool_calls', calls }, { kind: 'report_tool_results' });
+      const first = mock.requests.length;
+      const response = await fetch(`${base}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${await token({ aud: `${base}/v1` })}` },
+        body: JSON.stringify({ model: 'mock-chat', messages: [{ role: 'user', content: 'go' }], mcp: {} }),
+      });
+      expect(response.status).toBe(200);
+      const body = mock.requests[first]?.body as { tools?: { function: { name: string } }[] } | undefined;
+      const answer = (await response.json()) as {
+        choices: { finish_reason: string; message: { content: string | null } }[];
+        mcp: { steps: unknown[] };
+      };
+      return { offered: (body?.tools ?? []).map((t) => t.function.name), answer };
+    };
+    const allowed = await chat([{ name: 'up__echo', arguments: { message: 'allowed' } }]);
+    expect(allowed.offered).toContain('up__echo');
+    expect(allowed.offered).not.toContain('up__add');
+    expect(allowed.offered.filter((name) => name.startsWith('st__'))).toEqual([]);
+    expect(allowed.answer.choices[0]!.message.content).toContain('allowed');
+    // A model that names the tool anyway gets it handed back to the client, unrun.
+    const sums = mock.requests.length;
+    const refused = await chat([{ name: 'up__add', arguments: { a: 1, b: 2 } }]);
+    expect(refused.answer.choices[0]!.finish_reason).toBe('tool_calls');
+    expect(refused.answer.mcp.steps).toEqual([]);
+    // One model call, its tool call not run: the script's second step was never asked for.
+    expect(mock.requests.length - sums).toBe(1);
+    expect(mock.queued).toBe(1);
+    mock.clearQueue();
   });
 
   it('never takes a credential from the query string, even beside a valid header', async () => {

@@ -14,6 +14,7 @@ import type { McpCallGuard } from '../policy/limits/mcp-call-limits.js';
 import { scopedView } from '../mcp/downstream/scoped-view.js';
 import type { Principal } from '../policy/auth/keys.js';
 import { scopeCheck } from '../policy/auth/scopes.js';
+import type { ScopeRequirements } from '../policy/auth/required-scopes.js';
 import type { LlmCore } from '../llm/core.js';
 import { toOpenAiError } from '../llm/openai-errors.js';
 import { addToolCallDeltas } from '../llm/tool-call-deltas.js';
@@ -157,6 +158,11 @@ export interface AgentOptions {
   topK?: number;
   /** The servers' limits and the accounting of the tool rounds (the caller's limits apply to its model calls). */
   calls?: McpCallGuard;
+  /**
+   * OAuth scopes tools need: a token short of them is not offered those tools (a call of a tool not offered goes
+   * back to the client, as a tool of its own would, and is never run here).
+   */
+  scopes?: ScopeRequirements | undefined;
 }
 
 interface Offered {
@@ -186,6 +192,7 @@ export function createAgent(options: AgentOptions) {
     for (const tool of scopedView(catalog, scope).tools) {
       const server = catalog.resolveTool(tool.name).upstream.key;
       if (wanted && !wanted.has(server)) continue;
+      if (options.scopes && options.scopes.missing(principal, server, tool.name).length > 0) continue;
       if (patterns && !patterns(tool.name)) continue;
       chosen.push({ tool, server });
     }

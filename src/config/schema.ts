@@ -29,6 +29,9 @@ export function httpsOrLoopback(value: string): boolean {
   return url.protocol === 'http:' && (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host));
 }
 
+/** An OAuth scope (RFC 6749 section 3.3: printable ASCII but space, `"` and `\`). */
+const scopeToken = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/, 'not a valid OAuth scope');
+
 const ms = (what: string) =>
   z.number().int(`${what} must be a whole number of milliseconds`).positive(`${what} must be > 0`);
 
@@ -420,7 +423,7 @@ export const configSchema = z
                     .optional(),
                   jwksUri: z.url({ protocol: /^https?$/ }).optional(),
                   audience: z.array(z.string().min(1)).min(1).optional(),
-                  requiredScopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).optional(),
+                  requiredScopes: z.array(scopeToken).optional(),
                   subjectClaim: z.string().min(1).default('sub'),
                   nameClaim: z.string().min(1).optional(),
                   adminScope: z.string().min(1).optional(),
@@ -435,7 +438,11 @@ export const configSchema = z
                 }),
               )
               .min(1),
-            scopesSupported: z.array(z.string().min(1)).optional(),
+            scopesSupported: z.array(scopeToken).optional(),
+            /** Scopes a token needs, beyond its issuer's, to call a server's tools, read its resources, get its prompts. */
+            serverScopes: z.record(z.string(), z.array(scopeToken).min(1)).optional(),
+            /** Scopes a token needs to call the tools these exposed names or patterns (`*`, `?`) match. */
+            toolScopes: z.record(toolPattern, z.array(scopeToken).min(1)).optional(),
             clockToleranceSec: z.number().int().min(0).max(300).default(30),
           })
           .optional(),
@@ -518,6 +525,15 @@ export const configSchema = z
       .optional(),
   })
   .superRefine((config, ctx) => {
+    for (const server of Object.keys(config.auth.oauth?.serverScopes ?? {})) {
+      if (!(server in config.mcpServers)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth', 'oauth', 'serverScopes', server],
+          message: `unknown server "${server}"`,
+        });
+      }
+    }
     if (config.llm.cache.store === 'redis' && config.redis === undefined) {
       ctx.addIssue({ code: 'custom', path: ['llm', 'cache', 'store'], message: 'cache.store "redis" needs redis' });
     }

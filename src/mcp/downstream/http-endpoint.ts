@@ -21,6 +21,7 @@ import type { Subscriptions } from './subscriptions.js';
 import type { Principal } from '../../policy/auth/keys.js';
 import { ANONYMOUS } from '../../policy/auth/keys.js';
 import { scopeCheck } from '../../policy/auth/scopes.js';
+import type { ScopeRequirements } from '../../policy/auth/required-scopes.js';
 import type { AdmitCall } from '../../policy/limits/mcp-call-limits.js';
 import { timedAdmit } from '../../policy/limits/mcp-call-limits.js';
 
@@ -48,6 +49,11 @@ export interface McpHttpEndpointOptions {
   alive?: (replica: string) => boolean;
   /** How many URIs one 2026-07-28 listen request may name. */
   maxSubscriptions: number;
+  /**
+   * OAuth scopes calls need per server and tool (`auth.oauth.serverScopes`, `toolScopes`), and how a request short
+   * of them is refused (403 insufficient_scope, the challenge naming what it needs).
+   */
+  scopes?: { requirements: ScopeRequirements; refuse(res: ServerResponse, needed: readonly string[]): void };
   /** Admits the calls of `principal` that reach an upstream (the fast path's; the SDK path's come with the server). */
   admitFor?: (principal: Principal) => AdmitCall | undefined;
 }
@@ -81,6 +87,47 @@ function rejectParamHeaders(catalog: Catalog, req: IncomingMessage, res: ServerR
   const rejection = checkParamHeaders(declarations, message.params.arguments, req.headers);
   if (rejection === undefined) return false;
   sendJsonRpcError(res, 400, rejection, message.id ?? null);
+  return true;
+}
+
+/** The server (and exposed tool) a message's call goes to, when it is one that reaches an upstream. */
+function callTarget(catalog: Catalog, message: unknown): { server: string; tool: string | undefined } | undefined {
+  const { method, params } = (message ?? {}) as { method?: unknown; params?: { name?: unknown; uri?: unknown } };
+  try {
+    if (method === 'tools/call' && typeof params?.name === 'string') {
+      return { server: catalog.resolveTool(params.name).upstream.key, tool: params.name };
+    }
+    if (method === 'prompts/get' && typeof params?.name === 'string') {
+      return { server: catalog.resolvePrompt(params.name).upstream.key, tool: undefined };
+    }
+    if (method === 'resources/read' && typeof params?.uri === 'string') {
+      return { server: catalog.resolveResource(params.uri).upstream.key, tool: undefined };
+    }
+  } catch {
+    // Unknown names get their usual answer further on.
+  }
+  return undefined;
+}
+
+/**
+ * Refuses a request (every message of a batch) whose calls need OAuth scopes the principal's token lacks, naming
+ * all the scopes they need; false when it has them.
+ */
+function refusedScope(
+  res: ServerResponse,
+  body: unknown,
+  principal: Principal,
+  scopes: NonNullable<McpHttpEndpointOptions['scopes']>,
+  catalog: Catalog,
+): boolean {
+  const needed = new Set<string>();
+  for (const message of Array.isArray(body) ? body : [body]) {
+    const target = callTarget(catalog, message);
+    if (!target || scopes.requirements.missing(principal, target.server, target.tool).length === 0) continue;
+    for (const scope of scopes.requirements.needed(target.server, target.tool)) needed.add(scope);
+  }
+  if (needed.size === 0) return false;
+  scopes.refuse(res, [...needed]);
   return true;
 }
 
@@ -236,6 +283,8 @@ export function createMcpHttpEndpoint(options: McpHttpEndpointOptions): McpHttpE
 
   return {
     async post(req, res, body, principal) {
+      if (principal.grants && options.scopes && refusedScope(res, body, principal, options.scopes, options.catalog))
+        return;
       // Only 2025-era clients carry a session id: skip classification for the sessions we know.
       const sessionId = header(req, 'mcp-session-id');
       if (sessionId !== undefined && (await sessions.serve(req, res, body, principal, sessionId))) return;

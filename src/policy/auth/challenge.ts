@@ -1,6 +1,8 @@
 // How a refused credential is answered over HTTP: the status and the `WWW-Authenticate` challenge (RFC 6750, and
 // with OAuth configured the MCP authorization specification's: the protected-resource metadata's URL, RFC 9728, and
 // the scopes to ask for).
+import type { ServerResponse } from 'node:http';
+import { sendJsonRpcError } from '../../wire/json.js';
 import type { AuthFailure, AuthResult } from './keys.js';
 import type { OAuthVerifier } from './oauth.js';
 
@@ -53,4 +55,16 @@ export function authAnswer(
   // A request without credentials gets no error code (RFC 6750 section 3.1).
   if (error !== undefined) parts.push(`error=${quoted(error)}`, `error_description=${quoted(message)}`);
   return { status, challenge: `Bearer ${parts.join(', ')}`, message };
+}
+
+/**
+ * Refuses an /mcp request whose calls need more scopes than its token has: 403 insufficient_scope, the challenge
+ * naming the issuer's scopes and the calls' own, all of which a new token must carry.
+ */
+export function refuseMcpScope(res: ServerResponse, oauth: OAuthVerifier, needed: readonly string[]): void {
+  const scopes = [...new Set([...oauth.challengeScopes, ...needed])];
+  const message = `this call needs the scope ${needed.join(', ')}`;
+  const answer = authAnswer({ ok: false, reason: 'insufficient_scope', scopes, message }, '/mcp', oauth);
+  if (answer.challenge !== undefined) res.setHeader('www-authenticate', answer.challenge);
+  sendJsonRpcError(res, answer.status, { code: -32001, message: answer.message });
 }

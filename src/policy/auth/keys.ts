@@ -41,6 +41,8 @@ export interface Principal {
   name: string;
   scopes: KeyScopes;
   limits: KeyLimits;
+  /** The OAuth scopes an access token granted (its holder's only). */
+  grants?: ReadonlySet<string> | undefined;
 }
 
 export const ANONYMOUS: Principal = Object.freeze({

@@ -231,6 +231,7 @@ export function createOAuthVerifier(
       name: typeof shown === 'string' && shown !== '' ? shown.slice(0, 256) : subject.slice(0, 256),
       scopes: issuer.config.adminScope !== undefined && scopes.has(issuer.config.adminScope) ? { admin: true } : {},
       limits: { ...issuer.config.limits },
+      grants: scopes,
     };
     return { result: { ok: true, principal, scopes }, until };
   }
