@@ -1,5 +1,6 @@
 // The policies every request passes, composed once: who is asking (API keys, access tokens of trusted OAuth
-// issuers, or anyone in keyless development mode), what they may reach (scopes), how fast (rate limits) and what they used (usage accounting).
+// issuers, or anyone in keyless development mode), what they may reach (scopes), how fast (rate limits) and what
+// they used (usage accounting).
 import type { IncomingMessage } from 'node:http';
 import type { LimitStore, Store } from '../store/store.js';
 import { subscribeForGood, type Coordination, type Leases } from '../store/coordination.js';
