@@ -47,6 +47,21 @@ async function receiver(status = 200): Promise<{ url: string; bodies: OtlpBody[]
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, bodies };
 }
 
+/** An export to `url` with `env`, its warnings collected in `errors`. */
+function exportTo(url: string, env: NodeJS.ProcessEnv, errors: string[]) {
+  return startSpanExport({
+    url,
+    headers: {},
+    resource: { 'service.name': 'x' },
+    version: '1',
+    env,
+    onError: (message) => errors.push(message),
+  });
+}
+
+const spansOf = (bodies: OtlpBody[]) =>
+  bodies.flatMap((b) => b.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)));
+
 function span(fields: Partial<SpanRecord>): SpanRecord {
   return {
     traceId: newTraceId(),
@@ -94,7 +109,7 @@ describe('startSpanExport', () => {
     exporter.add(remote);
     await exporter.shutdown(3000);
     expect(errors).toEqual([]);
-    const spans = bodies.flatMap((b) => b.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)));
+    const spans = spansOf(bodies);
     expect(spans).toHaveLength(3);
     const resource = Object.fromEntries(
       bodies[0]!.resourceSpans[0]!.resource.attributes.map((a) => [a.key, a.value.stringValue]),
@@ -128,14 +143,7 @@ describe('startSpanExport', () => {
   it('tells once that exports fail while the collector refuses them, and keeps the process serving', async () => {
     const { url } = await receiver(400);
     const errors: string[] = [];
-    const exporter = startSpanExport({
-      url,
-      headers: {},
-      resource: { 'service.name': 'x' },
-      version: '1',
-      env: { OTEL_BSP_SCHEDULE_DELAY: '0', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '1' },
-      onError: (message) => errors.push(message),
-    });
+    const exporter = exportTo(url, { OTEL_BSP_SCHEDULE_DELAY: '0', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '1' }, errors);
     for (let i = 0; i < 3; i++) exporter.add(span({}));
     await exporter.shutdown(5000);
     expect(errors.length).toBe(1);
@@ -145,19 +153,12 @@ describe('startSpanExport', () => {
   it('drops what the worker cannot take, accounts for every span, and says how many it dropped', async () => {
     const { url, bodies } = await receiver();
     const errors: string[] = [];
-    const exporter = startSpanExport({
-      url,
-      headers: {},
-      resource: { 'service.name': 'x' },
-      version: '1',
-      env: { OTEL_BSP_MAX_QUEUE_SIZE: '100' },
-      onError: (message) => errors.push(message),
-    });
+    const exporter = exportTo(url, { OTEL_BSP_MAX_QUEUE_SIZE: '100' }, errors);
     // One burst on this thread: the worker acknowledges nothing until it is over.
     for (let i = 0; i < 10_000; i++) exporter.add(span({}));
     expect(exporter.dropped).toBeGreaterThan(0);
     await exporter.shutdown(5000);
-    const sent = bodies.flatMap((b) => b.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans))).length;
+    const sent = spansOf(bodies).length;
     expect(sent).toBeGreaterThan(0);
     expect(exporter.dropped + sent).toBe(10_000);
     expect(errors.some((e) => /spans were dropped/.test(e))).toBe(true);
