@@ -1,5 +1,6 @@
-// mcplex as an OAuth resource server, end to end: a built mcplex trusts a local issuer (RFC 8414 metadata and a
-// JWKS served here, tokens signed with jose), fronts a Streamable HTTP fixture through a proxy that records what
+// mcplex as an OAuth resource server, end to end: a built mcplex trusts two local issuers, a real authorization
+// server (oidc-provider: client credentials with a resource indicator, JWT access tokens) and a bare one (RFC 8414
+// metadata and a JWKS served here, tokens signed with jose, for the cases a real server will not issue), fronts a Streamable HTTP fixture through a proxy that records what
 // reaches it, and a mock LLM. Real clients: the MCP SDK client (its own discovery of the protected-resource
 // metadata from the 401 challenge) and the openai SDK. API keys keep working beside tokens.
 import { execFileSync } from 'node:child_process';
@@ -10,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import Provider from 'oidc-provider';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -43,6 +45,8 @@ async function freePort(): Promise<number> {
 }
 
 let dir: ReturnType<typeof tempDir>;
+let authServer: Server;
+let authIssuer: string;
 let idp: Server;
 let issuer: string;
 let signingKey: Key;
@@ -63,6 +67,21 @@ function token(claims: Record<string, unknown> = {}, options: { key?: Key; exp?:
     .setIssuedAt()
     .setExpirationTime(options.exp ?? '5m')
     .sign(options.key ?? signingKey);
+}
+
+/** An access token from the real authorization server, for `resource`, by the client-credentials grant. */
+async function issuedToken(resource: string, scope = 'mcp:use'): Promise<string> {
+  const response = await fetch(`${authIssuer}/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: `Basic ${Buffer.from('svc:svc-secret').toString('base64')}`,
+    },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope }),
+  });
+  const body = (await response.json()) as { access_token?: string; error?: string };
+  if (!body.access_token) throw new Error(`no token: ${JSON.stringify(body)}`);
+  return body.access_token;
 }
 
 async function post(path: string, headers: Record<string, string>): Promise<Response> {
@@ -110,6 +129,42 @@ beforeAll(async () => {
   const proxyPort = await listen(proxy);
   mock = await startMockLlm();
 
+  const authPort = await freePort();
+  authIssuer = `http://127.0.0.1:${authPort}`;
+  const providerKey = (await generateKeyPair('ES256', { extractable: true })).privateKey;
+  const provider = new Provider(authIssuer, {
+    clients: [
+      {
+        client_id: 'svc',
+        client_secret: 'svc-secret',
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        id_token_signed_response_alg: 'ES256',
+      },
+    ],
+    jwks: { keys: [{ ...(await exportJWK(providerKey)), kid: 'idp-1', alg: 'ES256', use: 'sig' }] },
+    scopes: ['mcp:use', 'math:write'],
+    ttl: { ClientCredentials: 300 },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        useGrantedResource: () => true,
+        // Whatever resource is asked for, a JWT for it: mcplex must refuse the ones that are not its own.
+        getResourceServerInfo: (_ctx: unknown, resource: string) => ({
+          scope: 'mcp:use math:write',
+          audience: resource,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'ES256' } },
+        }),
+      },
+    },
+  });
+  authServer = provider.listen(authPort, '127.0.0.1');
+  await once(authServer, 'listening');
+
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const config = writeConfig(dir.path, {
@@ -119,7 +174,10 @@ beforeAll(async () => {
       mode: 'keys',
       oauth: {
         resource: base,
-        issuers: [{ issuer, name: 'corp', requiredScopes: ['mcp:use'] }],
+        issuers: [
+          { issuer, name: 'corp', requiredScopes: ['mcp:use'] },
+          { issuer: authIssuer, name: 'idp', requiredScopes: ['mcp:use'] },
+        ],
         serverScopes: { st: ['mcp:st'] },
         toolScopes: { 'up__a?d': ['math:write'] },
       },
@@ -156,7 +214,7 @@ afterAll(async () => {
   await mcplex?.stop();
   await mock?.close();
   await fixture?.close();
-  for (const server of [proxy, idp]) await new Promise<void>((resolve) => server?.close(() => resolve()));
+  for (const server of [proxy, idp, authServer]) await new Promise<void>((resolve) => server?.close(() => resolve()));
   dir?.remove();
 });
 
@@ -174,7 +232,7 @@ describe('mcplex as an OAuth resource server', () => {
     });
     expect(metadata).toMatchObject({
       resource: `${base}/mcp`,
-      authorization_servers: [issuer],
+      authorization_servers: [issuer, authIssuer],
       scopes_supported: ['mcp:use'],
       bearer_methods_supported: ['header'],
     });
@@ -207,6 +265,34 @@ describe('mcplex as an OAuth resource server', () => {
       expect(headers.authorization).toBeUndefined();
       expect(JSON.stringify(headers)).not.toContain(bearer);
     }
+  });
+
+  it('serves a token from a real authorization server for its resource, and refuses one for another', async () => {
+    const connect = async (bearer: string) => {
+      const client = new Client({ name: 'oidc-client', version: '1.0.0' });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
+          requestInit: { headers: { authorization: `Bearer ${bearer}` } },
+        }),
+      );
+      return client;
+    };
+    const full = await connect(await issuedToken(`${base}/mcp`, 'mcp:use math:write'));
+    const result = await full.callTool({ name: 'up__add', arguments: { a: 20, b: 22 } });
+    expect(JSON.stringify(result.content)).toContain('42');
+    await full.close();
+    // A token granted less: the SDK client reads the 403 challenge and names the scopes to ask for.
+    const narrow = await connect(await issuedToken(`${base}/mcp`, 'mcp:use'));
+    await expect(narrow.callTool({ name: 'up__add', arguments: { a: 1, b: 1 } })).rejects.toThrow(
+      /Insufficient scope: required "mcp:use math:write"/,
+    );
+    await narrow.close();
+    // The same server, asked for a token for someone else's resource: its audience is not mcplex's.
+    const refused = await post('/mcp', {
+      authorization: `Bearer ${await issuedToken('https://elsewhere.example.com/mcp')}`,
+    });
+    expect(refused.status).toBe(401);
+    expect(extractWWWAuthenticateParams(refused).error).toBe('invalid_token');
   });
 
   it('refuses a wrong audience, a wrong issuer, an expired token and a bad signature with invalid_token', async () => {
