@@ -149,15 +149,18 @@ beforeAll(async () => {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      introspection: { enabled: true },
       resourceIndicators: {
         enabled: true,
         useGrantedResource: () => true,
-        // Whatever resource is asked for, a JWT for it: mcplex must refuse the ones that are not its own.
+        // Whatever resource is asked for, a token for it (mcplex must refuse the ones that are not its own): a JWT,
+        // but an opaque token for /v1, which mcplex checks by introspection.
         getResourceServerInfo: (_ctx: unknown, resource: string) => ({
           scope: 'mcp:use math:write',
           audience: resource,
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'ES256' } },
+          ...(resource.endsWith('/v1')
+            ? { accessTokenFormat: 'opaque' as const }
+            : { accessTokenFormat: 'jwt' as const, jwt: { sign: { alg: 'ES256' as const } } }),
         }),
       },
     },
@@ -176,7 +179,12 @@ beforeAll(async () => {
         resource: base,
         issuers: [
           { issuer, name: 'corp', requiredScopes: ['mcp:use'] },
-          { issuer: authIssuer, name: 'idp', requiredScopes: ['mcp:use'] },
+          {
+            issuer: authIssuer,
+            name: 'idp',
+            requiredScopes: ['mcp:use'],
+            introspection: { clientId: 'svc', clientSecret: 'svc-secret' },
+          },
         ],
         serverScopes: { st: ['mcp:st'] },
         toolScopes: { 'up__a?d': ['math:write'] },
@@ -293,6 +301,21 @@ describe('mcplex as an OAuth resource server', () => {
     });
     expect(refused.status).toBe(401);
     expect(extractWWWAuthenticateParams(refused).error).toBe('invalid_token');
+  });
+
+  it('checks an opaque token by introspection at its issuer', async () => {
+    const opaque = await issuedToken(`${base}/v1`);
+    expect(opaque.split('.')).toHaveLength(1);
+    const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: opaque });
+    const chat = await client.chat.completions.create({
+      model: 'mock-chat',
+      messages: [{ role: 'user', content: 'hello' }],
+    });
+    expect(chat.choices[0]?.message.content).toBeTruthy();
+    // One the issuer does not know (introspection says inactive) is refused with a challenge.
+    const unknown = await fetch(`${base}/v1/models`, { headers: { authorization: 'Bearer made-up-opaque-token' } });
+    expect(unknown.status).toBe(401);
+    expect(extractWWWAuthenticateParams(unknown).error).toBe('invalid_token');
   });
 
   it('refuses a wrong audience, a wrong issuer, an expired token and a bad signature with invalid_token', async () => {

@@ -435,6 +435,14 @@ export const configSchema = z
                     })
                     .optional(),
                   algorithms: z.array(z.string().min(1)).min(1).optional(),
+                  /** Opaque tokens checked by introspection (RFC 7662), as this client (`${VAR}` for the secret). */
+                  introspection: z
+                    .strictObject({
+                      endpoint: z.url({ protocol: /^https?$/ }).optional(),
+                      clientId: z.string().min(1),
+                      clientSecret: z.string().min(1),
+                    })
+                    .optional(),
                 }),
               )
               .min(1),
@@ -455,11 +463,16 @@ export const configSchema = z
         }
         const names = new Set<string>();
         auth.oauth.issuers.forEach((issuer, i) => {
-          for (const [field, url] of [['issuer', issuer.issuer] as const, ['jwksUri', issuer.jwksUri] as const]) {
+          const urls = [
+            [['issuer'], issuer.issuer],
+            [['jwksUri'], issuer.jwksUri],
+            [['introspection', 'endpoint'], issuer.introspection?.endpoint],
+          ] as const;
+          for (const [field, url] of urls) {
             if (url !== undefined && !httpsOrLoopback(url)) {
               ctx.addIssue({
                 code: 'custom',
-                path: ['oauth', 'issuers', i, field],
+                path: ['oauth', 'issuers', i, ...field],
                 message: 'must be https (http only on a loopback host)',
               });
             }

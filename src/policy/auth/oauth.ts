@@ -30,6 +30,11 @@ export interface OAuthIssuerConfig {
   limits?: KeyLimits | undefined;
   /** Signature algorithms accepted (default: RS256, PS256, ES256, EdDSA and their larger forms). */
   algorithms?: readonly string[] | undefined;
+  /**
+   * Opaque (non-JWT) tokens of this issuer are checked by token introspection (RFC 7662), as this client; the
+   * endpoint defaults to the metadata's `introspection_endpoint`.
+   */
+  introspection?: { endpoint?: string | undefined; clientId: string; clientSecret: string } | undefined;
 }
 
 export interface OAuthConfig {
@@ -89,13 +94,13 @@ async function fetchJson(url: string): Promise<unknown> {
   return response.json();
 }
 
-/** The issuer's `jwks_uri` from its metadata, whose `issuer` must be the issuer itself (RFC 8414 section 3.3). */
-export async function discoverJwksUri(issuer: string): Promise<string> {
+/** An issuer's metadata, whose `issuer` must be the issuer itself (RFC 8414 section 3.3). */
+async function discoverMetadata(issuer: string): Promise<Record<string, unknown>> {
   const failures: string[] = [];
   for (const url of metadataUrls(issuer)) {
-    let metadata: { issuer?: unknown; jwks_uri?: unknown };
+    let metadata: Record<string, unknown>;
     try {
-      metadata = (await fetchJson(url)) as typeof metadata;
+      metadata = (await fetchJson(url)) as Record<string, unknown>;
     } catch (error) {
       failures.push(error instanceof Error ? error.message : String(error));
       continue;
@@ -103,12 +108,21 @@ export async function discoverJwksUri(issuer: string): Promise<string> {
     if (metadata.issuer !== issuer) {
       throw new Error(`the metadata at ${url} names issuer ${JSON.stringify(metadata.issuer)}, not ${issuer}`);
     }
-    if (typeof metadata.jwks_uri !== 'string' || !httpsOrLoopback(metadata.jwks_uri)) {
-      throw new Error(`the metadata at ${url} has no usable jwks_uri`);
-    }
-    return metadata.jwks_uri;
+    return metadata;
   }
   throw new Error(`no metadata for issuer ${issuer}: ${failures.join('; ')}`);
+}
+
+/** A URL of an issuer's metadata: HTTPS (HTTP on loopback), else an error naming the field. */
+function metadataUrl(metadata: Record<string, unknown>, field: string, issuer: string): string {
+  const value = metadata[field];
+  if (typeof value !== 'string' || !httpsOrLoopback(value)) throw new Error(`${issuer} has no usable ${field}`);
+  return value;
+}
+
+/** The issuer's `jwks_uri` from its metadata. */
+export async function discoverJwksUri(issuer: string): Promise<string> {
+  return metadataUrl(await discoverMetadata(issuer), 'jwks_uri', issuer);
 }
 
 /** The scopes a token grants: `scope` (space-separated, RFC 9068) or `scp` (a list, as some issuers send). */
@@ -135,6 +149,7 @@ interface Issuer {
   audience: string[];
   keys: JWTVerifyGetKey | undefined;
   loading: Promise<JWTVerifyGetKey> | undefined;
+  introspectionEndpoint: string | undefined;
 }
 
 export function createOAuthVerifier(
@@ -154,11 +169,13 @@ export function createOAuthVerifier(
       audience: [...(issuer.audience ?? [`${resource}/mcp`, `${resource}/v1`, resource])],
       keys: undefined,
       loading: undefined,
+      introspectionEndpoint: issuer.introspection?.endpoint,
     });
   }
   const challengeScopes = [...new Set(config.issuers.flatMap((i) => i.requiredScopes ?? []))];
   const scopesSupported = [...(config.scopesSupported ?? challengeScopes)];
   const cache = new Map<string, { result: OAuthResult; until: number }>();
+  const introspecting = config.issuers.some((issuer) => issuer.introspection !== undefined);
 
   /** The issuer's key set, set up once (discovery on first use; a failed discovery is tried again next time). */
   function keysOf(issuer: Issuer): Promise<JWTVerifyGetKey> {
@@ -178,35 +195,11 @@ export function createOAuthVerifier(
 
   const invalid = (message: string): OAuthFailure => ({ ok: false, reason: 'invalid_token', message });
 
-  async function verifyUncached(token: string): Promise<{ result: OAuthResult; until: number }> {
-    let claims: JWTPayload;
-    try {
-      claims = decodeJwt(token);
-    } catch {
-      return { result: invalid('the access token is neither an API key nor a JWT'), until: 0 };
-    }
-    const issuer = typeof claims.iss === 'string' ? issuers.get(claims.iss) : undefined;
-    if (!issuer) return { result: invalid('the access token is not from a trusted issuer'), until: 0 };
-    let payload: JWTPayload;
-    try {
-      const keys = await keysOf(issuer);
-      ({ payload } = await jwtVerify(token, keys, {
-        issuer: issuer.config.issuer,
-        audience: issuer.audience,
-        algorithms: [...(issuer.config.algorithms ?? DEFAULT_ALGORITHMS)],
-        clockTolerance: tolerance,
-        requiredClaims: ['exp'],
-      }));
-    } catch (error) {
-      if (!(error instanceof joseErrors.JOSEError) || error instanceof joseErrors.JWKSTimeout) {
-        // The issuer's keys could not be had: the token may be fine, so no challenge to sign in again.
-        const message = `the signing keys of ${issuer.config.issuer} could not be fetched`;
-        return { result: { ok: false, reason: 'unavailable', message }, until: 0 };
-      }
-      return { result: invalid(describeFailure(error)), until: 0 };
-    }
+  /** Checks the claims of a verified token (signature or introspection) against the issuer's rules. */
+  function accept(issuer: Issuer, payload: JWTPayload): { result: OAuthResult; until: number } {
     const subjectClaim = issuer.config.subjectClaim ?? 'sub';
-    const subject = payload[subjectClaim];
+    // A client's own token (client credentials) may name no user: its subject is then the client (RFC 9068).
+    const subject = payload[subjectClaim] ?? (subjectClaim === 'sub' ? payload.client_id : undefined);
     if (typeof subject !== 'string' || subject === '') {
       return { result: invalid(`the access token has no "${subjectClaim}" claim`), until: 0 };
     }
@@ -234,6 +227,89 @@ export function createOAuthVerifier(
       grants: scopes,
     };
     return { result: { ok: true, principal, scopes }, until };
+  }
+
+  /**
+   * An opaque token, asked of the issuers that introspect (RFC 7662) in turn: active, for this resource, from that
+   * issuer, not expired.
+   */
+  async function introspect(token: string): Promise<{ result: OAuthResult; until: number }> {
+    for (const issuer of issuers.values()) {
+      const client = issuer.config.introspection;
+      if (!client) continue;
+      let answer: JWTPayload & { active?: unknown };
+      try {
+        issuer.introspectionEndpoint ??= metadataUrl(
+          await discoverMetadata(issuer.config.issuer),
+          'introspection_endpoint',
+          issuer.config.issuer,
+        );
+        const response = await fetch(issuer.introspectionEndpoint, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            accept: 'application/json',
+            authorization: `Basic ${Buffer.from(
+              `${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`,
+            ).toString('base64')}`,
+          },
+          body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+          redirect: 'error',
+          signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+        });
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        answer = (await response.json()) as typeof answer;
+      } catch {
+        const message = `the access token could not be checked with ${issuer.config.issuer}`;
+        return { result: { ok: false, reason: 'unavailable', message }, until: 0 };
+      }
+      if (answer.active !== true) continue;
+      if (answer.iss !== undefined && answer.iss !== issuer.config.issuer) continue;
+      const audiences = Array.isArray(answer.aud) ? answer.aud : answer.aud === undefined ? [] : [answer.aud];
+      if (!audiences.some((a) => issuer.audience.includes(a))) {
+        return { result: invalid('the access token is not for this resource (audience)'), until: 0 };
+      }
+      const now = Date.now() / 1000;
+      if (typeof answer.exp !== 'number' || answer.exp + tolerance < now) {
+        return { result: invalid('the access token has expired'), until: 0 };
+      }
+      if (typeof answer.nbf === 'number' && answer.nbf - tolerance > now) {
+        return { result: invalid('the access token is not valid yet'), until: 0 };
+      }
+      return accept(issuer, answer);
+    }
+    return { result: invalid('the access token is neither an API key nor a JWT, nor known to an issuer'), until: 0 };
+  }
+
+  async function verifyUncached(token: string): Promise<{ result: OAuthResult; until: number }> {
+    let claims: JWTPayload;
+    try {
+      claims = decodeJwt(token);
+    } catch {
+      if (introspecting) return introspect(token);
+      return { result: invalid('the access token is neither an API key nor a JWT'), until: 0 };
+    }
+    const issuer = typeof claims.iss === 'string' ? issuers.get(claims.iss) : undefined;
+    if (!issuer) return { result: invalid('the access token is not from a trusted issuer'), until: 0 };
+    let payload: JWTPayload;
+    try {
+      const keys = await keysOf(issuer);
+      ({ payload } = await jwtVerify(token, keys, {
+        issuer: issuer.config.issuer,
+        audience: issuer.audience,
+        algorithms: [...(issuer.config.algorithms ?? DEFAULT_ALGORITHMS)],
+        clockTolerance: tolerance,
+        requiredClaims: ['exp'],
+      }));
+    } catch (error) {
+      if (!(error instanceof joseErrors.JOSEError) || error instanceof joseErrors.JWKSTimeout) {
+        // The issuer's keys could not be had: the token may be fine, so no challenge to sign in again.
+        const message = `the signing keys of ${issuer.config.issuer} could not be fetched`;
+        return { result: { ok: false, reason: 'unavailable', message }, until: 0 };
+      }
+      return { result: invalid(describeFailure(error)), until: 0 };
+    }
+    return accept(issuer, payload);
   }
 
   return {
