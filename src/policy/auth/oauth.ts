@@ -150,6 +150,8 @@ interface Issuer {
   keys: JWTVerifyGetKey | undefined;
   loading: Promise<JWTVerifyGetKey> | undefined;
   introspectionEndpoint: string | undefined;
+  /** The issuer's metadata, fetched once for its keys and its introspection endpoint alike (again after a failure). */
+  metadata: Promise<Record<string, unknown>> | undefined;
 }
 
 export function createOAuthVerifier(
@@ -170,6 +172,7 @@ export function createOAuthVerifier(
       keys: undefined,
       loading: undefined,
       introspectionEndpoint: issuer.introspection?.endpoint,
+      metadata: undefined,
     });
   }
   const challengeScopes = [...new Set(config.issuers.flatMap((i) => i.requiredScopes ?? []))];
@@ -177,11 +180,19 @@ export function createOAuthVerifier(
   const cache = new Map<string, { result: OAuthResult; until: number }>();
   const introspecting = config.issuers.some((issuer) => issuer.introspection !== undefined);
 
+  function metadataOf(issuer: Issuer): Promise<Record<string, unknown>> {
+    issuer.metadata ??= discoverMetadata(issuer.config.issuer).catch((error: unknown) => {
+      issuer.metadata = undefined;
+      throw error;
+    });
+    return issuer.metadata;
+  }
+
   /** The issuer's key set, set up once (discovery on first use; a failed discovery is tried again next time). */
   function keysOf(issuer: Issuer): Promise<JWTVerifyGetKey> {
     if (issuer.keys) return Promise.resolve(issuer.keys);
     issuer.loading ??= (async () => {
-      const uri = issuer.config.jwksUri ?? (await discoverJwksUri(issuer.config.issuer));
+      const uri = issuer.config.jwksUri ?? metadataUrl(await metadataOf(issuer), 'jwks_uri', issuer.config.issuer);
       issuer.keys = createRemoteJWKSet(new URL(uri), {
         timeoutDuration: FETCH_TIMEOUT_MS,
         // A token signed with a key not yet seen fetches the set again, at most once per cooldown.
@@ -240,7 +251,7 @@ export function createOAuthVerifier(
       let answer: JWTPayload & { active?: unknown };
       try {
         issuer.introspectionEndpoint ??= metadataUrl(
-          await discoverMetadata(issuer.config.issuer),
+          await metadataOf(issuer),
           'introspection_endpoint',
           issuer.config.issuer,
         );
