@@ -5,7 +5,7 @@
 // v2 clients, 2025-11-25 sessions: the fast path), off and on in interleaved rounds (the order flips every round),
 // and prints the on/off ratio of each round, their spread and the whole run's. Target: on >= 95 % of off.
 // Run with `npm run bench:tracing` (builds first); `-- --short` for a quick run (or BENCH_SHORT=1).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,15 +71,29 @@ async function connect(url: string): Promise<Client> {
   return client;
 }
 
+/** CPU seconds a process (or, with `tid`, one of its threads) has used so far, from /proc (Linux). */
+function cpuSeconds(pid: number, tid?: number): number {
+  try {
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th of them.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 interface Sample {
   calls: number;
+  /** Every call answered, the warm-up's too (what the CPU time measured over the whole run is divided by). */
+  all: number;
   errors: number;
   firstError?: string;
 }
 
 /** CONCURRENCY callers back to back for `seconds`, after `warmup` unrecorded seconds. */
 async function drive(call: (i: number) => Promise<void>, warmup: number, seconds: number): Promise<Sample> {
-  const sample: Sample = { calls: 0, errors: 0 };
+  const sample: Sample = { calls: 0, all: 0, errors: 0 };
   const measureFrom = performance.now() + warmup * 1000;
   const end = measureFrom + seconds * 1000;
   await Promise.all(
@@ -88,6 +102,7 @@ async function drive(call: (i: number) => Promise<void>, warmup: number, seconds
         const t0 = performance.now();
         try {
           await call(i);
+          sample.all++;
           if (t0 >= measureFrom) sample.calls++;
         } catch (error) {
           sample.errors++;
@@ -101,6 +116,7 @@ async function drive(call: (i: number) => Promise<void>, warmup: number, seconds
 
 interface Target {
   mode: Mode;
+  pid: number;
   pool: Pool;
   clients: Client[];
 }
@@ -129,6 +145,13 @@ function run(target: Target, workload: Workload, warmup: number): Promise<Sample
     : drive((i) => toolCall(target.clients[i]!, i), warmup, SECONDS);
 }
 
+const NO_CPU = { process: 0, main: 0, sink: 0, calls: 0 };
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const row of rows) console.log(row.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
+}
+
 const median = (xs: number[]) => {
   const sorted = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
@@ -150,7 +173,7 @@ async function main(): Promise<void> {
     ]);
     const [mockUrl, upstreamUrl, sinkUrl] = [mock.match[1]!, upstream.match[1]!, sink.match[1]!];
     for (const mode of ['off', 'on'] as const) {
-      const { url, mcpUrl } = await startMcplexServe(writeConfig(dir, mode, mockUrl, upstreamUrl, sinkUrl));
+      const { child, url, mcpUrl } = await startMcplexServe(writeConfig(dir, mode, mockUrl, upstreamUrl, sinkUrl));
       const origin = new URL(url).origin;
       const pool = new Pool(origin, { connections: CONCURRENCY, keepAliveTimeout: 30_000 });
       const probe = await connect(mcpUrl);
@@ -159,7 +182,7 @@ async function main(): Promise<void> {
       }
       await probe.close();
       const clients = await Promise.all(Array.from({ length: CONCURRENCY }, () => connect(mcpUrl)));
-      targets.push({ mode, pool, clients });
+      targets.push({ mode, pid: child.pid!, pool, clients });
     }
 
     console.log(
@@ -168,21 +191,29 @@ async function main(): Promise<void> {
     );
     console.log(
       `on: every request traced, ${RATIO === 1 ? 'all' : `${RATIO * 100} %`} of the traces sampled and exported ` +
-        'over OTLP/HTTP (JSON) to a receiver process\n',
+        'over OTLP/HTTP (protobuf) to a receiver process\n',
     );
     const workloads: Workload[] = ['v1 chat', 'mcp tools/call'];
     const rows: string[][] = [['workload', 'round', 'off calls/s', 'on calls/s', 'on/off']];
     const verdicts: string[] = [];
+    const cpuRows: string[][] = [['workload', 'mode', 'mcplex main thread', 'other threads', 'receiver']];
     for (const workload of workloads) {
       // Warm both processes on this workload first (JIT), unrecorded.
       for (const target of targets) await run(target, workload, WARMUP);
       const totals = { off: { calls: 0, errors: 0 }, on: { calls: 0, errors: 0 } };
+      const cpu = { off: { ...NO_CPU }, on: { ...NO_CPU } };
       const ratios: number[] = [];
       for (let round = 1; round <= ROUNDS; round++) {
         const order = round % 2 === 1 ? targets : [...targets].reverse();
         const rps: Record<Mode, number> = { off: 0, on: 0 };
         for (const target of order) {
+          const before = [cpuSeconds(target.pid), cpuSeconds(target.pid, target.pid), cpuSeconds(sink.child.pid!)];
           const sample = await run(target, workload, 0.2);
+          const used = cpu[target.mode];
+          used.process += cpuSeconds(target.pid) - before[0]!;
+          used.main += cpuSeconds(target.pid, target.pid) - before[1]!;
+          used.sink += cpuSeconds(sink.child.pid!) - before[2]!;
+          used.calls += sample.all;
           if (sample.errors > 0)
             console.error(`${workload} ${target.mode}: ${sample.errors} errors (${sample.firstError})`);
           totals[target.mode].calls += sample.calls;
@@ -202,14 +233,25 @@ async function main(): Promise<void> {
         (totals.on.calls / (ROUNDS * SECONDS)).toFixed(0),
         `${(overall * 100).toFixed(1)} %`,
       ]);
+      const perCall = (seconds: number, calls: number) => `${((seconds / calls) * 1e6).toFixed(1)} µs`;
+      cpuRows.push(
+        ...(['off', 'on'] as const).map((mode) => [
+          workload,
+          mode,
+          perCall(cpu[mode].main, cpu[mode].calls),
+          perCall(cpu[mode].process - cpu[mode].main, cpu[mode].calls),
+          perCall(cpu[mode].sink, cpu[mode].calls),
+        ]),
+      );
       verdicts.push(
         `${workload}, ${CONCURRENCY} clients: tracing on at ${(overall * 100).toFixed(1)} % of off (median round ` +
           `${(median(ratios) * 100).toFixed(1)} %, rounds ${spread}; target >= 95 %; errors off ${totals.off.errors}, ` +
           `on ${totals.on.errors})`,
       );
     }
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    for (const row of rows) console.log(row.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
+    printTable(rows);
+    console.log('\nCPU time per call (from /proc, over every round):');
+    printTable(cpuRows);
     const counted = (await (await fetch(`${sinkUrl}/count`)).json()) as { spans: number; exports: number };
     console.log(`\nthe receiver got ${counted.spans} spans in ${counted.exports} exports`);
     console.log(`\ntargets:\n${verdicts.map((v) => `  ${v}`).join('\n')}`);

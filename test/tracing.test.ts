@@ -1,5 +1,5 @@
-// OpenTelemetry tracing end to end: a built mcplex exports its spans over OTLP/HTTP (JSON) to a receiver in this
-// process; two fixture upstreams (Streamable HTTP, on the fast path, and stdio, on the SDK client) read the
+// OpenTelemetry tracing end to end: a built mcplex exports its spans over OTLP/HTTP (protobuf, the default) to a
+// receiver in this process; two fixture upstreams (Streamable HTTP, on the fast path, and stdio, on the SDK client) read the
 // `_meta.traceparent` of their calls and report spans of their own to the same receiver. A tool-running chat
 // gives one trace: the /v1 SERVER span, the LLM attempts (a retry among them) and the MCP calls under it, the
 // upstreams' spans under the MCP calls. With tracing off nothing is exported and no trace context goes upstream.
@@ -24,6 +24,8 @@ import {
   writeConfig,
 } from './support/harness.js';
 import type { SpawnedMcplex } from './support/harness.js';
+import { attributeValue, decodeOtlp } from './support/otlp.js';
+import type { OtlpAttribute } from './support/otlp.js';
 
 interface ReceivedSpan {
   service: string;
@@ -39,20 +41,10 @@ interface ReceivedSpan {
   start: bigint;
 }
 
-interface OtlpValue {
-  stringValue?: string;
-  intValue?: string | number;
-  boolValue?: boolean;
-  doubleValue?: number;
-}
+const attributesOf = (list: OtlpAttribute[] | undefined) =>
+  Object.fromEntries((list ?? []).map((a) => [a.key, attributeValue(a)]));
 
-const value = (v: OtlpValue): unknown =>
-  v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : (v.boolValue ?? v.doubleValue));
-
-const attributesOf = (list: { key: string; value: OtlpValue }[] | undefined) =>
-  Object.fromEntries((list ?? []).map((a) => [a.key, value(a.value)]));
-
-/** An OTLP/HTTP traces receiver for the JSON encoding (what exporter-trace-otlp-http sends). */
+/** An OTLP/HTTP traces receiver for both encodings: mcplex sends protobuf, the fixture upstreams JSON. */
 async function startReceiver(): Promise<{
   url: string;
   spans: ReceivedSpan[];
@@ -72,20 +64,10 @@ async function startReceiver(): Promise<{
         return;
       }
       types.add(String(req.headers['content-type']));
-      const text = Buffer.concat(chunks).toString('utf8');
-      bodies.push(text);
-      const body = JSON.parse(text) as {
-        resourceSpans: {
-          resource: { attributes: { key: string; value: OtlpValue }[] };
-          scopeSpans: {
-            spans: (Omit<ReceivedSpan, 'service' | 'attributes' | 'status' | 'start'> & {
-              startTimeUnixNano: string;
-              attributes?: { key: string; value: OtlpValue }[];
-              status?: { code?: number };
-            })[];
-          }[];
-        }[];
-      };
+      const bytes = Buffer.concat(chunks);
+      // Protobuf carries strings as their UTF-8 bytes too: what a test looks for in the text is there either way.
+      bodies.push(bytes.toString('utf8'));
+      const body = decodeOtlp(bytes, req.headers['content-type']);
       for (const resource of body.resourceSpans) {
         const service = String(attributesOf(resource.resource.attributes)['service.name']);
         for (const scope of resource.scopeSpans) {
@@ -212,7 +194,8 @@ describe('tracing on', () => {
         ? found
         : undefined;
     }, 'the spans of the chat');
-    expect([...traced.types]).toEqual(['application/json']);
+    // mcplex's own spans in OTLP's default encoding; the fixture upstreams send JSON.
+    expect([...traced.types].sort()).toEqual(['application/json', 'application/x-protobuf']);
 
     const server = spans.find((s) => s.service === 'mcplex-traced' && s.kind === 2)!;
     expect(server.name).toBe('chat m');

@@ -512,8 +512,9 @@ export const configSchema = z
     logLevel: z.enum(LOG_LEVELS).default('info'),
     /**
      * OpenTelemetry. `traces` turns tracing on (as does OTEL_TRACES_EXPORTER=otlp without it): spans of /mcp and
-     * /v1 requests, upstream MCP calls and LLM attempts, sent over OTLP/HTTP (JSON). OTEL_SDK_DISABLED=true or
-     * OTEL_TRACES_EXPORTER=none turn it off; OTEL_EXPORTER_OTLP_* and OTEL_TRACES_SAMPLER fill in what is unset.
+     * /v1 requests, upstream MCP calls and LLM attempts, sent over OTLP/HTTP (protobuf; JSON with
+     * OTEL_EXPORTER_OTLP_PROTOCOL=http/json). OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn it off;
+     * OTEL_EXPORTER_OTLP_* and OTEL_TRACES_SAMPLER fill in what is unset.
      */
     telemetry: z
       .strictObject({

@@ -1,6 +1,6 @@
 // The OpenTelemetry implementation of Tracing (types.ts), loaded only when tracing is on. Spans are plain records
-// (spans.ts) made on the request's thread; batches of them go to a worker that exports them with OpenTelemetry's
-// OTLP/HTTP exporter (export.ts). W3C trace context is read from requests and written to upstream calls. A span's
+// (spans.ts) made on the request's thread, each encoded as it ends into a batch that OpenTelemetry's OTLP/HTTP
+// export delegate sends (export.ts). W3C trace context is read from requests and written to upstream calls. A span's
 // parent travels explicitly (a TraceParent in the work's own fields): no context manager, since AsyncLocalStorage
 // on Node 20 puts a hook on every promise of the process. Attribute names follow the OpenTelemetry semantic
 // conventions for MCP, GenAI and HTTP; mcplex's own are under `mcplex.`.

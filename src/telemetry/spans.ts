@@ -1,6 +1,6 @@
 // Spans as plain records, made on the request's own thread at the cost of a few property writes: W3C trace context
 // read and written, new ids from a pool of random bytes, the sampling decision of the OpenTelemetry samplers. What
-// a span becomes on the wire (OTLP) is the exporter's work, on a thread of its own (export.ts).
+// a span becomes on the wire (OTLP) is the exporter's work (export.ts, otlp-encoding.ts).
 import { randomFillSync } from 'node:crypto';
 
 export type AttributeValue = string | number | boolean;
