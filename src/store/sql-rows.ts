@@ -6,6 +6,8 @@ import type {
   ConversationItem,
   ConversationRecord,
   ConversationRole,
+  CredentialKind,
+  CredentialRecord,
   LoggedRequest,
   RequestLogEntry,
   RequestLogFilter,
@@ -179,3 +181,37 @@ export function requestPageQuery(
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+export const CREDENTIAL_COLUMNS = 'kind, principal, upstream, issuer, sealed, updated_at, expires_at';
+
+export interface CredentialRow {
+  kind: string;
+  principal: string;
+  upstream: string;
+  issuer: string;
+  sealed: string;
+  updated_at: number;
+  expires_at: number | null;
+}
+
+export function toCredential(row: CredentialRow): CredentialRecord {
+  return {
+    kind: row.kind as CredentialKind,
+    principal: row.principal,
+    upstream: row.upstream,
+    issuer: row.issuer,
+    sealed: row.sealed,
+    updatedAt: row.updated_at,
+    expiresAt: row.expires_at ?? undefined,
+  };
+}
+
+export const credentialValues = (r: CredentialRecord): (string | number | null)[] => [
+  r.kind,
+  r.principal,
+  r.upstream,
+  r.issuer,
+  r.sealed,
+  r.updatedAt,
+  r.expiresAt ?? null,
+];

@@ -745,6 +745,92 @@ export function describeStoreContract(name: string, open: () => Promise<Store>):
       });
     });
 
+    describe('credentials', () => {
+      const tokens = (principal: string, upstream: string, issuer: string, sealed = `sealed ${principal}`) => ({
+        kind: 'tokens' as const,
+        principal,
+        upstream,
+        issuer,
+        sealed,
+        updatedAt: T0,
+        expiresAt: undefined,
+      });
+
+      it('keeps each credential under its whole key and replaces it on a second put', async () => {
+        const alice = tokens('user:alice', 'github', 'https://as.example');
+        const bob = tokens('user:bob', 'github', 'https://as.example');
+        const otherIssuer = tokens('user:alice', 'github', 'https://other.example', 'other');
+        for (const r of [alice, bob, otherIssuer]) await store.credentials.put(r);
+        expect(await store.credentials.get(alice, T0)).toEqual(alice);
+        expect(await store.credentials.get(bob, T0)).toEqual(bob);
+        expect(await store.credentials.get({ ...alice, kind: 'client' }, T0)).toBeUndefined();
+        const replaced = { ...alice, sealed: 'newer', updatedAt: T0 + MINUTE };
+        await store.credentials.put(replaced);
+        expect(await store.credentials.get(alice, T0)).toEqual(replaced);
+        expect(await store.credentials.get(otherIssuer, T0)).toEqual(otherIssuer);
+      });
+
+      it('hides what has expired, hands a state to one taker only, and prunes what expired', async () => {
+        const flow = {
+          ...tokens('user:alice', 'github', 'state-1'),
+          kind: 'flow' as const,
+          expiresAt: T0 + MINUTE,
+        };
+        await store.credentials.put(flow);
+        expect(await store.credentials.get(flow, T0 + MINUTE)).toBeUndefined();
+        expect(await store.credentials.take(flow, T0 + MINUTE)).toBeUndefined();
+        expect(await store.credentials.get(flow, T0)).toEqual(flow);
+        const [first, second] = await Promise.all([store.credentials.take(flow, T0), store.credentials.take(flow, T0)]);
+        expect([first, second].filter(Boolean)).toEqual([flow]);
+        await store.credentials.put({ ...flow, issuer: 'state-2' });
+        await store.credentials.put(tokens('user:alice', 'github', 'https://as.example'));
+        expect(await store.credentials.prune(T0 + MINUTE)).toBe(1);
+        expect(await store.credentials.list('flow', undefined, T0)).toEqual([]);
+        expect(await store.credentials.list('tokens', undefined, T0 + 10 * MINUTE)).toHaveLength(1);
+      });
+
+      it("lists a kind in order, everyone's or one principal's, and revokes a connection but not the client", async () => {
+        const records = [
+          tokens('user:bob', 'linear', 'https://b.example'),
+          tokens('user:alice', 'linear', 'https://a.example'),
+          tokens('user:alice', 'github', 'https://a.example'),
+          tokens('user:bob', 'github', 'https://a.example'),
+        ];
+        for (const r of records) await store.credentials.put(r);
+        const client = { ...tokens('', 'github', 'https://a.example', 'client'), kind: 'client' as const };
+        await store.credentials.put(client);
+        const keys = (list: { principal: string; upstream: string; issuer: string }[]) =>
+          list.map((r) => `${r.upstream} ${r.issuer} ${r.principal}`);
+        expect(keys(await store.credentials.list('tokens', undefined, T0))).toEqual([
+          'github https://a.example user:alice',
+          'github https://a.example user:bob',
+          'linear https://a.example user:alice',
+          'linear https://b.example user:bob',
+        ]);
+        expect(keys(await store.credentials.list('tokens', 'user:alice', T0))).toEqual([
+          'github https://a.example user:alice',
+          'linear https://a.example user:alice',
+        ]);
+        expect(await store.credentials.deleteConnection('user:bob', 'github')).toBe(1);
+        expect(await store.credentials.deleteConnection('', 'github')).toBe(0);
+        expect(await store.credentials.get(client, T0)).toEqual(client);
+        expect(keys(await store.credentials.list('tokens', 'user:bob', T0))).toEqual([
+          'linear https://b.example user:bob',
+        ]);
+        expect(await store.credentials.delete(records[0]!)).toBe(true);
+        expect(await store.credentials.delete(records[0]!)).toBe(false);
+      });
+
+      it('refuses a key no caller should make, and an unsealed value', async () => {
+        await expect(store.credentials.put({ ...tokens('p', 'u', 'i'), sealed: '' })).rejects.toThrow(TypeError);
+        await expect(store.credentials.put({ ...tokens('p', 'u', 'i'), kind: 'other' as 'tokens' })).rejects.toThrow(
+          TypeError,
+        );
+        await expect(store.credentials.get({ ...tokens('p', '', 'i') }, T0)).rejects.toThrow(TypeError);
+        await expect(store.credentials.get({ ...tokens('p', 'u', 'x'.repeat(3000)) }, T0)).rejects.toThrow(TypeError);
+      });
+    });
+
     describe('close', () => {
       it('can be called twice', async () => {
         await store.close();

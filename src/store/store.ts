@@ -258,6 +258,49 @@ export interface ConversationStore {
   item(id: string, itemId: string): Promise<ConversationItem | undefined>;
 }
 
+/**
+ * What a stored credential is: a principal's tokens for an upstream server, an OAuth client registration mcplex
+ * holds at an authorization server (shared by every principal), or a sign-in in progress (its state, used once).
+ */
+export const CREDENTIAL_KINDS = ['tokens', 'client', 'flow'] as const;
+export type CredentialKind = (typeof CREDENTIAL_KINDS)[number];
+
+export interface CredentialKey {
+  kind: CredentialKind;
+  /** The principal id it belongs to; '' for what all principals share (a client registration). */
+  principal: string;
+  /** The upstream server's key in the configuration. */
+  upstream: string;
+  /** The authorization server's issuer; for a sign-in in progress, its state's id. */
+  issuer: string;
+}
+
+export interface CredentialRecord extends CredentialKey {
+  /** The value sealed by the vault (AES-GCM, bound to this key): the store never holds a secret in the clear. */
+  sealed: string;
+  /** Milliseconds since the epoch. */
+  updatedAt: number;
+  /** When it stops being usable (a sign-in's deadline); undefined: kept until deleted. */
+  expiresAt: number | undefined;
+}
+
+export interface CredentialStore {
+  /** Writes the record, replacing the one with the same key. */
+  put(record: CredentialRecord): Promise<void>;
+  /** The record with this key, unless it has expired by `now`. */
+  get(key: CredentialKey, now: number): Promise<CredentialRecord | undefined>;
+  /** Reads and deletes the record in one step, so that only one caller gets it (a sign-in's state is used once). */
+  take(key: CredentialKey, now: number): Promise<CredentialRecord | undefined>;
+  /** False when there was none. */
+  delete(key: CredentialKey): Promise<boolean>;
+  /** The unexpired records of a kind, of one principal when given, ordered by upstream, then issuer. */
+  list(kind: CredentialKind, principal: string | undefined, now: number): Promise<CredentialRecord[]>;
+  /** Deletes every credential of the principal for the upstream (a connection revoked); how many there were. */
+  deleteConnection(principal: string, upstream: string): Promise<number>;
+  /** Deletes what expired by `now`; how many. */
+  prune(now: number): Promise<number>;
+}
+
 /** Whether a store on a server can be reached (embedded stores have no such state). */
 export interface StoreHealth {
   readonly state: 'ready' | 'unavailable';
@@ -278,6 +321,8 @@ export interface Store {
   readonly conversations: ConversationStore;
   /** The bounded log of recent requests. */
   readonly requests: RequestLogStore;
+  /** Sealed OAuth credentials for upstream servers, per principal. */
+  readonly credentials: CredentialStore;
   /**
    * Counting leases (requests in progress) kept in the store, so that every process on it shares them when no
    * Redis is configured: slower than Redis, and correct across processes.

@@ -12,6 +12,12 @@ import {
   prepareMessages,
 } from '../conversation-rules.js';
 import { checkKeep, checkRequestPage, matchesRequest } from '../request-log-rules.js';
+import {
+  checkCredentialKey,
+  checkCredentialRecord,
+  compareCredentials,
+  credentialExpired,
+} from '../credential-rules.js';
 import { gcraBatchKeys, gcraTakeAll, limitStoreOf, type GcraState, type GcraWrite } from '../gcra.js';
 import {
   StoreError,
@@ -21,6 +27,9 @@ import {
   type ConversationItem,
   type ConversationRecord,
   type ConversationStore,
+  type CredentialKey,
+  type CredentialRecord,
+  type CredentialStore,
   type KeyStore,
   type LimitStore,
   type LoggedRequest,
@@ -58,6 +67,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
   const limits = createLimitStore();
   const conversations = createConversationStore();
   const requests = createRequestLogStore();
+  const credentials = createCredentialStore();
   const leases = createLocalCoordination(options.now ? { now: options.now } : {});
   return {
     kind: 'memory',
@@ -69,6 +79,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
     limits: limits.store,
     conversations: conversations.store,
     requests: requests.store,
+    credentials: credentials.store,
     async close() {
       keys.clear();
       usage.clear();
@@ -76,6 +87,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): Store {
       limits.clear();
       conversations.clear();
       requests.clear();
+      credentials.clear();
       await leases.close();
     },
   };
@@ -232,6 +244,67 @@ function createRequestLogStore(): Part<RequestLogStore> {
     clear() {
       entries.length = 0;
       lastId = 0;
+    },
+  };
+}
+
+function createCredentialStore(): Part<CredentialStore> {
+  const records = new Map<string, CredentialRecord>();
+  const id = (key: CredentialKey) => JSON.stringify([key.kind, key.principal, key.upstream, key.issuer]);
+  const live = (key: CredentialKey, now: number) => {
+    checkCredentialKey(key);
+    const found = records.get(id(key));
+    return found && !credentialExpired(found, now) ? found : undefined;
+  };
+  return {
+    store: {
+      async put(record) {
+        checkCredentialRecord(record);
+        records.set(id(record), { ...record });
+      },
+      async get(key, now) {
+        const found = live(key, now);
+        return found && { ...found };
+      },
+      async take(key, now) {
+        const found = live(key, now);
+        if (found) records.delete(id(key));
+        return found;
+      },
+      async delete(key) {
+        checkCredentialKey(key);
+        return records.delete(id(key));
+      },
+      async list(kind, principal, now) {
+        return [...records.values()]
+          .filter((r) => r.kind === kind && (principal === undefined || r.principal === principal))
+          .filter((r) => !credentialExpired(r, now))
+          .sort(compareCredentials)
+          .map((r) => ({ ...r }));
+      },
+      async deleteConnection(principal, upstream) {
+        let deleted = 0;
+        for (const [key, r] of records) {
+          if (r.principal === principal && r.upstream === upstream && r.kind !== 'client') {
+            records.delete(key);
+            deleted += 1;
+          }
+        }
+        return deleted;
+      },
+      async prune(now) {
+        let deleted = 0;
+        for (const [key, r] of records) {
+          if (credentialExpired(r, now)) {
+            records.delete(key);
+            deleted += 1;
+          }
+        }
+        return deleted;
+      },
+    },
+    clear() {
+      records.clear();
     },
   };
 }

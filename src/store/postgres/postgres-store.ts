@@ -11,6 +11,7 @@ import {
   prepareMessages,
 } from '../conversation-rules.js';
 import { checkKeep, checkRequestPage } from '../request-log-rules.js';
+import { checkCredentialKey, checkCredentialRecord } from '../credential-rules.js';
 import { checkGcraBatch, gcraBatchKeys, gcraTakeAll, limitStoreOf, type GcraState } from '../gcra.js';
 import {
   StoreError,
@@ -18,6 +19,8 @@ import {
   type ConversationItem,
   type ConversationRecord,
   type ConversationStore,
+  type CredentialKey,
+  type CredentialStore,
   type KeyStore,
   type LimitStore,
   type RequestLogStore,
@@ -28,6 +31,10 @@ import {
 } from '../store.js';
 import {
   CONVERSATION_COLUMNS,
+  CREDENTIAL_COLUMNS,
+  credentialValues,
+  toCredential,
+  type CredentialRow,
   ITEM_COLUMNS,
   KEY_COLUMNS,
   messageOf,
@@ -198,6 +205,7 @@ function createPostgresStore(raw: pg.Pool, schemaVersion: number, where: string,
     limits: createLimitStore(pool),
     conversations: createConversationStore(pool),
     requests: createRequestLogStore(pool),
+    credentials: createCredentialStore(pool),
     health: () => availability.health(),
     close() {
       closed ??= raw.end();
@@ -356,6 +364,71 @@ function positional(): {
       return `$${positions.get(name)}`;
     },
     values: (params) => [...positions.keys()].map((name) => params[name]),
+  };
+}
+
+function createCredentialStore(pool: Db): CredentialStore {
+  const KEY = 'kind = $1 AND principal = $2 AND upstream = $3 AND issuer = $4';
+  const keyOf = (key: CredentialKey) => [key.kind, key.principal, key.upstream, key.issuer];
+  const listed = `SELECT ${CREDENTIAL_COLUMNS} FROM upstream_credentials`;
+  return {
+    async put(record) {
+      checkCredentialRecord(record);
+      await pool.query(
+        `INSERT INTO upstream_credentials (${CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (kind, principal, upstream, issuer)
+         DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
+        credentialValues(record),
+      );
+    },
+    async get(key, now) {
+      checkCredentialKey(key);
+      const { rows } = await pool.query<CredentialRow>(
+        `${listed} WHERE ${KEY} AND (expires_at IS NULL OR expires_at > $5)`,
+        [...keyOf(key), Math.floor(now)],
+      );
+      return rows[0] && toCredential(rows[0]);
+    },
+    async take(key, now) {
+      checkCredentialKey(key);
+      // One statement: of two replicas taking the same state at once, one gets the row and the other nothing.
+      const { rows } = await pool.query<CredentialRow>(
+        `DELETE FROM upstream_credentials WHERE ${KEY} AND (expires_at IS NULL OR expires_at > $5)
+         RETURNING ${CREDENTIAL_COLUMNS}`,
+        [...keyOf(key), Math.floor(now)],
+      );
+      return rows[0] && toCredential(rows[0]);
+    },
+    async delete(key) {
+      checkCredentialKey(key);
+      return ((await pool.query(`DELETE FROM upstream_credentials WHERE ${KEY}`, keyOf(key))).rowCount ?? 0) > 0;
+    },
+    async list(kind, principal, now) {
+      const { rows } =
+        principal === undefined
+          ? await pool.query<CredentialRow>(
+              `${listed} WHERE kind = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY upstream COLLATE "C", issuer COLLATE "C", principal COLLATE "C"`,
+              [kind, Math.floor(now)],
+            )
+          : await pool.query<CredentialRow>(
+              `${listed} WHERE kind = $1 AND principal = $2 AND (expires_at IS NULL OR expires_at > $3)
+               ORDER BY upstream COLLATE "C", issuer COLLATE "C", principal COLLATE "C"`,
+              [kind, principal, Math.floor(now)],
+            );
+      return rows.map(toCredential);
+    },
+    async deleteConnection(principal, upstream) {
+      const result = await pool.query(
+        `DELETE FROM upstream_credentials WHERE principal = $1 AND upstream = $2 AND kind <> 'client'`,
+        [principal, upstream],
+      );
+      return result.rowCount ?? 0;
+    },
+    async prune(now) {
+      return (
+        (await pool.query('DELETE FROM upstream_credentials WHERE expires_at <= $1', [Math.floor(now)])).rowCount ?? 0
+      );
+    },
   };
 }
 

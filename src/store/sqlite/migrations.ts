@@ -143,4 +143,23 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    description: 'upstream credentials: sealed OAuth tokens, client registrations and sign-ins in progress',
+    sql: `
+      -- sealed is AES-GCM ciphertext bound to the row's key (the vault's work): nothing here is a secret in the
+      -- clear. expires_at (epoch ms) is set for a sign-in's state; NULL keeps the row until it is deleted.
+      CREATE TABLE upstream_credentials (
+        kind       TEXT NOT NULL,
+        principal  TEXT NOT NULL,
+        upstream   TEXT NOT NULL,
+        issuer     TEXT NOT NULL,
+        sealed     TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        PRIMARY KEY (kind, principal, upstream, issuer)
+      );
+      CREATE INDEX upstream_credentials_connection ON upstream_credentials (principal, upstream);
+    `,
+  },
 ];

@@ -374,6 +374,7 @@ describe('sqlite store: schema', () => {
       'limits',
       'request_log',
       'schema_version',
+      'upstream_credentials',
       'usage',
       'usage_hourly',
     ]);

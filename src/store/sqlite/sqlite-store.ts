@@ -11,6 +11,7 @@ import {
   prepareMessages,
 } from '../conversation-rules.js';
 import { checkKeep, checkRequestPage } from '../request-log-rules.js';
+import { checkCredentialKey, checkCredentialRecord } from '../credential-rules.js';
 import { checkGcraBatch, gcraBatchKeys, gcraTakeAll, limitStoreOf, type GcraState } from '../gcra.js';
 import {
   StoreError,
@@ -19,6 +20,8 @@ import {
   type ConversationRecord,
   type ConversationRole,
   type ConversationStore,
+  type CredentialKey,
+  type CredentialStore,
   type KeyStore,
   type LimitBatch,
   type LimitStore,
@@ -31,6 +34,10 @@ import {
 } from '../store.js';
 import {
   CONVERSATION_COLUMNS,
+  CREDENTIAL_COLUMNS,
+  credentialValues,
+  toCredential,
+  type CredentialRow,
   ITEM_COLUMNS,
   KEY_COLUMNS,
   messageOf,
@@ -107,6 +114,7 @@ function createSqliteStore(db: Database.Database, schemaVersion: number, now?: (
   const limits = createLimitStore(db);
   const conversations = createConversationStore(db);
   const requests = createRequestLogStore(db);
+  const credentials = createCredentialStore(db);
   return {
     kind: 'sqlite',
     schemaVersion,
@@ -117,6 +125,7 @@ function createSqliteStore(db: Database.Database, schemaVersion: number, now?: (
     limits,
     conversations,
     requests,
+    credentials,
     async close() {
       if (db.open) db.close();
     },
@@ -247,6 +256,67 @@ function createRequestLogStore(db: Database.Database): RequestLogStore {
         statements.set(sql, statement);
       }
       return statement.all(params).map(toLoggedRequest);
+    },
+  };
+}
+
+function createCredentialStore(db: Database.Database): CredentialStore {
+  const KEY = 'kind = ? AND principal = ? AND upstream = ? AND issuer = ?';
+  const LIVE = '(expires_at IS NULL OR expires_at > ?)';
+  type Key = [string, string, string, string];
+  const keyOf = (key: CredentialKey): Key => [key.kind, key.principal, key.upstream, key.issuer];
+  const upsert = db.prepare<(string | number | null)[]>(
+    `INSERT INTO upstream_credentials (${CREDENTIAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (kind, principal, upstream, issuer)
+     DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
+  );
+  const select = db.prepare<[...Key, number], CredentialRow>(
+    `SELECT ${CREDENTIAL_COLUMNS} FROM upstream_credentials WHERE ${KEY} AND ${LIVE}`,
+  );
+  const take = db.prepare<[...Key, number], CredentialRow>(
+    `DELETE FROM upstream_credentials WHERE ${KEY} AND ${LIVE} RETURNING ${CREDENTIAL_COLUMNS}`,
+  );
+  const remove = db.prepare<Key>(`DELETE FROM upstream_credentials WHERE ${KEY}`);
+  const listAll = db.prepare<[string, number], CredentialRow>(
+    `SELECT ${CREDENTIAL_COLUMNS} FROM upstream_credentials WHERE kind = ? AND ${LIVE}
+     ORDER BY upstream, issuer, principal`,
+  );
+  const listOne = db.prepare<[string, string, number], CredentialRow>(
+    `SELECT ${CREDENTIAL_COLUMNS} FROM upstream_credentials WHERE kind = ? AND principal = ? AND ${LIVE}
+     ORDER BY upstream, issuer, principal`,
+  );
+  const removeConnection = db.prepare<[string, string]>(
+    `DELETE FROM upstream_credentials WHERE principal = ? AND upstream = ? AND kind <> 'client'`,
+  );
+  const prune = db.prepare<[number]>('DELETE FROM upstream_credentials WHERE expires_at <= ?');
+  return {
+    async put(record) {
+      checkCredentialRecord(record);
+      upsert.run(...credentialValues(record));
+    },
+    async get(key, now) {
+      checkCredentialKey(key);
+      const row = select.get(...keyOf(key), now);
+      return row && toCredential(row);
+    },
+    async take(key, now) {
+      checkCredentialKey(key);
+      const row = take.get(...keyOf(key), now);
+      return row && toCredential(row);
+    },
+    async delete(key) {
+      checkCredentialKey(key);
+      return remove.run(...keyOf(key)).changes > 0;
+    },
+    async list(kind, principal, now) {
+      const rows = principal === undefined ? listAll.all(kind, now) : listOne.all(kind, principal, now);
+      return rows.map(toCredential);
+    },
+    async deleteConnection(principal, upstream) {
+      return removeConnection.run(principal, upstream).changes;
+    },
+    async prune(now) {
+      return prune.run(now).changes;
     },
   };
 }
