@@ -13,7 +13,10 @@ export function checkCredentialKey(key: CredentialKey): void {
       throw new TypeError('a credential key part must be a string of at most 2048 characters');
     }
   }
-  if (key.upstream === '' || key.issuer === '') throw new TypeError('a credential needs an upstream and an issuer');
+  // A sign-in in progress is found by its state alone (principal and upstream are inside its sealed value).
+  if ((key.upstream === '' && key.kind !== 'flow') || key.issuer === '') {
+    throw new TypeError('a credential needs an upstream and an issuer');
+  }
 }
 
 export function checkCredentialRecord(record: CredentialRecord): void {
