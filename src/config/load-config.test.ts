@@ -307,6 +307,58 @@ describe('parseConfig', () => {
     );
   });
 
+  it('takes per-principal OAuth for remote servers, with a sealing key and a public URL, and refuses what breaks it', () => {
+    const key = Buffer.alloc(32, 7).toString('base64');
+    const config = parseConfig(
+      {
+        auth: { upstreamOAuth: { credentialKey: '${KEY}', publicUrl: 'https://mcplex.example.com' } },
+        mcpServers: { gh: { url: 'https://mcp.example.com/mcp', auth: { type: 'oauth', scopes: ['repo'] } } },
+      },
+      { KEY: key },
+      'mcplex.json',
+    );
+    expect(config.auth.upstreamOAuth).toMatchObject({ credentialKey: key, timeoutMs: 10_000, signInTtlMs: 600_000 });
+    expect(config.mcpServers.gh).toMatchObject({ auth: { type: 'oauth', scopes: ['repo'] } });
+    const error = catchConfigError(() =>
+      parseConfig(
+        {
+          auth: { upstreamOAuth: { credentialKey: 'changeme', publicUrl: 'http://mcplex.example.com' } },
+          mcpServers: {
+            sse: { type: 'sse', url: 'https://a.example.com/sse', auth: { type: 'oauth' } },
+            header: {
+              url: 'https://b.example.com/mcp',
+              headers: { Authorization: 'Bearer x' },
+              auth: { type: 'oauth' },
+            },
+            secret: { url: 'https://c.example.com/mcp', auth: { type: 'oauth', clientSecret: 's' } },
+            local: { command: 'x', auth: { type: 'oauth' } },
+          },
+        },
+        {},
+        'mcplex.json',
+      ),
+    );
+    expect(error.problems.map((p) => p.path)).toEqual(
+      expect.arrayContaining([
+        'auth.upstreamOAuth.credentialKey',
+        'auth.upstreamOAuth.publicUrl',
+        'mcpServers.sse.auth',
+        'mcpServers.header.headers',
+        'mcpServers.secret.auth.clientSecret',
+        'mcpServers.local.auth',
+      ]),
+    );
+    expect(JSON.stringify(error.problems)).not.toContain('changeme');
+    const missing = catchConfigError(() =>
+      parseConfig(
+        { mcpServers: { gh: { url: 'https://mcp.example.com/mcp', auth: { type: 'oauth' } } } },
+        {},
+        'x.json',
+      ),
+    );
+    expect(missing.problems.map((p) => p.path)).toEqual(['mcpServers.gh.auth']);
+  });
+
   it('suggests the right key for a misspelt server key', () => {
     const error = catchConfigError(() => parseConfig({ mcpServers: { fs: { comand: 'npx' } } }, {}));
     expect(error.problems).toContainEqual({

@@ -17,6 +17,9 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
 const whenObject = { when: (payload: { value: unknown }) => isRecord(payload.value) };
 
 /** An OAuth issuer's URLs: HTTPS, or HTTP on a loopback host (development). */
+/** A 32-byte key as 64 hex digits or as base64 / base64url (vault.ts reads it). */
+const VAULT_KEY = /^(?:[0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/;
+
 export function httpsOrLoopback(value: string): boolean {
   let url: URL;
   try {
@@ -59,6 +62,23 @@ const serverInputSchema = z
     // remote
     url: z.url({ protocol: /^https?$/, error: 'must be a valid http:// or https:// URL' }).optional(),
     headers: stringMap.optional(),
+    /**
+     * Each principal signs in to this server with OAuth and its calls carry its own token (auth.upstreamOAuth
+     * holds the sealing key and mcplex's public URL). A client registered in advance, or a client ID metadata
+     * document, or (neither) dynamic registration.
+     */
+    auth: z
+      .strictObject({
+        type: z.literal('oauth'),
+        clientId: z.string().min(1).optional(),
+        clientSecret: z.string().min(1).optional(),
+        clientMetadataUrl: z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).optional(),
+        scopes: z
+          .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope token'))
+          .max(64)
+          .optional(),
+      })
+      .optional(),
     // mcplex extras
     // "" exposes the server's names and resource URIs as they are (at most one server can have it).
     prefix: z
@@ -128,11 +148,26 @@ const serverInputSchema = z
     if (hasUrl && type === 'stdio') {
       ctx.addIssue({ code: 'custom', path: ['type'], message: 'type "stdio" needs "command", not "url"' });
     }
-    const misplaced = hasCommand ? (['headers'] as const) : (['args', 'env', 'cwd'] as const);
+    const misplaced = hasCommand ? (['headers', 'auth'] as const) : (['args', 'env', 'cwd'] as const);
     for (const key of misplaced) {
       if (has(key)) {
         const kind = hasCommand ? 'remote ("url")' : 'stdio ("command")';
         ctx.addIssue({ code: 'custom', path: [key], message: `"${key}" only applies to ${kind} servers` });
+      }
+    }
+    if (server.auth !== undefined && hasUrl) {
+      if (type === 'sse') {
+        ctx.addIssue({ code: 'custom', path: ['auth'], message: 'OAuth sign-in needs a Streamable HTTP server' });
+      }
+      if (Object.keys(server.headers ?? {}).some((h) => h.toLowerCase() === 'authorization')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['headers'],
+          message: 'an Authorization header and auth.type "oauth" exclude each other: each principal signs in',
+        });
+      }
+      if (server.auth.clientSecret !== undefined && server.auth.clientId === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['auth', 'clientSecret'], message: 'clientSecret needs clientId' });
       }
     }
   }, whenObject);
@@ -170,10 +205,20 @@ export interface StdioServerConfig extends CommonServerConfig {
   cwd?: string;
 }
 
+export interface UpstreamOAuthConfig {
+  type: 'oauth';
+  clientId?: string | undefined;
+  clientSecret?: string | undefined;
+  clientMetadataUrl?: string | undefined;
+  scopes?: string[] | undefined;
+}
+
 export interface RemoteServerConfig extends CommonServerConfig {
   transport: 'streamable-http' | 'sse';
   url: string;
   headers: Record<string, string>;
+  /** Each principal signs in to this server (OAuth) and calls it with its own token. */
+  auth?: UpstreamOAuthConfig;
 }
 
 export type ServerConfig = StdioServerConfig | RemoteServerConfig;
@@ -205,6 +250,7 @@ function toServerConfig(key: string, input: ServerInput): ServerConfig {
     transport: input.type === 'sse' ? 'sse' : 'streamable-http',
     url: input.url,
     headers: input.headers ?? {},
+    ...(input.auth ? { auth: input.auth } : {}),
     ...common,
   };
 }
@@ -454,9 +500,49 @@ export const configSchema = z
             clockToleranceSec: z.number().int().min(0).max(300).default(30),
           })
           .optional(),
+        /** What servers with `auth.type: "oauth"` need: each principal signs in to them, through mcplex. */
+        upstreamOAuth: z
+          .strictObject({
+            /** Seals the tokens in the store: 32 random bytes as base64 or hex (`${VAR}`); there is no default. */
+            credentialKey: z.string().min(1),
+            /** Earlier keys, to open what they sealed while new tokens are sealed under credentialKey. */
+            previousCredentialKeys: z.array(z.string().min(1)).max(8).default([]),
+            /** mcplex's base URL as browsers reach it: the consent page and `/oauth/callback` are under it. */
+            publicUrl: z.url({ protocol: /^https?$/ }).refine((u) => !/[?#]/.test(u), 'no query or fragment'),
+            /** Hosts an upstream's metadata may name at private or loopback addresses (internal servers). */
+            allowPrivateHosts: z.array(z.string().min(1)).default([]),
+            /** Hosts an upstream's metadata may name over plain http (development authorization servers). */
+            insecureHosts: z.array(z.string().min(1)).default([]),
+            /** Each discovery, registration and token request, at most. */
+            timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+            /** How long a sign-in may take, from the link to the callback. */
+            signInTtlMs: z.number().int().min(10_000).max(3_600_000).default(600_000),
+          })
+          .optional(),
       })
       .prefault({})
       .superRefine((auth, ctx) => {
+        if (auth.upstreamOAuth) {
+          for (const [i, text] of [
+            auth.upstreamOAuth.credentialKey,
+            ...auth.upstreamOAuth.previousCredentialKeys,
+          ].entries()) {
+            if (!VAULT_KEY.test(text.trim())) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['upstreamOAuth', ...(i === 0 ? ['credentialKey'] : ['previousCredentialKeys', i - 1])],
+                message: 'must be 32 random bytes as base64 or 64 hex digits (openssl rand -base64 32)',
+              });
+            }
+          }
+          if (!httpsOrLoopback(auth.upstreamOAuth.publicUrl)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['upstreamOAuth', 'publicUrl'],
+              message: 'must be https (http only on a loopback host)',
+            });
+          }
+        }
         if (!auth.oauth) return;
         if (auth.mode !== 'keys') {
           ctx.addIssue({ code: 'custom', path: ['mode'], message: 'auth.oauth needs mode "keys"' });
@@ -539,6 +625,15 @@ export const configSchema = z
       .optional(),
   })
   .superRefine((config, ctx) => {
+    for (const [key, server] of Object.entries(config.mcpServers)) {
+      if ('auth' in server && server.auth !== undefined && config.auth.upstreamOAuth === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['mcpServers', key, 'auth'],
+          message: "needs auth.upstreamOAuth (the key that seals tokens, and mcplex's public URL)",
+        });
+      }
+    }
     for (const server of Object.keys(config.auth.oauth?.serverScopes ?? {})) {
       if (!(server in config.mcpServers)) {
         ctx.addIssue({
