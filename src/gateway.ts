@@ -11,6 +11,7 @@ import { createAggregateServer } from './mcp/downstream/aggregate-server.js';
 import type { SessionSubscriptions } from './mcp/downstream/aggregate-server.js';
 import { Upstream } from './mcp/upstream/upstream.js';
 import type { UpstreamStatus } from './mcp/upstream/upstream.js';
+import type { PrincipalAuth } from './mcp/upstream/principal-clients.js';
 import { VERSION } from './version.js';
 import type { Principal } from './policy/auth/keys.js';
 import { ANONYMOUS } from './policy/auth/keys.js';
@@ -47,22 +48,25 @@ export interface GatewayOptions {
   pubsub?: PubSub;
   /** The limits and the accounting of calls that reach an upstream. */
   calls?: McpCallGuard;
+  /** For a server that signs each principal in (`auth.type: "oauth"`): each principal's own token. */
+  principalAuth?: (serverKey: string) => PrincipalAuth | undefined;
 }
 
 export function createGateway(config: Config, logger: Logger, options: GatewayOptions = {}): Gateway {
   // Upstreams report changes to the catalog, which is built from the upstreams: the holder breaks the cycle.
   const holder: { catalog?: Catalog; subscriptions?: Subscriptions } = {};
-  const upstreams = Object.entries(config.mcpServers).map(
-    ([key, serverConfig]) =>
-      new Upstream(key, serverConfig, {
-        logger,
-        clientInfo: { name: 'mcplex', version: VERSION },
-        onChange: (_upstream, announced) => holder.catalog?.rebuild(announced),
-        onResourceUpdated: (upstream, uri) => holder.subscriptions?.updated(upstream, uri),
-        ...(options.sample ? { sample: (upstream, params) => options.sample!(upstream.key, params) } : {}),
-        ...(options.samples ? { samples: (upstream) => options.samples!(upstream.key) } : {}),
-      }),
-  );
+  const upstreams = Object.entries(config.mcpServers).map(([key, serverConfig]) => {
+    const principalAuth = options.principalAuth?.(key);
+    return new Upstream(key, serverConfig, {
+      logger,
+      clientInfo: { name: 'mcplex', version: VERSION },
+      onChange: (_upstream, announced) => holder.catalog?.rebuild(announced),
+      onResourceUpdated: (upstream, uri) => holder.subscriptions?.updated(upstream, uri),
+      ...(options.sample ? { sample: (upstream, params) => options.sample!(upstream.key, params) } : {}),
+      ...(options.samples ? { samples: (upstream) => options.samples!(upstream.key) } : {}),
+      ...(principalAuth ? { principalAuth } : {}),
+    });
+  });
   const merged = new Catalog(upstreams);
   const { key, previousKey, ttlMs } = config.server.requestState;
   const rounds = createInputRounds({

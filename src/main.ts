@@ -10,6 +10,11 @@ import type { Config } from './config/schema.js';
 import type { Logger } from './log/logger.js';
 import { McplexError, errorMessage } from './errors.js';
 import { openStore } from './store/open-store.js';
+import { createUpstreamOAuth } from './policy/upstream-oauth/upstream-oauth.js';
+import type { UpstreamOAuth } from './policy/upstream-oauth/upstream-oauth.js';
+import { createVault, parseVaultKey } from './policy/upstream-oauth/vault.js';
+import { principalAuthFor } from './policy/upstream-oauth/principal-auth.js';
+import { createSignInPages } from './http/sign-in-pages.js';
 import { redactUrl } from './store/redact-url.js';
 import type { CacheStore, LimitStore, Store } from './store/store.js';
 import type { Coordination, Leases } from './store/coordination.js';
@@ -235,7 +240,46 @@ interface Core {
   calls: McpCallGuard;
   /** The bounded log of recent requests in the store, for the console. */
   requestLog: RequestLog;
+  /** Each principal's sign-in to upstreams with `auth.type: "oauth"`, when there are any. */
+  upstreamOAuth: UpstreamOAuth | undefined;
   close(): Promise<void>;
+}
+
+/** mcplex's OAuth client towards the upstreams that sign each principal in, when the configuration has any. */
+function upstreamOAuthFor(config: Config, store: Store): UpstreamOAuth | undefined {
+  const settings = config.auth.upstreamOAuth;
+  const upstreams = Object.entries(config.mcpServers).flatMap(([name, server]) =>
+    server.transport === 'streamable-http' && server.auth
+      ? [
+          {
+            name,
+            url: server.url,
+            clientId: server.auth.clientId,
+            clientSecret: server.auth.clientSecret,
+            clientMetadataUrl: server.auth.clientMetadataUrl,
+            scopes: server.auth.scopes,
+          },
+        ]
+      : [],
+  );
+  if (!settings || upstreams.length === 0) return undefined;
+  const name = 'auth.upstreamOAuth.credentialKey';
+  const vault = createVault(
+    parseVaultKey(settings.credentialKey, name),
+    settings.previousCredentialKeys.map((key) => parseVaultKey(key, 'auth.upstreamOAuth.previousCredentialKeys')),
+  );
+  return createUpstreamOAuth(upstreams, {
+    store: store.credentials,
+    vault,
+    callbackUrl: `${settings.publicUrl.replace(/\/+$/, '')}/oauth/callback`,
+    fetchPolicy: {
+      allowPrivate: settings.allowPrivateHosts.map((h) => h.toLowerCase()),
+      insecureHosts: settings.insecureHosts.map((h) => h.toLowerCase()),
+      timeoutMs: settings.timeoutMs,
+      maxBytes: 1 << 20,
+    },
+    flowTtlMs: settings.signInTtlMs,
+  });
 }
 
 async function composeCore(config: Config, logger: Logger, metrics: Metrics): Promise<Core> {
@@ -276,8 +320,20 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     servers: Object.fromEntries(Object.entries(config.mcpServers).map(([key, server]) => [key, server.limits])),
     observe: observeMcpCalls(metrics, requestLog),
   });
+  const upstreamOAuth = upstreamOAuthFor(config, store);
+  const publicUrl = config.auth.upstreamOAuth?.publicUrl;
   const gateway = createGateway(config, logger, {
     calls,
+    ...(upstreamOAuth && publicUrl
+      ? {
+          principalAuth: (key: string) => {
+            const server = config.mcpServers[key];
+            return server?.transport === 'streamable-http' && server.auth
+              ? principalAuthFor(upstreamOAuth, key, publicUrl)
+              : undefined;
+          },
+        }
+      : {}),
     sample: (key, params) => bridge.answer(key, params),
     samples: (key) => identities.policies.get(key)?.mode === 'gateway',
     replica,
@@ -292,6 +348,7 @@ async function composeCore(config: Config, logger: Logger, metrics: Metrics): Pr
     llm,
     calls,
     requestLog,
+    upstreamOAuth,
     async close() {
       await Promise.all([gateway.close(), llm.close()]);
       await Promise.all([policy.close(), requestLog.close()]);
@@ -426,11 +483,25 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     calls: core.calls,
     scopes: requirements,
   });
+  const upstreamOAuth = core.upstreamOAuth;
+  const signIn =
+    upstreamOAuth && config.auth.upstreamOAuth
+      ? createSignInPages({
+          oauth: upstreamOAuth,
+          publicUrl: config.auth.upstreamOAuth.publicUrl,
+          logger,
+          onSignedIn: (upstream, principal) => {
+            logger.info({ server: upstream, principal }, `${upstream}: ${principal} signed in`);
+            gateway.upstreams.find((u) => u.key === upstream)?.signedIn(principal);
+          },
+        })
+      : undefined;
   const http = createHttpServer({
     ...config.server,
     logger,
     mcp,
     replica,
+    ...(signIn ? { signIn } : {}),
     cluster: async () => ({ object: 'list', replica, data: await heartbeat.replicas() }),
     servers: {
       list: () => gateway.status().servers,

@@ -11,6 +11,7 @@ import {
   validateOriginHeader,
 } from '@modelcontextprotocol/server';
 import type { Logger } from '../log/logger.js';
+import type { SignInPages } from './sign-in-pages.js';
 import { McplexError, errorMessage } from '../errors.js';
 import { StoreError } from '../store/store.js';
 import type { McpHttpEndpoint } from '../mcp/downstream/http-endpoint.js';
@@ -73,6 +74,8 @@ export interface HttpServerOptions {
   usageSeries?: AdminOptions['usageSeries'];
   /** The web console under /ui/ (on unless false). */
   console?: boolean;
+  /** The sign-in pages of upstreams that sign each principal in (under /oauth/). */
+  signIn?: SignInPages;
   /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
   readiness: () => Promise<{ ready: boolean; body: unknown }>;
   /** With API keys, a token besides an admin key for /metrics and the details of /readyz. */
@@ -278,6 +281,12 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     if (path.startsWith('/admin/') && admin) {
       if (!guarded(req, res, true, 'openai')) return;
       return handleAdmin(req, res, path, admin);
+    }
+    // Pages for a person's browser, reached from links mcplex gave its clients: the Host is checked; the consent
+    // form checks its own origin and CSRF token.
+    if (path.startsWith('/oauth/') && options.signIn) {
+      if (!guarded(req, res, false, 'plain')) return;
+      if (await options.signIn.handle(req, res, path)) return;
     }
     if (
       (path === '/ui' || path.startsWith('/ui/')) &&

@@ -86,7 +86,7 @@ export function everythingStdio(tap?: string) {
 }
 
 /** A free TCP port on loopback (free when this returns; the caller binds it right away). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -3,10 +3,9 @@
 // registration and its development login and consent pages, which signIn() walks like a browser would.
 import { once } from 'node:events';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createServer } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider from 'oidc-provider';
+import { freePort } from './harness.js';
 
 export interface AuthorizationServer {
   issuer: string;
@@ -22,15 +21,6 @@ export interface AuthorizationServerOptions {
   /** Clients registered in advance (else only dynamic registration). */
   clients?: { client_id: string; redirect_uris: string[] }[];
   scopes?: string[];
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }
 
 export async function startAuthorizationServer(options: AuthorizationServerOptions = {}): Promise<AuthorizationServer> {

@@ -113,7 +113,10 @@ export class Catalog {
    * same (a server may know of changes its listing does not show, such as new content behind the same names).
    */
   rebuild(announced: Partial<ListChanges> = {}): void {
-    const ready = [...this.upstreams.values()].filter((u) => u.isReady).sort((a, b) => compare(a.key, b.key));
+    // A server that waits for its first principal to sign in offers the tool that starts the sign-in.
+    const ready = [...this.upstreams.values()]
+      .filter((u) => u.isReady || u.awaitsSignIn)
+      .sort((a, b) => compare(a.key, b.key));
 
     const toolRequests: { request: NameRequest; tool: Tool; upstream: Upstream }[] = [];
     const promptRequests: { request: NameRequest; prompt: Prompt; upstream: Upstream }[] = [];

@@ -329,7 +329,7 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
       // scope must hold on every round.
       assertToolInScope(catalog, scope, request.params.name);
       return forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
-        callRoutedTool(catalog, request.params, options, ctx.http?.req?.headers, scope, admit),
+        callRoutedTool(catalog, request.params, { ...options, principal }, ctx.http?.req?.headers, scope, admit),
       );
     }, ctx),
   );

@@ -234,7 +234,7 @@ export async function serveFastToolCall(
       },
     };
     const scope = scopeCheck(principal.scopes);
-    const options = { signal: cancel.signal, relay, ...(trace ? { trace } : {}) };
+    const options = { signal: cancel.signal, relay, principal: principal.id, ...(trace ? { trace } : {}) };
     const result = await callRoutedTool(catalog, call.params, options, headers, scope, admit);
     if (cancel.signal.aborted) {
       answer.abandon();

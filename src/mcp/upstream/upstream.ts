@@ -1,6 +1,11 @@
 // One long-lived connection to one configured MCP server, as the rest of mcplex sees it: its catalog (listed on
 // connect, re-read on list changes), calls forwarded with timeouts, and the parts below composed.
-import { CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY, ProtocolError } from '@modelcontextprotocol/client';
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  LOG_LEVEL_META_KEY,
+  ProtocolError,
+  StreamableHTTPClientTransport,
+} from '@modelcontextprotocol/client';
 import type {
   CallToolRequest,
   CallToolResult,
@@ -31,7 +36,10 @@ import type { DownstreamRelay, LogMessage } from './relays.js';
 import { ResourceSubscriptions } from './resource-subscriptions.js';
 import { createToolFilter } from '../../wire/glob.js';
 import type { ToolFilter } from '../../wire/glob.js';
+import { upstreamFetch } from './transport.js';
 import type { TransportFactory } from './transport.js';
+import { PrincipalClients, principalAuthProvider } from './principal-clients.js';
+import type { PrincipalAuth } from './principal-clients.js';
 import { currentTracing } from '../../telemetry/tracing.js';
 import type { TraceParent, UpstreamTarget } from '../../telemetry/tracing.js';
 
@@ -83,6 +91,8 @@ export interface CallOptions {
   headers?: Record<string, string>;
   /** The request this call is made for, when it is traced: its span is the parent of the call's. */
   trace?: TraceParent;
+  /** Who calls (a principal id): a server that signs each principal in is called with that principal's token. */
+  principal?: string;
 }
 
 export interface UpstreamOptions {
@@ -104,12 +114,30 @@ export interface UpstreamOptions {
    * Streamable HTTP, SSE). Tests hand in an in-memory pair so that no process or socket is needed.
    */
   transport?: TransportFactory;
+  /**
+   * For a server with `auth.type: "oauth"`: each principal's own token. Its catalog is listed with the token of
+   * the principal that signed in last, and only its tools are offered; every call runs with the caller's token.
+   */
+  principalAuth?: PrincipalAuth;
 }
 
 /** Tool names the fast path can put in an `Mcp-Name` header as they are. */
 const PLAIN_NAME = /^[A-Za-z0-9._/-]{1,128}$/;
 
 const EMPTY_CATALOG: UpstreamCatalog = Object.freeze({ tools: [], resources: [], resourceTemplates: [], prompts: [] });
+
+/** The name of the one tool a server offers while nobody has signed in to it. */
+export const SIGN_IN_TOOL = 'sign_in';
+const SIGN_IN_CATALOG: UpstreamCatalog = Object.freeze({
+  ...EMPTY_CATALOG,
+  tools: [
+    {
+      name: SIGN_IN_TOOL,
+      description: 'Sign in to this server with your own account; its tools are listed once someone has.',
+      inputSchema: { type: 'object' as const, properties: {} },
+    },
+  ],
+});
 
 export class Upstream {
   readonly key: string;
@@ -122,6 +150,8 @@ export class Upstream {
   private readonly relays: Relays;
   private readonly subscriptions: ResourceSubscriptions;
   private readonly forwarder: HttpForwarder | undefined;
+  /** Per-principal connections, for a server that signs each principal in. */
+  private readonly principals: PrincipalClients | undefined;
   /** Tools the fast path may call: plain names and no `x-mcp-header` argument mapping. */
   private fastTools = new Set<string>();
   private catalogValue: UpstreamCatalog = EMPTY_CATALOG;
@@ -138,12 +168,28 @@ export class Upstream {
       ...(options.sample ? { sample: (params) => options.sample!(this, params) } : {}),
       ...(options.samples ? { samples: () => options.samples!(this) } : {}),
     });
+    const signsIn =
+      config.transport === 'streamable-http' && config.auth !== undefined ? options.principalAuth : undefined;
+    if (signsIn && config.transport === 'streamable-http') {
+      this.principals = new PrincipalClients(config.url, config.headers, signsIn, options.clientInfo);
+    }
+    // The catalog of a server that signs each principal in is listed with the token of one that has.
+    const transport: TransportFactory | undefined =
+      signsIn && config.transport === 'streamable-http'
+        ? () => ({
+            transport: new StreamableHTTPClientTransport(new URL(config.url), {
+              requestInit: { headers: { ...config.headers } },
+              fetch: upstreamFetch,
+              authProvider: principalAuthProvider(signsIn, () => signsIn.lister()),
+            }),
+          })
+        : options.transport;
     this.connection = new UpstreamConnection({
       key,
       config,
       logger: this.logger,
       clientInfo: options.clientInfo,
-      ...(options.transport ? { transport: options.transport } : {}),
+      ...(transport ? { transport } : {}),
       hooks: {
         prepare: (client) => this.prepareClient(client),
         listChanged: (list) => void this.refresh({ [list]: true }),
@@ -170,8 +216,9 @@ export class Upstream {
       },
       this.logger,
     );
-    // The fast path posts to the configured URL itself, so it only stands in for the transport it was built for.
-    if (config.transport === 'streamable-http' && options.transport === undefined) {
+    // The fast path posts to the configured URL itself, so it only stands in for the transport it was built for;
+    // it has no principal's token.
+    if (config.transport === 'streamable-http' && options.transport === undefined && !signsIn) {
       this.forwarder = createHttpForwarder({
         url: config.url,
         headers: config.headers,
@@ -181,7 +228,15 @@ export class Upstream {
   }
 
   get catalog(): UpstreamCatalog {
-    return this.catalogValue;
+    return this.awaitsSignIn ? SIGN_IN_CATALOG : this.catalogValue;
+  }
+
+  /**
+   * A server that signs each principal in, which nobody has signed in to yet (its tools can only be listed with
+   * someone's token): it offers one tool, `sign_in`, whose call gives the caller the sign-in link.
+   */
+  get awaitsSignIn(): boolean {
+    return this.principals !== undefined && !this.isReady && this.connection.state !== 'disabled';
   }
 
   get isReady(): boolean {
@@ -252,7 +307,9 @@ export class Upstream {
     return Object.freeze({ tools, resources, resourceTemplates, prompts });
   }
 
-  private setCatalog(catalog: UpstreamCatalog): void {
+  private setCatalog(listed: UpstreamCatalog): void {
+    // Resources and prompts of a server that signs principals in may be the lister's own: only tools are offered.
+    const catalog = this.principals ? Object.freeze({ ...EMPTY_CATALOG, tools: listed.tools }) : listed;
     this.catalogValue = catalog;
     this.fastTools = new Set(
       catalog.tools
@@ -331,6 +388,25 @@ export class Upstream {
   }
 
   private callToolUntraced(params: CallToolRequest['params'], options: CallOptions): Promise<CallToolResult> {
+    const principals = this.principals;
+    if (principals) {
+      return this.relays.run(options.relay, async () => {
+        if (options.principal === undefined) {
+          throw new McplexError('BAD_REQUEST', `server "${this.key}" is called with each caller's own sign-in`);
+        }
+        if (this.awaitsSignIn && params.name === SIGN_IN_TOOL) {
+          // Signed in already (else get() throws the sign-in link): the catalog is listed with this token now.
+          await principals.get(options.principal);
+          this.signedIn(options.principal);
+          return { content: [{ type: 'text', text: `Signed in to "${this.key}"; its tools are being listed.` }] };
+        }
+        const client = await principals.get(options.principal);
+        return client.callTool(modernMeta(client, params, this.relays.declaredFor(options.relay)), {
+          ...this.requestOptions(options),
+          ...this.toolDefinition(params.name),
+        }) as Promise<CallToolResult>;
+      });
+    }
     return this.relays.run(options.relay, () =>
       this.inputRounds(params, options, async (round) => {
         if (options.onprogress === undefined) {
@@ -483,8 +559,15 @@ export class Upstream {
   }
 
   /** Stops reconnecting and closes the connection (stdio children: stdin closed, then SIGTERM, then SIGKILL). */
+  /** A principal signed in (or out): its connection is made again; the catalog is listed again if it had none. */
+  signedIn(principal: string): void {
+    this.principals?.drop(principal);
+    if (this.principals && !this.isReady) void this.connection.restart();
+  }
+
   async close(): Promise<void> {
     await this.connection.close();
+    await this.principals?.close();
     await this.forwarder?.close().catch(() => {});
   }
 }

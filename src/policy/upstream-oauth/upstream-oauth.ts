@@ -86,15 +86,30 @@ export interface UpstreamOAuth {
   accessToken(principal: string, upstream: string): Promise<string | undefined>;
   /** The token was refused by the upstream (401): refresh it, or forget it; the new token, if any. */
   refused(principal: string, upstream: string, token: string): Promise<string | undefined>;
-  /** Starts a sign-in of the principal to the upstream. */
-  begin(principal: string, upstream: string): Promise<SignIn>;
+  /**
+   * A link for the principal to sign in to the upstream: mcplex's own sign-in page, found by a one-use ticket that
+   * expires with the sign-in's time.
+   */
+  ticket(principal: string, upstream: string): Promise<{ id: string; expiresAt: number }>;
+  /** Who the ticket is for, without using it (the page that asks for consent shows it). */
+  peekTicket(id: string): Promise<{ principal: string; upstream: string; scopes: readonly string[] } | undefined>;
+  /** Uses the ticket; undefined when it is unknown, used or expired. */
+  redeemTicket(id: string): Promise<{ principal: string; upstream: string } | undefined>;
+  /**
+   * Starts a sign-in of the principal to the upstream; with `browser`, the callback must come with the same value
+   * (a cookie of the browser that started it).
+   */
+  begin(principal: string, upstream: string, browser?: string): Promise<SignIn>;
   /** The authorization server's answer at the callback: the principal is signed in, or SignInError. */
-  complete(answer: {
-    state?: string | undefined;
-    code?: string | undefined;
-    iss?: string | undefined;
-    error?: string | undefined;
-  }): Promise<{ principal: string; upstream: string }>;
+  complete(
+    answer: {
+      state?: string | undefined;
+      code?: string | undefined;
+      iss?: string | undefined;
+      error?: string | undefined;
+    },
+    browser?: string,
+  ): Promise<{ principal: string; upstream: string }>;
   connections(principal?: string): Promise<UpstreamConnection[]>;
   /** Forgets the principal's tokens for the upstream; how many there were. */
   revoke(principal: string, upstream: string): Promise<number>;
@@ -112,16 +127,26 @@ interface KeptFlow {
   upstream: string;
   codeVerifier: string;
   discovery: OAuthDiscoveryState | undefined;
+  /** The hash of the browser's value the callback must come with, when the sign-in was started from a browser. */
+  browser?: string | undefined;
 }
 
 /** A token this close to its expiry is refreshed before use. */
 const EXPIRY_MARGIN_MS = 30_000;
 
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
 const flowKey = (state: string): CredentialKey => ({
   kind: 'flow',
   principal: '',
   upstream: '',
-  issuer: createHash('sha256').update(state).digest('hex'),
+  issuer: sha256(state),
+});
+const ticketKey = (id: string): CredentialKey => ({
+  kind: 'flow',
+  principal: '',
+  upstream: '',
+  issuer: `ticket:${sha256(id)}`,
 });
 
 const expiresAt = (kept: KeptTokens) =>
@@ -314,7 +339,35 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
       return refresh(principal, upstream);
     },
 
-    async begin(principal, name) {
+    async ticket(principal, name) {
+      upstreamOf(name);
+      const id = randomBytes(32).toString('base64url');
+      const key = ticketKey(id);
+      const expiresAt = now() + options.flowTtlMs;
+      await store.put({
+        ...key,
+        sealed: vault.seal(key, { principal, upstream: name }),
+        updatedAt: now(),
+        expiresAt,
+      });
+      return { id, expiresAt };
+    },
+
+    async peekTicket(id) {
+      const key = ticketKey(id);
+      const record = await store.get(key, now());
+      if (!record) return undefined;
+      const ticket = vault.open(key, record.sealed) as { principal: string; upstream: string };
+      return { ...ticket, scopes: byName.get(ticket.upstream)?.scopes ?? [] };
+    },
+
+    async redeemTicket(id) {
+      const key = ticketKey(id);
+      const record = await store.take(key, now());
+      return record && (vault.open(key, record.sealed) as { principal: string; upstream: string });
+    },
+
+    async begin(principal, name, browser) {
       const upstream = upstreamOf(name);
       const state = randomBytes(32).toString('base64url');
       const flow: KeptFlow & { state: string } = {
@@ -323,6 +376,7 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
         upstream: name,
         codeVerifier: '',
         discovery: undefined,
+        ...(browser === undefined ? {} : { browser: sha256(browser) }),
       };
       const sdkProvider = provider(principal, upstream, flow) as OAuthClientProvider & {
         authorizationUrl(): URL | undefined;
@@ -345,7 +399,7 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
       return { authorizationUrl, state, expiresAt: expires };
     },
 
-    async complete(answer) {
+    async complete(answer, browser) {
       if (typeof answer.state !== 'string' || answer.state === '') {
         throw new SignInError('unknown_state', 'the answer names no sign-in (no state)');
       }
@@ -354,6 +408,10 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
       const record = await store.take(key, now());
       if (!record) throw new SignInError('unknown_state', 'this sign-in is unknown, used already or expired');
       const flow = vault.open(key, record.sealed) as KeptFlow;
+      // A sign-in started in a browser ends in that browser: a link passed to someone else does not finish there.
+      if (flow.browser !== undefined && (browser === undefined || sha256(browser) !== flow.browser)) {
+        throw new SignInError('unknown_state', 'this sign-in was started in another browser');
+      }
       if (answer.error !== undefined) {
         throw new SignInError(
           'authorization_denied',

@@ -1,0 +1,28 @@
+// What an upstream that signs each principal in asks of mcplex's OAuth client (the shape of the PrincipalAuth of
+// mcp/upstream/principal-clients.ts, which a policy does not import): a principal's token, a refresh when it is refused, the principal whose token
+// lists the catalog, and, for a principal that has not signed in, the URL elicitation (-32042) that links to
+// mcplex's sign-in page.
+import { UrlElicitationRequiredError } from '@modelcontextprotocol/server';
+import type { UpstreamOAuth } from './upstream-oauth.js';
+
+export function principalAuthFor(oauth: UpstreamOAuth, upstream: string, publicUrl: string) {
+  const base = publicUrl.replace(/\/+$/, '');
+  return {
+    token: (principal: string) => oauth.accessToken(principal, upstream),
+    refused: (principal: string, token: string) => oauth.refused(principal, upstream, token),
+    async lister(): Promise<string | undefined> {
+      const newest = (await oauth.connections())
+        .filter((c) => c.upstream === upstream)
+        .sort((a, b) => b.updatedAt - a.updatedAt)[0];
+      return newest?.principal;
+    },
+    async signInRequired(principal: string): Promise<Error> {
+      const ticket = await oauth.ticket(principal, upstream);
+      const message = `Sign in to "${upstream}" to use its tools; then call the tool again.`;
+      return new UrlElicitationRequiredError(
+        [{ mode: 'url', elicitationId: ticket.id.slice(0, 16), url: `${base}/oauth/sign-in/${ticket.id}`, message }],
+        message,
+      );
+    },
+  };
+}

@@ -1,0 +1,174 @@
+// Per-principal upstream OAuth through a built, serving mcplex: two API-key principals, an upstream MCP server that
+// accepts only its authorization server's tokens for itself (oidc-provider), and the MCP SDK client. A principal
+// that has not signed in gets a URL elicitation (-32042) naming mcplex's sign-in page; following it (the consent
+// page, its CSRF-checked form, the authorization server's login and consent, the callback: scripted HTTP, cookies
+// kept as a browser keeps them) signs it in, and the retried call runs with its own token. The other principal is
+// still asked to sign in.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, ProtocolError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { startProtectedMcp } from './fixtures/oauth-mcp-server.js';
+import type { ProtectedMcp } from './fixtures/oauth-mcp-server.js';
+import { ROOT, freePort, listeningUrl, spawnMcplex, tempDir, waitFor, writeConfig } from './support/harness.js';
+import type { SpawnedMcplex } from './support/harness.js';
+import { signIn, startAuthorizationServer } from './support/oidc.js';
+import type { AuthorizationServer } from './support/oidc.js';
+
+const dir = tempDir('mcplex-upstream-oauth-serve-');
+let as: AuthorizationServer;
+let hosted: ProtectedMcp;
+let mcplex: SpawnedMcplex;
+let base = '';
+const keys: Record<string, string> = {};
+
+beforeAll(async () => {
+  as = await startAuthorizationServer({ scopes: ['tools:call'] });
+  hosted = await startProtectedMcp({ issuer: as.issuer, jwksUri: as.jwksUri, scopes: ['tools:call'] });
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const config = writeConfig(dir.path, {
+    server: { port },
+    store: `sqlite:${join(dir.path, 'mcplex.db')}`,
+    auth: {
+      mode: 'keys',
+      upstreamOAuth: {
+        credentialKey: randomBytes(32).toString('base64'),
+        publicUrl: base,
+        // The authorization server runs on this machine, as a development one would.
+        allowPrivateHosts: ['127.0.0.1'],
+        insecureHosts: ['127.0.0.1'],
+      },
+    },
+    mcpServers: { hosted: { url: hosted.url, auth: { type: 'oauth' } } },
+  });
+  for (const name of ['alice', 'bob']) {
+    const out = execFileSync(
+      process.execPath,
+      [join(ROOT, 'bin', 'mcplex.js'), 'keys', 'create', '--name', name, '-c', config],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
+    keys[name] = /mcx_\S+/.exec(out)![0];
+  }
+  mcplex = spawnMcplex(['serve', '--config', config]);
+  await listeningUrl(mcplex);
+}, 60_000);
+
+afterAll(async () => {
+  await mcplex?.stop();
+  await hosted?.close();
+  await as?.close();
+  dir.remove();
+});
+
+async function connect(name: string): Promise<Client> {
+  const client = new Client(
+    { name: `client-of-${name}`, version: '1.0.0' },
+    { versionNegotiation: { mode: 'legacy' } },
+  );
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
+      requestInit: { headers: { authorization: `Bearer ${keys[name]}` } },
+    }),
+  );
+  return client;
+}
+
+/** The call's URL elicitation: the error -32042 and the link it carries. */
+async function signInLink(client: Client, tool: string): Promise<string> {
+  const error = await client.callTool({ name: tool, arguments: {} }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ProtocolError);
+  expect((error as ProtocolError).code).toBe(-32042);
+  const { elicitations } = (error as ProtocolError).data as { elicitations: { mode: string; url: string }[] };
+  const [elicitation] = elicitations;
+  expect(elicitation).toMatchObject({ mode: 'url' });
+  return elicitation!.url;
+}
+
+describe('per-principal upstream OAuth, served', () => {
+  it('offers sign_in while nobody has signed in; the link signs the caller in; its calls carry its own token', async () => {
+    const alice = await connect('alice');
+    try {
+      expect((await alice.listTools()).tools.map((t) => t.name)).toEqual(['hosted__sign_in']);
+      const link = await signInLink(alice, 'hosted__sign_in');
+      expect(link).toMatch(new RegExp(`^${base}/oauth/sign-in/[A-Za-z0-9_-]{43}$`));
+
+      // The consent page, then its form: without the page's CSRF cookie the form is refused.
+      const pageResponse = await fetch(link);
+      expect(pageResponse.status).toBe(200);
+      expect(pageResponse.headers.get('x-frame-options')).toBe('DENY');
+      const html = await pageResponse.text();
+      expect(html).toContain('hosted');
+      const csrf = /name="csrf" value="([^"]+)"/.exec(html)![1]!;
+      const forged = await fetch(link, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ csrf }),
+      });
+      expect(forged.status).toBe(403);
+      const cookie = pageResponse.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0])
+        .join('; ');
+      const consented = await fetch(link, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie, origin: base },
+        body: new URLSearchParams({ csrf }),
+      });
+      expect(consented.status).toBe(303);
+      const authorizationUrl = consented.headers.get('location')!;
+      expect(new URL(authorizationUrl).origin).toBe(as.issuer);
+      expect(new URL(authorizationUrl).searchParams.get('resource')).toBe(hosted.url);
+      const browser = consented.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0]!)
+        .filter((c) => !c.endsWith('='));
+
+      // The authorization server's login and consent, then back to mcplex's callback with the browser's cookie.
+      const back = await signIn(authorizationUrl, 'alice', `${base}/oauth/callback`);
+      const done = await fetch(back, { headers: { cookie: browser.join('; ') } });
+      expect(done.status).toBe(200);
+      expect(await done.text()).toContain('Signed in to hosted');
+      // The link was used: opening it again shows that it expired.
+      expect((await fetch(link)).status).toBe(404);
+
+      // Alice's sign-in lists the server's own tools; her call runs with her token, for this upstream.
+      await waitFor(
+        async () => (await alice.listTools()).tools.some((t) => t.name === 'hosted__whoami'),
+        "the upstream's tools",
+      );
+      const result = await alice.callTool({ name: 'hosted__whoami', arguments: {} });
+      expect((result.content as { text: string }[])[0]!.text).toBe(`alice for ${hosted.url}`);
+      expect(hosted.calls.at(-1)).toMatchObject({ subject: 'alice', audience: hosted.url });
+    } finally {
+      await alice.close();
+    }
+  });
+
+  it("does not lend one principal's token to another: bob is asked to sign in for himself", async () => {
+    const bob = await connect('bob');
+    try {
+      const before = hosted.calls.length;
+      const link = await signInLink(bob, 'hosted__whoami');
+      expect(link).toMatch(/\/oauth\/sign-in\//);
+      // The tool did not run for bob, with anyone's token.
+      expect(hosted.calls.length).toBe(before);
+    } finally {
+      await bob.close();
+    }
+  });
+
+  it('refuses a callback without the browser that started the sign-in, and a made-up link', async () => {
+    const made = await fetch(`${base}/oauth/sign-in/${'A'.repeat(43)}`);
+    expect(made.status).toBe(404);
+    const callback = await fetch(`${base}/oauth/callback?state=made-up&code=x`);
+    expect(callback.status).toBe(400);
+    expect(await callback.text()).toContain('Signing in failed');
+  });
+});
