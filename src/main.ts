@@ -502,6 +502,18 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     mcp,
     replica,
     ...(signIn ? { signIn } : {}),
+    ...(upstreamOAuth
+      ? {
+          connections: {
+            list: (principal?: string) => upstreamOAuth.connections(principal),
+            async revoke(principal: string, upstream: string) {
+              const revoked = await upstreamOAuth.revoke(principal, upstream);
+              gateway.upstreams.find((u) => u.key === upstream)?.signedIn(principal);
+              return revoked;
+            },
+          },
+        }
+      : {}),
     cluster: async () => ({ object: 'list', replica, data: await heartbeat.replicas() }),
     servers: {
       list: () => gateway.status().servers,

@@ -22,6 +22,7 @@ let hosted: ProtectedMcp;
 let mcplex: SpawnedMcplex;
 let base = '';
 const keys: Record<string, string> = {};
+let configPath = '';
 
 beforeAll(async () => {
   as = await startAuthorizationServer({ scopes: ['tools:call'] });
@@ -43,10 +44,20 @@ beforeAll(async () => {
     },
     mcpServers: { hosted: { url: hosted.url, auth: { type: 'oauth' } } },
   });
-  for (const name of ['alice', 'bob']) {
+  configPath = config;
+  for (const name of ['alice', 'bob', 'ops']) {
     const out = execFileSync(
       process.execPath,
-      [join(ROOT, 'bin', 'mcplex.js'), 'keys', 'create', '--name', name, '-c', config],
+      [
+        join(ROOT, 'bin', 'mcplex.js'),
+        'keys',
+        'create',
+        '--name',
+        name,
+        ...(name === 'ops' ? ['--admin'] : []),
+        '-c',
+        config,
+      ],
       { cwd: ROOT, encoding: 'utf8' },
     );
     keys[name] = /mcx_\S+/.exec(out)![0];
@@ -161,6 +172,41 @@ describe('per-principal upstream OAuth, served', () => {
       expect(hosted.calls.length).toBe(before);
     } finally {
       await bob.close();
+    }
+  });
+
+  it('lists and revokes connections from /admin and the CLI: a revoked principal is asked to sign in again', async () => {
+    const admin = { authorization: `Bearer ${keys.ops}` };
+    expect(
+      (await fetch(`${base}/admin/connections`, { headers: { authorization: `Bearer ${keys.bob}` } })).status,
+    ).toBe(403);
+    const listed = (await (await fetch(`${base}/admin/connections`, { headers: admin })).json()) as {
+      data: { principal: string; upstream: string; issuer: string; refreshable: boolean }[];
+    };
+    expect(listed.data).toHaveLength(1);
+    const [alice] = listed.data;
+    expect(alice).toMatchObject({ upstream: 'hosted', issuer: as.issuer, refreshable: true });
+    expect(JSON.stringify(listed)).not.toMatch(/access_token|refresh_token|eyJ/);
+    const cli = JSON.parse(
+      execFileSync(
+        process.execPath,
+        [join(ROOT, 'bin', 'mcplex.js'), 'connections', 'list', '--json', '-c', configPath],
+        {
+          cwd: ROOT,
+          encoding: 'utf8',
+        },
+      ),
+    ) as { principal: string; upstream: string }[];
+    expect(cli).toEqual([expect.objectContaining({ principal: alice!.principal, upstream: 'hosted' })]);
+
+    const revoke = `${base}/admin/connections/hosted?principal=${encodeURIComponent(alice!.principal)}`;
+    expect((await fetch(revoke, { method: 'DELETE', headers: admin })).status).toBe(200);
+    expect((await fetch(revoke, { method: 'DELETE', headers: admin })).status).toBe(404);
+    const client = await connect('alice');
+    try {
+      await signInLink(client, 'hosted__whoami');
+    } finally {
+      await client.close();
     }
   });
 

@@ -19,6 +19,7 @@ import { openConfiguredStore, startHttp, startStdio } from '../main.js';
 import { redactUrl } from '../store/redact-url.js';
 import { examples } from './help.js';
 import { registerKeyCommands } from './keys.js';
+import { registerConnectionCommands } from './connections.js';
 import { registerClusterCommands } from './cluster.js';
 import { VERSION } from '../version.js';
 
@@ -174,6 +175,7 @@ withLogOptions(program.command('serve'))
   });
 
 registerKeyCommands(program, load, fail);
+registerConnectionCommands(program, load, fail);
 registerClusterCommands(program, load, fail);
 
 program

@@ -103,6 +103,25 @@ export interface AdminOptions {
   requests?: { page(filter: RequestLogFilter, page: { limit: number; before?: number }): Promise<LoggedRequest[]> };
   /** Usage per time bucket, for GET /admin/usage/series. */
   usageSeries?: (filter: UsageSeriesFilter) => Promise<UsageBucket[]>;
+  /** Principals' sign-ins to upstreams with auth.type "oauth", for /admin/connections. */
+  connections?: AdminConnections | undefined;
+}
+
+/** A principal's sign-in to an upstream as the admin API lists it: nothing secret. */
+export interface AdminConnection {
+  principal: string;
+  upstream: string;
+  issuer: string;
+  scope: string | undefined;
+  expiresAt: number | undefined;
+  refreshable: boolean;
+  updatedAt: number;
+}
+
+export interface AdminConnections {
+  list(principal?: string): Promise<AdminConnection[]>;
+  /** Forgets the principal's tokens for the upstream; how many there were. */
+  revoke(principal: string, upstream: string): Promise<number>;
 }
 
 /** How often an event stream of the servers looks for a change, and how often it sends a keep-alive comment. */
@@ -338,6 +357,16 @@ export async function handleAdmin(
       const data = await options.requests.page(filter, { limit, ...(before === undefined ? {} : { before }) });
       const last = data[data.length - 1];
       sendJson(res, 200, { object: 'list', data, next: data.length === limit && last ? last.id : null });
+    } else if (path === '/admin/connections' && req.method === 'GET' && options.connections) {
+      const { principal } = textParams(query, ['principal'] as const);
+      sendJson(res, 200, { object: 'list', data: await options.connections.list(principal) });
+    } else if (path.startsWith('/admin/connections/') && req.method === 'DELETE' && options.connections) {
+      const upstream = decodedSegment(path.slice('/admin/connections/'.length));
+      const { principal } = textParams(query, ['principal'] as const);
+      if (!principal) throw new McplexError('BAD_REQUEST', "'principal' is required", { data: { param: 'principal' } });
+      const revoked = await options.connections.revoke(principal, upstream);
+      if (revoked > 0) sendJson(res, 200, { principal, upstream, revoked: true });
+      else fail(res, 404, `"${principal}" has no connection to "${upstream}"`);
     } else if (path === '/admin/cluster' && req.method === 'GET' && cluster) {
       sendJson(res, 200, await cluster());
     } else if (path === '/admin/servers' && req.method === 'GET' && servers) {

@@ -25,7 +25,7 @@ import { ANONYMOUS } from '../policy/auth/keys.js';
 import { readBody } from '../wire/body.js';
 import { TOO_DEEP, sendJson, sendJsonRpcError, tooDeep } from '../wire/json.js';
 import { handleAdmin } from './admin.js';
-import type { AdminOptions, AdminServers } from './admin.js';
+import type { AdminConnections, AdminOptions, AdminServers } from './admin.js';
 import { loadConsole } from './console.js';
 import { createDrain } from './drain.js';
 import { markOpenEnded } from '../wire/open-ended.js';
@@ -76,6 +76,8 @@ export interface HttpServerOptions {
   console?: boolean;
   /** The sign-in pages of upstreams that sign each principal in (under /oauth/). */
   signIn?: SignInPages;
+  /** Principals' sign-ins to those upstreams, for /admin/connections. */
+  connections?: AdminConnections;
   /** Readiness report for GET /readyz: ready decides the status code, the rest is the body. */
   readiness: () => Promise<{ ready: boolean; body: unknown }>;
   /** With API keys, a token besides an admin key for /metrics and the details of /readyz. */
@@ -218,6 +220,7 @@ export function createHttpServer(options: HttpServerOptions): McplexHttpServer {
     servers: options.servers,
     ...(options.requests ? { requests: options.requests } : {}),
     ...(options.usageSeries ? { usageSeries: options.usageSeries } : {}),
+    ...(options.connections ? { connections: options.connections } : {}),
   };
 
   let mcpReady = options.mcpReady === undefined;
