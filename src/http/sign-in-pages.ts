@@ -117,7 +117,7 @@ export function createSignInPages(options: SignInPagesOptions): SignInPages {
     const browser = randomBytes(32).toString('base64url');
     let started;
     try {
-      started = await oauth.begin(found.principal, found.upstream, browser);
+      started = await oauth.begin(found.principal, found.upstream, browser, found.scope);
     } catch (error) {
       logger.warn({ err: error, server: found.upstream }, 'starting an upstream sign-in failed');
       const message = error instanceof SignInError ? error.message : 'the server could not be reached';

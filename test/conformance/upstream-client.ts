@@ -5,13 +5,19 @@
 // project's config parser; an `Upstream` connects to it as the gateway does (era negotiated, catalog listed) and
 // the scenario's requests go through the methods mcplex forwards downstream requests with. Exit code 0 when
 // everything the scenario asked for succeeded, 1 otherwise.
+import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { UrlElicitationRequiredError } from '@modelcontextprotocol/client';
 import type { ClientCapabilities } from '@modelcontextprotocol/client';
 import { parseConfig } from '../../src/config/load-config.js';
 import { errorMessage } from '../../src/errors.js';
 import { createLogger } from '../../src/log/logger.js';
 import { Upstream } from '../../src/mcp/upstream/upstream.js';
+import { principalAuthFor } from '../../src/policy/upstream-oauth/principal-auth.js';
+import { createUpstreamOAuth } from '../../src/policy/upstream-oauth/upstream-oauth.js';
+import { createVault } from '../../src/policy/upstream-oauth/vault.js';
+import { createMemoryStore } from '../../src/store/memory/memory-store.js';
 import type { CallOptions, DownstreamRelay } from '../../src/mcp/upstream/upstream.js';
 import { VERSION } from '../../src/version.js';
 
@@ -22,6 +28,88 @@ const SERVER_KEY = 'conformance';
 interface ScenarioContext {
   name?: string;
   toolCalls?: { name: string; arguments?: Record<string, unknown> }[];
+  /** A client registered in advance (auth/pre-registration). */
+  client_id?: string;
+  client_secret?: string;
+}
+
+/** The principal the auth scenarios sign in as, and the client ID metadata document URL the suite knows. */
+const PRINCIPAL = 'conformance';
+const CLIENT_METADATA_URL = 'https://conformance-test.local/client-metadata.json';
+/** Where the authorization server sends the browser back; the scripted browser reads the redirect, not the page. */
+const CALLBACK = 'http://localhost:3000/oauth/callback';
+
+/**
+ * The auth scenarios: mcplex signs the principal in as it does for `auth.type: "oauth"` servers (its OAuth client,
+ * tokens sealed in a memory store), the browser's part played by following the authorization URL, which the
+ * suite's authorization server answers at once with a redirect to the callback; then the Upstream connects with
+ * that principal's token and calls the scenario's tool as that principal.
+ */
+async function signedInUpstream(
+  url: string,
+  timeoutMs: number,
+  context: ScenarioContext,
+  logger: ReturnType<typeof createLogger>,
+): Promise<{ upstream: Upstream; stepUp(error: unknown): Promise<boolean>; close(): Promise<void> }> {
+  const auth = {
+    type: 'oauth' as const,
+    clientMetadataUrl: CLIENT_METADATA_URL,
+    ...(context.client_id === undefined ? {} : { clientId: context.client_id }),
+    ...(context.client_secret === undefined ? {} : { clientSecret: context.client_secret }),
+  };
+  const config = parseConfig(
+    {
+      auth: {
+        upstreamOAuth: { credentialKey: randomBytes(32).toString('base64'), publicUrl: 'http://localhost:3000' },
+      },
+      mcpServers: { [SERVER_KEY]: { url, prefix: '', timeouts: { startup: timeoutMs, call: timeoutMs }, auth } },
+    },
+    {},
+    'conformance client',
+  );
+  const serverConfig = config.mcpServers[SERVER_KEY]!;
+  const store = createMemoryStore();
+  const oauth = createUpstreamOAuth([{ name: SERVER_KEY, url, ...auth }], {
+    store: store.credentials,
+    vault: createVault(randomBytes(32)),
+    callbackUrl: CALLBACK,
+    // The suite's servers run on this machine.
+    fetchPolicy: {
+      allowPrivate: ['localhost', '127.0.0.1'],
+      insecureHosts: ['localhost', '127.0.0.1'],
+      timeoutMs,
+      maxBytes: 1 << 20,
+    },
+    flowTtlMs: 60_000,
+  });
+  /** The browser's part: the authorization server answers the authorization URL with the callback at once. */
+  const signIn = async (scope?: string) => {
+    const started = await oauth.begin(PRINCIPAL, SERVER_KEY, undefined, scope);
+    const redirect = await fetch(started.authorizationUrl, { redirect: 'manual' });
+    const location = redirect.headers.get('location');
+    if (location === null) throw new Error(`the authorization endpoint answered ${redirect.status}, not a redirect`);
+    await oauth.complete(Object.fromEntries(new URL(location).searchParams));
+  };
+  await signIn();
+  const upstream = new Upstream(SERVER_KEY, serverConfig, {
+    logger,
+    clientInfo: { name: 'mcplex', version: VERSION },
+    onChange: () => {},
+    principalAuth: principalAuthFor(oauth, SERVER_KEY, 'http://localhost:3000'),
+  });
+  return {
+    upstream,
+    // A URL elicitation after a 403 insufficient_scope: the user signs in again for the scope its ticket names.
+    async stepUp(error) {
+      if (!(error instanceof UrlElicitationRequiredError)) return false;
+      const ticket = /\/oauth\/sign-in\/([A-Za-z0-9_-]+)$/.exec(error.elicitations[0]?.url ?? '')?.[1];
+      const found = ticket === undefined ? undefined : await oauth.redeemTicket(ticket);
+      if (!found) return false;
+      await signIn(found.scope);
+      return true;
+    },
+    close: () => store.close(),
+  };
 }
 
 /**
@@ -73,12 +161,19 @@ export async function runScenario(options: ClientRunOptions): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const say = (line: string) => console.error(`[upstream-client] ${line}`);
-  const upstream = new Upstream(SERVER_KEY, serverConfig, {
-    logger,
-    clientInfo: { name: 'mcplex', version: VERSION },
-    onChange: () => {},
+  const signedIn = scenario.startsWith('auth/') ? await signedInUpstream(url, timeoutMs, context, logger) : undefined;
+  const upstream =
+    signedIn?.upstream ??
+    new Upstream(SERVER_KEY, serverConfig, {
+      logger,
+      clientInfo: { name: 'mcplex', version: VERSION },
+      onChange: () => {},
+    });
+  const callOptions = (): CallOptions => ({
+    relay: plainClientRelay(say),
+    signal: AbortSignal.timeout(timeoutMs),
+    ...(signedIn ? { principal: PRINCIPAL } : {}),
   });
-  const callOptions = (): CallOptions => ({ relay: plainClientRelay(say), signal: AbortSignal.timeout(timeoutMs) });
   try {
     upstream.start();
     await upstream.whenSettled();
@@ -91,8 +186,22 @@ export async function runScenario(options: ClientRunOptions): Promise<void> {
         `${prompts.length} prompts`,
     );
 
+    /** Step-up sign-ins a call may need, at most: an upstream that keeps asking for more is not followed for ever. */
+    const MAX_STEP_UPS = 2;
     const callTool = async (name: string, args: Record<string, unknown>) => {
-      const result = await upstream.callTool({ name, arguments: args }, callOptions());
+      let result;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          result = await upstream.callTool({ name, arguments: args }, callOptions());
+          break;
+        } catch (error) {
+          say(
+            `attempt ${attempt} failed: ${(error as Error).constructor.name} ${(error as Error).stack?.split('\n').slice(0, 8).join(' / ')}`,
+          );
+          if (attempt >= MAX_STEP_UPS || !signedIn || !(await signedIn.stepUp(error))) throw error;
+          say(`signed in again for more scope (${errorMessage(error)})`);
+        }
+      }
       if (result.isError) throw new Error(`tool ${name} returned an error: ${JSON.stringify(result.content)}`);
       say(`called ${name}: ${JSON.stringify(result.content)}`);
       return result;
@@ -131,6 +240,23 @@ export async function runScenario(options: ClientRunOptions): Promise<void> {
         for (const call of calls) await callTool(call.name, call.arguments ?? {});
         break;
       }
+      case 'auth/metadata-default':
+      case 'auth/metadata-var1':
+      case 'auth/metadata-var2':
+      case 'auth/metadata-var3':
+      case 'auth/basic-cimd':
+      case 'auth/scope-from-www-authenticate':
+      case 'auth/scope-from-scopes-supported':
+      case 'auth/scope-omitted-when-undefined':
+      case 'auth/scope-step-up':
+      case 'auth/scope-retry-limit':
+      case 'auth/token-endpoint-auth-basic':
+      case 'auth/token-endpoint-auth-post':
+      case 'auth/token-endpoint-auth-none':
+      case 'auth/pre-registration':
+        // Signed in before connecting; the catalog was listed and each tool is called with the principal's token.
+        for (const tool of tools) await callTool(tool.name, {});
+        break;
       case 'http-invalid-tool-headers':
         // Whatever mcplex would offer downstream may be called: tools with malformed x-mcp-header annotations
         // must not be in its catalog.
@@ -141,6 +267,7 @@ export async function runScenario(options: ClientRunOptions): Promise<void> {
     }
   } finally {
     await upstream.close();
+    await signedIn?.close();
     logger.flush();
   }
 }

@@ -14,8 +14,11 @@ export interface PrincipalAuth {
   refused(principal: string, token: string): Promise<string | undefined>;
   /** A principal whose token lists the server's tools (the one that signed in last), or undefined. */
   lister(): Promise<string | undefined>;
-  /** The error a principal that has to sign in gets: it carries the link to mcplex's sign-in page. */
-  signInRequired(principal: string): Promise<Error>;
+  /**
+   * The error a principal that has to sign in gets: it carries the link to mcplex's sign-in page; `scope` when the
+   * upstream asked for more than the principal's token grants (step-up).
+   */
+  signInRequired(principal: string, scope?: string): Promise<Error>;
 }
 
 /** The transport's view of one principal's token: asked for before every request. */
@@ -81,6 +84,12 @@ export class PrincipalClients {
     // A client that failed to connect is not kept: the next call tries again.
     client.catch(() => this.drop(principal));
     return client;
+  }
+
+  /** The sign-in error for a principal whose token the upstream found short of `scope` (403 insufficient_scope). */
+  stepUp(principal: string, scope: string | undefined): Promise<Error> {
+    this.drop(principal);
+    return this.auth.signInRequired(principal, scope);
   }
 
   /** Closes the principal's client (its tokens were revoked, or it went idle). */

@@ -2,6 +2,7 @@
 // connect, re-read on list changes), calls forwarded with timeouts, and the parts below composed.
 import {
   CLIENT_CAPABILITIES_META_KEY,
+  InsufficientScopeError,
   LOG_LEVEL_META_KEY,
   ProtocolError,
   StreamableHTTPClientTransport,
@@ -400,11 +401,18 @@ export class Upstream {
           this.signedIn(options.principal);
           return { content: [{ type: 'text', text: `Signed in to "${this.key}"; its tools are being listed.` }] };
         }
-        const client = await principals.get(options.principal);
-        return client.callTool(modernMeta(client, params, this.relays.declaredFor(options.relay)), {
-          ...this.requestOptions(options),
-          ...this.toolDefinition(params.name),
-        }) as Promise<CallToolResult>;
+        const principal = options.principal;
+        try {
+          const client = await principals.get(principal);
+          return (await client.callTool(modernMeta(client, params, this.relays.declaredFor(options.relay)), {
+            ...this.requestOptions(options),
+            ...this.toolDefinition(params.name),
+          })) as CallToolResult;
+        } catch (error) {
+          // A token short of what the call needs: the principal signs in again for the wider scope (step-up).
+          if (error instanceof InsufficientScopeError) throw await principals.stepUp(principal, error.requiredScope);
+          throw error;
+        }
       });
     }
     return this.relays.run(options.relay, () =>

@@ -16,9 +16,21 @@ export function principalAuthFor(oauth: UpstreamOAuth, upstream: string, publicU
         .sort((a, b) => b.updatedAt - a.updatedAt)[0];
       return newest?.principal;
     },
-    async signInRequired(principal: string): Promise<Error> {
-      const ticket = await oauth.ticket(principal, upstream);
-      const message = `Sign in to "${upstream}" to use its tools; then call the tool again.`;
+    async signInRequired(principal: string, needed?: string): Promise<Error> {
+      // A step-up asks for what the principal was granted and what the upstream asks for now, together.
+      const granted =
+        needed === undefined
+          ? []
+          : (await oauth.connections(principal))
+              .filter((c) => c.upstream === upstream)
+              .flatMap((c) => c.scope?.split(' ') ?? []);
+      const scope =
+        needed === undefined ? undefined : [...new Set([...granted, ...needed.split(' ')])].filter(Boolean).join(' ');
+      const ticket = await oauth.ticket(principal, upstream, scope);
+      const message =
+        scope === undefined
+          ? `Sign in to "${upstream}" to use its tools; then call the tool again.`
+          : `"${upstream}" needs more permissions for this (${scope}): sign in again; then call the tool again.`;
       return new UrlElicitationRequiredError(
         [{ mode: 'url', elicitationId: ticket.id.slice(0, 16), url: `${base}/oauth/sign-in/${ticket.id}`, message }],
         message,

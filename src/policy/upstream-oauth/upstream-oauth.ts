@@ -6,7 +6,7 @@
 // principal, upstream and issuer, so that any replica can use or finish them; what an upstream names is fetched
 // through the guarded fetch (guarded-fetch.ts).
 import { createHash, randomBytes } from 'node:crypto';
-import { auth } from '@modelcontextprotocol/client';
+import { auth, extractWWWAuthenticateParams } from '@modelcontextprotocol/client';
 import type {
   OAuthClientInformationContext,
   OAuthClientMetadata,
@@ -90,16 +90,16 @@ export interface UpstreamOAuth {
    * A link for the principal to sign in to the upstream: mcplex's own sign-in page, found by a one-use ticket that
    * expires with the sign-in's time.
    */
-  ticket(principal: string, upstream: string): Promise<{ id: string; expiresAt: number }>;
+  ticket(principal: string, upstream: string, scope?: string): Promise<{ id: string; expiresAt: number }>;
   /** Who the ticket is for, without using it (the page that asks for consent shows it). */
   peekTicket(id: string): Promise<{ principal: string; upstream: string; scopes: readonly string[] } | undefined>;
   /** Uses the ticket; undefined when it is unknown, used or expired. */
-  redeemTicket(id: string): Promise<{ principal: string; upstream: string } | undefined>;
+  redeemTicket(id: string): Promise<{ principal: string; upstream: string; scope?: string } | undefined>;
   /**
    * Starts a sign-in of the principal to the upstream; with `browser`, the callback must come with the same value
-   * (a cookie of the browser that started it).
+   * (a cookie of the browser that started it); `scope` asks for more than the upstream's usual scope (step-up).
    */
-  begin(principal: string, upstream: string, browser?: string): Promise<SignIn>;
+  begin(principal: string, upstream: string, browser?: string, scope?: string): Promise<SignIn>;
   /** The authorization server's answer at the callback: the principal is signed in, or SignInError. */
   complete(
     answer: {
@@ -295,6 +295,29 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
     return result;
   }
 
+  /**
+   * The upstream's challenge to a request without a token: where its protected-resource metadata is when that is
+   * not at a well-known place, and the scope it asks for (both optional in a 401's WWW-Authenticate).
+   */
+  async function challengeOf(upstream: OAuthUpstream): Promise<{ resourceMetadataUrl?: URL; scope?: string }> {
+    try {
+      const response = await fetchFor(upstream)(upstream.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'ping' }),
+      });
+      if (response.status !== 401) return {};
+      const { resourceMetadataUrl, scope } = extractWWWAuthenticateParams(response);
+      return {
+        ...(resourceMetadataUrl === undefined ? {} : { resourceMetadataUrl }),
+        ...(scope === undefined ? {} : { scope }),
+      };
+    } catch {
+      // Discovery at the well-known places is what is left.
+      return {};
+    }
+  }
+
   /** Refreshes in flight, one per principal and upstream. */
   const refreshing = new Map<string, Promise<string | undefined>>();
   function refresh(principal: string, upstream: OAuthUpstream): Promise<string | undefined> {
@@ -339,14 +362,14 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
       return refresh(principal, upstream);
     },
 
-    async ticket(principal, name) {
+    async ticket(principal, name, scope) {
       upstreamOf(name);
       const id = randomBytes(32).toString('base64url');
       const key = ticketKey(id);
       const expiresAt = now() + options.flowTtlMs;
       await store.put({
         ...key,
-        sealed: vault.seal(key, { principal, upstream: name }),
+        sealed: vault.seal(key, { principal, upstream: name, ...(scope === undefined ? {} : { scope }) }),
         updatedAt: now(),
         expiresAt,
       });
@@ -357,18 +380,21 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
       const key = ticketKey(id);
       const record = await store.get(key, now());
       if (!record) return undefined;
-      const ticket = vault.open(key, record.sealed) as { principal: string; upstream: string };
-      return { ...ticket, scopes: byName.get(ticket.upstream)?.scopes ?? [] };
+      const ticket = vault.open(key, record.sealed) as { principal: string; upstream: string; scope?: string };
+      const scopes = ticket.scope?.split(' ') ?? byName.get(ticket.upstream)?.scopes ?? [];
+      return { principal: ticket.principal, upstream: ticket.upstream, scopes };
     },
 
     async redeemTicket(id) {
       const key = ticketKey(id);
       const record = await store.take(key, now());
-      return record && (vault.open(key, record.sealed) as { principal: string; upstream: string });
+      return record && (vault.open(key, record.sealed) as { principal: string; upstream: string; scope?: string });
     },
 
-    async begin(principal, name, browser) {
+    async begin(principal, name, browser, stepUp) {
       const upstream = upstreamOf(name);
+      const challenge = await challengeOf(upstream);
+      const scope = stepUp ?? upstream.scopes?.join(' ') ?? challenge.scope;
       const state = randomBytes(32).toString('base64url');
       const flow: KeptFlow & { state: string } = {
         state,
@@ -387,7 +413,10 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
         {
           serverUrl: upstream.url,
           fetchFn: fetchFor(upstream),
-          ...(upstream.scopes === undefined ? {} : { scope: upstream.scopes.join(' ') }),
+          ...(scope === undefined ? {} : { scope }),
+          ...(challenge.resourceMetadataUrl === undefined
+            ? {}
+            : { resourceMetadataUrl: challenge.resourceMetadataUrl }),
         },
       );
       const authorizationUrl = sdkProvider.authorizationUrl();
