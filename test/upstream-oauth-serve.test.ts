@@ -175,6 +175,60 @@ describe('per-principal upstream OAuth, served', () => {
     }
   });
 
+  // With a progress token the call takes the SDK server's path; without, mcplex's fast path.
+  it.each([
+    ['fast path', {}],
+    ['SDK path', { progressToken: 'p1' }],
+  ])('asks a 2026-07-28 caller with an input-required URL request instead of -32042 (%s)', async (_, extra) => {
+    const response = await fetch(`${base}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${keys.bob}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'hosted__whoami',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 7,
+        method: 'tools/call',
+        params: {
+          name: 'hosted__whoami',
+          arguments: {},
+          _meta: {
+            'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+            'io.modelcontextprotocol/clientInfo': { name: 'modern', version: '1.0.0' },
+            'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } },
+            ...extra,
+          },
+        },
+      }),
+    });
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    const body = JSON.parse(
+      text.startsWith('{')
+        ? text
+        : text
+            .split('\n')
+            .find((line) => line.startsWith('data: {'))!
+            .slice(6),
+    ) as {
+      error?: unknown;
+      result?: {
+        resultType?: string;
+        inputRequests?: Record<string, { method: string; params: { mode: string; url: string } }>;
+      };
+    };
+    expect(body.error).toBeUndefined();
+    expect(body.result?.resultType).toBe('input_required');
+    const [request] = Object.values(body.result?.inputRequests ?? {});
+    expect(request).toMatchObject({ method: 'elicitation/create', params: { mode: 'url' } });
+    expect(request!.params.url).toMatch(new RegExp(`^${base}/oauth/sign-in/[A-Za-z0-9_-]{43}$`));
+  });
+
   it('lists and revokes connections from /admin and the CLI: a revoked principal is asked to sign in again', async () => {
     const admin = { authorization: `Bearer ${keys.ops}` };
     expect(

@@ -6,6 +6,8 @@ import {
   ProtocolError,
   SERVER_INFO_META_KEY,
   Server,
+  UrlElicitationRequiredError,
+  inputRequired,
   isInputRequiredResult,
 } from '@modelcontextprotocol/server';
 import type { InputRequiredResult, ServerContext } from '@modelcontextprotocol/server';
@@ -69,6 +71,25 @@ export function toWireError(error: unknown): unknown {
   }
   return error;
 }
+
+/**
+ * A URL elicitation (a sign-in an upstream needs, say) in a 2026-07-28 request's terms: an input-required result
+ * asking for it, which that revision has in place of the -32042 error of earlier ones; undefined for anything else.
+ */
+export function urlElicitationResult(error: unknown): InputRequiredResult | undefined {
+  if (!(error instanceof UrlElicitationRequiredError)) return undefined;
+  const inputRequests = Object.fromEntries(
+    error.elicitations.map((e, i) => [
+      e.elicitationId ?? `url-${i}`,
+      inputRequired.elicitUrl({ message: e.message, url: e.url }),
+    ]),
+  );
+  return inputRequired({ inputRequests });
+}
+
+/** Whether the request is of the 2026-07-28 revision (it carries the per-request envelope). */
+const isModern = (ctx: ServerContext) =>
+  (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META_KEY] !== undefined;
 
 async function wrap<T>(run: () => Promise<T>, ctx?: ServerContext): Promise<T> {
   try {
@@ -330,7 +351,11 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
       assertToolInScope(catalog, scope, request.params.name);
       return forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
         callRoutedTool(catalog, request.params, { ...options, principal }, ctx.http?.req?.headers, scope, admit),
-      );
+      ).catch((error: unknown) => {
+        const asked = isModern(ctx) ? urlElicitationResult(error) : undefined;
+        if (asked) return asked;
+        throw error;
+      });
     }, ctx),
   );
   server.setRequestHandler('resources/list', async (request) =>

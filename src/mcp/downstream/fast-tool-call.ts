@@ -15,7 +15,7 @@ import { VERSION } from '../../version.js';
 import type { DownstreamRelay } from '../upstream/upstream.js';
 import type { CallToolRequest, ClientCapabilities } from '@modelcontextprotocol/client';
 import type { Catalog } from '../catalog/catalog.js';
-import { callRoutedTool, toWireError } from './aggregate-server.js';
+import { callRoutedTool, toWireError, urlElicitationResult } from './aggregate-server.js';
 import type { Principal } from '../../policy/auth/keys.js';
 import { scopeCheck } from '../../policy/auth/scopes.js';
 import type { AdmitCall } from '../../policy/limits/mcp-call-limits.js';
@@ -248,6 +248,13 @@ export async function serveFastToolCall(
   } catch (error) {
     if (cancel.signal.aborted) {
       answer.abandon();
+      return;
+    }
+    const asked = era === 'modern' ? urlElicitationResult(error) : undefined;
+    if (asked) {
+      // Input-required, not complete: the client asks its user, then sends the call again.
+      const result = { ...asked, _meta: { ...asked._meta, [SERVER_INFO_META_KEY]: SERVER_INFO } };
+      answer.finish({ jsonrpc: '2.0', id: call.id, result });
       return;
     }
     tracing?.mcpRequestFailed(trace, error);
