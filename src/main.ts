@@ -279,6 +279,8 @@ function upstreamOAuthFor(config: Config, store: Store): UpstreamOAuth | undefin
       maxBytes: 1 << 20,
     },
     flowTtlMs: settings.signInTtlMs,
+    // The store's own leases: every replica on the store refreshes a token one at a time with the others.
+    leases: store.leases,
   });
 }
 

@@ -158,6 +158,34 @@ describe('per-principal OAuth to an upstream MCP server', () => {
     }
   });
 
+  it('refreshes once across two processes on the same store (a lease of one), each of them taking the new token', async () => {
+    const second = openSqliteStore(dbPath);
+    const replica = (on: Store) =>
+      createUpstreamOAuth([{ name: 'hosted', url: hosted.url }], {
+        store: on.credentials,
+        vault: createVault(key),
+        callbackUrl: CALLBACK,
+        fetchPolicy: { allowPrivate: ['127.0.0.1'], insecureHosts: ['127.0.0.1'], timeoutMs: 5000, maxBytes: 1 << 20 },
+        flowTtlMs: 600_000,
+        leases: on.leases,
+        now: () => Date.now() + clock,
+      });
+    const [a, b] = [replica(store), replica(second)];
+    const refreshes = as.refreshes;
+    clock = 2 * 3_600_000;
+    try {
+      const tokens = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).accessToken('user:alice', 'hosted')),
+      );
+      expect(as.refreshes - refreshes).toBe(1);
+      expect(new Set(tokens).size).toBe(1);
+      expect(await whoami(tokens[0]!)).toBe(`alice for ${hosted.url}`);
+    } finally {
+      clock = 0;
+      await second.close();
+    }
+  });
+
   it('turns a grant the authorization server no longer honours into "needs sign-in", not an error', async () => {
     const record = (await store.credentials.list('tokens', 'user:bob', Date.now()))[0]!;
     const vault = createVault(key);

@@ -16,6 +16,7 @@ import type {
   StoredOAuthTokens,
 } from '@modelcontextprotocol/client';
 import type { CredentialKey, CredentialStore } from '../../store/store.js';
+import type { Leases } from '../../store/coordination.js';
 import { guardedFetch } from './guarded-fetch.js';
 import type { FetchPolicy, GuardedFetch } from './guarded-fetch.js';
 import type { Vault } from './vault.js';
@@ -44,6 +45,8 @@ export interface UpstreamOAuthOptions {
   fetchPolicy: FetchPolicy;
   /** How long a sign-in may take, from its start to the callback. */
   flowTtlMs: number;
+  /** Leases every process on the store shares: a token is refreshed by one of them at a time. */
+  leases?: Leases;
   now?: () => number;
 }
 
@@ -133,6 +136,9 @@ interface KeptFlow {
 
 /** A token this close to its expiry is refreshed before use. */
 const EXPIRY_MARGIN_MS = 30_000;
+/** How long a refresh may hold its lease, and how long another process waits for its token. */
+const REFRESH_WAIT_MS = 15_000;
+const REFRESH_POLL_MS = 50;
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -318,21 +324,52 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
     }
   }
 
-  /** Refreshes in flight, one per principal and upstream. */
+  /** Refreshes in flight in this process, one per principal and upstream. */
   const refreshing = new Map<string, Promise<string | undefined>>();
-  function refresh(principal: string, upstream: OAuthUpstream): Promise<string | undefined> {
+  /** A stored token that is not `refused` and not about to expire: what a refresh somewhere else left. */
+  const usable = (found: { kept: KeptTokens } | undefined, refused: string | undefined) => {
+    if (!found || found.kept.tokens.access_token === refused) return undefined;
+    const expiry = expiresAt(found.kept);
+    return expiry === undefined || expiry - EXPIRY_MARGIN_MS > now() ? found.kept.tokens.access_token : undefined;
+  };
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  /**
+   * Refreshes the principal's tokens for the upstream: one refresh at a time per principal and upstream, in this
+   * process (one promise) and, with `leases`, across the processes that share the store (a lease of one; the others
+   * wait for the token it stores). `refused` is a token the upstream refused, which a refresh must replace.
+   */
+  function refresh(principal: string, upstream: OAuthUpstream, refused?: string): Promise<string | undefined> {
     const id = JSON.stringify([principal, upstream.name]);
     let pending = refreshing.get(id);
     if (!pending) {
       pending = (async () => {
-        // With tokens that have a refresh token, auth() refreshes them; without, or when the grant is gone
-        // (invalid_grant: it forgets the tokens), it asks for a sign-in, which is this principal's to start.
-        const outcome = await auth(provider(principal, upstream), {
-          serverUrl: upstream.url,
-          fetchFn: fetchFor(upstream),
-        });
-        if (outcome !== 'AUTHORIZED') return undefined;
-        return (await kept(principal, upstream.name))?.kept.tokens.access_token;
+        const leaseKey = `upstream-oauth-refresh:${sha256(id)}`;
+        const deadline = now() + REFRESH_WAIT_MS;
+        for (;;) {
+          const lease = options.leases ? await options.leases.acquire(leaseKey, 1, REFRESH_WAIT_MS) : undefined;
+          if (lease || !options.leases) {
+            try {
+              // Another process may have refreshed while this one waited for the lease.
+              const done = usable(await kept(principal, upstream.name), refused);
+              if (done !== undefined) return done;
+              // With tokens that have a refresh token, auth() refreshes them; without, or when the grant is gone
+              // (invalid_grant: it forgets the tokens), it asks for a sign-in, which is this principal's to start.
+              const outcome = await auth(provider(principal, upstream), {
+                serverUrl: upstream.url,
+                fetchFn: fetchFor(upstream),
+              });
+              if (outcome !== 'AUTHORIZED') return undefined;
+              return (await kept(principal, upstream.name))?.kept.tokens.access_token;
+            } finally {
+              await lease?.release();
+            }
+          }
+          // Another process refreshes: its token, once stored.
+          await sleep(REFRESH_POLL_MS);
+          const done = usable(await kept(principal, upstream.name), refused);
+          if (done !== undefined) return done;
+          if (now() > deadline) return undefined;
+        }
       })().finally(() => refreshing.delete(id));
       refreshing.set(id, pending);
     }
@@ -359,7 +396,7 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
         if (found) await store.delete(found.key);
         return undefined;
       }
-      return refresh(principal, upstream);
+      return refresh(principal, upstream, token);
     },
 
     async ticket(principal, name, scope) {
