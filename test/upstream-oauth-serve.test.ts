@@ -113,6 +113,8 @@ describe('per-principal upstream OAuth, served', () => {
       expect(pageResponse.status).toBe(200);
       expect(pageResponse.headers.get('x-frame-options')).toBe('DENY');
       const html = await pageResponse.text();
+      // The page names the client that asked (as it calls itself), the principal and the server.
+      expect(html).toContain('client-of-alice');
       expect(html).toContain('hosted');
       const csrf = /name="csrf" value="([^"]+)"/.exec(html)![1]!;
       const forged = await fetch(link, {

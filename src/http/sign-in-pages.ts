@@ -93,7 +93,8 @@ export function createSignInPages(options: SignInPagesOptions): SignInPages {
       res,
       200,
       `Sign in to ${found.upstream}`,
-      `<p>A client of mcplex acting as <code>${escape(found.principal)}</code> wants to use the MCP server ` +
+      `<p>${found.client === undefined ? 'A client of mcplex' : `The client <strong>${escape(found.client)}</strong>`} ` +
+        `acting as <code>${escape(found.principal)}</code> wants to use the MCP server ` +
         `<code>${escape(found.upstream)}</code> with your account there.</p>${scopes}` +
         '<p>Continue, and you are sent to its sign-in page; what you allow there is what mcplex may do for ' +
         'this principal, and nobody else.</p>' +

@@ -2,6 +2,7 @@
 // answer lists from the catalog and forward calls, reads, gets and completions to the owning upstream.
 import {
   CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
   PROTOCOL_VERSION_META_KEY,
   ProtocolError,
   SERVER_INFO_META_KEY,
@@ -85,6 +86,13 @@ export function urlElicitationResult(error: unknown): InputRequiredResult | unde
     ]),
   );
   return inputRequired({ inputRequests });
+}
+
+/** The name the calling client gives itself: in a 2026-07-28 request's envelope, else in its initialize. */
+function clientNamed(server: Server, ctx: ServerContext): { client?: string } {
+  const envelope = ctx.mcpReq.envelope as Record<string, unknown> | undefined;
+  const info = (envelope?.[CLIENT_INFO_META_KEY] as { name?: unknown } | undefined) ?? server.getClientVersion();
+  return typeof info?.name === 'string' ? { client: info.name } : {};
 }
 
 /** Whether the request is of the 2026-07-28 revision (it carries the per-request envelope). */
@@ -350,7 +358,14 @@ export function createAggregateServer(catalog: Catalog, options: AggregateServer
       // scope must hold on every round.
       assertToolInScope(catalog, scope, request.params.name);
       return forwardRequest(server, ctx, withRounds(request.params.name), (options) =>
-        callRoutedTool(catalog, request.params, { ...options, principal }, ctx.http?.req?.headers, scope, admit),
+        callRoutedTool(
+          catalog,
+          request.params,
+          { ...options, principal, ...clientNamed(server, ctx) },
+          ctx.http?.req?.headers,
+          scope,
+          admit,
+        ),
       ).catch((error: unknown) => {
         const asked = isModern(ctx) ? urlElicitationResult(error) : undefined;
         if (asked) return asked;

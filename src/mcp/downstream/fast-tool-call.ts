@@ -3,6 +3,7 @@
 // to web streams. Everything else, and anything unusual about this request, goes through the SDK server.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  CLIENT_INFO_META_KEY,
   classifyInboundRequest,
   LOG_LEVEL_META_KEY,
   PROTOCOL_VERSION_META_KEY,
@@ -32,6 +33,8 @@ export interface FastToolCall {
   params: CallToolRequest['params'];
   /** What the caller declared: never elicitation, sampling or roots on this path. */
   capabilities: ClientCapabilities | undefined;
+  /** The name the caller gives itself (its initialize's, or its envelope's), when it gives one. */
+  client?: string;
 }
 
 /**
@@ -44,6 +47,7 @@ export function fastToolCall(
   body: unknown,
   era: 'legacy' | 'modern',
   legacyCapabilities?: ClientCapabilities,
+  legacyClientInfo?: unknown,
 ): FastToolCall | undefined {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
   const message = body as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
@@ -84,7 +88,15 @@ export function fastToolCall(
     if (!MODERN_VERSIONS.has(version)) return undefined;
     if (req.headers['mcp-method'] !== 'tools/call' || req.headers['mcp-name'] !== params.name) return undefined;
   }
-  return { id: message.id, params: params as CallToolRequest['params'], capabilities };
+  const info = (
+    era === 'legacy' ? legacyClientInfo : (params._meta as Record<string, unknown> | undefined)?.[CLIENT_INFO_META_KEY]
+  ) as { name?: unknown } | undefined;
+  return {
+    id: message.id,
+    params: params as CallToolRequest['params'],
+    capabilities,
+    ...(typeof info?.name === 'string' ? { client: info.name } : {}),
+  };
 }
 
 const REQUEST_KEYS = new Set(['jsonrpc', 'id', 'method', 'params']);
@@ -234,7 +246,13 @@ export async function serveFastToolCall(
       },
     };
     const scope = scopeCheck(principal.scopes);
-    const options = { signal: cancel.signal, relay, principal: principal.id, ...(trace ? { trace } : {}) };
+    const options = {
+      signal: cancel.signal,
+      relay,
+      principal: principal.id,
+      ...(call.client === undefined ? {} : { client: call.client }),
+      ...(trace ? { trace } : {}),
+    };
     const result = await callRoutedTool(catalog, call.params, options, headers, scope, admit);
     if (cancel.signal.aborted) {
       answer.abandon();

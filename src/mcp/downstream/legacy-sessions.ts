@@ -595,7 +595,7 @@ export function createLegacySessions(options: LegacySessionsOptions): LegacySess
       res.writeHead(202).end();
       return;
     }
-    const call = fastToolCall(req, body, 'legacy', state.capabilities);
+    const call = fastToolCall(req, body, 'legacy', state.capabilities, state.clientInfo);
     if (call) {
       const cancel = new AbortController();
       const untrack = track(record.id, call.id, (reason) => cancel.abort(new Error(reason)));

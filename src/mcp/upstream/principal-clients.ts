@@ -18,7 +18,7 @@ export interface PrincipalAuth {
    * The error a principal that has to sign in gets: it carries the link to mcplex's sign-in page; `scope` when the
    * upstream asked for more than the principal's token grants (step-up).
    */
-  signInRequired(principal: string, scope?: string): Promise<Error>;
+  signInRequired(principal: string, scope?: string, client?: string): Promise<Error>;
 }
 
 /** The transport's view of one principal's token: asked for before every request. */
@@ -56,9 +56,11 @@ export class PrincipalClients {
     private readonly clientInfo: { name: string; version: string },
   ) {}
 
-  /** The principal's connected client; the sign-in error when it has no token. */
-  async get(principal: string): Promise<Client> {
-    if ((await this.auth.token(principal)) === undefined) throw await this.auth.signInRequired(principal);
+  /** The principal's connected client; the sign-in error (for the calling `client`) when it has no token. */
+  async get(principal: string, client?: string): Promise<Client> {
+    if ((await this.auth.token(principal)) === undefined) {
+      throw await this.auth.signInRequired(principal, undefined, client);
+    }
     const found = this.held.get(principal);
     if (found) {
       // Most recently used last: the Map's order is the eviction order.
@@ -68,7 +70,7 @@ export class PrincipalClients {
       return found.client;
     }
     while (this.held.size >= MAX_CLIENTS) this.drop(this.held.keys().next().value!);
-    const client = (async () => {
+    const connected = (async () => {
       const sdk = new Client(this.clientInfo, { versionNegotiation: { mode: 'auto' } });
       const transport = new StreamableHTTPClientTransport(new URL(this.url), {
         requestInit: { headers: { ...this.headers } },
@@ -80,16 +82,16 @@ export class PrincipalClients {
     })();
     const timer = setTimeout(() => this.drop(principal), IDLE_MS);
     timer.unref();
-    this.held.set(principal, { client, timer });
+    this.held.set(principal, { client: connected, timer });
     // A client that failed to connect is not kept: the next call tries again.
-    client.catch(() => this.drop(principal));
-    return client;
+    connected.catch(() => this.drop(principal));
+    return connected;
   }
 
   /** The sign-in error for a principal whose token the upstream found short of `scope` (403 insufficient_scope). */
-  stepUp(principal: string, scope: string | undefined): Promise<Error> {
+  stepUp(principal: string, scope: string | undefined, client?: string): Promise<Error> {
     this.drop(principal);
-    return this.auth.signInRequired(principal, scope);
+    return this.auth.signInRequired(principal, scope, client);
   }
 
   /** Closes the principal's client (its tokens were revoked, or it went idle). */

@@ -94,6 +94,8 @@ export interface CallOptions {
   trace?: TraceParent;
   /** Who calls (a principal id): a server that signs each principal in is called with that principal's token. */
   principal?: string;
+  /** The name the calling client gives itself, for the page that asks its user to sign in. */
+  client?: string;
 }
 
 export interface UpstreamOptions {
@@ -397,20 +399,22 @@ export class Upstream {
         }
         if (this.awaitsSignIn && params.name === SIGN_IN_TOOL) {
           // Signed in already (else get() throws the sign-in link): the catalog is listed with this token now.
-          await principals.get(options.principal);
+          await principals.get(options.principal, options.client);
           this.signedIn(options.principal);
           return { content: [{ type: 'text', text: `Signed in to "${this.key}"; its tools are being listed.` }] };
         }
         const principal = options.principal;
         try {
-          const client = await principals.get(principal);
+          const client = await principals.get(principal, options.client);
           return (await client.callTool(modernMeta(client, params, this.relays.declaredFor(options.relay)), {
             ...this.requestOptions(options),
             ...this.toolDefinition(params.name),
           })) as CallToolResult;
         } catch (error) {
           // A token short of what the call needs: the principal signs in again for the wider scope (step-up).
-          if (error instanceof InsufficientScopeError) throw await principals.stepUp(principal, error.requiredScope);
+          if (error instanceof InsufficientScopeError) {
+            throw await principals.stepUp(principal, error.requiredScope, options.client);
+          }
           throw error;
         }
       });

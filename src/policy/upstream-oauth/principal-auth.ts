@@ -16,7 +16,7 @@ export function principalAuthFor(oauth: UpstreamOAuth, upstream: string, publicU
         .sort((a, b) => b.updatedAt - a.updatedAt)[0];
       return newest?.principal;
     },
-    async signInRequired(principal: string, needed?: string): Promise<Error> {
+    async signInRequired(principal: string, needed?: string, client?: string): Promise<Error> {
       // A step-up asks for what the principal was granted and what the upstream asks for now, together.
       const granted =
         needed === undefined
@@ -26,7 +26,7 @@ export function principalAuthFor(oauth: UpstreamOAuth, upstream: string, publicU
               .flatMap((c) => c.scope?.split(' ') ?? []);
       const scope =
         needed === undefined ? undefined : [...new Set([...granted, ...needed.split(' ')])].filter(Boolean).join(' ');
-      const ticket = await oauth.ticket(principal, upstream, scope);
+      const ticket = await oauth.ticket(principal, upstream, scope, client);
       const message =
         scope === undefined
           ? `Sign in to "${upstream}" to use its tools; then call the tool again.`

@@ -93,9 +93,16 @@ export interface UpstreamOAuth {
    * A link for the principal to sign in to the upstream: mcplex's own sign-in page, found by a one-use ticket that
    * expires with the sign-in's time.
    */
-  ticket(principal: string, upstream: string, scope?: string): Promise<{ id: string; expiresAt: number }>;
+  ticket(
+    principal: string,
+    upstream: string,
+    scope?: string,
+    client?: string,
+  ): Promise<{ id: string; expiresAt: number }>;
   /** Who the ticket is for, without using it (the page that asks for consent shows it). */
-  peekTicket(id: string): Promise<{ principal: string; upstream: string; scopes: readonly string[] } | undefined>;
+  peekTicket(
+    id: string,
+  ): Promise<{ principal: string; upstream: string; scopes: readonly string[]; client?: string } | undefined>;
   /** Uses the ticket; undefined when it is unknown, used or expired. */
   redeemTicket(id: string): Promise<{ principal: string; upstream: string; scope?: string } | undefined>;
   /**
@@ -399,14 +406,20 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
       return refresh(principal, upstream, token);
     },
 
-    async ticket(principal, name, scope) {
+    async ticket(principal, name, scope, client) {
       upstreamOf(name);
       const id = randomBytes(32).toString('base64url');
       const key = ticketKey(id);
       const expiresAt = now() + options.flowTtlMs;
       await store.put({
         ...key,
-        sealed: vault.seal(key, { principal, upstream: name, ...(scope === undefined ? {} : { scope }) }),
+        sealed: vault.seal(key, {
+          principal,
+          upstream: name,
+          ...(scope === undefined ? {} : { scope }),
+          // What a client calls itself is shown on a page: a bounded piece of it.
+          ...(client === undefined ? {} : { client: client.slice(0, 100) }),
+        }),
         updatedAt: now(),
         expiresAt,
       });
@@ -417,9 +430,19 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
       const key = ticketKey(id);
       const record = await store.get(key, now());
       if (!record) return undefined;
-      const ticket = vault.open(key, record.sealed) as { principal: string; upstream: string; scope?: string };
+      const ticket = vault.open(key, record.sealed) as {
+        principal: string;
+        upstream: string;
+        scope?: string;
+        client?: string;
+      };
       const scopes = ticket.scope?.split(' ') ?? byName.get(ticket.upstream)?.scopes ?? [];
-      return { principal: ticket.principal, upstream: ticket.upstream, scopes };
+      return {
+        principal: ticket.principal,
+        upstream: ticket.upstream,
+        scopes,
+        ...(ticket.client === undefined ? {} : { client: ticket.client }),
+      };
     },
 
     async redeemTicket(id) {
