@@ -45,7 +45,7 @@ beforeAll(async () => {
     mcpServers: { hosted: { url: hosted.url, auth: { type: 'oauth' } } },
   });
   configPath = config;
-  for (const name of ['alice', 'bob', 'ops']) {
+  for (const name of ['alice', 'bob', 'carol', 'ops']) {
     const out = execFileSync(
       process.execPath,
       [
@@ -100,6 +100,35 @@ async function signInLink(client: Client, tool: string): Promise<string> {
   return elicitation!.url;
 }
 
+/**
+ * A browser following a sign-in link: the consent page, its form (with the page's cookie and token, from mcplex's
+ * own origin), the authorization server's login and consent as `login`, and the callback with the cookie the
+ * consent set.
+ */
+async function follow(link: string, login: string) {
+  const pageResponse = await fetch(link);
+  expect(pageResponse.status).toBe(200);
+  const page = await pageResponse.text();
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page)![1]!;
+  const cookies = (response: Response) =>
+    response.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0]!)
+      .filter((c) => !c.endsWith('='))
+      .join('; ');
+  const consented = await fetch(link, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookies(pageResponse), origin: base },
+    body: new URLSearchParams({ csrf }),
+  });
+  expect(consented.status).toBe(303);
+  const authorizationUrl = new URL(consented.headers.get('location')!);
+  const back = await signIn(authorizationUrl, login, `${base}/oauth/callback`);
+  const done = await fetch(back, { headers: { cookie: cookies(consented) } });
+  return { page, headers: pageResponse.headers, authorizationUrl, done };
+}
+
 describe('per-principal upstream OAuth, served', () => {
   it('offers sign_in while nobody has signed in; the link signs the caller in; its calls carry its own token', async () => {
     const alice = await connect('alice');
@@ -108,15 +137,8 @@ describe('per-principal upstream OAuth, served', () => {
       const link = await signInLink(alice, 'hosted__sign_in');
       expect(link).toMatch(new RegExp(`^${base}/oauth/sign-in/[A-Za-z0-9_-]{43}$`));
 
-      // The consent page, then its form: without the page's CSRF cookie the form is refused.
-      const pageResponse = await fetch(link);
-      expect(pageResponse.status).toBe(200);
-      expect(pageResponse.headers.get('x-frame-options')).toBe('DENY');
-      const html = await pageResponse.text();
-      // The page names the client that asked (as it calls itself), the principal and the server.
-      expect(html).toContain('client-of-alice');
-      expect(html).toContain('hosted');
-      const csrf = /name="csrf" value="([^"]+)"/.exec(html)![1]!;
+      // Without the consent page's CSRF cookie its form is refused.
+      const csrf = /name="csrf" value="([^"]+)"/.exec(await (await fetch(link)).text())![1]!;
       const forged = await fetch(link, {
         method: 'POST',
         redirect: 'manual',
@@ -124,28 +146,13 @@ describe('per-principal upstream OAuth, served', () => {
         body: new URLSearchParams({ csrf }),
       });
       expect(forged.status).toBe(403);
-      const cookie = pageResponse.headers
-        .getSetCookie()
-        .map((c) => c.split(';')[0])
-        .join('; ');
-      const consented = await fetch(link, {
-        method: 'POST',
-        redirect: 'manual',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie, origin: base },
-        body: new URLSearchParams({ csrf }),
-      });
-      expect(consented.status).toBe(303);
-      const authorizationUrl = consented.headers.get('location')!;
-      expect(new URL(authorizationUrl).origin).toBe(as.issuer);
-      expect(new URL(authorizationUrl).searchParams.get('resource')).toBe(hosted.url);
-      const browser = consented.headers
-        .getSetCookie()
-        .map((c) => c.split(';')[0]!)
-        .filter((c) => !c.endsWith('='));
-
-      // The authorization server's login and consent, then back to mcplex's callback with the browser's cookie.
-      const back = await signIn(authorizationUrl, 'alice', `${base}/oauth/callback`);
-      const done = await fetch(back, { headers: { cookie: browser.join('; ') } });
+      const { page, headers, authorizationUrl, done } = await follow(link, 'alice');
+      expect(headers.get('x-frame-options')).toBe('DENY');
+      // The page names the client that asked (as it calls itself), the principal and the server.
+      expect(page).toContain('client-of-alice');
+      expect(page).toContain('hosted');
+      expect(authorizationUrl.origin).toBe(as.issuer);
+      expect(authorizationUrl.searchParams.get('resource')).toBe(hosted.url);
       expect(done.status).toBe(200);
       expect(await done.text()).toContain('Signed in to hosted');
       // The link was used: opening it again shows that it expired.
@@ -164,7 +171,7 @@ describe('per-principal upstream OAuth, served', () => {
     }
   });
 
-  it("does not lend one principal's token to another: bob is asked to sign in for himself", async () => {
+  it("does not lend one principal's token to another: bob is asked to sign in, and his retried call runs as him", async () => {
     const bob = await connect('bob');
     try {
       const before = hosted.calls.length;
@@ -172,6 +179,11 @@ describe('per-principal upstream OAuth, served', () => {
       expect(link).toMatch(/\/oauth\/sign-in\//);
       // The tool did not run for bob, with anyone's token.
       expect(hosted.calls.length).toBe(before);
+      // Bob follows his own link; his retried call runs with his token, for this upstream.
+      expect((await follow(link, 'bob')).done.status).toBe(200);
+      const result = await bob.callTool({ name: 'hosted__whoami', arguments: {} });
+      expect((result.content as { text: string }[])[0]!.text).toBe(`bob for ${hosted.url}`);
+      expect(hosted.calls.at(-1)).toMatchObject({ subject: 'bob', audience: hosted.url });
     } finally {
       await bob.close();
     }
@@ -185,7 +197,7 @@ describe('per-principal upstream OAuth, served', () => {
     const response = await fetch(`${base}/mcp`, {
       method: 'POST',
       headers: {
-        authorization: `Bearer ${keys.bob}`,
+        authorization: `Bearer ${keys.carol}`,
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
         'mcp-protocol-version': '2026-07-28',
@@ -239,30 +251,43 @@ describe('per-principal upstream OAuth, served', () => {
     const listed = (await (await fetch(`${base}/admin/connections`, { headers: admin })).json()) as {
       data: { principal: string; upstream: string; issuer: string; refreshable: boolean }[];
     };
-    expect(listed.data).toHaveLength(1);
-    const [alice] = listed.data;
+    // A key's principal is its id, the part of the key between mcx_ and the secret.
+    const idOf = (name: string) => /^mcx_([^_]+)_/.exec(keys[name]!)![1]!;
+    expect(listed.data.map((c) => c.principal).sort()).toEqual([idOf('alice'), idOf('bob')].sort());
+    const alice = listed.data.find((c) => c.principal === idOf('alice'));
     expect(alice).toMatchObject({ upstream: 'hosted', issuer: as.issuer, refreshable: true });
     expect(JSON.stringify(listed)).not.toMatch(/access_token|refresh_token|eyJ/);
     const cli = JSON.parse(
       execFileSync(
         process.execPath,
-        [join(ROOT, 'bin', 'mcplex.js'), 'connections', 'list', '--json', '-c', configPath],
-        {
-          cwd: ROOT,
-          encoding: 'utf8',
-        },
+        [
+          join(ROOT, 'bin', 'mcplex.js'),
+          'connections',
+          'list',
+          '--principal',
+          idOf('alice'),
+          '--json',
+          '-c',
+          configPath,
+        ],
+        { cwd: ROOT, encoding: 'utf8' },
       ),
     ) as { principal: string; upstream: string }[];
-    expect(cli).toEqual([expect.objectContaining({ principal: alice!.principal, upstream: 'hosted' })]);
+    expect(cli).toEqual([expect.objectContaining({ principal: idOf('alice'), upstream: 'hosted' })]);
 
     const revoke = `${base}/admin/connections/hosted?principal=${encodeURIComponent(alice!.principal)}`;
     expect((await fetch(revoke, { method: 'DELETE', headers: admin })).status).toBe(200);
     expect((await fetch(revoke, { method: 'DELETE', headers: admin })).status).toBe(404);
     const client = await connect('alice');
+    const bob = await connect('bob');
     try {
       await signInLink(client, 'hosted__whoami');
+      // Bob's sign-in is his own, and stays.
+      const result = await bob.callTool({ name: 'hosted__whoami', arguments: {} });
+      expect((result.content as { text: string }[])[0]!.text).toBe(`bob for ${hosted.url}`);
     } finally {
       await client.close();
+      await bob.close();
     }
   });
 
