@@ -50,7 +50,7 @@ import { createLlmCore } from './llm/core.js';
 import type { LlmCore } from './llm/core.js';
 import { createV1Api } from './http/v1/v1-api.js';
 import { createAgent } from './agent/agent.js';
-import { createTextEmbedder, createToolSelector } from './agent/tool-selection/index.js';
+import { createTextEmbedder, createToolSelector, loadBundledEmbeddingModel } from './agent/tool-selection/index.js';
 import { children, createMetrics } from './metrics.js';
 import { VERSION } from './version.js';
 import { isLoopbackHost } from './wire/loopback.js';
@@ -467,16 +467,22 @@ export async function startHttp(config: Config, logger: Logger): Promise<Running
     sessionsInUse: () => mcp.sessionsInUse(),
   });
   const unsubscribe = gateway.catalog.onChange((_view, changes) => mcp.notifyListChanged(changes));
-  const embedder = config.agent.embeddings ? createTextEmbedder({ cache: store.cache }) : undefined;
+  const idleMs = config.agent.embeddingsIdleMs;
+  const embedder = config.agent.embeddings
+    ? createTextEmbedder({ cache: store.cache, loadModel: () => loadBundledEmbeddingModel({ idleMs }) })
+    : undefined;
   const selector = createToolSelector({
     ...(embedder ? { embedder } : {}),
     threshold: config.agent.selectionThreshold,
     topK: config.agent.topK,
     logger,
   });
-  // A large catalog is embedded in the background (on the model's worker thread) when it changes, so the first
-  // chat that needs tool selection does not wait for hundreds of tool texts.
-  const stopEmbedding = gateway.catalog.onChange(() => void selector.warm(gateway.catalog.view.tools));
+  // With agent.warmEmbeddings, a large catalog is embedded in the background (on the model's worker thread) when it
+  // changes, so the first chat that needs tool selection does not wait for hundreds of tool texts; without, the
+  // model is not loaded until a chat needs it (its vectors are kept in the store's cache meanwhile).
+  const stopEmbedding = config.agent.warmEmbeddings
+    ? gateway.catalog.onChange(() => void selector.warm(gateway.catalog.view.tools))
+    : () => {};
   const agent = createAgent({
     llm,
     catalog: gateway.catalog,

@@ -74,7 +74,7 @@ describe('parseConfig', () => {
       },
       auth: { mode: 'none', keyCacheMs: 5000 },
       limits: { counters: 'store', leaseTtlMs: 30_000 },
-      agent: { selectionThreshold: 40, topK: 20, embeddings: true },
+      agent: { selectionThreshold: 40, topK: 20, embeddings: true, warmEmbeddings: false, embeddingsIdleMs: 600_000 },
       logLevel: 'info',
     });
   });

@@ -593,6 +593,13 @@ export const configSchema = z
         topK: z.number().int().positive().default(20),
         /** Rank tools by text embeddings (an offline model, loaded on first use); `false`: lexical ranking only. */
         embeddings: z.boolean().default(true),
+        /**
+         * Load the model at start-up and embed the catalog whenever it changes, so that the first tool-running chat
+         * does not wait; off, nothing of it is loaded until a chat needs it.
+         */
+        warmEmbeddings: z.boolean().default(false),
+        /** The model's worker stops after this long without a call (its memory given back); 0: never. */
+        embeddingsIdleMs: z.number().int().min(0).default(600_000),
       })
       .prefault({}),
     logLevel: z.enum(LOG_LEVELS).default('info'),

@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryStore } from '../../store/memory/memory-store.js';
 import type { CacheEntry, CacheStore } from '../../store/store.js';
-import { createTextEmbedder, DEFAULT_EMBEDDING_MODEL, loadBundledEmbeddingModel, restartingModel } from './embedder.js';
+import {
+  createTextEmbedder,
+  DEFAULT_EMBEDDING_MODEL,
+  loadBundledEmbeddingModel,
+  restartingModel,
+  startEmbeddingWorker,
+} from './embedder.js';
 import type { EmbeddingModel, EmbeddingWorker } from './embedder.js';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -205,6 +211,27 @@ describe('createTextEmbedder', () => {
     expect(() => createTextEmbedder({ batchSize: 0 })).toThrow(RangeError);
     expect(() => createTextEmbedder({ memoryEntries: 0.5 })).toThrow(RangeError);
   });
+});
+
+describe('the embedding worker', () => {
+  it('stops itself after its idle time, and the next call starts another that answers the same', async () => {
+    const started: EmbeddingWorker[] = [];
+    const model = await restartingModel(async () => {
+      const worker = await startEmbeddingWorker({ idleMs: 300 });
+      started.push(worker);
+      return worker;
+    });
+    const [first] = await model.embed(['record changes to the git repository']);
+    expect(started[0]!.stopped).toBe(false);
+    for (let waited = 0; !started[0]!.stopped && waited < 10_000; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(started[0]!.stopped).toBe(true);
+    const [again] = await model.embed(['record changes to the git repository']);
+    expect(started).toHaveLength(2);
+    expect(again!.length).toBe(first!.length);
+    expect(again!.every((v, i) => Math.abs(v - first![i]!) < 1e-6)).toBe(true);
+  }, 60_000);
 });
 
 describe('restartingModel', () => {

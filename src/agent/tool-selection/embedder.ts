@@ -66,14 +66,22 @@ parentPort.on('message', async ({ id, texts }) => {
 });
 `;
 
+export interface EmbeddingWorkerOptions {
+  /**
+   * A worker that has had no call for this long is stopped, and its memory (the model's 100 MB or so) given back;
+   * the next call starts another. 0 or undefined: kept for as long as the process runs.
+   */
+  idleMs?: number;
+}
+
 /**
  * The bundled model, on a worker thread started by the first call and then shared by every caller in the process
- * (loading takes about half a second and some 100 MB, in the worker). A process that never selects tools never
- * starts it. A failed load is remembered: it would fail the same way again. A worker that dies later (out of
- * memory, say) is replaced by the next call.
+ * (loading takes about half a second and some 100 MB, in the worker; the first call's options hold). A process
+ * that never selects tools never starts it. A failed load is remembered: it would fail the same way again. A
+ * worker that dies later (out of memory, or stopped for being idle) is replaced by the next call.
  */
-export function loadBundledEmbeddingModel(): Promise<EmbeddingModel> {
-  bundledModel ??= restartingModel(startEmbeddingWorker);
+export function loadBundledEmbeddingModel(options: EmbeddingWorkerOptions = {}): Promise<EmbeddingModel> {
+  bundledModel ??= restartingModel(() => startEmbeddingWorker(options));
   return bundledModel;
 }
 
@@ -101,8 +109,11 @@ export interface EmbeddingWorker {
   readonly stopped: boolean;
 }
 
-/** Starts the worker and waits for its model to load; a failed load stops the worker and rejects. */
-async function startEmbeddingWorker(): Promise<EmbeddingWorker> {
+/**
+ * Starts the worker and waits for its model to load; a failed load stops the worker and rejects. With `idleMs`,
+ * the worker stops itself once it has had no call for that long.
+ */
+export async function startEmbeddingWorker(options: EmbeddingWorkerOptions = {}): Promise<EmbeddingWorker> {
   const require = createRequire(import.meta.url);
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
@@ -118,13 +129,29 @@ async function startEmbeddingWorker(): Promise<EmbeddingWorker> {
   const pending = new Map<number, { resolve(vectors: number[][]): void; reject(error: Error): void }>();
   let next = 0;
   let stopped: Error | undefined;
+  let idle: NodeJS.Timeout | undefined;
+  const idleMs = options.idleMs ?? 0;
+  /** Counts the idle time again from now; when it runs out with nothing pending, the worker stops. */
+  const armIdle = () => {
+    if (idleMs <= 0 || stopped) return;
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      if (pending.size === 0) void worker.terminate();
+      else armIdle();
+    }, idleMs);
+    idle.unref();
+  };
   const settle = (id: number) => {
     const waiter = pending.get(id);
     pending.delete(id);
-    if (pending.size === 0) worker.unref();
+    if (pending.size === 0) {
+      worker.unref();
+      armIdle();
+    }
     return waiter;
   };
   const failAll = (error: Error) => {
+    clearTimeout(idle);
     stopped ??= error;
     for (const waiter of pending.values()) waiter.reject(error);
     pending.clear();
