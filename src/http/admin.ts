@@ -2,6 +2,7 @@
 // (list, create, revoke), usage totals and series, the recent-requests log, the MCP servers (live, restart) and the
 // replicas. It is also what the web console under /ui/ reads. Errors are OpenAI-shaped JSON like the rest of the
 // HTTP API.
+import type { UpstreamConnection } from '../policy/upstream-oauth/upstream-oauth.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { markOpenEnded } from '../wire/open-ended.js';
 import { isLoopbackHost } from '../wire/loopback.js';
@@ -107,19 +108,9 @@ export interface AdminOptions {
   connections?: AdminConnections | undefined;
 }
 
-/** A principal's sign-in to an upstream as the admin API lists it: nothing secret. */
-export interface AdminConnection {
-  principal: string;
-  upstream: string;
-  issuer: string;
-  scope: string | undefined;
-  expiresAt: number | undefined;
-  refreshable: boolean;
-  updatedAt: number;
-}
-
 export interface AdminConnections {
-  list(principal?: string): Promise<AdminConnection[]>;
+  /** Principals' sign-ins to upstreams as listed: nothing secret. */
+  list(principal?: string): Promise<UpstreamConnection[]>;
   /** Forgets the principal's tokens for the upstream; how many there were. */
   revoke(principal: string, upstream: string): Promise<number>;
 }
