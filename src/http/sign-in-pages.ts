@@ -6,6 +6,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log/logger.js';
+import { readBody } from '../wire/body.js';
 import { SignInError } from '../policy/upstream-oauth/upstream-oauth.js';
 import type { UpstreamOAuth } from '../policy/upstream-oauth/upstream-oauth.js';
 
@@ -54,17 +55,12 @@ function cookieOf(req: IncomingMessage, name: string): string | undefined {
 
 const same = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
+/** The consent form's fields; undefined for anything else (another type, or more than a form could be). */
 async function readForm(req: IncomingMessage): Promise<URLSearchParams | undefined> {
   const type = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
   if (type !== 'application/x-www-form-urlencoded') return undefined;
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_FORM_BYTES) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  const body = await readBody(req, MAX_FORM_BYTES).catch(() => undefined);
+  return body && new URLSearchParams(body.toString('utf8'));
 }
 
 export interface SignInPages {

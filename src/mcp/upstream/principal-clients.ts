@@ -2,9 +2,10 @@
 // that has called it lately (at most MAX_CLIENTS, the least recently used closed first, each closed after an idle
 // time), its token asked for before every request, so a refresh is picked up and no principal's request ever
 // carries another's token.
-import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { Client } from '@modelcontextprotocol/client';
 import type { AuthProvider } from '@modelcontextprotocol/client';
-import { upstreamFetch } from './transport.js';
+import type { ServerConfig } from '../../config/schema.js';
+import { createUpstreamTransport } from './transport.js';
 
 /** Each principal's token for one upstream (policy/upstream-oauth provides it). */
 export interface PrincipalAuth {
@@ -50,8 +51,7 @@ export class PrincipalClients {
   private readonly held = new Map<string, Held>();
 
   constructor(
-    private readonly url: string,
-    private readonly headers: Readonly<Record<string, string>>,
+    private readonly config: ServerConfig,
     private readonly auth: PrincipalAuth,
     private readonly clientInfo: { name: string; version: string },
   ) {}
@@ -72,11 +72,10 @@ export class PrincipalClients {
     while (this.held.size >= MAX_CLIENTS) this.drop(this.held.keys().next().value!);
     const connected = (async () => {
       const sdk = new Client(this.clientInfo, { versionNegotiation: { mode: 'auto' } });
-      const transport = new StreamableHTTPClientTransport(new URL(this.url), {
-        requestInit: { headers: { ...this.headers } },
-        fetch: upstreamFetch,
-        authProvider: principalAuthProvider(this.auth, async () => principal),
-      });
+      const { transport } = createUpstreamTransport(
+        this.config,
+        principalAuthProvider(this.auth, async () => principal),
+      );
       await sdk.connect(transport);
       return sdk;
     })();

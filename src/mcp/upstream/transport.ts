@@ -1,7 +1,7 @@
 // Builds the SDK client transport for one configured upstream server: a stdio child process, Streamable HTTP or legacy SSE.
 import { setMaxListeners } from 'node:events';
 import { SSEClientTransport, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import type { FetchLike, Transport } from '@modelcontextprotocol/client';
+import type { AuthProvider, FetchLike, Transport } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/client/stdio';
 import type { ServerConfig } from '../../config/schema.js';
 
@@ -40,7 +40,8 @@ export const upstreamFetch: FetchLike = (url, init) => {
   return fetch(url, init);
 };
 
-export const createUpstreamTransport: TransportFactory = (config) => {
+/** The transport the configuration names; `authProvider` gives a Streamable HTTP one a token per request. */
+export const createUpstreamTransport = (config: ServerConfig, authProvider?: AuthProvider): UpstreamTransport => {
   switch (config.transport) {
     case 'stdio': {
       const transport = new InPlaceStdioClientTransport({
@@ -75,6 +76,7 @@ export const createUpstreamTransport: TransportFactory = (config) => {
       const transport = new StreamableHTTPClientTransport(new URL(config.url), {
         requestInit: { headers: { ...config.headers } },
         fetch: upstreamFetch,
+        ...(authProvider ? { authProvider } : {}),
       });
       return { transport };
     }

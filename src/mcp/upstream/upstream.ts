@@ -5,7 +5,6 @@ import {
   InsufficientScopeError,
   LOG_LEVEL_META_KEY,
   ProtocolError,
-  StreamableHTTPClientTransport,
 } from '@modelcontextprotocol/client';
 import type {
   CallToolRequest,
@@ -37,7 +36,7 @@ import type { DownstreamRelay, LogMessage } from './relays.js';
 import { ResourceSubscriptions } from './resource-subscriptions.js';
 import { createToolFilter } from '../../wire/glob.js';
 import type { ToolFilter } from '../../wire/glob.js';
-import { upstreamFetch } from './transport.js';
+import { createUpstreamTransport } from './transport.js';
 import type { TransportFactory } from './transport.js';
 import { PrincipalClients, principalAuthProvider } from './principal-clients.js';
 import type { PrincipalAuth } from './principal-clients.js';
@@ -173,20 +172,15 @@ export class Upstream {
     });
     const signsIn =
       config.transport === 'streamable-http' && config.auth !== undefined ? options.principalAuth : undefined;
-    if (signsIn && config.transport === 'streamable-http') {
-      this.principals = new PrincipalClients(config.url, config.headers, signsIn, options.clientInfo);
-    }
+    if (signsIn) this.principals = new PrincipalClients(config, signsIn, options.clientInfo);
     // The catalog of a server that signs each principal in is listed with the token of one that has.
-    const transport: TransportFactory | undefined =
-      signsIn && config.transport === 'streamable-http'
-        ? () => ({
-            transport: new StreamableHTTPClientTransport(new URL(config.url), {
-              requestInit: { headers: { ...config.headers } },
-              fetch: upstreamFetch,
-              authProvider: principalAuthProvider(signsIn, () => signsIn.lister()),
-            }),
-          })
-        : options.transport;
+    const transport: TransportFactory | undefined = signsIn
+      ? (server) =>
+          createUpstreamTransport(
+            server,
+            principalAuthProvider(signsIn, () => signsIn.lister()),
+          )
+      : options.transport;
     this.connection = new UpstreamConnection({
       key,
       config,

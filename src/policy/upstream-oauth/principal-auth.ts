@@ -10,12 +10,7 @@ export function principalAuthFor(oauth: UpstreamOAuth, upstream: string, publicU
   return {
     token: (principal: string) => oauth.accessToken(principal, upstream),
     refused: (principal: string, token: string) => oauth.refused(principal, upstream, token),
-    async lister(): Promise<string | undefined> {
-      const newest = (await oauth.connections())
-        .filter((c) => c.upstream === upstream)
-        .sort((a, b) => b.updatedAt - a.updatedAt)[0];
-      return newest?.principal;
-    },
+    lister: (): Promise<string | undefined> => oauth.lastSignedIn(upstream),
     async signInRequired(principal: string, needed?: string, client?: string): Promise<Error> {
       // A step-up asks for what the principal was granted and what the upstream asks for now, together.
       const granted =

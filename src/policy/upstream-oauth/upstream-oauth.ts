@@ -121,6 +121,8 @@ export interface UpstreamOAuth {
     browser?: string,
   ): Promise<{ principal: string; upstream: string }>;
   connections(principal?: string): Promise<UpstreamConnection[]>;
+  /** The principal that signed in to the upstream last, if any (nothing sealed is opened for it). */
+  lastSignedIn(upstream: string): Promise<string | undefined>;
   /** Forgets the principal's tokens for the upstream; how many there were. */
   revoke(principal: string, upstream: string): Promise<number>;
 }
@@ -535,6 +537,11 @@ export function createUpstreamOAuth(upstreams: readonly OAuthUpstream[], options
           updatedAt: record.updatedAt,
         };
       });
+    },
+
+    async lastSignedIn(upstream) {
+      const records = (await store.list('tokens', undefined, now())).filter((r) => r.upstream === upstream);
+      return records.sort((a, b) => b.updatedAt - a.updatedAt)[0]?.principal;
     },
 
     revoke: (principal, upstream) => store.deleteConnection(principal, upstream),
